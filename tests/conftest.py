@@ -1,0 +1,60 @@
+"""Shared fixtures: a seeded rng and the real data sets (skipped when absent).
+
+Real data lives outside the project (its licences forbid redistribution). Point
+``RECSYS_FAST_SHARED`` at a folder holding ``ml-100k/``, ``ml-latest-small/``,
+``retail-sample-data/``, ``tmdb-5000-movies/``, ``movies-dataset/``, ``archives/``; by default
+``../shared/datasets`` next to the checkout is used when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_root() -> Path:
+    env = os.environ.get("RECSYS_FAST_SHARED")
+    return Path(env) if env else REPO.parent / "shared" / "datasets"
+
+
+def real_path(name: str) -> Path:
+    """Path of a real data set folder, or skip the test when it is absent."""
+    p = shared_root() / name
+    if not p.exists():
+        pytest.skip(f"real data set {name!r} not found under {shared_root()} (set RECSYS_FAST_SHARED)")
+    return p
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(42)
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    return real_path("ml-100k")
+
+
+@pytest.fixture(scope="session")
+def retail_csv() -> Path:
+    return real_path("retail-sample-data") / "sample-data.csv"
+
+
+@pytest.fixture(scope="session")
+def tmdb_csv() -> Path:
+    return real_path("tmdb-5000-movies") / "tmdb_5000_movies.csv"
+
+
+@pytest.fixture(scope="session")
+def ml_latest_small_dir() -> Path:
+    return real_path("ml-latest-small")
+
+
+@pytest.fixture(scope="session")
+def shared_archives() -> Path:
+    return real_path("archives")
