@@ -1,0 +1,170 @@
+"""``recsys-fast``: data, recommend, bench and report commands.
+
+Errors from bad input (:class:`~recsys_fast.errors.RecsysFastError`) are printed as one line
+without a traceback and exit with status 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from recsys_fast.errors import RecsysFastError
+
+EXIT_BAD_INPUT = 2
+
+
+# -- data ---------------------------------------------------------------------------------
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from recsys_fast.data import catalogue
+
+    rows = catalogue.list_datasets()
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        cached = "cached" if r.get("cached") else ""
+        print(f"{r['name']:<{width}}  {r.get('kind', ''):<10} {cached:<7} {r.get('description', '')}")
+    from recsys_fast.data.synthetic import SCALES
+
+    print("\nsynthetic scales (offline, deterministic): " + ", ".join(f"synthetic-{s}" for s in SCALES))
+    return 0
+
+
+def _print_summary(s: dict) -> None:
+    print(f"data set: {s['name']}")
+    print(f"users:    {s['users']:,}")
+    print(f"items:    {s['items']:,} rated ({s['items_in_catalogue']:,} in the catalogue)")
+    print(f"ratings:  {s['ratings']:,}")
+    print(f"density:  {s['density']:.4%}")
+    print("rating histogram:")
+    total = max(1, s["ratings"])
+    for value, count in s["rating_histogram"].items():
+        bar = "#" * max(1, round(40 * count / total)) if count else ""
+        print(f"  {value:>4g}  {count:>10,}  {bar}")
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    inter = load_dataset(args.name, args.path)
+    s = inter.summary()
+    if args.json:
+        print(json.dumps(s, indent=2))
+    else:
+        _print_summary(s)
+    return 0
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from recsys_fast.data import catalogue
+
+    res = catalogue.fetch(args.name, cache=args.cache, url=args.url, force=args.force)
+    state = "cache used, nothing downloaded" if res.used_cache else "downloaded and verified"
+    print(f"{args.name}: {state} -> {res.path} (sha256 {res.sha256})")
+    return 0
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from recsys_fast.data.synthetic import generate, write_ml100k_format
+
+    t0 = time.perf_counter()
+    inter = generate(args.scale, seed=args.seed)
+    write_ml100k_format(inter, Path(args.out))
+    print(
+        f"wrote synthetic-{args.scale} (seed {args.seed}) in ML-100K format to {args.out} "
+        f"[{inter.n_users:,} users, {inter.n_items:,} items, {inter.n_ratings:,} ratings, "
+        f"{time.perf_counter() - t0:.1f} s]"
+    )
+    return 0
+
+
+def load_dataset(name: str, path: str | None = None):
+    """Load a named data set: ``synthetic-<scale>`` or a catalogue name (with optional path)."""
+    if name.startswith("synthetic-"):
+        from recsys_fast.data.synthetic import generate
+
+        return generate(name.removeprefix("synthetic-"))
+    from recsys_fast.data import catalogue
+
+    return catalogue.load(name, path=path)
+
+
+# -- recommend (the naive course recommenders, with timings) ------------------------------
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from recsys_fast import demo
+
+    return demo.run(args.dataset, path=args.path, which=args.which, n=args.n)
+
+
+# -- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="recsys-fast",
+        description="Naive course recommenders vs optimised kernels, benchmarked on CPU and GPU.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("data", help="list, inspect, fetch or synthesise data sets")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    dl = dsub.add_parser("list", help="known data sets and synthetic scales")
+    dl.set_defaults(func=_cmd_data_list)
+    di = dsub.add_parser("info", help="counts, density and rating histogram of a data set")
+    di.add_argument("name", help="catalogue name (e.g. ml-100k) or synthetic-<scale>")
+    di.add_argument("--path", help="folder holding the data set's files (instead of the cache)")
+    di.add_argument("--json", action="store_true", help="print JSON")
+    di.set_defaults(func=_cmd_data_info)
+    df = dsub.add_parser("fetch", help="download a GroupLens archive, verify SHA-256, cache it")
+    df.add_argument("name")
+    df.add_argument("--cache", help="cache folder (default $RECSYS_FAST_DATA or datasets/)")
+    df.add_argument("--url", help="download from this URL instead (a mirror)")
+    df.add_argument("--force", action="store_true", help="download even if cached")
+    df.set_defaults(func=_cmd_data_fetch)
+    ds = dsub.add_parser("synth", help="write a synthetic data set in ML-100K file format")
+    ds.add_argument("scale", help="100k, 1m, 10m or 25m")
+    ds.add_argument("--out", required=True, help="output folder")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.set_defaults(func=_cmd_data_synth)
+
+    r = sub.add_parser("recommend", help="run the naive course recommenders and time them")
+    r.add_argument(
+        "--dataset",
+        default="synthetic-100k",
+        help="synthetic-<scale> (default, offline) or a catalogue name such as ml-100k",
+    )
+    r.add_argument("--path", help="folder of the real data set")
+    r.add_argument(
+        "--which",
+        default="simple,cf,content,dnn",
+        help="comma list of simple, cf, content, dnn (default: all four)",
+    )
+    r.add_argument("-n", type=int, default=5, help="items to show per recommender")
+    r.set_defaults(func=_cmd_recommend)
+
+    try:
+        from recsys_fast.harness.cli import add_bench_commands
+    except ImportError:  # harness not installed in this build
+        pass
+    else:
+        add_bench_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (RecsysFastError, FileNotFoundError, KeyError, ValueError) as exc:
+        if args.debug:
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"recsys-fast: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("recsys-fast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
