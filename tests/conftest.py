@@ -58,3 +58,17 @@ def ml_latest_small_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_archives() -> Path:
     return real_path("archives")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``gpu`` when no usable CUDA device is present (device, not import)."""
+    if not any(item.get_closest_marker("gpu") for item in items):
+        return
+    from recsys_fast.backend import gpu_available, gpu_unavailable_reason
+
+    if gpu_available():
+        return
+    skip = pytest.mark.skip(reason=f"no usable GPU: {gpu_unavailable_reason()}")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
