@@ -46,26 +46,36 @@ def _print_summary(s: dict) -> None:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    inter = load_dataset(args.name, args.path)
-    s = inter.summary()
-    if args.json:
-        print(json.dumps(s, indent=2))
+    if args.name.startswith("synthetic-"):
+        s = load_dataset(args.name).summary()
     else:
+        from recsys_fast.data import catalogue
+
+        s = catalogue.info(args.name, path=args.path)
+    if args.json:
+        print(json.dumps(s, indent=2, default=str))
+    elif "ratings" in s:
         _print_summary(s)
+    else:  # an items-only data set (metadata, descriptions)
+        for key, value in s.items():
+            print(f"{key + ':':<22}{value}")
     return 0
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
     from recsys_fast.data import catalogue
 
-    res = catalogue.fetch(args.name, cache=args.cache, url=args.url, force=args.force)
+    res = catalogue.fetch(
+        args.name, cache=args.cache, url=args.url, force=args.force, verify=not args.no_verify
+    )
     state = "cache used, nothing downloaded" if res.used_cache else "downloaded and verified"
     print(f"{args.name}: {state} -> {res.path} (sha256 {res.sha256})")
     return 0
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
-    from recsys_fast.data.synthetic import generate, write_ml100k_format
+    from recsys_fast.data.synthetic import generate
+    from recsys_fast.data.writers import write_ml100k_format
 
     t0 = time.perf_counter()
     inter = generate(args.scale, seed=args.seed)
@@ -119,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--cache", help="cache folder (default $RECSYS_FAST_DATA or datasets/)")
     df.add_argument("--url", help="download from this URL instead (a mirror)")
     df.add_argument("--force", action="store_true", help="download even if cached")
+    df.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept an archive with no published checksum (ml-10m); its SHA-256 is still printed",
+    )
     df.set_defaults(func=_cmd_data_fetch)
     ds = dsub.add_parser("synth", help="write a synthetic data set in ML-100K file format")
     ds.add_argument("scale", help="100k, 1m, 10m or 25m")
