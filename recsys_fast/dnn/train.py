@@ -1,0 +1,301 @@
+"""Optimised training of the course network, evaluation, and the hooks the benchmark wraps.
+
+``prepare_optimised`` / ``fit_optimised_epochs`` mirror ``prepare_naive`` / ``fit_naive_epochs``
+(re-exported here from :mod:`recsys_fast.naive.youtube_dnn`): setup outside the clock, then
+whole epochs timed, ``examples_per_s`` = examples x epochs / seconds. The first call traces the
+training function for each batch shape; run one warm-up epoch in setup before timing.
+
+Evaluation (:func:`evaluate_recall`): one held-out item per user (the label of a
+``leave_out=0`` :class:`UserFeatures`, e.g. the test side of :func:`split_last`), so recall@k and
+hit-rate@k are the same number; both are reported under their names.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from recsys_fast.data.interactions import Interactions
+from recsys_fast.dnn.features import UserFeatures, build_user_features, split_last
+from recsys_fast.dnn.model import (
+    LEARNING_RATE,
+    build_model,
+    build_sampled_model,
+    compile_course,
+)
+from recsys_fast.dnn.pipeline import (
+    BatchPlan,
+    NumpyBatches,
+    make_tf_dataset,
+    numpy_batch,
+    numpy_batches_as_tf_dataset,
+    plan_batches,
+)
+from recsys_fast.errors import BackendUnavailableError
+from recsys_fast.naive.youtube_dnn import (
+    NaiveState,
+    fit_naive,
+    fit_naive_epochs,
+    prepare_naive,
+)
+
+LOSSES = ("full", "sampled")
+PIPELINES = ("tf", "numpy")
+
+__all__ = [
+    "NaiveState",
+    "OptimisedState",
+    "evaluate_recall",
+    "fit_naive",
+    "fit_naive_epochs",
+    "fit_optimised_epochs",
+    "pipeline_throughput",
+    "predict_bucketed",
+    "prepare_naive",
+    "prepare_optimised",
+    "recommend_topk",
+    "split_last",
+]
+
+
+@dataclass
+class OptimisedState:
+    """Features, the full-softmax model, the model actually trained and its input pipeline."""
+
+    features: UserFeatures
+    model: keras.Model
+    train_model: keras.Model
+    data: object  # what ``fit`` consumes: a tf.data.Dataset or a NumpyBatches
+    plan: BatchPlan
+    options: dict
+    source: object = None  # the pipeline itself (NumpyBatches, or the tf.data.Dataset)
+    history: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    epochs: int = 0
+
+
+def _gpu_visible() -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def prepare_optimised(
+    data: Interactions | UserFeatures,
+    *,
+    history: str = "course",
+    max_history: int | None = None,
+    batch_size: int = 256,
+    loss: str = "full",
+    num_sampled: int = 1024,
+    sampler: str = "log_uniform",
+    boundaries: list[int] | None = None,
+    pipeline: str = "tf",
+    steps_per_execution: int = 1,
+    jit_compile: bool = False,
+    mixed_precision: bool = False,
+    seed: int = 0,
+    shuffle: bool = True,
+    model: keras.Model | None = None,
+) -> OptimisedState:
+    """Features (vectorised), bucketed pipeline and a compiled model, ready to train.
+
+    Parameters
+    ----------
+    data : Interactions or UserFeatures
+    history, max_history
+        ``"course"`` (full history) or ``"paper"`` (most recent 50); ignored for UserFeatures.
+    loss : {"full", "sampled"}
+        Full softmax as the course, or sampled softmax with ``num_sampled`` popularity-based
+        negatives (``sampler``: ``"log_uniform"`` or ``"unigram"``), for large catalogues.
+    pipeline : {"tf", "numpy"}
+        tf.data, or the numpy ``PyDataset`` (no TensorFlow needed).
+    steps_per_execution, jit_compile
+        Passed to ``Model.compile``.
+    mixed_precision : bool
+        ``mixed_float16`` layers; GPU only (raises BackendUnavailableError without one).
+    model : keras.Model, optional
+        An existing course model to train (e.g. to share weights with a naive run).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+    if mixed_precision and not _gpu_visible():
+        raise BackendUnavailableError(
+            "mixed_precision=True needs a GPU visible to Keras' TensorFlow backend; none found"
+        )
+    if isinstance(data, Interactions):
+        features = build_user_features(data, history=history, max_history=max_history)
+    elif isinstance(data, UserFeatures):
+        features = data
+    else:
+        raise TypeError(f"expected Interactions or UserFeatures, got {type(data).__name__}")
+    plan = plan_batches(features, batch_size, boundaries=boundaries, seed=seed, shuffle=shuffle)
+    if model is None:
+        keras.utils.set_random_seed(seed)
+        model = build_model(
+            features.num_classes,
+            feature_vocab_size=features.feature_vocab_size,
+            mixed_precision=mixed_precision,
+        )
+    compile_opts = {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
+    if loss == "full":
+        train_model = compile_course(model, **compile_opts)
+    else:
+        train_model = build_sampled_model(
+            model, features.item_counts, num_sampled, sampler=sampler, seed=seed
+        )
+        train_model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            **compile_opts,
+        )
+    if pipeline == "tf":
+        ds = make_tf_dataset(features, plan, target=loss, shuffle=shuffle, seed=seed)
+        source = ds
+    else:
+        source = NumpyBatches(features, plan, target=loss, shuffle=shuffle, seed=seed)
+        ds = source
+        if keras.backend.backend() == "tensorflow":
+            ds = numpy_batches_as_tf_dataset(source)
+    options = {
+        "history": features.history,
+        "max_history": features.max_history,
+        "batch_size": batch_size,
+        "loss": loss,
+        "num_sampled": num_sampled if loss == "sampled" else None,
+        "sampler": sampler if loss == "sampled" else None,
+        "pipeline": pipeline,
+        "steps_per_execution": steps_per_execution,
+        "jit_compile": jit_compile,
+        "mixed_precision": mixed_precision,
+        "n_batches": len(plan),
+        "padding_overhead": plan.padded_tokens()
+        / max(
+            1,
+            sum(
+                int(features.field(f).lengths.sum())
+                for f in ("watched", "liked", "disliked", "genre")
+            ),
+        ),
+    }
+    return OptimisedState(features, model, train_model, ds, plan, options, source=source)
+
+
+def fit_optimised_epochs(state: OptimisedState, epochs: int, verbose: int = 0) -> dict:
+    """Train ``epochs`` more epochs; returns the Keras history, ``seconds``, ``examples_per_s``."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    t0 = time.perf_counter()
+    hist = state.train_model.fit(state.data, epochs=epochs, verbose=verbose, shuffle=False)
+    dt = time.perf_counter() - t0
+    state.seconds += dt
+    state.epochs += epochs
+    for key, vals in hist.history.items():
+        state.history.setdefault(key, []).extend(vals)
+    return {
+        **hist.history,
+        "seconds": dt,
+        "examples_per_s": epochs * state.features.n_examples / dt,
+    }
+
+
+def pipeline_throughput(state: OptimisedState, n_batches: int | None = None) -> dict:
+    """Input pipeline alone: examples/s to produce ``n_batches`` (default all) padded batches.
+
+    Runs one pass to fill the tf.data cache (``first_pass_examples_per_s``), then times a second
+    pass (``examples_per_s``, the steady state the model sees after epoch 1).
+    """
+    n = len(state.plan) if n_batches is None else min(int(n_batches), len(state.plan))
+    if n < 1:
+        raise ValueError(f"n_batches must be >= 1, got {n_batches}")
+
+    def one_pass() -> tuple[float, int]:
+        t0 = time.perf_counter()
+        seen = 0
+        if isinstance(state.source, NumpyBatches):
+            for i in range(n):
+                seen += len(state.source[i][1])
+        else:
+            import tensorflow as tf
+
+            # consumed in-graph, as Keras' training loop does: no per-batch Python overhead
+            seen = int(
+                state.source.take(n).reduce(
+                    tf.constant(0, tf.int64),
+                    lambda acc, batch: acc + tf.shape(batch[1], out_type=tf.int64)[0],
+                )
+            )
+        return time.perf_counter() - t0, seen
+
+    t_first, seen_first = one_pass()
+    t, seen = one_pass()
+    return {
+        "batches": n,
+        "examples": seen,
+        "first_pass_examples_per_s": seen_first / t_first,
+        "examples_per_s": seen / t,
+    }
+
+
+def _inference_batches(features: UserFeatures, batch_size: int):
+    plan = plan_batches(features, batch_size, shuffle=False)
+    for rows, widths in zip(plan.rows, plan.widths, strict=True):
+        x, _y = numpy_batch(features, rows, widths)
+        yield rows, x
+
+
+def predict_bucketed(model: keras.Model, features: UserFeatures, batch_size: int = 512):
+    """Softmax output ``(n_examples, num_classes)`` in feature row order, computed over
+    length-bucketed batches in inference mode. Dense output: for small data and tests."""
+    out = np.zeros((features.n_examples, features.num_classes), dtype=np.float32)
+    for rows, x in _inference_batches(features, batch_size):
+        out[rows] = keras.ops.convert_to_numpy(model(list(x), training=False))
+    return out
+
+
+def _check_k(k: int, features: UserFeatures) -> None:
+    if int(k) != k or not 1 <= k <= features.n_items:
+        raise ValueError(
+            f"k must be an integer in [1, {features.n_items}] (the catalogue), got {k}"
+        )
+
+
+def _topk_tokens(scores: np.ndarray, k: int) -> np.ndarray:
+    """Top-k item tokens per row, best first (class 0, padding, excluded)."""
+    s = scores[:, 1:]
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1) + 1
+
+
+def recommend_topk(
+    model: keras.Model, features: UserFeatures, k: int, batch_size: int = 512
+) -> np.ndarray:
+    """Top-``k`` original item ids per example (row order of ``features``), streamed by batch."""
+    _check_k(k, features)
+    out = np.zeros((features.n_examples, k), dtype=np.int64)
+    for rows, x in _inference_batches(features, batch_size):
+        scores = keras.ops.convert_to_numpy(model(list(x), training=False))
+        out[rows] = _topk_tokens(scores, k)
+    return features.tokens_to_items(out)
+
+
+def evaluate_recall(
+    model: keras.Model, features: UserFeatures, k: int = 10, batch_size: int = 512
+) -> dict:
+    """Recall@k and hit-rate@k of the held-out label of each example (streamed, bounded memory)."""
+    _check_k(k, features)
+    hits = 0
+    for rows, x in _inference_batches(features, batch_size):
+        scores = keras.ops.convert_to_numpy(model(list(x), training=False))
+        top = _topk_tokens(scores, k)
+        hits += int((top == features.labels[rows, None]).any(axis=1).sum())
+    rate = hits / features.n_examples
+    return {f"recall@{k}": rate, f"hit_rate@{k}": rate, "k": k, "n": features.n_examples}
