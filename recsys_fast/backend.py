@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from recsys_fast.errors import BackendUnavailableError
+from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError
 
 BACKENDS = ("cpu", "gpu")
 
@@ -122,3 +122,74 @@ def device_info() -> dict:
         "runtime_version": int(cp.cuda.runtime.runtimeGetVersion()),
         "cupy_version": cp.__version__,
     }
+
+
+def block_rows_for(
+    bytes_per_row: int,
+    backend: str | Backend = "cpu",
+    fraction: float = 0.5,
+    *,
+    n_rows: int | None = None,
+    free_bytes: int | None = None,
+    min_rows: int = 1,
+) -> int:
+    """Rows per block so that one block takes at most ``fraction`` of the free memory.
+
+    Blocked kernels (a block of ``X @ X.T``, a block of predictions) call this to size their
+    blocks from what the device has free now: RAM on the CPU (the memory budget), device memory
+    plus CuPy's pool on the GPU.
+
+    Parameters
+    ----------
+    bytes_per_row : int
+        Bytes one row of the block needs, temporaries included (e.g. ``3 * n * itemsize``).
+    backend : "cpu", "gpu" or Backend
+        Whose free memory to ask (ignored when ``free_bytes`` is given).
+    fraction : float in (0, 1]
+        Share of the free memory one block may use; the rest is left for inputs, outputs and
+        other blocks in flight.
+    n_rows : int, optional
+        Total rows: the result never exceeds it (a block is never bigger than the matrix).
+    free_bytes : int, optional
+        Free memory to assume instead of asking the device (tests, or a caller's own budget).
+    min_rows : int, default 1
+        Fewest rows worth a block.
+
+    Returns
+    -------
+    int
+        ``clip(floor(fraction * free / bytes_per_row), min_rows, n_rows)``.
+
+    Raises
+    ------
+    ValueError
+        ``bytes_per_row`` or ``min_rows`` not positive, ``fraction`` outside (0, 1], negative
+        ``free_bytes`` or ``n_rows``.
+    MemoryBudgetError
+        Not even ``min_rows`` rows fit in the allowed share of the free memory.
+    """
+    if isinstance(bytes_per_row, bool) or int(bytes_per_row) != bytes_per_row or bytes_per_row < 1:
+        raise ValueError(f"bytes_per_row must be a positive integer, got {bytes_per_row!r}")
+    if not 0.0 < float(fraction) <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    if int(min_rows) != min_rows or min_rows < 1:
+        raise ValueError(f"min_rows must be a positive integer, got {min_rows!r}")
+    if n_rows is not None and (int(n_rows) != n_rows or n_rows < 0):
+        raise ValueError(f"n_rows must be a non-negative integer, got {n_rows!r}")
+    name = backend.name if isinstance(backend, Backend) else str(backend)
+    if free_bytes is None:
+        free_bytes = get_backend(backend).free_bytes()
+    elif int(free_bytes) != free_bytes or free_bytes < 0:
+        raise ValueError(f"free_bytes must be a non-negative integer, got {free_bytes!r}")
+    allowed = int(float(fraction) * int(free_bytes))
+    rows = allowed // int(bytes_per_row)
+    if rows < min_rows:
+        raise MemoryBudgetError(
+            f"a block of {min_rows} row(s) x {int(bytes_per_row):,} bytes on {name} "
+            f"(fraction {fraction} of free memory)",
+            int(min_rows) * int(bytes_per_row),
+            allowed,
+        )
+    if n_rows is not None:
+        rows = min(rows, max(int(n_rows), int(min_rows)))
+    return int(rows)

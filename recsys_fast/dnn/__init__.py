@@ -1,35 +1,39 @@
 """The YouTube candidate-generation DNN: one Keras model, features, tf.data/numpy pipelines.
 
-Importing this package imports Keras; the data and kernel packages do not need it.
+Names are imported lazily (on first attribute access), so that ``recsys_fast.dnn.portable`` can
+choose Keras' backend (``KERAS_BACKEND``) and hide TensorFlow *before* Keras is imported. The
+data and kernel packages do not need Keras at all.
 """
 
-from recsys_fast.dnn.features import Ragged, UserFeatures, build_user_features, split_last
-from recsys_fast.dnn.model import build_model, build_sampled_model, compile_course
-from recsys_fast.dnn.pipeline import NumpyBatches, make_tf_dataset, plan_batches
-from recsys_fast.dnn.train import (
-    evaluate_recall,
-    fit_optimised_epochs,
-    pipeline_throughput,
-    predict_bucketed,
-    prepare_optimised,
-    recommend_topk,
-)
+import importlib
 
-__all__ = [
-    "NumpyBatches",
-    "Ragged",
-    "UserFeatures",
-    "build_model",
-    "build_sampled_model",
-    "build_user_features",
-    "compile_course",
-    "evaluate_recall",
-    "fit_optimised_epochs",
-    "make_tf_dataset",
-    "pipeline_throughput",
-    "plan_batches",
-    "predict_bucketed",
-    "prepare_optimised",
-    "recommend_topk",
-    "split_last",
-]
+_EXPORTS = {
+    "Ragged": "features",
+    "UserFeatures": "features",
+    "build_user_features": "features",
+    "split_last": "features",
+    "build_model": "model",
+    "build_sampled_model": "model",
+    "compile_course": "model",
+    "NumpyBatches": "pipeline",
+    "make_tf_dataset": "pipeline",
+    "plan_batches": "pipeline",
+    "evaluate_recall": "train",
+    "fit_optimised_epochs": "train",
+    "keras_device": "train",
+    "pipeline_throughput": "train",
+    "predict_bucketed": "train",
+    "prepare_optimised": "train",
+    "recommend_topk": "train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"recsys_fast.dnn.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'recsys_fast.dnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

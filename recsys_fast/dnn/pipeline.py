@@ -13,8 +13,15 @@ Bucketing: users are grouped by the length of their watched history; bucket ``b`
 in ``(boundaries[b-1], boundaries[b]]`` and its batches are padded to ``boundaries[b]`` (the last
 bucket to the longest history), so a model compiled per shape (XLA) sees a few shapes only.
 Liked, disliked and genre lists are padded to the first boundary that holds their longest row
-in the batch (widths stay on the same small grid). Empty buckets produce no batches. Users keep a fixed batch (shuffled once, by ``seed``);
-the order of batches is reshuffled each epoch when ``shuffle`` is set.
+in the batch (widths stay on the same small grid). Empty buckets produce no batches. Users keep a
+fixed batch (shuffled once, by ``seed``); the order of batches is reshuffled each epoch when
+``shuffle`` is set.
+
+Width policy ``widths="bucket"`` pads watched, liked and disliked to the bucket's boundary and
+genre to one width for the whole data set, so each bucket has one batch shape (two with its
+smaller last batch). Backends that compile per shape (JAX's ``jit``, XLA with ``jit_compile``)
+then compile a handful of programs instead of one per batch; the padding is masked, so the
+model's output is the same under either policy.
 
 Targets: ``"full"`` yields ``(x, label)`` for the full softmax; ``"sampled"`` yields
 ``((*x, label), 0)`` for :func:`recsys_fast.dnn.model.build_sampled_model`.
@@ -30,6 +37,7 @@ import numpy as np
 from recsys_fast.dnn.features import FIELDS, UserFeatures
 
 TARGETS = ("full", "sampled")
+WIDTH_POLICIES = ("tight", "bucket")
 
 
 @dataclass
@@ -74,6 +82,7 @@ def plan_batches(
     boundaries: np.ndarray | list[int] | None = None,
     seed: int = 0,
     shuffle: bool = True,
+    widths: str = "tight",
 ) -> BatchPlan:
     """Group users into length buckets and cut each bucket into batches of ``batch_size``.
 
@@ -87,9 +96,14 @@ def plan_batches(
         bucket (plain batching, everything padded to the longest history).
     seed, shuffle
         Shuffle users inside each bucket and the order of the batches.
+    widths : {"tight", "bucket"}
+        ``"tight"``: each field padded to the first grid width holding its longest row in the
+        batch; ``"bucket"``: one shape per bucket (see the module docstring).
     """
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if widths not in WIDTH_POLICIES:
+        raise ValueError(f"widths must be one of {WIDTH_POLICIES}, got {widths!r}")
     lengths = features.watched.lengths
     max_len = int(lengths.max(initial=0))
     if boundaries is None:
@@ -105,8 +119,10 @@ def plan_batches(
     grid = np.unique(
         np.concatenate([upper, [max(int(x.max(initial=0)), 1) for x in field_lengths]])
     )
+    genre_all = max(int(field_lengths[3].max(initial=0)), 1)
+    genre_fixed = int(grid[np.searchsorted(grid, genre_all)])
     rows: list[np.ndarray] = []
-    widths: list[list[int]] = []
+    batch_widths: list[list[int]] = []
     for b in range(len(upper)):
         members = np.flatnonzero(bucket == b)
         if len(members) == 0:
@@ -119,11 +135,16 @@ def plan_batches(
             # each field padded to the first grid width that holds its longest row in the batch,
             # so widths come from a small set (few traced shapes) and short fields stay short
             longest = [int(x[batch].max(initial=0)) for x in field_lengths]
-            widths.append([max(int(grid[np.searchsorted(grid, m)]), 1) for m in longest])
+            fit = [max(int(grid[np.searchsorted(grid, m)]), 1) for m in longest]
+            if widths == "bucket":
+                # liked/disliked are subsets of watched, so the boundary holds them; max()
+                # only guards features built some other way
+                fit = [max(int(upper[b]), f) for f in fit[:3]] + [max(genre_fixed, fit[3])]
+            batch_widths.append(fit)
     order = rng.permutation(len(rows)) if shuffle else np.arange(len(rows))
     return BatchPlan(
         rows=[rows[i] for i in order],
-        widths=np.asarray(widths, dtype=np.int64).reshape(-1, 4)[order],
+        widths=np.asarray(batch_widths, dtype=np.int64).reshape(-1, 4)[order],
         boundaries=bounds,
     )
 

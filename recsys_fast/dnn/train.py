@@ -29,6 +29,7 @@ from recsys_fast.dnn.model import (
 from recsys_fast.dnn.pipeline import (
     BatchPlan,
     NumpyBatches,
+    default_boundaries,
     make_tf_dataset,
     numpy_batch,
     numpy_batches_as_tf_dataset,
@@ -43,7 +44,8 @@ from recsys_fast.naive.youtube_dnn import (
 )
 
 LOSSES = ("full", "sampled")
-PIPELINES = ("tf", "numpy")
+PIPELINES = ("auto", "tf", "numpy")
+WIDTHS = ("auto", "tight", "bucket")
 
 __all__ = [
     "NaiveState",
@@ -77,12 +79,53 @@ class OptimisedState:
     epochs: int = 0
 
 
-def _gpu_visible() -> bool:
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
+def keras_device() -> str:
+    """Where Keras' backend places computations: ``"gpu"`` or ``"cpu"`` (JAX, PyTorch, TF)."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
 
-    return bool(tf.config.list_physical_devices("GPU"))
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if name == "jax":
+        import jax
+
+        return "gpu" if jax.default_backend() in ("gpu", "cuda", "rocm") else "cpu"
+    if name == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def _gpu_visible() -> bool:
+    return keras_device() == "gpu"
+
+
+def resolve_pipeline(
+    pipeline: str, widths: str, jit_compile: bool | str
+) -> tuple[str, str, bool]:
+    """``"auto"`` choices for the current Keras backend: ``(pipeline, widths, jit_compile)``.
+
+    pipeline: tf.data on TensorFlow, the numpy ``PyDataset`` elsewhere (TensorFlow may be
+    absent). jit_compile: on for JAX (without it Keras runs JAX op by op, orders of magnitude
+    slower), off for TensorFlow (``tf.function`` graphs; XLA would recompile per batch shape)
+    and PyTorch (``torch.compile`` takes minutes). widths: ``"bucket"`` where programs are
+    compiled per input shape (``jit_compile`` on), else ``"tight"`` (least padding).
+    """
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+    if widths not in WIDTHS:
+        raise ValueError(f"widths must be one of {WIDTHS}, got {widths!r}")
+    if not (isinstance(jit_compile, bool) or jit_compile == "auto"):
+        raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
+    name = keras.backend.backend()
+    if pipeline == "auto":
+        pipeline = "tf" if name == "tensorflow" else "numpy"
+    if jit_compile == "auto":
+        jit_compile = name == "jax"
+    if widths == "auto":
+        widths = "bucket" if jit_compile else "tight"
+    return pipeline, widths, bool(jit_compile)
 
 
 def prepare_optimised(
@@ -95,9 +138,10 @@ def prepare_optimised(
     num_sampled: int = 1024,
     sampler: str = "log_uniform",
     boundaries: list[int] | None = None,
-    pipeline: str = "tf",
+    pipeline: str = "auto",
+    widths: str = "auto",
     steps_per_execution: int = 1,
-    jit_compile: bool = False,
+    jit_compile: bool | str = "auto",
     mixed_precision: bool = False,
     seed: int = 0,
     shuffle: bool = True,
@@ -113,22 +157,28 @@ def prepare_optimised(
     loss : {"full", "sampled"}
         Full softmax as the course, or sampled softmax with ``num_sampled`` popularity-based
         negatives (``sampler``: ``"log_uniform"`` or ``"unigram"``), for large catalogues.
-    pipeline : {"tf", "numpy"}
-        tf.data, or the numpy ``PyDataset`` (no TensorFlow needed).
+    pipeline : {"auto", "tf", "numpy"}
+        tf.data, or the numpy ``PyDataset`` (no TensorFlow needed); ``auto``: tf.data on the
+        TensorFlow backend, numpy on JAX / PyTorch.
+    widths : {"auto", "tight", "bucket"}
+        Padding policy of :func:`~recsys_fast.dnn.pipeline.plan_batches`; ``auto``: ``bucket``
+        (few shapes) on JAX or with ``jit_compile=True``, else ``tight``.
     steps_per_execution, jit_compile
-        Passed to ``Model.compile``.
+        Passed to ``Model.compile``; ``jit_compile="auto"``: on for JAX only (see
+        :func:`resolve_pipeline`).
     mixed_precision : bool
-        ``mixed_float16`` layers; GPU only (raises BackendUnavailableError without one).
+        ``mixed_float16`` layers; GPU only (raises BackendUnavailableError when Keras' backend
+        sees none).
     model : keras.Model, optional
         An existing course model to train (e.g. to share weights with a naive run).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if pipeline not in PIPELINES:
-        raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+    pipeline, widths, jit_compile = resolve_pipeline(pipeline, widths, jit_compile)
     if mixed_precision and not _gpu_visible():
         raise BackendUnavailableError(
-            "mixed_precision=True needs a GPU visible to Keras' TensorFlow backend; none found"
+            "mixed_precision=True needs a GPU visible to Keras' "
+            f"{keras.backend.backend()} backend; none found"
         )
     if isinstance(data, Interactions):
         features = build_user_features(data, history=history, max_history=max_history)
@@ -136,7 +186,9 @@ def prepare_optimised(
         features = data
     else:
         raise TypeError(f"expected Interactions or UserFeatures, got {type(data).__name__}")
-    plan = plan_batches(features, batch_size, boundaries=boundaries, seed=seed, shuffle=shuffle)
+    plan = plan_batches(
+        features, batch_size, boundaries=boundaries, seed=seed, shuffle=shuffle, widths=widths
+    )
     if model is None:
         keras.utils.set_random_seed(seed)
         model = build_model(
@@ -172,6 +224,8 @@ def prepare_optimised(
         "num_sampled": num_sampled if loss == "sampled" else None,
         "sampler": sampler if loss == "sampled" else None,
         "pipeline": pipeline,
+        "widths": widths,
+        "keras_backend": keras.backend.backend(),
         "steps_per_execution": steps_per_execution,
         "jit_compile": jit_compile,
         "mixed_precision": mixed_precision,
@@ -245,18 +299,38 @@ def pipeline_throughput(state: OptimisedState, n_batches: int | None = None) -> 
 
 
 def _inference_batches(features: UserFeatures, batch_size: int):
-    plan = plan_batches(features, batch_size, shuffle=False)
+    """``(rows, x)`` over all examples in length-bucketed batches (no shuffling).
+
+    On JAX the forward pass is compiled once per batch shape (:func:`_forward`), so the batches
+    use few shapes: coarse buckets (x4) and ``widths="bucket"``. Padding is masked, so the
+    output is the same under any plan.
+    """
+    if keras.backend.backend() == "jax":
+        longest = int(features.watched.lengths.max(initial=0))
+        plan = plan_batches(features, batch_size, shuffle=False, widths="bucket",
+                            boundaries=default_boundaries(longest, growth=4.0))
+    else:
+        plan = plan_batches(features, batch_size, shuffle=False)
     for rows, widths in zip(plan.rows, plan.widths, strict=True):
         x, _y = numpy_batch(features, rows, widths)
-        yield rows, x
+        yield rows, list(x)
+
+
+def _forward(model: keras.Model):
+    """Inference-mode forward pass returning numpy: jit-compiled ``predict_on_batch`` on JAX
+    (op-by-op eager JAX is ~10x slower), the eager call elsewhere (no retracing per shape)."""
+    if keras.backend.backend() == "jax":
+        return model.predict_on_batch
+    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
 
 def predict_bucketed(model: keras.Model, features: UserFeatures, batch_size: int = 512):
     """Softmax output ``(n_examples, num_classes)`` in feature row order, computed over
     length-bucketed batches in inference mode. Dense output: for small data and tests."""
     out = np.zeros((features.n_examples, features.num_classes), dtype=np.float32)
+    forward = _forward(model)
     for rows, x in _inference_batches(features, batch_size):
-        out[rows] = keras.ops.convert_to_numpy(model(list(x), training=False))
+        out[rows] = forward(x)
     return out
 
 
@@ -281,8 +355,9 @@ def recommend_topk(
     """Top-``k`` original item ids per example (row order of ``features``), streamed by batch."""
     _check_k(k, features)
     out = np.zeros((features.n_examples, k), dtype=np.int64)
+    forward = _forward(model)
     for rows, x in _inference_batches(features, batch_size):
-        scores = keras.ops.convert_to_numpy(model(list(x), training=False))
+        scores = forward(x)
         out[rows] = _topk_tokens(scores, k)
     return features.tokens_to_items(out)
 
@@ -293,8 +368,9 @@ def evaluate_recall(
     """Recall@k and hit-rate@k of the held-out label of each example (streamed, bounded memory)."""
     _check_k(k, features)
     hits = 0
+    forward = _forward(model)
     for rows, x in _inference_batches(features, batch_size):
-        scores = keras.ops.convert_to_numpy(model(list(x), training=False))
+        scores = forward(x)
         top = _topk_tokens(scores, k)
         hits += int((top == features.labels[rows, None]).any(axis=1).sum())
     rate = hits / features.n_examples

@@ -1,0 +1,45 @@
+"""Optimised kernels computing the same functions as the naive course references.
+
+A flat list of re-exports: CSR build and cosine kernels (engineer E); CF prediction, weighted
+rating, TF-IDF top-k and hybrids (engineer F).
+"""
+
+from recsys_fast.kernels.hybrid import MixedHybrid, Recommendations, SwitchingHybrid
+from recsys_fast.kernels.interactions import build_user_item_csr
+from recsys_fast.kernels.popularity import (
+    WeightedRating,
+    item_popularity,
+    weighted_rating,
+    weighted_rating_chart,
+)
+from recsys_fast.kernels.predict import (
+    FixedCF,
+    as_train_csr,
+    evaluate_rmse_ua,
+    predict_course,
+    rmse,
+)
+from recsys_fast.kernels.similarity import cosine_distances, cosine_topk, last_strategy, warmup
+from recsys_fast.kernels.tfidf import TfidfNeighbours, tfidf_topk
+
+__all__ = [
+    "FixedCF",
+    "MixedHybrid",
+    "Recommendations",
+    "SwitchingHybrid",
+    "TfidfNeighbours",
+    "WeightedRating",
+    "as_train_csr",
+    "build_user_item_csr",
+    "cosine_distances",
+    "cosine_topk",
+    "evaluate_rmse_ua",
+    "item_popularity",
+    "last_strategy",
+    "predict_course",
+    "rmse",
+    "tfidf_topk",
+    "warmup",
+    "weighted_rating",
+    "weighted_rating_chart",
+]

@@ -1,0 +1,1 @@
+"""asv suites: thin wrappers over the case registry (``recsys_fast.harness``)."""

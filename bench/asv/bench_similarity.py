@@ -1,0 +1,13 @@
+"""asv: course cosine distances and item-item top-k (ours vs implicit, sparse_dot_topn...)."""
+
+from .common import _FlopsMixin, _KernelBenchmark, params_for
+
+
+class CosineDistances(_FlopsMixin, _KernelBenchmark):
+    kernel = "cosine_distances"
+    params = params_for(kernel)
+
+
+class CosineTopk(_KernelBenchmark):
+    kernel = "cosine_topk"
+    params = params_for(kernel)

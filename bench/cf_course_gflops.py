@@ -1,0 +1,175 @@
+"""Course-mode CF at ML-1M shape: how close the dense products get to this machine's GEMM peak,
+and naive vs optimised end to end.
+
+    python bench/cf_course_gflops.py --out results/<machine>/cf_course_gflops.json
+
+1. GEMM peak: best of ``--repeats`` numpy ``@`` on ``--peak-size`` squares, float64 and float32.
+2. The dense products ``predict_course(strategy="dense")`` runs (user: the SYRK Gram
+   G = B^T B and B @ G, B = D^1/2 R; item: the item Gram inside ``cosine_distances`` and
+   R @ S), each timed alone, as GFLOP/s and as a fraction of the float64 peak.
+3. End to end, float64, both kinds: the course (itertuples matrix, both ``pairwise_distances``,
+   both ``predict``) vs ours (CSR build, ``predict_course`` user and item), with the largest
+   relative difference of the predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy
+import scipy.sparse
+
+
+def best_of(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def gemm_peak(n: int, repeats: int) -> dict:
+    rng = np.random.default_rng(0)
+    out = {}
+    for dt in (np.float64, np.float32):
+        a = rng.random((n, n)).astype(dt)
+        b = rng.random((n, n)).astype(dt)
+        a @ b  # warm-up: thread pool start, page faults
+        t, _ = best_of(lambda a=a, b=b: a @ b, repeats)
+        out[np.dtype(dt).name] = {"n": n, "seconds": t, "gflops": 2 * n**3 / t / 1e9}
+    return out
+
+
+def load_ratings(scale: str):
+    """(ratings frame with 1-based ids, user_idx, item_idx, values, shape)."""
+    from recsys_fast.data.synthetic import generate
+
+    data = generate(scale, seed=0)
+    u, i, v = data.user_idx, data.item_idx, data.values.astype(np.float64)
+    frame = pd.DataFrame({"user_id": u.astype(np.int64) + 1, "item_id": i.astype(np.int64) + 1,
+                          "rating": v})
+    return frame, u, i, v, data.shape
+
+
+def dense_products(R, repeats: int, peak64: float) -> list[dict]:
+    from recsys_fast.backend import CPU
+    from recsys_fast.kernels.similarity import _normalized
+
+    n_u, n_i = R.shape
+    sq = np.asarray(R.multiply(R).sum(axis=1)).ravel()
+    d = np.where(sq > 0, 1 / np.sqrt(np.where(sq > 0, sq, 1)), 0)
+    Bd = R.multiply(np.sqrt(d)[:, None]).tocsr().toarray()
+    t_g, G = best_of(lambda: Bd.T @ Bd, repeats)
+    t_p, _ = best_of(lambda: Bd @ G, repeats)
+    Xn = _normalized(R.T.tocsr(), CPU, np.float64)
+    Xd = Xn.toarray()
+    t_s, S = best_of(lambda: Xd @ Xd.T, repeats)
+    Rd = R.toarray()
+    t_r, _ = best_of(lambda: Rd @ S, repeats)
+    rows = [
+        ("user: G = B^T B (syrk)", n_i * n_i * n_u, t_g),
+        ("user: B @ G", 2 * n_u * n_i * n_i, t_p),
+        ("item: Xn @ Xn^T (syrk, in cosine_distances)", n_i * n_i * n_u, t_s),
+        ("item: R @ S", 2 * n_u * n_i * n_i, t_r),
+    ]
+    return [
+        {"product": name, "gflop": f / 1e9, "seconds": t, "gflops": f / t / 1e9,
+         "fraction_of_peak": f / t / 1e9 / peak64}
+        for name, f, t in rows
+    ]
+
+
+def end_to_end(frame, u, i, v, shape) -> dict:
+    from recsys_fast.kernels import build_user_item_csr, predict_course
+    from recsys_fast.naive import collaborative as naive
+
+    t0 = time.perf_counter()
+    M = naive.build_data_matrix(frame, shape)
+    t_build = time.perf_counter() - t0
+    user_sim, item_sim = naive.user_item_similarity(M)
+    t_sim = time.perf_counter() - t0 - t_build
+    want_u = naive.predict(M, user_sim, type="user")
+    want_i = naive.predict(M, item_sim, type="item")
+    t_naive = time.perf_counter() - t0
+    del M, user_sim, item_sim
+
+    t0 = time.perf_counter()
+    R = build_user_item_csr(u, i, v, shape, dtype=np.float64)
+    t_csr = time.perf_counter() - t0
+    got_u = predict_course(R, "user")
+    t_user = time.perf_counter() - t0 - t_csr
+    got_i = predict_course(R, "item")
+    t_ours = time.perf_counter() - t0
+
+    def rel(a, b):
+        return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+    return {
+        "naive_seconds": t_naive,
+        "naive_build_matrix_seconds": t_build,
+        "naive_similarities_seconds": t_sim,
+        "ours_seconds": t_ours,
+        "ours_build_csr_seconds": t_csr,
+        "ours_user_seconds": t_user,
+        "ours_item_seconds": t_ours - t_csr - t_user,
+        "speedup": t_naive / t_ours,
+        "max_rel_diff_user": rel(got_u, want_u),
+        "max_rel_diff_item": rel(got_i, want_i),
+    }
+
+
+def machine_info() -> dict:
+    from threadpoolctl import threadpool_info
+
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.node(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "blas": threadpool_info(),
+        "load_average": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="1m", help="synthetic scale (default 1m: ML-1M shape)")
+    ap.add_argument("--peak-size", type=int, default=3000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-naive", action="store_true", help="no end-to-end course run")
+    ap.add_argument("--out", type=Path, help="write the JSON here (else print it)")
+    args = ap.parse_args(argv)
+
+    result = {"info": machine_info(), "scale": args.scale}
+    result["gemm_peak"] = gemm_peak(args.peak_size, args.repeats)
+    peak64 = result["gemm_peak"]["float64"]["gflops"]
+    frame, u, i, v, shape = load_ratings(args.scale)
+    R = scipy.sparse.csr_matrix((v, (u, i)), shape=shape)
+    result["shape"] = {"users": shape[0], "items": shape[1], "ratings": int(R.nnz),
+                       "density": R.nnz / (shape[0] * shape[1])}
+    result["dense_products"] = dense_products(R, args.repeats, peak64)
+    if not args.skip_naive:
+        result["end_to_end"] = end_to_end(frame, u, i, v, shape)
+    text = json.dumps(result, indent=2, default=str)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Run the harness's CPU and GPU cases at several scales within a time budget per scale.
+
+The same cases, runner and results format as ``recsys-fast bench`` (``recsys_fast.harness``),
+with two differences that suit a rented GPU box with a hard time limit:
+
+* the results file is rewritten (atomically) after every case, so a run killed by an outer
+  ``timeout`` keeps everything it finished;
+* each scale has a soft budget: once it is spent, the remaining cases of that scale are recorded
+  as skipped ("time budget ... spent") instead of being started.
+
+By default it runs every kernel that has a GPU case (the ``dnn_*`` cases only when TensorFlow is
+importable; ``bench/gpu/check.sh`` times the DNN on JAX / PyTorch separately), on the CPU and
+the GPU, all implementations at ``--all-impl-scales`` and the optimised one elsewhere (the
+equivalence checks still compute the naive reference where it fits in memory).
+
+Usage::
+
+    python bench/gpu/run_gpu_cases.py --scales 100k,1m,10m,25m --budgets 45,55,60,50 \\
+        --out results-gpu [--quick] [--kernels a,b] [--backend cpu,gpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # runnable from a bare checkout (PYTHONPATH not set)
+    sys.path.insert(0, str(REPO))
+
+from recsys_fast import backend as _backend  # noqa: E402
+from recsys_fast.harness import machine as _machine  # noqa: E402
+from recsys_fast.harness.context import CaseContext  # noqa: E402
+from recsys_fast.harness.registry import check_scales, default_registry  # noqa: E402
+from recsys_fast.harness.results import (  # noqa: E402
+    atomic_write_text,
+    build_results,
+    results_path,
+    validate,
+)
+from recsys_fast.harness.runner import QUICK, CaseResult, RunSettings, plan, run_case  # noqa: E402
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def default_kernels(registry) -> list[str]:
+    """Kernels with a GPU case; DNN kernels only when TensorFlow is importable."""
+    has_tf = importlib.util.find_spec("tensorflow") is not None
+    gpu = {c.kernel for c in registry if c.backend == "gpu"}
+    return [k for k in registry.kernels if k in gpu and (has_tf or not k.startswith("dnn"))]
+
+
+def budgets_for(scales: list[str], budgets: list[float]) -> dict[str, float]:
+    if len(budgets) == 1:
+        budgets = budgets * len(scales)
+    if len(budgets) != len(scales):
+        raise SystemExit(f"--budgets needs one value or one per scale ({len(scales)}), "
+                         f"got {len(budgets)}")
+    return dict(zip(scales, budgets, strict=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scales", type=_csv, default=["100k", "1m", "10m", "25m"])
+    p.add_argument("--budgets", type=_csv, default=["60"],
+                   help="seconds per scale (one value for all, or one per scale)")
+    p.add_argument("--kernels", type=_csv, default=None)
+    p.add_argument("--backend", type=_csv, default=["cpu", "gpu"])
+    p.add_argument("--all-impl-scales", type=_csv, default=["100k"],
+                   help="scales at which naive and peer implementations are timed too")
+    p.add_argument("--quick", action="store_true", help="3 rounds, at most ~3 s per case")
+    p.add_argument("--out", required=True, help="results folder (<out>/<machine>/<stamp>.json)")
+    p.add_argument("--ml100k", default=None, help="real MovieLens 100K folder for scale 100k")
+    args = p.parse_args(argv)
+
+    registry = default_registry()
+    scales = check_scales(args.scales)
+    budget = budgets_for(scales, [float(b) for b in args.budgets])
+    kernels = args.kernels or default_kernels(registry)
+    backends = [b for b in args.backend if b != "gpu" or _backend.gpu_available()]
+    if "gpu" in args.backend and "gpu" not in backends:
+        print(f"note: no usable GPU ({_backend.gpu_unavailable_reason()}); CPU cases only",
+              flush=True)
+    cases = registry.select(kernels, None, backends)
+    settings = RunSettings(**asdict(QUICK)) if args.quick else RunSettings()
+
+    info = _machine.machine_info()
+    mid = _machine.machine_id(info)
+    gemm = _machine.gemm_peak(n=1024 if args.quick else 2048, rounds=3)
+    ctx = CaseContext(registry, ml100k=args.ml100k)
+    header = dict(machine=info, machine_id=mid, software=_machine.library_versions(),
+                  blas=_machine.blas_info(), thread_env=_machine.thread_env(), gemm_peak=gemm,
+                  git=_machine.git_info())
+    rows: list[dict] = []
+    created = datetime.now(timezone.utc)
+    path = results_path(args.out, mid, created.isoformat(timespec="seconds"))
+
+    def save() -> None:
+        data = build_results(
+            rows, **header, created=created, data_sources=dict(ctx.data_sources),
+            settings={**asdict(settings), "quick": args.quick, "scales": scales,
+                      "kernels": kernels, "budgets_s": budget,
+                      "all_impl_scales": args.all_impl_scales, "driver": "bench/gpu"},
+            scale_shapes={sc: {k: v for k, v in asdict(ctx.spec(sc)).items() if k != "name"}
+                          for sc in scales},
+        )
+        validate(data, path)
+        atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+    last_scale = last_kernel = None
+    started: dict[str, float] = {}
+    for case, scale in plan(cases, scales):
+        if scale not in args.all_impl_scales and case.impl != "optimised":
+            continue
+        if scale != last_scale and last_scale is not None:
+            ctx.clear()
+            if _backend.gpu_available():
+                _backend.get_backend("gpu").xp.get_default_memory_pool().free_all_blocks()
+        elif case.kernel != last_kernel and last_kernel is not None:
+            ctx.clear(references_only=True)
+        last_scale, last_kernel = scale, case.kernel
+        t0 = started.setdefault(scale, time.perf_counter())
+        spent = time.perf_counter() - t0
+        if spent > budget[scale]:
+            res = CaseResult(case.kernel, case.impl, case.backend, scale, status="skipped",
+                             skipped_reason=f"time budget of {budget[scale]:g} s for scale "
+                             f"{scale} spent")
+        else:
+            res = run_case(case, scale, ctx, settings)
+        rows.append(res.to_dict())
+        save()
+        shown = (f"{res.median_s:.4g} s" if res.median_s is not None
+                 else res.skipped_reason or res.error or "")
+        print(f"[{time.perf_counter() - t0:6.1f}s] {case.key:42s} {scale:5s} {res.status:7s} "
+              f"{shown} {res.verdict or ''}", flush=True)
+    ctx.clear()
+    print(f"results written to {path}")
+    return 1 if any(r["status"] == "error" or (r.get("verdict") or "").startswith("mismatch")
+                    for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

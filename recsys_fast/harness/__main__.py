@@ -1,0 +1,5 @@
+import sys
+
+from recsys_fast.harness.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""``recsys-fast bench`` and ``recsys-fast report``.
+
+The top-level CLI (``recsys_fast.cli``) calls :func:`add_bench_commands`; each subcommand sets
+``func(args) -> int``. Bad input raises a :class:`~recsys_fast.errors.RecsysFastError` (or
+``ValueError``) whose message says what is wrong; :func:`main` (``python -m recsys_fast.harness``)
+prints it without a traceback and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from recsys_fast.errors import RecsysFastError
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_bench_commands(subparsers) -> None:
+    """Add ``bench`` and ``report`` to an argparse sub-parsers object."""
+    from recsys_fast.harness.registry import BACKENDS, IMPLS, SCALES
+
+    b = subparsers.add_parser(
+        "bench", help="time naive vs optimised kernels and peers; write results JSON",
+        description="Run benchmark cases and write results/<machine-id>/<timestamp>.json. "
+        "With no options: every kernel at scale 100k (real MovieLens 100K if "
+        "$RECSYS_FAST_SHARED/ml-100k exists, else synthetic), all implementations, "
+        "backends that are usable here.")
+    b.add_argument("--scale", default="100k", type=_csv,
+                   help=f"comma list of scales ({', '.join(SCALES)}); default 100k")
+    b.add_argument("--kernels", type=_csv, default=None,
+                   help="comma list of kernels (default all; --list shows them)")
+    b.add_argument("--impl", type=_csv, default=None,
+                   help=f"comma list of implementations ({', '.join(IMPLS)})")
+    b.add_argument("--backend", type=_csv, default=None,
+                   help=f"comma list of backends ({', '.join(BACKENDS)})")
+    b.add_argument("--quick", action="store_true",
+                   help="fewer rounds (3, at most ~3 s per case), smaller GEMM peak probe")
+    b.add_argument("--repeat", type=int, default=None, help="timed rounds per case (default 5)")
+    b.add_argument("--out", default="results", help="results folder (default results/)")
+    b.add_argument("--ml100k", default=None, metavar="DIR",
+                   help="folder of the real MovieLens 100K (u.data...) for scale 100k")
+    b.add_argument("--list", action="store_true", help="list the registered cases and exit")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_bench)
+
+    r = subparsers.add_parser(
+        "report", help="results JSON -> results/README.md + plots/*.png",
+        description="Render results files (default: the newest per machine under --out) into "
+        "README.md with speedup tables and PNG plots under plots/.")
+    r.add_argument("results", nargs="*", help="results JSON files")
+    r.add_argument("--out", default="results", help="folder for README.md and plots/")
+    r.add_argument("--no-plots", action="store_true", help="tables only")
+    r.set_defaults(func=cmd_report)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from recsys_fast.harness.bench import format_table, run_bench
+    from recsys_fast.harness.registry import check_scales, default_registry
+
+    reg = default_registry()
+    if args.list:
+        for c in reg.select(args.kernels, args.impl, args.backend):
+            print(f"{c.key:45s} {c.note}")
+        return 0
+    check_scales(args.scale)  # before the GEMM probe and data generation
+    data, path = run_bench(scales=args.scale, kernels=args.kernels, impls=args.impl,
+                           backends=args.backend, quick=args.quick, repeat=args.repeat,
+                           out_dir=args.out, ml100k=args.ml100k,
+                           progress=not args.no_progress)
+    print(format_table(data))
+    print(f"\nresults written to {path}")
+    errors = [c for c in data["cases"] if c["status"] == "error"]
+    bad = [c for c in data["cases"] if (c.get("verdict") or "").startswith("mismatch")]
+    if errors or bad:
+        print(f"{len(errors)} case(s) failed, {len(bad)} mismatch(es)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from recsys_fast.harness.report import write_report
+
+    path = write_report(args.results, args.out, plots=not args.no_plots)
+    print(f"report written to {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m recsys_fast.harness bench|report ...``)."""
+    parser = argparse.ArgumentParser(prog="recsys-fast")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_bench_commands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (RecsysFastError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Scale shapes, per-scale data cache and naive references shared by the cases of one run.
+
+Scale ``100k`` is the real MovieLens 100K when it can be found (``ml100k=`` path, or
+``$RECSYS_FAST_SHARED/ml-100k``), else the synthetic 100k preset; ``tiny`` (smoke tests),
+``1m``, ``10m`` and ``25m`` are always synthetic (``recsys_fast.data.synthetic``). What was used
+is recorded in :attr:`CaseContext.data_sources` and ends up in the results file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys_fast.harness.registry import SCALES, Registry, SelectionError
+from recsys_fast.memory import available_bytes
+
+ENV_SHARED = "RECSYS_FAST_SHARED"
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """Shape of a scale, known without generating it (memory estimates use it)."""
+
+    name: str
+    n_users: int
+    n_items: int
+    n_ratings: int
+
+
+# MovieLens shapes; used only if recsys_fast.data.synthetic (the source of truth) is absent.
+_FALLBACK_SHAPES = {
+    "100k": (943, 1682, 100_000),
+    "1m": (6040, 3706, 1_000_209),
+    "10m": (69_878, 10_677, 10_000_054),
+    "25m": (162_541, 59_047, 25_000_095),
+}
+TINY_SHAPE = (300, 400, 12_000)  # big enough for top-50 neighbours, small enough for CI
+
+
+def _synthetic_spec(scale: str):
+    from recsys_fast.data.synthetic import spec_for
+
+    if scale == "tiny":
+        u, i, r = TINY_SHAPE
+        return dataclasses.replace(spec_for("100k"), n_users=u, n_items=i, n_ratings=r)
+    return spec_for(scale)
+
+
+def scale_spec(scale: str) -> ScaleSpec:
+    """Users, items and ratings of a named scale."""
+    if scale not in SCALES:
+        raise SelectionError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    try:
+        s = _synthetic_spec(scale)
+        return ScaleSpec(scale, int(s.n_users), int(s.n_items), int(s.n_ratings))
+    except ImportError:
+        u, i, r = TINY_SHAPE if scale == "tiny" else _FALLBACK_SHAPES[scale]
+        return ScaleSpec(scale, u, i, r)
+
+
+def find_ml100k(path: str | os.PathLike | None = None) -> Path | None:
+    """The real ML-100K folder (``path`` or ``$RECSYS_FAST_SHARED/ml-100k``) if it has u.data."""
+    candidates = [Path(path)] if path else []
+    if os.environ.get(ENV_SHARED):
+        candidates.append(Path(os.environ[ENV_SHARED]) / "ml-100k")
+    for p in candidates:
+        if (p / "u.data").is_file():
+            return p
+    return None
+
+
+def _load_real_ml100k(path: Path):
+    try:
+        from recsys_fast.data import load_ml100k
+    except ImportError:  # the loaders module may not exist yet: read u.data directly
+        import pandas as pd
+
+        from recsys_fast.data.interactions import Interactions, make_items_frame
+
+        df = pd.read_csv(path / "u.data", sep="\t", header=None,
+                         names=["user_id", "item_id", "rating", "timestamp"])
+        df["rating"] = df["rating"].astype(np.float32)
+        items = make_items_frame(np.arange(1, int(df.item_id.max()) + 1))
+        return Interactions(df, items, name="ml-100k")
+    return load_ml100k(path)
+
+
+class CaseContext:
+    """Per-run state: data cached per scale, naive results kept as references for the checks.
+
+    Parameters
+    ----------
+    registry
+        Used to find the naive case of a kernel when a check needs its reference.
+    ml100k
+        Folder of the real MovieLens 100K (optional; see module docstring).
+    seed
+        Seed of the synthetic data.
+    budget
+        Memory budget in bytes; default :func:`recsys_fast.memory.available_bytes` at each call.
+    """
+
+    def __init__(self, registry: Registry | None = None, ml100k: str | os.PathLike | None = None,
+                 seed: int = 0, budget: int | None = None):
+        self.registry = registry
+        self.ml100k = find_ml100k(ml100k)
+        self.seed = seed
+        self._budget = budget
+        self._data: dict[tuple, Any] = {}
+        self._refs: dict[tuple[str, str], Any] = {}
+        self.data_sources: dict[str, str] = {}
+
+    def budget(self) -> int:
+        return available_bytes() if self._budget is None else int(self._budget)
+
+    def spec(self, scale: str) -> ScaleSpec:
+        return scale_spec(scale)
+
+    def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """Build once per run (until :meth:`clear`); ``key`` should start with the scale."""
+        if key not in self._data:
+            self._data[key] = build()
+        return self._data[key]
+
+    def interactions(self, scale: str):
+        """The :class:`~recsys_fast.data.interactions.Interactions` of a scale (cached)."""
+        return self.memo((scale, "interactions"), lambda: self._load(scale))
+
+    def _load(self, scale: str):
+        scale_spec(scale)
+        if scale == "100k" and self.ml100k is not None:
+            self.data_sources[scale] = "ml-100k (real MovieLens 100K)"
+            return _load_real_ml100k(self.ml100k)
+        from recsys_fast.data.synthetic import generate
+
+        self.data_sources[scale] = f"synthetic {scale} (recsys_fast.data.synthetic, seed {self.seed})"
+        return generate(_synthetic_spec(scale), seed=self.seed)
+
+    # -- references ---------------------------------------------------------------------------
+    def set_reference(self, kernel: str, scale: str, result: Any) -> None:
+        self._refs[(kernel, scale)] = result
+
+    def naive_reference(self, kernel: str, scale: str) -> Any | None:
+        """The naive result for ``kernel`` at ``scale``: kept from the naive case if it ran, else
+        computed now (not timed) when its memory estimate fits the budget; ``None`` otherwise."""
+        key = (kernel, scale)
+        if key in self._refs:
+            return self._refs[key]
+        if self.registry is None:
+            return None
+        try:
+            case = self.registry.get(kernel, "naive", "cpu")
+        except SelectionError:
+            return None
+        if case.memory_estimate(self.spec(scale)) > self.budget():
+            return None
+        self._refs[key] = case.run(case.setup(self, scale))
+        return self._refs[key]
+
+    def clear(self, references_only: bool = False) -> None:
+        """Drop cached references (and data unless ``references_only``) to free memory."""
+        self._refs.clear()
+        if not references_only:
+            self._data.clear()
+            gc.collect()

@@ -1,0 +1,147 @@
+"""What the numbers were measured on: hardware, software, BLAS threads, GEMM peak, git state.
+
+No absolute paths are recorded (results files are committed): library files are reduced to
+their base names.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from recsys_fast import backend as _backend
+
+LIBRARIES = ("recsys-fast", "numpy", "scipy", "pandas", "scikit-learn", "tensorflow", "keras",
+             "implicit", "sparse_dot_topn", "numba", "threadpoolctl", "matplotlib", "cupy-cuda12x",
+             "cupy", "asv", "pytest-benchmark")
+THREAD_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+              "NUMBA_NUM_THREADS", "RECSYS_FAST_MEMORY_BUDGET")
+ENV_MACHINE_ID = "RECSYS_FAST_MACHINE_ID"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info() -> dict:
+    """CPU model, cores, RAM, OS and the GPU (``recsys_fast.backend.device_info``)."""
+    return {
+        "cpu_model": cpu_model(),
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "ram_bytes": int(psutil.virtual_memory().total),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "gpu": _backend.device_info(),
+    }
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"\((r|tm)\)|cpu|processor|@.*$", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:40] or "unknown"
+
+
+def machine_id(info: dict | None = None) -> str:
+    """A stable folder name for a machine: ``$RECSYS_FAST_MACHINE_ID`` or derived from the
+    hardware (CPU model, cores, RAM, GPU) so container hostnames do not scatter results."""
+    if os.environ.get(ENV_MACHINE_ID):
+        return _slug(os.environ[ENV_MACHINE_ID])
+    info = info or machine_info()
+    parts = [_slug(info["cpu_model"]), f"{info['cores_logical']}c",
+             f"{round(info['ram_bytes'] / 2**30)}g"]
+    gpu = (info.get("gpu") or {}).get("gpu")
+    if gpu:
+        parts.append(_slug(gpu))
+    return "-".join(parts)
+
+
+def library_versions() -> dict:
+    out = {"python": sys.version.split()[0], "implementation": platform.python_implementation()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def blas_info() -> list[dict]:
+    """threadpoolctl's view of the BLAS/OpenMP pools (library file names only)."""
+    from threadpoolctl import threadpool_info
+
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer",
+            "architecture")
+    out = []
+    for pool in threadpool_info():
+        row = {k: pool.get(k) for k in keep if k in pool}
+        if pool.get("filepath"):
+            row["file"] = os.path.basename(pool["filepath"])
+        out.append(row)
+    return out
+
+
+def thread_env() -> dict:
+    return {k: os.environ[k] for k in THREAD_ENV if k in os.environ}
+
+
+def git_info(repo: Path = REPO) -> dict | None:
+    """Commit and dirty flag of the checkout the package runs from (``None`` outside git)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=repo, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def gemm_peak(n: int = 2048, rounds: int = 3) -> dict:
+    """Measured matmul throughput (GFLOP/s, median of ``rounds``) for float32 and float64 on
+    this CPU, and on the GPU when one is usable: the ceiling dense kernels are judged against."""
+    out: dict = {"n": n, "rounds": rounds}
+    rng = np.random.default_rng(0)
+    flop = 2.0 * n**3
+    for dt in (np.float32, np.float64):
+        a = rng.random((n, n), dtype=dt)
+        b = rng.random((n, n), dtype=dt)
+        a @ b  # warm-up: thread pool start, page faults
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        out[f"cpu_{np.dtype(dt).name}_gflops"] = flop / float(np.median(times)) / 1e9
+    if _backend.gpu_available():
+        be = _backend.get_backend("gpu")
+        for dt in (np.float32, np.float64):
+            a = be.xp.asarray(rng.random((n, n), dtype=dt))
+            b = be.xp.asarray(rng.random((n, n), dtype=dt))
+            a @ b
+            be.sync()
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                a @ b
+                be.sync()
+                times.append(time.perf_counter() - t0)
+            out[f"gpu_{np.dtype(dt).name}_gflops"] = flop / float(np.median(times)) / 1e9
+    return out

@@ -1,0 +1,108 @@
+"""matplotlib PNGs of a results document: time vs scale per kernel, speedup bars.
+
+Uses the object-oriented API (``Figure``) so no GUI backend or pyplot state is involved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+from recsys_fast.harness.compare import kernels_and_scales, speedups
+from recsys_fast.harness.context import scale_spec
+from recsys_fast.harness.registry import IMPLS, SCALES
+
+_STYLE = {"naive": ("o", "-"), "optimised": ("s", "-"), "implicit": ("^", "--"),
+          "sparse_dot_topn": ("v", "--"), "sklearn": ("D", "--"), "scipy": ("P", "--")}
+
+
+def _ratings(data: dict, scale: str) -> float:
+    shape = (data.get("scale_shapes") or {}).get(scale)
+    if shape:
+        return float(shape["n_ratings"])
+    return float(scale_spec(scale).n_ratings) if scale in SCALES else float("nan")
+
+
+def _seconds(y: float) -> str:
+    for unit, f in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if y >= f:
+            return f"{y / f:.3g} {unit}"
+    return f"{y:g} s"
+
+
+def plot_times(data: dict, kernel: str, path: Path) -> Path | None:
+    """Log-log median time vs number of ratings, one line per impl/backend (error bars = IQR)."""
+    rows = [c for c in data["cases"] if c["kernel"] == kernel and c["status"] == "ok"]
+    if not rows:
+        return None
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    series = sorted({(c["impl"], c["backend"]) for c in rows},
+                    key=lambda ib: (IMPLS.index(ib[0]) if ib[0] in IMPLS else 99, ib[1]))
+    for impl, be in series:
+        pts = sorted(((_ratings(data, c["scale"]), c) for c in rows
+                      if c["impl"] == impl and c["backend"] == be), key=lambda p: p[0])
+        marker, line = _STYLE.get(impl, ("x", ":"))
+        ax.errorbar([p[0] for p in pts], [p[1]["median_s"] for p in pts],
+                    yerr=[p[1].get("iqr_s") or 0 for p in pts], marker=marker, linestyle=line,
+                    capsize=3, label=f"{impl} ({be})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    scales = sorted({c["scale"] for c in rows}, key=lambda sc: _ratings(data, sc))
+    ax.set_xticks([_ratings(data, sc) for sc in scales],
+                  [f"{sc}\n{_ratings(data, sc):,.0f}" for sc in scales], fontsize=8)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: _seconds(y)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    if len(scales) == 1:
+        x = _ratings(data, scales[0])
+        ax.set_xlim(x / 2, x * 2)
+    ax.set_xlabel("scale (ratings in the data set)")
+    ax.set_ylabel("median time per call [s]")
+    ax.set_title(f"{kernel}: time vs scale ({data['machine_id']})", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_speedups(data: dict, path: Path) -> Path | None:
+    """Bars of naive->optimised and peer->ours speedups per kernel and scale (log axis)."""
+    sp = speedups(data["cases"])
+    bars = [(f"{s.kernel}\n{s.scale}", s.factor, f"naive -> ours ({s.candidate.split('/')[1]})")
+            for s in sp["naive_to_optimised"]]
+    bars += [(f"{s.kernel}\n{s.scale}", s.factor, f"{s.baseline.split('/')[0]} -> ours")
+             for s in sp["peers_to_ours"]]
+    bars += [(f"{s.kernel}\n{s.scale}", s.factor, f"{s.baseline.split('/')[0]} cpu -> gpu")
+             for s in sp["cpu_to_gpu"]]
+    if not bars:
+        return None
+    groups = list(dict.fromkeys(b[0] for b in bars))
+    kinds = list(dict.fromkeys(b[2] for b in bars))
+    width = 0.8 / len(kinds)
+    fig = Figure(figsize=(max(6.4, 0.9 * len(groups) + 2), 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    for n, kind in enumerate(kinds):
+        xs, ys = [], []
+        for g, f, k in bars:
+            if k == kind:
+                xs.append(groups.index(g) + (n - (len(kinds) - 1) / 2) * width)
+                ys.append(f)
+        rects = ax.bar(xs, ys, width=width, label=kind)
+        ax.bar_label(rects, labels=[f"{y:.3g}x" for y in ys], fontsize=6, rotation=90,
+                     padding=2)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)), groups, fontsize=7)
+    ax.set_ylabel("speedup (x, > 1 = ours faster)")
+    _kernels, scales = kernels_and_scales(data["cases"])
+    ax.set_title(f"speedups ({data['machine_id']}, scales {', '.join(scales)})", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,161 @@
+"""Results JSON -> ``README.md`` (machine and versions first, then speedup tables, verdicts,
+skipped cases) and PNG plots under ``plots/``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from recsys_fast.errors import RecsysFastError, format_bytes
+from recsys_fast.harness.bench import _fmt_time, _fmt_x, verdict_text
+from recsys_fast.harness.compare import kernels_and_scales, speedups
+from recsys_fast.harness.plots import plot_speedups, plot_times
+from recsys_fast.harness.results import atomic_write_text, latest_results, load_results
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def _machine_lines(data: dict, source: str) -> list[str]:
+    m, sw = data["machine"], data["software"]
+    gpu = m.get("gpu") or {}
+    if gpu.get("gpu"):
+        gpu_text = (f"{gpu['gpu']}, {format_bytes(gpu.get('memory_bytes', 0))}, driver "
+                    f"{gpu.get('driver_version')}, CUDA runtime {gpu.get('runtime_version')}")
+    else:
+        gpu_text = f"none ({gpu.get('reason', 'not recorded')})"
+    blas = "; ".join(
+        f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture') or '?'}, "
+        f"{b.get('num_threads')} threads)" for b in data.get("blas", [])) or "not recorded"
+    libs = ", ".join(f"{k} {v}" for k, v in sw.items() if k not in ("implementation",))
+    peak = data["gemm_peak"]
+    peak_text = ", ".join(f"{k.removesuffix('_gflops').replace('_', ' ')} {v:.1f} GFLOP/s"
+                          for k, v in peak.items() if k.endswith("_gflops"))
+    git = data.get("git") or {}
+    commit = (f"`{git['commit'][:12]}`" + (" (uncommitted changes)" if git.get("dirty") else "")
+              ) if git.get("commit") else "unknown"
+    s = data.get("settings", {})
+    lines = [
+        f"- **Date:** {data['created']}  ",
+        f"- **Machine:** {m.get('cpu_model')}, {m.get('cores_logical')} logical cores "
+        f"({m.get('cores_physical')} physical), {format_bytes(m.get('ram_bytes', 0))} RAM, "
+        f"{m.get('platform')}",
+        f"- **GPU:** {gpu_text}",
+        f"- **Software:** {libs}",
+        f"- **BLAS:** {blas}" + (f"; env {data['thread_env']}" if data.get("thread_env") else ""),
+        f"- **GEMM peak (same run, numpy matmul {peak.get('n')}², median of "
+        f"{peak.get('rounds')}):** {peak_text}",
+        f"- **Commit:** {commit}",
+        f"- **Settings:** repeat {s.get('repeat')}, warm-up {s.get('warmup')}, max "
+        f"{s.get('max_time')} s per case, quick={s.get('quick')}, memory budget "
+        f"{format_bytes(s.get('memory_budget_bytes') or 0)}",
+    ]
+    for sc, text in (data.get("data_sources") or {}).items():
+        lines.append(f"- **Data `{sc}`:** {text}")
+    lines.append(f"- **Raw results:** `{source}`")
+    return lines + [""]
+
+
+def _verdict(row: dict | None) -> str:
+    return "-" if row is None else verdict_text(row)
+
+
+def _section(data: dict, source: str, plots: list[tuple[str, str]]) -> list[str]:
+    cases = data["cases"]
+    idx = {(c["kernel"], c["impl"], c["backend"], c["scale"]): c for c in cases}
+    sp = speedups(cases)
+    lines = [f"## {data['machine_id']} — {data['created'][:10]}", ""]
+    lines += _machine_lines(data, source)
+    lines += ["### Naive → optimised", ""]
+    rows = [[s.kernel, s.scale, s.candidate.split("/")[1], _fmt_time(s.baseline_s),
+             _fmt_time(s.candidate_s), f"**{_fmt_x(s.factor)}**",
+             _verdict(idx.get((s.kernel, "optimised", s.candidate.split("/")[1], s.scale)))]
+            for s in sp["naive_to_optimised"]]
+    lines += _table(["kernel", "scale", "backend", "naive", "optimised", "speedup", "verdict"],
+                    rows) if rows else ["No kernel ran both naive and optimised.", ""]
+    lines += ["### Ours → peers", ""]
+    rows = [[s.kernel, s.scale, s.baseline.split("/")[0], _fmt_time(s.baseline_s),
+             _fmt_time(s.candidate_s), f"**{_fmt_x(s.factor)}**",
+             _verdict(idx.get((s.kernel, s.baseline.split("/")[0], "cpu", s.scale)))]
+            for s in sp["peers_to_ours"]]
+    lines += _table(["kernel", "scale", "peer", "peer time", "ours (cpu)", "ours faster by",
+                     "peer verdict"], rows) if rows else ["No peer comparison ran.", ""]
+    lines += ["### CPU → GPU", ""]
+    rows = [[s.kernel, s.scale, s.baseline.split("/")[0], _fmt_time(s.baseline_s),
+             _fmt_time(s.candidate_s), f"**{_fmt_x(s.factor)}**"] for s in sp["cpu_to_gpu"]]
+    lines += _table(["kernel", "scale", "impl", "cpu", "gpu", "speedup"], rows) if rows else [
+        "No GPU case ran on this machine.", ""]
+    lines += ["### All cases", ""]
+    rows = []
+    for c in cases:
+        if c["status"] != "ok":
+            continue
+        extra = c.get("extra") or {}
+        notes = [f"{extra['gflops']:.1f} GFLOP/s"] if "gflops" in extra else []
+        if "examples_per_s" in extra:
+            notes.append(f"{extra['examples_per_s']:.3g} examples/s")
+        if "strategy" in extra:
+            notes.append(f"strategy {extra['strategy']}")
+        mem = c.get("peak_rss_delta_bytes")
+        rows.append([c["kernel"], c["impl"], c["backend"], c["scale"], _fmt_time(c["median_s"]),
+                     _fmt_time(c.get("iqr_s")), c.get("rounds"),
+                     "-" if mem is None else format_bytes(mem), _verdict(c), ", ".join(notes)])
+    lines += _table(["kernel", "impl", "backend", "scale", "median", "IQR", "rounds",
+                     "peak mem (+RSS)", "verdict", "notes"], rows)
+    bad = [c for c in cases if c["status"] != "ok"]
+    if bad:
+        lines += ["### Skipped and failed cases", ""]
+        lines += _table(["kernel", "impl", "backend", "scale", "status", "reason"],
+                        [[c["kernel"], c["impl"], c["backend"], c["scale"], c["status"],
+                          c.get("skipped_reason") or c.get("error") or ""] for c in bad])
+    if plots:
+        lines += ["### Plots", ""]
+        lines += [f"![{title}]({rel})" for title, rel in plots] + [""]
+    return lines
+
+
+def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "results",
+                 plots: bool = True) -> Path:
+    """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
+
+    With no ``paths``, the newest results file of each machine folder under ``out_dir`` is used.
+
+    Raises
+    ------
+    DataFormatError
+        A results file is malformed or foreign (the message names it).
+    RecsysFastError
+        No results file was given or found.
+    """
+    out = Path(out_dir)
+    paths = [Path(p) for p in paths] or latest_results(out)
+    if not paths:
+        raise RecsysFastError(f"no results files given and none found under {str(out)!r}; "
+                              "run `recsys-fast bench` first")
+    docs = [(p, load_results(p)) for p in paths]  # validate all before writing anything
+    lines = ["# recsys_fast benchmark results", "",
+             "Naive course implementations vs the optimised kernels (and peer libraries), timed "
+             "side by side by `recsys-fast bench` and rendered by `recsys-fast report`. Every "
+             "optimised result was checked against its reference before it was timed (verdict "
+             "column). Speedups are ratios of medians; > 1 means ours is faster.", ""]
+    for path, data in docs:
+        try:
+            source = str(path.resolve().relative_to(out.resolve()))
+        except ValueError:
+            source = path.name
+        made: list[tuple[str, str]] = []
+        if plots:
+            stem = f"{data['machine_id']}_{path.stem}"
+            kernels, _ = kernels_and_scales(data["cases"])
+            for k in kernels:
+                p = plot_times(data, k, out / "plots" / f"{stem}_{k}.png")
+                if p:
+                    made.append((f"{k}: time vs scale", f"plots/{p.name}"))
+            p = plot_speedups(data, out / "plots" / f"{stem}_speedups.png")
+            if p:
+                made.append(("speedups", f"plots/{p.name}"))
+        lines += _section(data, source, made)
+    return atomic_write_text(out / "README.md", "\n".join(lines) + "\n")

@@ -1,0 +1,248 @@
+"""numba kernels behind ``cosine_topk(strategy="sparse")`` (CPU only).
+
+The product S = X @ X.T is computed row by row (Gustavson): row i of S is the sum, over the
+non-zeros x[i, c], of x[i, c] times column c of X. Each thread owns a dense accumulator of
+length n_rows (a scattered add into an L2-resident array beats any hash map) and feeds the
+finished row into size-k min-heaps, so no row of S is ever stored.
+
+With ``half=True`` each pair is computed once (only j > i, starting each column scan just after
+row i's own entry, found through ``pos``) and scattered to the heaps of both rows. Rows then
+receive candidates from every thread, so each thread owns a full set of n_rows heaps and the
+sets are merged at the end. ``half=False`` computes every row in full and needs one heap set.
+
+Heap order: the root is the *worst* kept neighbour, i.e. the lowest similarity and, among equal
+similarities, the highest column index; so ties are resolved in favour of the lower column
+index whatever order the candidates arrive in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _worse(v1, j1, v2, j2):
+    return v1 < v2 or (v1 == v2 and j1 > j2)
+
+
+@njit(cache=True, inline="always")
+def _heap_push(hv, hi, base, size, k, v, j):
+    """Offer (v, j) to the heap stored in hv/hi[base:base+k]; return its new size."""
+    if size < k:
+        pos = size
+        # sift up while the new entry is worse than its parent: the root stays the worst
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if _worse(v, j, hv[base + parent], hi[base + parent]):
+                hv[base + pos] = hv[base + parent]
+                hi[base + pos] = hi[base + parent]
+                pos = parent
+            else:
+                break
+        hv[base + pos] = v
+        hi[base + pos] = j
+        return size + 1
+    if not _worse(hv[base], hi[base], v, j):
+        return size  # not better than the worst kept: the common, cheap case
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        right = child + 1
+        if right < k and _worse(
+            hv[base + right], hi[base + right], hv[base + child], hi[base + child]
+        ):
+            child = right
+        if _worse(hv[base + child], hi[base + child], v, j):
+            hv[base + pos] = hv[base + child]
+            hi[base + pos] = hi[base + child]
+            pos = child
+        else:
+            break
+    hv[base + pos] = v
+    hi[base + pos] = j
+    return size
+
+
+@njit(cache=True, inline="always")
+def _offer(hv, hi, hn, thr, h, k, v, j):
+    """Offer (v, j) to heap h; ``thr[h]`` (its root once full) rejects most offers without
+    touching the heap arrays, which are n_rows * k long and do not stay in cache."""
+    if v < thr[h]:
+        return
+    size = _heap_push(hv, hi, h * k, hn[h], k, v, j)
+    hn[h] = size
+    if size == k:
+        thr[h] = hv[h * k]
+
+
+@njit(cache=True)
+def csc_with_positions(indptr, indices, data, n_cols):
+    """Transpose a CSR (sorted or not) into CSC with rows ascending in each column.
+
+    Returns ``colptr, rowidx, coldata, pos`` where ``pos[p]`` is the CSC position of CSR entry p.
+    """
+    n_rows = indptr.size - 1
+    nnz = indices.size
+    colptr = np.zeros(n_cols + 1, dtype=np.int64)
+    for p in range(nnz):
+        colptr[indices[p] + 1] += 1
+    for c in range(n_cols):
+        colptr[c + 1] += colptr[c]
+    fill = colptr[:-1].copy()
+    # unsigned: numba adds no negative-index wraparound to the hot acc[rowidx[pp]] access
+    rowidx = np.empty(nnz, dtype=np.uint32)
+    coldata = np.empty(nnz, dtype=data.dtype)
+    pos = np.empty(nnz, dtype=np.int64)
+    for i in range(n_rows):  # rows in order, so each column's rows come out ascending
+        for p in range(indptr[i], indptr[i + 1]):
+            c = indices[p]
+            q = fill[c]
+            fill[c] = q + 1
+            rowidx[q] = i
+            coldata[q] = data[p]
+            pos[p] = q
+    return colptr, rowidx, coldata, pos
+
+
+@njit(cache=True)
+def row_costs(indptr, indices, colptr, pos, half):
+    """Multiply-adds row i will cost: sum of the (remaining) column lengths it scans."""
+    n_rows = indptr.size - 1
+    cost = np.zeros(n_rows, dtype=np.int64)
+    for i in range(n_rows):
+        s = 0
+        for p in range(indptr[i], indptr[i + 1]):
+            c = indices[p]
+            if half:
+                s += colptr[c + 1] - pos[p] - 1
+            else:
+                s += colptr[c + 1] - colptr[c]
+        cost[i] = s
+    return cost
+
+
+@njit(cache=True, parallel=True)
+def topk_heaps(
+    indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_tasks, k, half, include_self
+):
+    """Fill size-k heaps of every row; return (hv, hi, hn) of the merged heap set 0."""
+    n = indptr.size - 1
+    n_sets = n_tasks if half else 1
+    hv = np.empty(n_sets * n * k, dtype=data.dtype)
+    hi = np.empty(n_sets * n * k, dtype=np.int32)
+    hn = np.zeros(n_sets * n, dtype=np.int32)
+    thr = np.full(n_sets * n, -np.inf, dtype=data.dtype)
+    n_order = order.size
+    zero = data.dtype.type(0)
+    for tt in prange(n_tasks):
+        t = np.int64(tt)  # prange indices may be unsigned; uint64 + int64 gives float64
+        acc = np.zeros(n, dtype=data.dtype)
+        mark = np.full(n, -1, dtype=np.int32)
+        touched = np.empty(n, dtype=np.int32)
+        hset = t if half else 0
+        for q in range(t, n_order, n_tasks):  # rows sorted by cost, dealt round-robin
+            i = order[q]
+            lo = i + 1 if half else 0
+            # A row that touches a good share of the candidate columns is read back by a
+            # linear scan of acc; a light row keeps a list of the columns it touched.
+            scan = 4 * cost[i] > n - lo
+            nt = 0
+            self_dot = zero
+            for p in range(indptr[i], indptr[i + 1]):
+                c = indices[p]
+                v = data[p]
+                self_dot += v * v
+                start = pos[p] + 1 if half else colptr[c]
+                if scan:
+                    for pp in range(start, colptr[c + 1]):
+                        acc[rowidx[pp]] += v * coldata[pp]
+                else:
+                    for pp in range(start, colptr[c + 1]):
+                        j = rowidx[pp]
+                        # a mark array, not acc == 0, detects first touches: acc can return
+                        # to exactly zero (cancellation, underflow) and must not be listed twice
+                        if mark[j] != i:
+                            mark[j] = i
+                            touched[nt] = j
+                            nt += 1
+                        acc[j] += v * coldata[pp]
+            if not half:
+                acc[i] = zero  # the row's own entry is handled below, not as a neighbour
+            if scan:
+                nt = n - lo
+            h_i = hset * n + i
+            for q2 in range(nt):
+                j = lo + q2 if scan else touched[q2]
+                s = acc[j]
+                if s == zero:
+                    continue
+                acc[j] = zero
+                if s > zero:
+                    _offer(hv, hi, hn, thr, h_i, k, s, j)
+                    if half:
+                        _offer(hv, hi, hn, thr, hset * n + j, k, s, i)
+            if include_self and self_dot > zero:
+                _offer(hv, hi, hn, thr, h_i, k, self_dot, i)
+    if n_sets > 1:
+        for rr in prange(n):  # merge the other threads' heaps of row r into set 0
+            r = np.int64(rr)
+            base0 = r * k
+            size = hn[r]
+            for s in range(1, n_sets):
+                b = (s * n + r) * k
+                for e in range(hn[s * n + r]):
+                    size = _heap_push(hv, hi, base0, size, k, hv[b + e], hi[b + e])
+            hn[r] = size
+    return hv, hi, hn
+
+
+@njit(cache=True, parallel=True)
+def heaps_to_csr(hv, hi, hn, perm, k):
+    """CSR (in original labels, columns ascending) from heap set 0 of a relabelled matrix."""
+    n = perm.size
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for r in range(n):
+        counts[perm[r] + 1] = hn[r]
+    for r in range(n):
+        counts[r + 1] += counts[r]
+    nnz = counts[n]
+    out_idx = np.empty(nnz, dtype=np.int32)
+    out_val = np.empty(nnz, dtype=hv.dtype)
+    for rr in prange(n):
+        r = np.int64(rr)
+        start = counts[perm[r]]
+        m = hn[r]
+        for e in range(m):
+            # insertion sort by original column index (m <= k, small)
+            c = perm[hi[r * k + e]]
+            v = hv[r * k + e]
+            q = start + e
+            while q > start and out_idx[q - 1] > c:
+                out_idx[q] = out_idx[q - 1]
+                out_val[q] = out_val[q - 1]
+                q -= 1
+            out_idx[q] = c
+            out_val[q] = v
+    return counts, out_idx, out_val
+
+
+@njit(cache=True, parallel=True)
+def normalize_rows(indptr, data, out):
+    """out[p] = data[p] / ||row of p|| (norms summed in float64; zero rows stay zero)."""
+    n = indptr.size - 1
+    for rr in prange(n):
+        r = np.int64(rr)
+        s = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            x = np.float64(data[p])
+            s += x * x
+        if s > 0.0:
+            inv = 1.0 / np.sqrt(s)
+            for p in range(indptr[r], indptr[r + 1]):
+                out[p] = np.float64(data[p]) * inv
+        else:
+            for p in range(indptr[r], indptr[r + 1]):
+                out[p] = 0

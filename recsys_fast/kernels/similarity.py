@@ -1,0 +1,388 @@
+"""Cosine similarity kernels: the full course distance matrix and a blocked top-k.
+
+``cosine_distances`` is the course quantity (sklearn ``pairwise_distances(metric='cosine')``).
+``cosine_topk`` keeps, for each row, its k most similar rows without ever holding the n x n
+matrix. Two strategies compute the same function:
+
+- ``"sparse"``: numba Gustavson SpGEMM with a dense per-thread accumulator and fused size-k
+  heaps, each pair computed once and scattered to both rows (CPU only; see ``_topk_numba``).
+- ``"dense"``: row blocks of ``X @ X.T`` by BLAS GEMM, then a partition per row. Written against
+  the backend's ``xp``/``sparse`` namespaces, so it is also the GPU path.
+
+Top-k policy, identical for both strategies: only strictly positive similarities are kept (a
+zero-norm row gets no neighbours and is nobody's neighbour; a row may hold fewer than k
+entries), ties at the k-th value go to the lower column index, and the output is a canonical
+CSR (columns ascending). The strategy that ran is returned by :func:`last_strategy` and set as
+the ``strategy`` attribute of the result.
+
+``"auto"`` picks one strategy per call from the estimated cost (sum of squared column counts
+for sparse, n^2 * n_features for GEMM plus the selection pass); on the GPU it is always
+``dense``. Mixing the two per row block was tried in a feasibility study (heavy rows offloaded
+to BLAS) and did not pay, so the choice is not made per block.
+
+Memory: ``sparse`` holds X, its transpose and, per thread, an accumulator plus n_rows size-k
+heaps (n_threads * n_rows * k * (itemsize + 4) bytes; it falls back to one heap set, computing
+each pair twice, when that would crowd memory). ``dense`` holds a dense copy of X when
+affordable plus one block of ``block_rows`` x n_rows similarities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from recsys_fast.backend import Backend, get_backend
+from recsys_fast.memory import available_bytes, check_memory, dense_bytes
+
+STRATEGIES = ("auto", "sparse", "dense")
+# Rough throughputs on the 2-vCPU development machine, used only to pick a strategy.
+_SPARSE_MADDS_PER_S = 1.0e9  # numba scatter-adds per second per thread
+_DENSE_FLOPS_PER_S = 2.0e10  # BLAS sgemm multiply-adds per second per thread
+_SELECT_S_PER_ENTRY = 4.0e-9  # partition + masks per entry of S (single-threaded)
+_BLOCK_BYTES = 32 << 20  # working block of S in the dense strategy
+
+_last_strategy: str | None = None
+
+
+def last_strategy() -> str | None:
+    """Strategy (``"sparse"`` or ``"dense"``) used by the latest :func:`cosine_topk` call."""
+    return _last_strategy
+
+
+def _check_real(dtype, name: str) -> None:
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {dtype}")
+
+
+def _as_csr(X: Any, be: Backend, name: str = "X"):
+    """X as a canonical CSR on ``be`` (any scipy/cupyx sparse format or a 2-D array)."""
+    if scipy.sparse.issparse(X) or be.sparse.issparse(X):
+        if scipy.sparse.issparse(X):
+            _check_real(X.dtype, name)
+            if X.dtype.kind != "f":  # cupyx sparse holds floats only
+                X = X.astype(np.float64)
+            X = be.to_device(X)
+        X = X.tocsr()
+    elif isinstance(X, np.ndarray) or isinstance(X, be.xp.ndarray):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {tuple(X.shape)}")
+        _check_real(X.dtype, name)
+        X = be.xp.asarray(X, dtype=X.dtype if X.dtype.kind == "f" else np.float64)
+        X = be.sparse.csr_matrix(X)
+    else:
+        raise TypeError(f"{name} must be a sparse matrix or a 2-D array, got {type(X).__name__}")
+    _check_real(X.dtype, name)
+    if X.nnz and not bool(be.xp.isfinite(X.data).all()):
+        at = int(be.xp.flatnonzero(~be.xp.isfinite(X.data))[0])
+        row = int(be.xp.searchsorted(X.indptr, at, side="right")) - 1
+        raise ValueError(
+            f"{name} holds a non-finite value {float(X.data[at])} at row {row}, "
+            f"column {int(X.indices[at])}"
+        )
+    return X
+
+
+def _normalized(X, be: Backend, dtype):
+    """Rows scaled to unit L2 norm (zero rows stay zero), explicit zeros dropped, canonical."""
+    xp = be.xp
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.nnz and not bool(X.data.all()):
+        X = X.copy()
+        X.eliminate_zeros()
+    n = X.shape[0]
+    if X.dtype.kind != "f" or X.dtype.itemsize < 4:  # ints, bools, float16
+        X = X.astype(xp.float64)
+    if be.name == "cpu":
+        from recsys_fast.kernels import _topk_numba as nb
+
+        data = np.empty(X.nnz, dtype=dtype)
+        nb.normalize_rows(X.indptr, X.data, data)
+    else:
+        d64 = X.data.astype(xp.float64)
+        rows = xp.repeat(xp.arange(n), xp.diff(X.indptr).astype(xp.int64))
+        norms = xp.sqrt(xp.bincount(rows, weights=d64 * d64, minlength=n))
+        data = (d64 / norms[rows]).astype(dtype)
+    out = be.sparse.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
+    if be.name == "cpu":
+        out.has_sorted_indices = True
+    return out
+
+
+def _result_dtype(X, dtype):
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        if dt.kind != "f":
+            raise TypeError(f"dtype must be a floating type, got {dt}")
+        return dt
+    # sklearn keeps float32 inputs in float32 and computes everything else in float64
+    return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+
+
+def cosine_distances(X: Any, *, dtype: Any = None, backend: str | Backend = "cpu"):
+    """Dense cosine distance matrix of the rows of X, equal to sklearn's ``pairwise_distances``.
+
+    Same conventions as sklearn: a zero row has similarity 0 with every row (distance 1), the
+    diagonal is exactly 0, distances are clipped to [0, 2]. The product runs as dense GEMM when
+    X is dense enough, else as a sparse product.
+
+    Parameters
+    ----------
+    X : sparse matrix or 2-D array, shape (n_rows, n_features)
+    dtype : float dtype, optional
+        Default float32 for float32 input, else float64 (as sklearn).
+    backend : "cpu", "gpu" or Backend
+
+    Returns
+    -------
+    ndarray, shape (n_rows, n_rows)
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-numeric / non-2-D input, non-finite values.
+    MemoryBudgetError
+        The n x n result would not fit in memory.
+    """
+    be = get_backend(backend)
+    xp = be.xp
+    X = _as_csr(X, be)
+    dt = _result_dtype(X, dtype)
+    n, m = X.shape
+    check_memory(f"cosine distance matrix {n}x{n}", dense_bytes((n, n), dt))
+    Xn = _normalized(X, be, dt)
+    density = Xn.nnz / max(1, n * m)
+    # dense GEMM wins once X is a few percent full (and the dense copy is affordable)
+    if density > 0.02 and dense_bytes((n, m), dt) < available_bytes() // 4:
+        D = Xn.toarray()
+        S = D @ D.T
+    else:
+        S = (Xn @ Xn.T).toarray()
+    S = xp.asarray(S, dtype=dt)
+    S *= -1
+    S += 1
+    xp.clip(S, 0.0, 2.0, out=S)
+    S[xp.arange(n), xp.arange(n)] = 0.0
+    return S
+
+
+def _check_topk_args(n: int, k: Any, include_self: bool, strategy: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an integer, got {k!r}")
+    k = int(k)
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    limit = n if include_self else n - 1
+    if k > limit:
+        what = "n_rows" if include_self else "n_rows - 1 (include_self=False)"
+        raise ValueError(f"k={k} exceeds {what} = {limit}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    return k
+
+
+def _choose_strategy(Xn, k: int, n_threads: int, be: Backend) -> str:
+    if be.name != "cpu":
+        return "dense"  # numba is CPU-only
+    n, m = Xn.shape
+    col_nnz = np.bincount(Xn.indices, minlength=m).astype(np.float64)
+    sparse_s = float((col_nnz * col_nnz).sum()) / 2 / (_SPARSE_MADDS_PER_S * n_threads)
+    dense_s = n * n * m / (_DENSE_FLOPS_PER_S * n_threads) + n * n * _SELECT_S_PER_ENTRY
+    if dense_s < sparse_s and dense_bytes((n, m), Xn.dtype) < available_bytes() // 4:
+        return "dense"
+    return "sparse"
+
+
+def _resolve_threads(n_threads: int | None) -> int:
+    import numba
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    if n_threads is None:
+        return numba.get_num_threads()
+    n_threads = int(n_threads)
+    if not 1 <= n_threads <= limit:
+        raise ValueError(f"n_threads must be in [1, {limit}] (NUMBA_NUM_THREADS), got {n_threads}")
+    return n_threads
+
+
+def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | None = None):
+    import numba
+
+    from recsys_fast.kernels import _topk_numba as nb
+
+    n, m = Xn.shape
+    # Relabel rows by popularity: the accumulator entries hit most often (popular rows) then
+    # sit together at low labels and share cache lines (about 1.4x in the feasibility study).
+    perm = np.argsort(-np.diff(Xn.indptr), kind="stable").astype(np.int64)
+    Xp = Xn[perm]
+    indptr = Xp.indptr.astype(np.int64)
+    indices = Xp.indices.astype(np.int32)
+    data = Xp.data
+    colptr, rowidx, coldata, pos = nb.csc_with_positions(indptr, indices, data, m)
+    # Each thread owns n_rows heaps when pairs are computed once; fall back to full rows
+    # (one heap set) if those would crowd memory.
+    heap_bytes = n_threads * n * k * (data.itemsize + 4)
+    if half is None:
+        half = n_threads == 1 or heap_bytes < min(available_bytes() // 4, 2 << 30)
+    check_memory("cosine_topk heaps", (n_threads if half else 1) * n * k * (data.itemsize + 4))
+    cost = nb.row_costs(indptr, indices, colptr, pos, half)
+    order = np.argsort(-cost, kind="stable").astype(np.int64)
+    prev = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        hv, hi, hn = nb.topk_heaps(
+            indptr,
+            indices,
+            data,
+            colptr,
+            rowidx,
+            coldata,
+            pos,
+            order,
+            cost,
+            n_threads,
+            k,
+            half,
+            include_self,
+        )
+        counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
+    finally:
+        numba.set_num_threads(prev)
+    out = scipy.sparse.csr_matrix((out_val, out_idx, counts), shape=(n, n))
+    out.has_sorted_indices = True
+    return out
+
+
+def _select_block(S, r0: int, k: int, include_self: bool, xp):
+    """Rows, columns, values of the top-k positive entries of each row of the block S."""
+    b, n = S.shape
+    if not include_self:
+        S[xp.arange(b), r0 + xp.arange(b)] = 0
+    kth = xp.partition(S, n - k, axis=1)[:, n - k][:, None]  # k-th largest per row
+    gt = S > kth
+    eq = S == kth
+    need = k - gt.sum(axis=1)
+    n_eq = eq.sum(axis=1)
+    tie_rows = xp.flatnonzero(n_eq > need)
+    if tie_rows.size:  # keep only the lowest-indexed ties, as many as each row still needs
+        sub = eq[tie_rows]
+        eq[tie_rows] = sub & (xp.cumsum(sub, axis=1) <= need[tie_rows][:, None])
+    keep = (gt | eq) & (S > 0)
+    rows, cols = xp.nonzero(keep)  # row-major: columns ascending within each row
+    return rows + r0, cols, S[rows, cols]
+
+
+def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend):
+    xp = be.xp
+    n, m = Xn.shape
+    itemsize = Xn.dtype.itemsize
+    if block_rows is None:
+        block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
+    # densify X once when affordable (BLAS GEMM); otherwise densify each block's product
+    D = Xn.toarray() if dense_bytes((n, m), Xn.dtype) < be.free_bytes() // 4 else None
+    DT = D.T if D is not None else Xn.T.tocsr()
+    parts_r, parts_c, parts_v = [], [], []
+    for r0 in range(0, n, block_rows):
+        r1 = min(n, r0 + block_rows)
+        if D is not None:
+            S = D[r0:r1] @ DT
+        else:
+            S = (Xn[r0:r1] @ DT).toarray()
+        r, c, v = _select_block(S, r0, k, include_self, xp)
+        parts_r.append(r)
+        parts_c.append(c)
+        parts_v.append(v)
+    rows = xp.concatenate(parts_r)
+    cols = xp.concatenate(parts_c).astype(xp.int32)
+    vals = xp.concatenate(parts_v).astype(Xn.dtype)
+    indptr = xp.zeros(n + 1, dtype=xp.int32 if rows.size < 2**31 else xp.int64)
+    indptr[1:] = xp.cumsum(xp.bincount(rows, minlength=n))
+    out = be.sparse.csr_matrix((vals, cols, indptr), shape=(n, n))
+    if be.name == "cpu":
+        out.has_sorted_indices = True
+    return out
+
+
+def cosine_topk(
+    X: Any,
+    k: int,
+    *,
+    include_self: bool = False,
+    block_rows: int | None = None,
+    n_threads: int | None = None,
+    strategy: str = "auto",
+    dtype: Any = np.float32,
+    backend: str | Backend = "cpu",
+):
+    """For each row of X, its k most similar rows by cosine similarity, as a sparse matrix.
+
+    Parameters
+    ----------
+    X : sparse matrix (any scipy/cupyx format) or 2-D array, shape (n_rows, n_features)
+        Converted to CSR; dense arrays are accepted and converted.
+    k : int
+        Neighbours per row, ``1 <= k <= n_rows - 1`` (``n_rows`` with ``include_self``).
+    include_self : bool, default False
+        Whether a row may be its own neighbour (similarity ~1), as implicit's item-item models.
+    block_rows : int, optional
+        Rows of S per GEMM block in the dense strategy (default: a ~32 MiB block). The sparse
+        strategy never holds more than one row of S per thread and ignores it.
+    n_threads : int, optional
+        Threads for numba (sparse) and BLAS (dense); default numba's thread count.
+    strategy : {"auto", "sparse", "dense"}
+        ``auto`` picks by estimated cost once per call (always ``dense`` on the GPU).
+    dtype : float dtype, default float32
+        Precision of the normalised data, the accumulation and the result.
+    backend : "cpu", "gpu" or Backend
+        ``sparse`` runs on the CPU only.
+
+    Returns
+    -------
+    csr_matrix, shape (n_rows, n_rows)
+        Row i holds up to k entries (j, sim(i, j)) with sim > 0, columns ascending; the
+        ``strategy`` attribute names the strategy that ran.
+
+    Raises
+    ------
+    TypeError
+        X is neither sparse nor an array, holds non-numbers, or k is not an integer.
+    ValueError
+        k out of range, unknown strategy, non-finite values, ``sparse`` on the GPU.
+    """
+    global _last_strategy
+    be = get_backend(backend)
+    X = _as_csr(X, be)
+    n = X.shape[0]
+    k = _check_topk_args(n, k, include_self, strategy)
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    if strategy == "sparse" and be.name != "cpu":
+        raise ValueError("strategy='sparse' is CPU-only (numba); use 'dense' on the GPU")
+    threads = _resolve_threads(n_threads)
+    Xn = _normalized(X, be, dt)
+    used = _choose_strategy(Xn, k, threads, be) if strategy == "auto" else strategy
+    if used == "sparse":
+        out = _sparse_topk(Xn, k, include_self, threads)
+    else:
+        if be.name == "cpu" and n_threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=threads, user_api="blas"):
+                out = _dense_topk(Xn, k, include_self, block_rows, be)
+        else:
+            out = _dense_topk(Xn, k, include_self, block_rows, be)
+    _last_strategy = used
+    out.strategy = used
+    return out
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) the sparse kernels, keeping it out of timings."""
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        X = scipy.sparse.random(8, 6, density=0.5, random_state=rng, dtype=dt, format="csr")
+        cosine_topk(X, 2, strategy="sparse", dtype=dt)

@@ -1,0 +1,480 @@
+"""Benchmark harness: registry, skip logic, runner, results files, CLI, and a smoke run of
+every registered case (and of the asv / pytest-benchmark wrappers) at the tiny scale."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys_fast.errors import DataFormatError, MemoryBudgetError
+from recsys_fast.harness import bench as bench_mod
+from recsys_fast.harness import cli, machine, results, runner
+from recsys_fast.harness.context import CaseContext, scale_spec
+from recsys_fast.harness.registry import (
+    BACKENDS,
+    IMPLS,
+    SCALES,
+    Case,
+    Registry,
+    SelectionError,
+    Verdict,
+    check_scales,
+    default_registry,
+)
+from recsys_fast.harness.runner import RunSettings, run_case
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = RunSettings(repeat=3, warmup=1, max_time=1.0)
+
+
+# -- a toy registry: fast, no data -----------------------------------------------------------
+def _toy_check(ctx, state, result):
+    ref = ctx.naive_reference("toy", state["scale"])
+    return Verdict("equal" if ref == result else f"mismatch: {result} vs {ref}", "naive")
+
+
+def toy_registry() -> Registry:
+    reg = Registry()
+    reg.add_kernel("toy", "sum of 0..n-1")
+
+    def setup(ctx, scale):
+        return {"n": 20_000 if scale == "tiny" else 50_000, "scale": scale}
+
+    reg.add(Case("toy", "naive", "cpu", setup, lambda st: sum(range(st["n"])),
+                 flops=lambda st: st["n"], examples=lambda st: st["n"]))
+    reg.add(Case("toy", "optimised", "cpu", setup,
+                 lambda st: int(np.arange(st["n"], dtype=np.int64).sum()), check=_toy_check,
+                 extra=lambda st, res: {"strategy": "numpy"}))
+    reg.add(Case("toy", "optimised", "gpu", setup, lambda st: 0, check=_toy_check))
+    reg.add(Case("toy", "scipy", "cpu", setup, lambda st: int(np.sum(np.arange(st["n"]))),
+                 check=_toy_check))
+    reg.add(Case("toy", "sklearn", "cpu", setup, lambda st: -1, check=_toy_check))
+
+    def boom(st):
+        raise RuntimeError("kernel exploded")
+
+    reg.add(Case("broken", "optimised", "cpu", setup, boom))
+
+    def missing(ctx, scale):
+        import recsys_fast.no_such_module  # noqa: F401
+
+    reg.add(Case("missing", "optimised", "cpu", missing, lambda st: 0))
+    reg.add(Case("hungry", "naive", "cpu", setup, lambda st: 0,
+                 memory_estimate=lambda spec: 42 << 40))
+    return reg
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(runner, "gpu_available", lambda: False)
+    monkeypatch.setattr(runner, "gpu_unavailable_reason", lambda: "faked: no CUDA device")
+
+
+# -- registry ----------------------------------------------------------------------------------
+def test_default_registry_has_every_kernel_once():
+    reg = default_registry()
+    for kernel in ("weighted_rating", "csr_build", "cf_course_user", "cf_course_item",
+                   "cosine_distances", "cosine_topk", "tfidf_topk", "dnn_epoch",
+                   "dnn_epoch_sampled", "dnn_pipeline"):
+        cases = reg.select(kernels=[kernel])
+        assert cases, kernel
+        assert [c for c in cases if c.impl == "optimised" and c.backend == "cpu"], kernel
+    keys = [c.key for c in reg]
+    assert len(keys) == len(set(keys))
+    assert all(c.impl in IMPLS and c.backend in BACKENDS for c in reg)
+    # peers compared with ours on the similarity kernel
+    assert {"implicit", "sparse_dot_topn", "sklearn"} <= set(reg.impls("cosine_topk"))
+
+
+def test_select_orders_and_filters():
+    reg = toy_registry()
+    got = [c.key for c in reg.select(kernels=["toy"], backends=["cpu"])]
+    assert got == ["toy/naive/cpu", "toy/optimised/cpu", "toy/sklearn/cpu", "toy/scipy/cpu"]
+    assert [c.key for c in reg.select(impls=["scipy"])] == ["toy/scipy/cpu"]
+
+
+@pytest.mark.parametrize(("kw", "word"), [({"kernels": ["nope"]}, "kernel 'nope'"),
+                                          ({"impls": ["fast"]}, "implementation 'fast'"),
+                                          ({"backends": ["tpu"]}, "backend 'tpu'")])
+def test_unknown_names_list_the_valid_ones(kw, word):
+    with pytest.raises(SelectionError, match=word) as err:
+        toy_registry().select(**kw)
+    assert "valid:" in str(err.value)
+
+
+def test_scales():
+    assert check_scales(["1m", "100k", "1m"]) == ["100k", "1m"]
+    with pytest.raises(SelectionError, match="'5m'.*valid: tiny, 100k, 1m, 10m, 25m"):
+        check_scales(["5m"])
+    assert scale_spec("25m").n_ratings > 25_000_000 - 1
+    assert scale_spec("100k").n_users == 943
+    with pytest.raises(SelectionError):
+        scale_spec("huge")
+
+
+def test_case_rejects_bad_definitions():
+    with pytest.raises(ValueError, match="impl"):
+        Case("k", "fastest", "cpu", lambda c, s: None, lambda s: None)
+    with pytest.raises(ValueError, match="scales"):
+        Case("k", "naive", "cpu", lambda c, s: None, lambda s: None, scales=("2m",))
+    reg = Registry()
+    reg.add(Case("k", "naive", "cpu", lambda c, s: None, lambda s: None))
+    with pytest.raises(ValueError, match="twice"):
+        reg.add(Case("k", "naive", "cpu", lambda c, s: None, lambda s: None))
+
+
+# -- runner --------------------------------------------------------------------------------------
+def test_run_case_times_and_checks(no_gpu):
+    reg = toy_registry()
+    ctx = CaseContext(reg)
+    naive = run_case(reg.get("toy", "naive", "cpu"), "tiny", ctx, FAST)
+    assert naive.status == "ok" and naive.verdict == "reference"
+    assert 1 <= naive.rounds <= 3 and len(naive.times_s) == naive.rounds
+    assert naive.min_s <= naive.median_s and naive.iqr_s >= 0
+    assert naive.peak_rss_bytes > 0 and naive.extra["gflops"] > 0
+    assert naive.extra["examples_per_s"] > 0
+    opt = run_case(reg.get("toy", "optimised", "cpu"), "tiny", ctx, FAST)
+    assert (opt.verdict, opt.checked_against) == ("equal", "naive")
+    assert opt.extra["strategy"] == "numpy"
+    bad = run_case(reg.get("toy", "sklearn", "cpu"), "tiny", ctx, FAST)
+    assert bad.status == "ok" and bad.verdict.startswith("mismatch")
+
+
+def test_reference_is_computed_when_naive_was_not_run():
+    reg = toy_registry()
+    res = run_case(reg.get("toy", "scipy", "cpu"), "100k", CaseContext(reg), FAST)
+    assert res.verdict == "equal"
+
+
+def test_errors_and_missing_modules_do_not_stop_the_run(no_gpu):
+    reg = toy_registry()
+    rows = list(runner.run_cases(reg.select(), ["tiny"], CaseContext(reg), FAST,
+                                 progress=False))
+    by = {(r.kernel, r.impl, r.backend): r for r in rows}
+    assert len(rows) == len(reg)
+    broken = by["broken", "optimised", "cpu"]
+    assert broken.status == "error" and "RuntimeError: kernel exploded" in broken.error
+    missing = by["missing", "optimised", "cpu"]
+    assert missing.status == "skipped" and "no_such_module" in missing.skipped_reason
+    assert by["toy", "optimised", "cpu"].status == "ok"
+
+
+def test_gpu_absent_is_a_skip_with_the_reason(no_gpu):
+    reg = toy_registry()
+    res = run_case(reg.get("toy", "optimised", "gpu"), "tiny", CaseContext(reg), FAST)
+    assert res.status == "skipped"
+    assert res.skipped_reason == "gpu backend unavailable: faked: no CUDA device"
+
+
+def test_over_budget_is_a_skip_naming_the_size(monkeypatch):
+    reg = toy_registry()
+    res = run_case(reg.get("hungry", "naive", "cpu"), "tiny", CaseContext(reg), FAST)
+    assert res.status == "skipped" and res.skipped_reason.startswith("needs 42.0 TiB")
+    # a tiny budget from the environment skips a real case before it allocates
+    monkeypatch.setenv("RECSYS_FAST_MEMORY_BUDGET", "1K")
+    case = default_registry().get("cosine_distances", "naive", "cpu")
+    res = run_case(case, "100k", CaseContext(default_registry()), FAST)
+    assert res.status == "skipped" and "needs" in res.skipped_reason
+    assert "memory budget 1.0 KiB" in res.skipped_reason
+
+
+def test_memory_budget_error_in_setup_is_a_skip():
+    def setup(ctx, scale):
+        raise MemoryBudgetError("dense 10 x 10", 800, 10)
+
+    case = Case("k", "naive", "cpu", setup, lambda st: None)
+    res = run_case(case, "tiny", CaseContext(), FAST)
+    assert res.status == "skipped" and "needs 800 B" in res.skipped_reason
+
+
+def test_scale_not_defined_for_a_case():
+    case = Case("k", "naive", "cpu", lambda c, s: None, lambda st: None, scales=("tiny",))
+    res = run_case(case, "25m", CaseContext(), FAST)
+    assert res.status == "skipped" and "not defined at scale 25m" in res.skipped_reason
+
+
+def test_scrub_paths_keeps_results_free_of_machine_paths():
+    text = runner.scrub_paths("cannot import 'x' (/home/me/src/pkg/__init__.py); 1/2 done")
+    assert text == "cannot import 'x' (__init__.py); 1/2 done"
+
+
+# -- results files -------------------------------------------------------------------------------
+def _toy_results(tmp_path, **kw) -> tuple[dict, Path]:
+    return bench_mod.run_bench(scales=kw.pop("scales", ["tiny"]), registry=toy_registry(),
+                               out_dir=tmp_path / "results", gemm_n=64, progress=False,
+                               settings=RunSettings(repeat=2, max_time=0.5), **kw)
+
+
+def test_run_bench_writes_a_valid_results_file(tmp_path, no_gpu, monkeypatch):
+    monkeypatch.setenv(machine.ENV_MACHINE_ID, "Test Box #1")
+    data, path = _toy_results(tmp_path)
+    assert path.parent == tmp_path / "results" / "test-box-1"
+    loaded = results.load_results(path)
+    assert loaded["schema_version"] == results.SCHEMA_VERSION
+    assert loaded["gemm_peak"]["cpu_float32_gflops"] > 0
+    assert loaded["gemm_peak"]["cpu_float64_gflops"] > 0
+    assert loaded["machine"]["cores_logical"] >= 1 and loaded["machine"]["ram_bytes"] > 0
+    assert "numpy" in loaded["software"] and isinstance(loaded["blas"], list)
+    assert loaded["scale_shapes"]["tiny"]["n_ratings"] > 0
+    statuses = {(c["kernel"], c["impl"], c["backend"]): c["status"] for c in loaded["cases"]}
+    assert statuses["toy", "optimised", "gpu"] == "skipped"
+    assert statuses["broken", "optimised", "cpu"] == "error"
+    assert "/work/" not in path.read_text() and "/root/" not in path.read_text()
+    table = bench_mod.format_table(data)
+    assert "toy" in table and "skipped: gpu backend unavailable" in table
+    # a second run in the same second gets its own file
+    _data2, path2 = _toy_results(tmp_path)
+    assert path2 != path and path2.exists()
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "r" / "run.json"
+    results.atomic_write_text(target, '{"old": true}')
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write_text(target, '{"new": "half-written')
+    assert json.loads(target.read_text()) == {"old": True}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run.json"]
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write_text(tmp_path / "r" / "fresh.json", "{}")
+    assert not (tmp_path / "r" / "fresh.json").exists()
+
+
+def _doc() -> dict:
+    return results.build_results(
+        [{"kernel": "k", "impl": "naive", "backend": "cpu", "scale": "tiny", "status": "ok",
+          "median_s": 0.1}], machine={}, machine_id="m", software={}, blas=[], thread_env={},
+        gemm_peak={}, git=None, settings={}, data_sources={})
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d.update(schema="asv"), "not a recsys_fast results file"),
+    (lambda d: d.update(schema_version=99), "unsupported schema_version 99"),
+    (lambda d: d.pop("cases"), "missing fields"),
+    (lambda d: d["cases"][0].pop("scale"), r"cases\[0\] lacks \['scale'\]"),
+    (lambda d: d["cases"][0].update(status="great"), "status 'great'"),
+    (lambda d: d["cases"][0].update(median_s=None), "no numeric median_s"),
+])
+def test_schema_validation_names_the_file(tmp_path, mutate, message):
+    doc = _doc()
+    mutate(doc)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataFormatError, match=message) as err:
+        results.load_results(path)
+    assert str(path) in str(err.value)
+
+
+def test_invalid_json_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "schema": "recsys_fast.bench.results",\n  "cases": [,]\n}')
+    with pytest.raises(DataFormatError, match=r"broken.json, line 3: invalid JSON"):
+        results.load_results(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(DataFormatError, match="top level is list"):
+        results.load_results(path)
+    with pytest.raises(DataFormatError, match="not found"):
+        results.load_results(tmp_path / "absent.json")
+
+
+# -- machine -------------------------------------------------------------------------------------
+def test_machine_info_and_id(monkeypatch):
+    info = machine.machine_info()
+    monkeypatch.delenv(machine.ENV_MACHINE_ID, raising=False)
+    mid = machine.machine_id(info)
+    assert mid == machine.machine_id(info) and mid.replace("-", "").isalnum()
+    assert f"{info['cores_logical']}c" in mid
+    assert all("/" not in str(b.get("file", "")) for b in machine.blas_info())
+    peak = machine.gemm_peak(n=64, rounds=1)
+    assert peak["cpu_float32_gflops"] > 0 and peak["n"] == 64
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("argv", "message"), [
+    (["bench", "--kernels", "warp_drive"], "unknown kernel 'warp_drive'; valid: weighted_rating"),
+    (["bench", "--backend", "tpu"], "unknown backend 'tpu'; valid: cpu, gpu"),
+    (["bench", "--scale", "100k,3m"], "unknown scale '3m'; valid: tiny, 100k"),
+    (["bench", "--impl", "turbo"], "unknown implementation 'turbo'"),
+    (["report", "nowhere.json"], "nowhere.json: results file not found"),
+])
+def test_cli_bad_input_is_a_clear_error(argv, message, capsys, tmp_path):
+    assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    called = []
+    monkeypatch.setattr(machine, "gemm_peak", lambda **kw: called.append(1) or {})
+    assert cli.main(["bench", "--kernels", "weighted_rating", "--out", str(blocker / "x")]) == 2
+    assert "is not writable" in capsys.readouterr().err and not called
+
+
+def test_cli_list_and_parser_wiring(capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd")
+    cli.add_bench_commands(sub)
+    args = parser.parse_args(["bench", "--scale", "100k,1m", "--quick", "--repeat", "2"])
+    assert args.func is cli.cmd_bench and args.scale == ["100k", "1m"] and args.quick
+    assert parser.parse_args(["report", "a.json"]).func is cli.cmd_report
+    assert cli.main(["bench", "--list", "--kernels", "cosine_topk"]) == 0
+    out = capsys.readouterr().out
+    assert "cosine_topk/implicit/cpu" in out and "csr_build" not in out
+
+
+def test_cli_bench_runs_and_prints_a_table(tmp_path, capsys, monkeypatch, no_gpu):
+    import recsys_fast.harness.registry as registry_mod
+
+    monkeypatch.setattr(bench_mod, "default_registry", toy_registry)
+    monkeypatch.setattr(registry_mod, "default_registry", toy_registry)
+    code = cli.main(["bench", "--scale", "tiny", "--kernels", "toy", "--impl",
+                     "naive,optimised", "--quick", "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "results written to" in out and "reference" in out and "equal (vs naive)" in out
+
+
+# -- real data ----------------------------------------------------------------------------------
+def test_scale_100k_uses_the_real_data_when_found(ml100k_dir):
+    ctx = CaseContext(default_registry(), ml100k=ml100k_dir)
+    inter = ctx.interactions("100k")
+    assert inter.n_ratings == 100_000 and "real" in ctx.data_sources["100k"]
+    res = run_case(default_registry().get("weighted_rating", "optimised", "cpu"), "100k", ctx,
+                   RunSettings(repeat=1, max_time=0.1))
+    assert res.status == "ok" and res.verdict == "equal", res
+
+
+# -- smoke: every case once at the smallest scale, through the asv and pytest wrappers -----------
+def _load_asv_suite():
+    root = REPO / "bench" / "asv"
+    spec = importlib.util.spec_from_file_location(
+        "recsys_fast_asv_suite", root / "__init__.py", submodule_search_locations=[str(root)])
+    pkg = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = pkg
+    spec.loader.exec_module(pkg)
+    mods = [importlib.import_module(f"{spec.name}.{p.stem}")
+            for p in sorted(root.glob("bench_*.py"))]
+    return [cls for m in mods for name, cls in vars(m).items()
+            if isinstance(cls, type) and not name.startswith("_") and hasattr(cls, "kernel")]
+
+
+ASV_CLASSES = _load_asv_suite()
+
+
+def test_asv_suite_covers_the_registry():
+    assert {c.kernel for c in ASV_CLASSES} == set(default_registry().kernels)
+    for cls in ASV_CLASSES:
+        impls, backends, scales = cls.params
+        assert impls == default_registry().impls(cls.kernel)
+        assert backends == list(BACKENDS) and scales == [s for s in SCALES if s != "tiny"]
+        with pytest.raises(NotImplementedError, match="RECSYS_FAST_ASV_FULL"):
+            cls().setup(impls[0], "cpu", "25m")
+        with pytest.raises(NotImplementedError, match="no case"):
+            cls().setup("naive", "gpu", "100k")  # naive code is CPU-only: never registered
+
+
+@pytest.mark.parametrize("cls", [
+    # the DNN cases import TensorFlow and train: tens of seconds on a shared 2-core box
+    pytest.param(c, marks=[pytest.mark.slow] if c.kernel.startswith("dnn") else [])
+    for c in ASV_CLASSES], ids=lambda c: c.__name__)
+def test_asv_suite_runs_each_case_once(cls, no_gpu):
+    bench = cls()
+    bench.warmup_call = False  # smoke: the timed method is the one call
+    ran = 0
+    for impl in cls.params[0]:
+        for backend in cls.params[1]:
+            try:
+                bench.setup(impl, backend, "tiny")
+            except NotImplementedError as exc:
+                assert backend == "gpu" or "not available" in str(exc), (impl, backend, exc)
+                continue
+            bench.time_kernel(impl, backend, "tiny")
+            bench.teardown(impl, backend, "tiny")
+            ran += 1
+    assert ran >= 1
+
+
+def _pytest_suite(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RECSYS_FAST_BENCH_SCALES": "tiny", "RECSYS_FAST_BENCH_ROUNDS": "1"}
+    # -o addopts= drops the project's --benchmark-skip; --benchmark-disable runs each once
+    return subprocess.run([sys.executable, "-m", "pytest", "bench/pytest", "-q", "-p",
+                           "no:cacheprovider", "-o", "addopts=", "--benchmark-disable",
+                           *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow  # ~20 s: a pytest subprocess importing every kernel
+def test_pytest_benchmark_suite_runs_each_case_once(tmp_path):
+    proc = _pytest_suite(["-rs"], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+# -- checks where the naive reference cannot run ------------------------------------------------
+def test_fallback_checks_without_a_naive_reference():
+    """With no naive reference (as at scales where it does not fit), every optimised CPU case is
+    checked against an independent exact computation on sampled rows, and a perturbed result is
+    caught."""
+    ctx = CaseContext(registry=None)  # naive_reference() -> None: forces the fallback paths
+    checked = {}
+    for case in default_registry().select(impls=["optimised"], backends=["cpu"]):
+        if case.check is None or case.kernel.startswith("dnn"):  # dnn: training, n/a
+            continue
+        try:
+            state = case.setup(ctx, "tiny")
+            result = case.run(state)
+        except ImportError:
+            continue  # kernel not written yet
+        verdict = case.check(ctx, state, result)
+        assert verdict.ok, (case.key, verdict)
+        assert verdict.against and verdict.against != "naive", (case.key, verdict)
+        checked[case.kernel] = verdict.against
+        if case.kernel in ("cf_course_user", "cf_course_item", "cosine_distances"):
+            bad = case.check(ctx, state, result * 1.001)
+            assert bad.text.startswith("mismatch"), (case.key, bad)
+    assert {"csr_build", "cosine_topk"} <= set(checked)
+
+
+def test_topk_check_catches_a_wrong_neighbour():
+    import scipy.sparse
+
+    from recsys_fast.harness.checks import compare_topk, exact_cosine_rows
+
+    X = scipy.sparse.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1.0]]))
+    rows = np.arange(4)
+    exact = exact_cosine_rows(X, rows)
+    good = scipy.sparse.csr_matrix(np.where(np.eye(4) > 0, 0, exact) * (exact > 0.6))
+    assert compare_topk(good, exact, rows, 1, include_self=False, tol=1e-6,
+                        against="x").text.startswith("equal")
+    wrong = scipy.sparse.csr_matrix(([exact[0, 2] + 1.0], ([0], [2])), shape=(4, 4))
+    assert compare_topk(wrong, exact, rows, 1, include_self=False,
+                        tol=1e-6, against="x").text.startswith("mismatch")
+
+
+def test_ranked_list_check_allows_only_ties():
+    from recsys_fast.harness.checks import compare_ranked_lists
+
+    ref = {1: [(0.9, 2), (0.5, 3), (0.5, 4)]}
+    assert compare_ranked_lists(ref, ref, tol=1e-6, against="x").text == "equal"
+    swapped = {1: [(0.9, 2), (0.5, 4), (0.5, 3)]}
+    assert compare_ranked_lists(swapped, ref, tol=1e-6, against="x").text == "equal up to ties"
+    wrong = {1: [(0.9, 3), (0.5, 2), (0.5, 4)]}
+    assert compare_ranked_lists(wrong, ref, tol=1e-6, against="x").text.startswith("mismatch")
+    assert compare_ranked_lists({1: ref[1][:2]}, ref, tol=1e-6,
+                                against="x").text.startswith("mismatch")

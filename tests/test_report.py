@@ -1,0 +1,159 @@
+"""``recsys-fast report``: results JSON -> README.md + PNG plots; bad or foreign input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys_fast.errors import DataFormatError, RecsysFastError
+from recsys_fast.harness import cli, report, results
+from recsys_fast.harness.bench import run_bench
+from recsys_fast.harness.compare import speedups
+from recsys_fast.harness.registry import Case, Registry, Verdict
+from recsys_fast.harness.runner import RunSettings
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _registry() -> Registry:
+    """naive (slow python), optimised (numpy) and a peer, on cpu and a gpu that is absent."""
+    reg = Registry()
+
+    def setup(ctx, scale):
+        return {"n": {"tiny": 3_000, "100k": 30_000}[scale], "scale": scale}
+
+    def check(ctx, st, result):
+        ref = ctx.naive_reference("toy_sum", st["scale"])
+        return Verdict("equal" if np.isclose(ref, result) else "mismatch: off", "naive")
+
+    reg.add(Case("toy_sum", "naive", "cpu", setup, lambda st: float(sum(range(st["n"]))),
+                 flops=lambda st: st["n"]))
+    reg.add(Case("toy_sum", "optimised", "cpu", setup,
+                 lambda st: float(np.arange(st["n"]).sum()), check=check,
+                 flops=lambda st: st["n"]))
+    reg.add(Case("toy_sum", "optimised", "gpu", setup, lambda st: 0.0, check=check))
+    reg.add(Case("toy_sum", "scipy", "cpu", setup,
+                 lambda st: float(np.add.reduce(np.arange(st["n"]))), check=check))
+    reg.add(Case("toy_sum", "sklearn", "cpu", setup, lambda st: 0.0,
+                 memory_estimate=lambda spec: 7 << 40))
+    return reg
+
+
+@pytest.fixture(scope="module")
+def _made(tmp_path_factory) -> Path:
+    from recsys_fast.harness import runner
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "gpu_available", lambda: False)
+        mp.setenv("RECSYS_FAST_MACHINE_ID", "test-machine")
+        _data, path = run_bench(scales=["tiny", "100k"], registry=_registry(),
+                                out_dir=tmp_path_factory.mktemp("made") / "results", gemm_n=64,
+                                progress=False, settings=RunSettings(repeat=3, max_time=0.5))
+    return path
+
+
+@pytest.fixture
+def results_file(_made, tmp_path) -> Path:
+    """A fresh copy per test (tests add files next to it)."""
+    path = tmp_path / "results" / _made.parent.name / _made.name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_made.read_bytes())
+    return path
+
+
+def test_speedups_between_rows(results_file):
+    data = results.load_results(results_file)
+    sp = speedups(data["cases"])
+    assert {(s.kernel, s.scale) for s in sp["naive_to_optimised"]} == {
+        ("toy_sum", "tiny"), ("toy_sum", "100k")}
+    assert all(s.factor > 1 for s in sp["naive_to_optimised"])  # numpy beats a Python loop
+    assert {s.baseline for s in sp["peers_to_ours"]} == {"scipy/cpu"}
+    assert sp["cpu_to_gpu"] == []
+
+
+def test_report_writes_readme_and_plots(results_file, tmp_path):
+    out = tmp_path / "results"
+    path = report.write_report([results_file], out)
+    text = path.read_text()
+    assert path == out / "README.md"
+    lines = text.splitlines()
+    # machine, versions and date come before the tables
+    first_table = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    head = "\n".join(lines[:first_table])
+    for word in ("**Date:**", "**Machine:**", "**GPU:**", "**Software:**", "numpy",
+                 "**BLAS:**", "**GEMM peak", "GFLOP/s"):
+        assert word in head, word
+    for section in ("### Naive → optimised", "### Ours → peers", "### CPU → GPU",
+                    "### All cases", "### Skipped and failed cases", "### Plots"):
+        assert section in text, section
+    assert "| toy_sum | tiny | cpu |" in text and "equal (vs naive)" in text
+    assert "needs 7.0 TiB" in text and "gpu backend unavailable" in text
+    assert "/work/" not in text
+    pngs = sorted((out / "plots").glob("*.png"))
+    names = [p.name for p in pngs]
+    assert any(n.endswith("_toy_sum.png") for n in names)
+    assert any(n.endswith("_speedups.png") for n in names)
+    for p in pngs:
+        assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 5_000
+        assert f"](plots/{p.name})" in text
+
+
+def test_report_defaults_to_the_newest_file_per_machine(results_file, tmp_path):
+    out = results_file.parents[1]
+    older = results_file.with_name("20000101T000000Z.json")
+    older.write_text(results_file.read_text())
+    (out / "asv").mkdir()  # asv's own results folder is not a machine
+    (out / "asv" / "benchmarks.json").write_text("{}")
+    code = cli.main(["report", "--out", str(out), "--no-plots"])
+    assert code == 0
+    text = (out / "README.md").read_text()
+    assert f"`test-machine/{results_file.name}`" in text and older.name not in text
+    assert not (out / "plots").exists()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "invalid JSON"),
+    (json.dumps({"benchmarks": {}, "version": 2}), "not a recsys_fast results file"),
+    (json.dumps([]), "top level is list"),
+])
+def test_malformed_or_foreign_json_names_the_file(tmp_path, content, message, capsys):
+    bad = tmp_path / "foreign.json"
+    bad.write_text(content)
+    with pytest.raises(DataFormatError, match=message) as err:
+        report.write_report([bad], tmp_path / "out")
+    assert str(bad) in str(err.value)
+    assert not (tmp_path / "out" / "README.md").exists()
+    assert cli.main(["report", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err_text = capsys.readouterr().err
+    assert "foreign.json" in err_text and "Traceback" not in err_text
+
+
+def test_one_bad_file_among_good_ones_writes_nothing(results_file, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "recsys_fast.bench.results", "schema_version": 0}')
+    with pytest.raises(DataFormatError, match="bad.json.*schema_version 0"):
+        report.write_report([results_file, bad], tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_no_results_at_all(tmp_path):
+    with pytest.raises(RecsysFastError, match="run `recsys-fast bench` first"):
+        report.write_report([], tmp_path / "empty")
+
+
+def test_report_of_a_file_with_only_skips_and_errors(tmp_path):
+    doc = results.build_results(
+        [{"kernel": "k", "impl": "naive", "backend": "cpu", "scale": "25m", "status": "skipped",
+          "skipped_reason": "needs 39.1 GiB (memory budget 20.0 GiB)"},
+         {"kernel": "k", "impl": "optimised", "backend": "cpu", "scale": "25m",
+          "status": "error", "error": "timing: RuntimeError: boom"}],
+        machine={"cpu_model": "x", "ram_bytes": 1, "gpu": {"gpu": None, "reason": "none"}},
+        machine_id="m", software={"python": "3"}, blas=[], thread_env={}, gemm_peak={},
+        git=None, settings={}, data_sources={})
+    path = results.write_results(doc, tmp_path)
+    text = report.write_report([path], tmp_path).read_text()
+    assert "needs 39.1 GiB" in text and "RuntimeError: boom" in text
+    assert "No kernel ran both naive and optimised." in text
