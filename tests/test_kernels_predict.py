@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,7 +49,7 @@ def rating_matrices(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(R=rating_matrices(), kind=st.sampled_from(["user", "item"]),
-       strategy=st.sampled_from(["sparse", "dense"]), sparse_in=st.booleans())
+       strategy=st.sampled_from(["sparse", "dense", "numba", "auto"]), sparse_in=st.booleans())
 def test_course_predict_matches_course_formula(R, kind, strategy, sparse_in):
     want = course_predict(R, kind)
     train = scipy.sparse.csr_matrix(R) if sparse_in else R
@@ -70,6 +72,64 @@ def test_course_predict_matches_naive_module(rng, kind):
     assert_course_close(predict_course(R, kind, similarity=sim), want)
 
 
+@pytest.mark.parametrize("kind", ["user", "item"])
+@pytest.mark.parametrize("strategy", ["numba", "dense", "sparse"])
+def test_course_predict_with_given_similarity(rng, kind, strategy):
+    R = rng.integers(1, 6, size=(35, 28)).astype(np.float64)
+    R[rng.random(R.shape) < 0.7] = 0.0
+    R[5] = 0.0
+    n = R.shape[0] if kind == "user" else R.shape[1]
+    S = rng.random((n, n))  # any (asymmetric) weights: the course formula holds for all
+    want = naive.predict(R, S, type=kind)
+    got = predict_course(scipy.sparse.csr_matrix(R), kind, similarity=S, strategy=strategy)
+    assert_course_close(got, want)
+
+
+def test_auto_strategy_picks_numba_on_sparse_cpu_input(rng):
+    from recsys_fast.backend import get_backend
+    from recsys_fast.kernels.cf_course import _choose_strategy
+
+    cpu = get_backend("cpu")
+    sparse_R = scipy.sparse.random(100, 80, density=0.05, random_state=0, format="csr")
+    full_R = scipy.sparse.csr_matrix(np.ones((10, 8)))
+    assert _choose_strategy(sparse_R, "auto", cpu) == "numba"
+    assert _choose_strategy(full_R, "auto", cpu) == "dense"
+    assert _choose_strategy(full_R, "numba", cpu) == "numba"
+    gpu_like = types.SimpleNamespace(name="gpu")  # no device needed to test the refusal
+    assert _choose_strategy(sparse_R, "auto", gpu_like) == "dense"
+    with pytest.raises(ValueError, match="CPU-only"):
+        _choose_strategy(sparse_R, "numba", gpu_like)
+
+
+def test_numba_kernels_match_scipy(rng):
+    from recsys_fast.kernels import cf_course
+
+    R = scipy.sparse.random(50, 40, density=0.2, random_state=1, format="csr") * 5
+    R[7] = 0.0  # an empty user row
+    R.eliminate_zeros()
+    w = rng.random(50)
+    RT, pos = cf_course._transpose(R.copy())
+    G = cf_course._gram(R, RT, pos, w)
+    np.testing.assert_allclose(G, (R.T @ scipy.sparse.diags(w) @ R).toarray(), rtol=1e-13)
+    np.testing.assert_array_equal(G, G.T)  # mirrored, exactly symmetric
+    H = rng.random((40, 70))  # wider than one column panel, not a multiple of it
+    a, b = rng.random(50) + 1, rng.random(70) + 1
+    got = cf_course._spmm(R, H, col_add=b, row_add=a, row_scale=-a, col_scale=b, row_den=a,
+                          col_den=b, row_after=a)
+    want = (b[None, :] + a[:, None] + np.outer(a, b) * (R @ H)) / np.outer(a, b) + a[:, None]
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_numba_course_float32_close_to_float64(rng):
+    R = rng.integers(1, 6, size=(60, 45)).astype(np.float64)
+    R[rng.random(R.shape) < 0.8] = 0.0
+    for kind in ("user", "item"):
+        p64 = predict_course(R, kind, strategy="numba")
+        p32 = predict_course(R, kind, strategy="numba", dtype=np.float32)
+        assert p32.dtype == np.float32
+        np.testing.assert_allclose(p32, p64, rtol=2e-4, atol=2e-4 * np.nanmax(np.abs(p64)))
+
+
 @pytest.mark.realdata
 def test_course_predict_and_rmse_on_ml100k(ml100k_dir):
     cols = ["user_id", "item_id", "rating", "timestamp"]
@@ -84,6 +144,8 @@ def test_course_predict_and_rmse_on_ml100k(ml100k_dir):
         want = naive.predict(R, sim, type=kind)
         got = predict_course(R_csr, kind)
         assert_course_close(got, want)
+        for strategy in ("numba", "dense"):
+            assert_course_close(predict_course(R_csr, kind, strategy=strategy), want)
         assert rmse(got, scipy.sparse.csr_matrix(T)) == pytest.approx(
             naive.rmse(want, T), rel=1e-12
         )

@@ -25,21 +25,39 @@ from numba import njit, prange
 PANEL = 32
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def sparse_gram(rt_indptr, rt_indices, rt_data, r_indptr, r_indices, r_data, weights, out):
-    """out[i, :] = sum_u rt[i, u] * weights[u] * r[u, :] (out zeroed here; out is n_i x n_i).
+@njit(cache=True, error_model="numpy")
+def _gram_row(i, rt_indptr, rt_indices, rt_data, rt_pos, r_indptr, r_indices, r_data, weights,
+              row):
+    """row[i:] = the upper part of row i of R^T diag(weights) R."""
+    row[i:] = 0.0
+    for p in range(rt_indptr[i], rt_indptr[i + 1]):
+        u = rt_indices[p]
+        a = rt_data[p] * weights[u]
+        for q in range(rt_pos[p], r_indptr[u + 1]):
+            row[r_indices[q]] += a * r_data[q]
 
-    ``rt`` is R^T as CSR (items x users), ``r`` is R as CSR (users x items).
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def sparse_gram(rt_indptr, rt_indices, rt_data, rt_pos, r_indptr, r_indices, r_data, weights,
+                out):
+    """out = R^T diag(weights) R, dense and symmetric (n_items square, overwritten).
+
+    ``rt`` is R^T as CSR (items x users) and ``r`` is R as CSR with sorted column indices;
+    ``rt_pos[p]`` is where rt's entry p (item i, user u) sits in ``r``. Row i only sums the
+    entries k >= i of each user row (starting at ``rt_pos``), halving the work; the lower
+    triangle is mirrored after. Rows i and n-1-i share an iteration so both threads get the
+    same number of multiply-adds.
     """
     n = out.shape[0]
+    for t in prange((n + 1) // 2):
+        _gram_row(t, rt_indptr, rt_indices, rt_data, rt_pos, r_indptr, r_indices, r_data,
+                  weights, out[t])
+        if n - 1 - t != t:
+            _gram_row(n - 1 - t, rt_indptr, rt_indices, rt_data, rt_pos, r_indptr, r_indices,
+                      r_data, weights, out[n - 1 - t])
     for i in prange(n):
-        row = out[i]
-        row[:] = 0.0
-        for p in range(rt_indptr[i], rt_indptr[i + 1]):
-            u = rt_indices[p]
-            a = rt_data[p] * weights[u]
-            for q in range(r_indptr[u], r_indptr[u + 1]):
-                row[r_indices[q]] += a * r_data[q]
+        for k in range(i):
+            out[i, k] = out[k, i]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -81,6 +99,6 @@ def warmup() -> None:
         indices = np.array([0, 1], dtype=np.int64)
         data = np.ones(2, dtype=dt)
         g = np.empty((2, 2), dtype=dt)
-        sparse_gram(indptr, indices, data, indptr, indices, data, np.ones(2, dtype=dt), g)
+        sparse_gram(indptr, indices, data, indptr, indptr, indices, data, np.ones(2, dtype=dt), g)
         v = np.ones(2, dtype=dt)
         spmm_dense(indptr, indices, data, g, v, v, v, v, v, v, v, np.empty((2, 2), dtype=dt))

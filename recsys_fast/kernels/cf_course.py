@@ -36,8 +36,9 @@ STRATEGIES = ("auto", "sparse", "dense", "numba")
 # (60 vs 2 GFLOP/s); cuBLAS outruns cuSPARSE by more still.
 _DENSE_ABOVE = {"cpu": 0.03, "gpu": 0.005}
 # Below this density the numba kernels (nnz-proportional work) beat dense BLAS on the CPU:
-# their work is ~density x the GEMM's, and they ran at 1/15 to 1/5 of dgemm's multiply-add
-# rate at ML-1M shape (2-core AVX-512 box, see bench/cf_course_gflops.py).
+# the product's work is density x the GEMM's and ran at ~1/9 of dgemm's flop rate at ML-1M
+# shape (5.8 vs 51 GFLOP/s, 2-core AVX-512 box, bench/cf_course_gflops.py), so it breaks even
+# near 11 %; the Gram's work is smaller still (sum of deg^2 / 2 against n_i^2 n_u).
 _NUMBA_BELOW = 0.10
 
 
@@ -188,7 +189,9 @@ def predict_course(
         if kind == "user":
             mean = xp.asarray(R.sum(axis=1), dtype=dtype).ravel() / n_items
             if how == "numba":  # S @ R = (R^T S^T)^T
-                P = xp.ascontiguousarray(_spmm(R.T.tocsr(), xp.ascontiguousarray(S.T)).T)
+                minus = -np.ones(n_items, dtype=dtype)
+                P = _spmm(R.T.tocsr(), xp.ascontiguousarray(S.T), row_scale=minus)
+                P = xp.ascontiguousarray(P.T)
             else:
                 P = S @ R.toarray() if dense else xp.ascontiguousarray((R.T @ S.T).T)
             P -= (S @ mean)[:, None]
@@ -227,7 +230,19 @@ def _spmm(A, G, *, col_add=None, row_add=None, row_scale=None, col_scale=None, r
     return out
 
 
-def _gram(R, RT, weights):
+def _transpose(R):
+    """R^T as CSR, and for each of its entries the entry's position in R (R sorted, canonical).
+
+    Positions of R's entries ride through scipy's transpose as int64 data (exact)."""
+    R.sort_indices()
+    pos = scipy.sparse.csr_matrix(
+        (np.arange(R.nnz, dtype=np.int64), R.indices, R.indptr), shape=R.shape
+    ).T.tocsr()
+    RT = scipy.sparse.csr_matrix((R.data[pos.data], pos.indices, pos.indptr), shape=pos.shape)
+    return RT, pos.data
+
+
+def _gram(R, RT, rt_pos, weights):
     """Dense ``R^T diag(weights) R`` (n_items square) from the non-zeros only (numba)."""
     from recsys_fast.kernels import _gram_numba as nb
 
@@ -235,7 +250,7 @@ def _gram(R, RT, weights):
     G = np.empty((n_items, n_items), dtype=R.dtype)
     i64 = np.int64
     nb.sparse_gram(
-        RT.indptr.astype(i64), RT.indices.astype(i64), RT.data,
+        RT.indptr.astype(i64), RT.indices.astype(i64), RT.data, rt_pos,
         R.indptr.astype(i64), R.indices.astype(i64), R.data,
         np.ascontiguousarray(weights, dtype=R.dtype), G,
     )
@@ -258,12 +273,12 @@ def _course_numba(R, kind: str):
     The ``(1 - C_jj)`` self-terms are rounding-sized and dropped.
     """
     n_users, n_items = R.shape
-    RT = R.T.tocsr()
+    RT, rt_pos = _transpose(R)
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "user":
             sq = np.asarray(R.multiply(R).sum(axis=1), dtype=R.dtype).ravel()
             d = _inv_norms(sq)
-            G = _gram(R, RT, d)
+            G = _gram(R, RT, rt_pos, d)
             mean = np.asarray(R.sum(axis=1), dtype=R.dtype).ravel() / n_items
             s_mean = mean.sum() - d * (R @ (RT @ (d * mean)))
             denom = n_users - d * (R @ (RT @ d)) - (sq == 0)
@@ -272,7 +287,7 @@ def _course_numba(R, kind: str):
                          row_after=mean)
         sq = np.asarray(R.multiply(R).sum(axis=0), dtype=R.dtype).ravel()
         e = _inv_norms(sq)
-        K = _gram(R, RT, np.ones(n_users, dtype=R.dtype))
+        K = _gram(R, RT, rt_pos, np.ones(n_users, dtype=R.dtype))
         denom = n_items - e * (RT @ (R @ e)) - (sq == 0)
         RE = R.multiply(e[None, :]).tocsr()
         rowsum = np.asarray(R.sum(axis=1), dtype=R.dtype).ravel()
