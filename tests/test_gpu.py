@@ -150,6 +150,36 @@ def test_block_rows_on_a_missing_gpu_is_clear(monkeypatch):
     assert block_rows_for(1024, "gpu", free_bytes=4096) == 2  # an explicit budget needs no GPU
 
 
+def _load_driver():
+    import importlib.util as iu
+
+    spec = iu.spec_from_file_location("run_gpu_cases", REPO / "bench" / "gpu" / "run_gpu_cases.py")
+    mod = iu.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_gpu_case_driver_saves_each_case_and_keeps_the_budget(tmp_path):
+    from recsys_fast.harness.results import load_results
+
+    driver = _load_driver()
+    common = ["--scales", "tiny", "--kernels", "csr_build", "--quick"]
+    assert driver.main([*common, "--budgets", "0", "--out", str(tmp_path / "none")]) == 0
+    (path,) = (tmp_path / "none").rglob("*.json")
+    rows = load_results(path)["cases"]
+    assert rows and all(r["status"] == "skipped" for r in rows)
+    assert all("time budget of 0 s for scale tiny spent" in r["skipped_reason"] for r in rows)
+    assert driver.main([*common, "--budgets", "120", "--out", str(tmp_path / "run")]) == 0
+    (path,) = (tmp_path / "run").rglob("*.json")
+    data = load_results(path)
+    cpu = [r for r in data["cases"] if r["backend"] == "cpu"]
+    assert [(r["impl"], r["status"], r["verdict"]) for r in cpu] == [("optimised", "ok", "equal")]
+    assert data["settings"]["budgets_s"] == {"tiny": 120.0}
+    with pytest.raises(SystemExit, match="one per scale"):
+        driver.main([*common, "--budgets", "1,2", "--out", str(tmp_path / "bad")])
+
+
 # -- GPU: backend ----------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_gpu_block_rows_fit_free_memory(gpu):

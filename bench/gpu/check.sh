@@ -200,9 +200,10 @@ run_step "pytest DNN on KERAS_BACKEND=jax" 90 \
 RESERVE_S=0
 RESULTS_JSON="$(find "$WORK/results" -name '*.json' | sort | tail -1)"
 if [ -n "$RESULTS_JSON" ]; then
-  cp "$RESULTS_JSON" "$OUT/results.json"
+  cp "$RESULTS_JSON" "$OUT/results.json" && chmod 644 "$OUT/results.json"
   run_step "report" 40 "$PY" -m recsys_fast.harness report "$RESULTS_JSON" --out "$WORK/report"
-  [ -f "$WORK/report/README.md" ] && cp "$WORK/report/README.md" "$OUT/report.md"
+  [ -f "$WORK/report/README.md" ] && cp "$WORK/report/README.md" "$OUT/report.md" \
+    && chmod 644 "$OUT/report.md"
 else
   STEPS+=("| report | skipped: no results file | 0 |")
 fi

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             rows, **header, created=created, data_sources=dict(ctx.data_sources),
             settings={**asdict(settings), "quick": args.quick, "scales": scales,
                       "kernels": kernels, "budgets_s": budget,
-                      "all_impl_scales": args.all_impl_scales, "driver": "bench/gpu"},
+                      "all_impl_scales": args.all_impl_scales, "driver": "bench/gpu",
+                      "memory_budget_bytes": ctx.budget()},
             scale_shapes={sc: {k: v for k, v in asdict(ctx.spec(sc)).items() if k != "name"}
                           for sc in scales},
         )

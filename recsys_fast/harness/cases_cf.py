@@ -185,4 +185,4 @@ def register(reg: Registry) -> None:
                          setup=lambda ctx, sc, s=setup, be=be: s(ctx, sc, "optimised", be),
                          run=_course_optimised, check=_course_check,
                          memory_estimate=_course_mem(kind, "optimised"), flops=_course_flops,
-                         note="kernels.predict_course (sparse R, float64)"))
+                         note="kernels.predict_course (sparse R, float64; numba Gram on CPU)"))
