@@ -316,3 +316,26 @@ def test_ml100k_item_item_top50(ml100k_dir, strategy):
     np.testing.assert_allclose(d, pairwise_distances(R, metric="cosine"), atol=2e-6, rtol=0)
     d64 = cosine_distances(R, dtype=np.float64)
     np.testing.assert_allclose(d64, exact, atol=1e-12, rtol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_rows=st.integers(1, 30),
+    n_cols=st.integers(1, 30),
+    nnz=st.integers(0, 300),
+    seed=st.integers(0, 2**31 - 1),
+    idx_dtype=st.sampled_from([np.int32, np.int64]),
+)
+def test_csr_numba_path_equals_the_sort_path(n_rows, n_cols, nnz, seed, idx_dtype):
+    """The CPU counting-sort kernel and the backend-neutral sort path (used on GPU) agree."""
+    from recsys_fast.kernels.interactions import _csr_by_sort
+
+    r = np.random.default_rng(seed)
+    rows = r.integers(0, n_rows, nnz).astype(idx_dtype)  # many duplicates at small shapes
+    cols = r.integers(0, n_cols, nnz).astype(idx_dtype)
+    vals = r.integers(1, 6, nnz).astype(np.float32)
+    m = build_user_item_csr(rows, cols, vals, (n_rows, n_cols))
+    ip, c, v = _csr_by_sort(np, rows.astype(np.int64), cols.astype(np.int64), vals, n_rows, n_cols, np.int32)
+    np.testing.assert_array_equal(m.indptr, ip)
+    np.testing.assert_array_equal(m.indices, c)
+    np.testing.assert_array_equal(m.data, v)

@@ -240,7 +240,9 @@ EOF
   echo
   echo "## Tests"
   for f in "$WORK"/logs/pytest_*.txt; do
-    [ -f "$f" ] && echo "- $(basename "$f" .txt): $(grep -E '(passed|failed|error|skipped|no tests ran)' "$f" | tail -1)"
+    [ -f "$f" ] || continue
+    line="$(grep -E '(passed|failed|error|skipped|no tests ran)' "$f" | tail -1)"
+    echo "- $(basename "$f" .txt): ${line:-no summary line (timed out or crashed: see check.log)}"
   done
   echo
   echo "## DNN (TensorFlow hidden; steady = median of epochs 2..4)"

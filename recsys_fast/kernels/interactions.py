@@ -15,7 +15,8 @@ def _index_array(xp, a: Any, name: str):
         raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    return arr.astype(xp.int64, copy=False)
+    # int32 stays int32 (half the memory traffic in the CPU kernel); others widen to int64
+    return arr if arr.dtype in (xp.int32, xp.int64) else arr.astype(xp.int64)
 
 
 def _check_range(xp, arr, bound: int | None, name: str, axis: str) -> None:
@@ -43,7 +44,8 @@ def build_user_item_csr(
 ):
     """CSR matrix with ``m[user_idx[n], item_idx[n]] = values[n]``; last duplicate wins.
 
-    O(nnz) apart from one stable sort (skipped when the pairs are already sorted). The
+    O(nnz) on the CPU (numba counting sort by row); other backends use one stable sort of the
+    (row, col) keys, skipped when the pairs are already sorted. The
     duplicate policy is the one of the course's ``itertuples`` fill of a dense matrix: a later
     triple for the same (user, item) overwrites an earlier one. Explicit zero values are kept
     as stored entries (they densify to 0 as in the course matrix).
@@ -101,6 +103,23 @@ def build_user_item_csr(
     _check_range(xp, rows, n_rows, "user_idx", "rows")
     _check_range(xp, cols, n_cols, "item_idx", "columns")
 
+    index_dtype = xp.int32 if max(n_cols, rows.size) < 2**31 else xp.int64
+    if be.name == "cpu":
+        from recsys_fast.kernels._csr_numba import csr_last_wins
+
+        indptr, out_cols, vals = csr_last_wins(rows, cols, vals, n_rows, n_cols)
+        indptr, out_cols = indptr.astype(index_dtype), out_cols.astype(index_dtype)
+    else:
+        rows, cols = rows.astype(xp.int64), cols.astype(xp.int64)
+        indptr, out_cols, vals = _csr_by_sort(xp, rows, cols, vals, n_rows, n_cols, index_dtype)
+    m = sparse.csr_matrix((vals, out_cols, indptr), shape=(n_rows, n_cols))
+    if be.name == "cpu":
+        m.has_sorted_indices = True
+    return m
+
+
+def _csr_by_sort(xp, rows, cols, vals, n_rows: int, n_cols: int, index_dtype):
+    """The same CSR arrays via one stable sort of the (row, col) keys (any xp backend)."""
     key = rows * n_cols + cols  # < n_rows * n_cols, fits int64 for any realistic shape
     if key.size > 1 and not bool((key[1:] >= key[:-1]).all()):
         # stable: among equal keys the input order survives, so the last one is the latest
@@ -112,13 +131,9 @@ def build_user_item_csr(
         last[-1] = True
         if not bool(last.all()):
             key, vals = key[last], vals[last]
-    index_dtype = xp.int32 if max(n_cols, key.size) < 2**31 else xp.int64
     out_rows = key // n_cols if n_cols else key
     out_cols = (key - out_rows * n_cols).astype(index_dtype)
     counts = xp.bincount(out_rows, minlength=n_rows) if key.size else xp.zeros(n_rows, xp.int64)
     indptr = xp.zeros(n_rows + 1, dtype=index_dtype)
     indptr[1:] = xp.cumsum(counts)
-    m = sparse.csr_matrix((vals, out_cols, indptr), shape=(n_rows, n_cols))
-    if be.name == "cpu":
-        m.has_sorted_indices = True
-    return m
+    return indptr, out_cols, vals
