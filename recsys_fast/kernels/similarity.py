@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from recsys_fast.backend import Backend, get_backend
+from recsys_fast.backend import Backend, block_rows_for, get_backend
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 STRATEGIES = ("auto", "sparse", "dense")
@@ -280,7 +280,10 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
     n, m = Xn.shape
     itemsize = Xn.dtype.itemsize
     if block_rows is None:
-        block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
+        if be.name == "cpu":  # cache-sized blocks: BLAS and the selection stay in L3
+            block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
+        else:  # device blocks from free memory: the block, its mask temporaries, the partition
+            block_rows = block_rows_for(4 * n * itemsize, be, 0.25, n_rows=n)
     # densify X once when affordable (BLAS GEMM); otherwise densify each block's product
     D = Xn.toarray() if dense_bytes((n, m), Xn.dtype) < be.free_bytes() // 4 else None
     DT = D.T if D is not None else Xn.T.tocsr()
