@@ -149,12 +149,14 @@ def _course_flops(st) -> float:
     return 4.0 * n * n * m
 
 
-def _course_mem(kind, impl):
+def _course_mem(kind, impl, backend="cpu"):
     def estimate(spec):
         n = spec.n_users if kind == "user" else spec.n_items
         um = spec.n_users * spec.n_items
         if impl == "naive":  # matrix, sklearn's normalised copy, S, predict's temporaries
             return F64 * (um * (2 + (4 if kind == "user" else 2)) + n * n)
+        if backend == "cpu":  # numba path: one items x items Gram, the prediction, sparse R
+            return F64 * (spec.n_items**2 + um) + 64 * spec.n_ratings
         return F64 * (2 * n * n + 2 * um)  # S, its product temporary, P, a dense copy of R
 
     return estimate
@@ -184,5 +186,5 @@ def register(reg: Registry) -> None:
             reg.add(Case(kernel=kernel, impl="optimised", backend=be,
                          setup=lambda ctx, sc, s=setup, be=be: s(ctx, sc, "optimised", be),
                          run=_course_optimised, check=_course_check,
-                         memory_estimate=_course_mem(kind, "optimised"), flops=_course_flops,
+                         memory_estimate=_course_mem(kind, "optimised", be), flops=_course_flops,
                          note="kernels.predict_course (sparse R, float64; numba Gram on CPU)"))

@@ -32,7 +32,9 @@ from recsys_fast.harness.registry import SCALES, Case, Registry, Verdict
 K = 50
 N_SAMPLE_DIST = 64
 N_SAMPLE_TOPK = 300
-TOPK_TOL = 1e-5
+# float32 cosine over rows of thousands of non-zeros: accumulation error reaches ~1.5e-5 at
+# ML-1M shape (ours, sparse_dot_topn and sklearn agree to the last digit there), so 1e-4.
+TOPK_TOL = 1e-4
 
 
 def _threads() -> int:
