@@ -157,3 +157,29 @@ def test_report_of_a_file_with_only_skips_and_errors(tmp_path):
     text = report.write_report([path], tmp_path).read_text()
     assert "needs 39.1 GiB" in text and "RuntimeError: boom" in text
     assert "No kernel ran both naive and optimised." in text
+
+
+def test_runs_of_one_machine_merge_into_one_section(results_file, tmp_path):
+    """`--scale 100k,1m` then `--scale 10m`: one table, later measurements replace earlier."""
+    import json
+
+    first = json.loads(results_file.read_text())
+    second = json.loads(results_file.read_text())
+    second["created"] = "2999-01-01T00:00:00+00:00"
+    case = second["cases"][0]
+    case["median_s"] = 123.0  # the newer measurement of the same case wins
+    extra = dict(case, scale="10m", median_s=7.0)
+    second["cases"].append(extra)
+    second["data_sources"] = {"10m": "synthetic 10m"}
+    merged = report.merge_by_machine([(Path("b.json"), second), (Path("a.json"), first)])
+    assert len(merged) == 1
+    paths, doc = merged[0]
+    assert [p.name for p in paths] == ["a.json", "b.json"]  # oldest first
+    key = (case["kernel"], case["impl"], case["backend"], case["scale"])
+    got = {(c["kernel"], c["impl"], c["backend"], c["scale"]): c for c in doc["cases"]}
+    assert got[key]["median_s"] == 123.0
+    assert got[(case["kernel"], case["impl"], case["backend"], "10m")]["median_s"] == 7.0
+    assert len(doc["cases"]) == len(first["cases"]) + 1
+    assert "10m" in doc["data_sources"]
+    other = dict(second, machine_id="another-box")
+    assert len(report.merge_by_machine([(Path("a.json"), first), (Path("c.json"), other)])) == 2

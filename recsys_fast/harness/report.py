@@ -117,6 +117,38 @@ def _section(data: dict, source: str, plots: list[tuple[str, str]]) -> list[str]
     return lines
 
 
+def _relative(path: Path, out: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(out.resolve()))
+    except ValueError:
+        return path.name
+
+
+def merge_by_machine(docs: list[tuple[Path, dict]]) -> list[tuple[list[Path], dict]]:
+    """One document per machine: runs at different scales (e.g. ``--scale 100k,1m`` then
+    ``--scale 10m``) become one table and one time-vs-scale plot. Files are taken oldest first;
+    a later measurement of the same case replaces an earlier one, and the machine, software and
+    GEMM-peak sections come from the newest file."""
+    groups: dict[str, list[tuple[Path, dict]]] = {}
+    for path, data in docs:
+        groups.setdefault(data["machine_id"], []).append((path, data))
+    merged = []
+    for items in groups.values():
+        items.sort(key=lambda pd_: pd_[1]["created"])
+        cases: dict[tuple, dict] = {}
+        for _, data in items:
+            for c in data["cases"]:
+                cases[(c["kernel"], c["impl"], c["backend"], c["scale"])] = c
+        newest = dict(items[-1][1])
+        newest["cases"] = list(cases.values())
+        sources = {}
+        for _, data in items:
+            sources.update(data.get("data_sources") or {})
+        newest["data_sources"] = sources
+        merged.append(([p for p, _ in items], newest))
+    return merged
+
+
 def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "results",
                  plots: bool = True) -> Path:
     """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
@@ -135,17 +167,15 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
     if not paths:
         raise RecsysFastError(f"no results files given and none found under {str(out)!r}; "
                               "run `recsys-fast bench` first")
-    docs = [(p, load_results(p)) for p in paths]  # validate all before writing anything
+    docs = merge_by_machine([(p, load_results(p)) for p in paths])  # validate all first
     lines = ["# recsys_fast benchmark results", "",
              "Naive course implementations vs the optimised kernels (and peer libraries), timed "
              "side by side by `recsys-fast bench` and rendered by `recsys-fast report`. Every "
              "optimised result was checked against its reference before it was timed (verdict "
              "column). Speedups are ratios of medians; > 1 means ours is faster.", ""]
     for path, data in docs:
-        try:
-            source = str(path.resolve().relative_to(out.resolve()))
-        except ValueError:
-            source = path.name
+        source = ", ".join(_relative(p, out) for p in path)
+        path = path[-1]
         made: list[tuple[str, str]] = []
         if plots:
             stem = f"{data['machine_id']}_{path.stem}"
