@@ -56,6 +56,17 @@ def _machine_lines(data: dict, source: str) -> list[str]:
     for sc, text in (data.get("data_sources") or {}).items():
         lines.append(f"- **Data `{sc}`:** {text}")
     lines.append(f"- **Raw results:** `{source}`")
+    runs = data.get("runs") or []
+    if len(runs) > 1:  # merged runs: each one's own settings and GEMM peak
+        lines.append("- **Runs merged here** (the lines above are the newest run's):")
+        for r in runs:
+            gp = r["gemm_peak"]
+            peak = ", ".join(f"{k.removesuffix('_gflops').replace('_', ' ')} {v:.1f}"
+                             for k, v in gp.items() if k.endswith("_gflops"))
+            commit = (r["commit"] or "unknown")[:12] + (" (dirty)" if r["dirty"] else "")
+            lines.append(f"  - `{Path(r['source']).name}`: {r['created']}, scales "
+                         f"{', '.join(r['scales'])}, repeat {r['settings'].get('repeat')}, "
+                         f"commit `{commit}`, GEMM peak GFLOP/s: {peak}")
     return lines + [""]
 
 
@@ -145,6 +156,13 @@ def merge_by_machine(docs: list[tuple[Path, dict]]) -> list[tuple[list[Path], di
         for _, data in items:
             sources.update(data.get("data_sources") or {})
         newest["data_sources"] = sources
+        newest["runs"] = [
+            {"source": p, "created": d["created"], "commit": (d.get("git") or {}).get("commit"),
+             "dirty": (d.get("git") or {}).get("dirty"), "gemm_peak": d["gemm_peak"],
+             "settings": d.get("settings", {}),
+             "scales": sorted({c["scale"] for c in d["cases"]})}
+            for p, d in items
+        ]
         merged.append(([p for p, _ in items], newest))
     return merged
 
