@@ -358,3 +358,18 @@ def split_last(
     train = build_user_features(inter, history=history, max_history=max_history, leave_out=1)
     test = build_user_features(inter, history=history, max_history=max_history, leave_out=0)
     return train, test
+
+
+def record_epochs(state, history: dict, seconds: float, epochs: int) -> dict:
+    """Add one ``fit`` call to a training state's totals (``seconds``, ``epochs``, ``history``)
+    and return the Keras history plus ``seconds`` and ``examples_per_s`` of that call. Shared by
+    the naive and the optimised training loops so both report throughput the same way."""
+    state.seconds += seconds
+    state.epochs += epochs
+    for key, vals in history.items():
+        state.history.setdefault(key, []).extend(vals)
+    return {
+        **history,
+        "seconds": seconds,
+        "examples_per_s": epochs * state.features.n_examples / seconds,
+    }

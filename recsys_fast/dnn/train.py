@@ -19,7 +19,12 @@ import keras
 import numpy as np
 
 from recsys_fast.data.interactions import Interactions
-from recsys_fast.dnn.features import UserFeatures, build_user_features, split_last
+from recsys_fast.dnn.features import (
+    UserFeatures,
+    build_user_features,
+    record_epochs,
+    split_last,
+)
 from recsys_fast.dnn.model import (
     LEARNING_RATE,
     build_model,
@@ -248,16 +253,7 @@ def fit_optimised_epochs(state: OptimisedState, epochs: int, verbose: int = 0) -
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     t0 = time.perf_counter()
     hist = state.train_model.fit(state.data, epochs=epochs, verbose=verbose, shuffle=False)
-    dt = time.perf_counter() - t0
-    state.seconds += dt
-    state.epochs += epochs
-    for key, vals in hist.history.items():
-        state.history.setdefault(key, []).extend(vals)
-    return {
-        **hist.history,
-        "seconds": dt,
-        "examples_per_s": epochs * state.features.n_examples / dt,
-    }
+    return record_epochs(state, hist.history, time.perf_counter() - t0, epochs)
 
 
 def pipeline_throughput(state: OptimisedState, n_batches: int | None = None) -> dict:

@@ -34,6 +34,7 @@ from recsys_fast.dnn.features import (
     check_inputs,
     encode_items,
     genre_vocabulary,
+    record_epochs,
     resolve_history,
 )
 from recsys_fast.dnn.model import EMBEDDING_DIMS, build_model, compile_course
@@ -204,16 +205,7 @@ def fit_naive_epochs(state: NaiveState, epochs: int, verbose: int = 0) -> dict:
     hist = state.model.fit(
         state.inputs, state.labels, steps_per_epoch=1, epochs=epochs, verbose=verbose
     )
-    dt = time.perf_counter() - t0
-    state.seconds += dt
-    state.epochs += epochs
-    for key, vals in hist.history.items():
-        state.history.setdefault(key, []).extend(vals)
-    return {
-        **hist.history,
-        "seconds": dt,
-        "examples_per_s": epochs * state.features.n_examples / dt,
-    }
+    return record_epochs(state, hist.history, time.perf_counter() - t0, epochs)
 
 
 def fit_naive(features: UserFeatures, epochs: int, seed: int = 0):
