@@ -108,7 +108,8 @@ def build_user_item_csr(
         from recsys_fast.kernels._csr_numba import csr_last_wins
 
         indptr, out_cols, vals = csr_last_wins(rows, cols, vals, n_rows, n_cols)
-        indptr, out_cols = indptr.astype(index_dtype), out_cols.astype(index_dtype)
+        indptr = indptr.astype(index_dtype, copy=False)
+        out_cols = out_cols.astype(index_dtype, copy=False)
     else:
         rows, cols = rows.astype(xp.int64), cols.astype(xp.int64)
         indptr, out_cols, vals = _csr_by_sort(xp, rows, cols, vals, n_rows, n_cols, index_dtype)
