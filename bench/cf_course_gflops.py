@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -42,18 +39,6 @@ def best_of(fn, repeats: int) -> tuple[float, object]:
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
-
-
-def gemm_peak(n: int, repeats: int) -> dict:
-    rng = np.random.default_rng(0)
-    out = {}
-    for dt in (np.float64, np.float32):
-        a = rng.random((n, n)).astype(dt)
-        b = rng.random((n, n)).astype(dt)
-        a @ b  # warm-up: thread pool start, page faults
-        t, _ = best_of(lambda a=a, b=b: a @ b, repeats)
-        out[np.dtype(dt).name] = {"n": n, "seconds": t, "gflops": 2 * n**3 / t / 1e9}
-    return out
 
 
 def load_ratings(scale: str):
@@ -190,22 +175,6 @@ def _end_to_end_once(frame, u, i, v, shape) -> dict:
     }
 
 
-def machine_info() -> dict:
-    from threadpoolctl import threadpool_info
-
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.node(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "blas": threadpool_info(),
-        "load_average": os.getloadavg(),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="1m", help="synthetic scale (default 1m: ML-1M shape)")
@@ -216,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the JSON here (else print it)")
     args = ap.parse_args(argv)
 
-    result = {"info": machine_info(), "scale": args.scale}
-    result["gemm_peak"] = gemm_peak(args.peak_size, args.repeats)
-    peak64 = result["gemm_peak"]["float64"]["gflops"]
+    from recsys_fast.harness.machine import environment
+
+    result = {"load_average": os.getloadavg(), "scale": args.scale,
+              **environment(gemm_n=args.peak_size, gemm_rounds=args.repeats)}
+    peak64 = result["gemm_peak"]["cpu_float64_gflops"]
     frame, u, i, v, shape = load_ratings(args.scale)
     R = scipy.sparse.csr_matrix((v, (u, i)), shape=shape)
     result["shape"] = {"users": shape[0], "items": shape[1], "ratings": int(R.nnz),

@@ -62,25 +62,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{timed['seconds'] / args.epochs:.2f} s/epoch, recall@{args.k} {recall}")
     ratio = runs["optimised"]["examples_per_s"] / runs["naive"]["examples_per_s"]
     print(f"optimised / naive examples/s: {ratio:.1f}x")
-    info = machine.machine_info()
-    mid = machine.machine_id(info)
+    env = machine.environment(gemm_n=None)
     doc = {
         "what": __doc__.splitlines()[0],
         "scale": args.scale,
         "shape": {"users": inter.n_users, "items": inter.n_items, "ratings": inter.n_ratings,
                   "train_examples": train_f.n_examples, "test_examples": test_f.n_examples},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": info,
-        "software": machine.library_versions(),
-        "blas": machine.blas_info(),
-        "thread_env": machine.thread_env(),
-        "git": machine.git_info(),
+        **env,
         "runs": runs,
         "optimised_over_naive_examples_per_s": ratio,
     }
     from pathlib import Path
 
-    path = Path(args.out) / mid / "studies" / f"dnn_recall_{args.scale}.json"
+    path = Path(args.out) / env["machine_id"] / "studies" / f"dnn_recall_{args.scale}.json"
     atomic_write_text(path, json.dumps(doc, indent=2, default=str))
     print(f"written to {path}")
     return 0

@@ -28,12 +28,9 @@ for _i, _a in enumerate(sys.argv):  # thread env must be set before numpy/numba 
 for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = _threads_default
 
-import datetime as dt  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -127,51 +124,6 @@ def agreement(ours: sp.csr_matrix, other: sp.csr_matrix, atol: float = 1e-4) -> 
     return {"rows_same_values": same_vals / n, "mean_jaccard_neighbours": same_cols / n}
 
 
-def machine_info(threads: int) -> dict:
-    from threadpoolctl import threadpool_info
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit,
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "ram_bytes": psutil.virtual_memory().total,
-        "load_avg_1m_at_start": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "threads": threads,
-        "threadpools": [
-            {k: d.get(k) for k in ("user_api", "internal_api", "num_threads", "version")}
-            for d in threadpool_info()
-        ],
-    }
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("numpy", "scipy", "numba", "implicit", "sparse_dot_topn", "scikit-learn"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="JSON file to write")
@@ -186,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-scipy", action="store_true", help="skip the full X.T @ X product")
     args = ap.parse_args(argv)
     k, rounds, threads = args.k, args.rounds, args.threads
+    load_at_start = os.getloadavg()[0]
 
+    from recsys_fast.harness.machine import environment
     from recsys_fast.kernels import cosine_topk, last_strategy, warmup
 
     t0 = time.perf_counter()
@@ -317,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"source": source, "shape": list(X.shape), "nnz": int(X.nnz)},
         "k": k,
         "rounds": rounds,
-        "machine": machine_info(threads),
-        "versions": versions(),
+        "threads": threads,
+        "load_avg_1m_at_start": load_at_start,
+        **environment(gemm_n=None),
         "results": results,
         "speedup_of_ours_vs": speedups,
         "cpu_time_ratio_vs_ours": cpu_speedups,

@@ -92,13 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     cases = registry.select(kernels, None, backends)
     settings = RunSettings(**asdict(QUICK)) if args.quick else RunSettings()
 
-    info = _machine.machine_info()
-    mid = _machine.machine_id(info)
-    gemm = _machine.gemm_peak(n=1024 if args.quick else 2048, rounds=3)
+    header = _machine.environment(gemm_n=1024 if args.quick else 2048)
+    mid = header["machine_id"]
     ctx = CaseContext(registry, ml100k=args.ml100k)
-    header = dict(machine=info, machine_id=mid, software=_machine.library_versions(),
-                  blas=_machine.blas_info(), thread_env=_machine.thread_env(), gemm_peak=gemm,
-                  git=_machine.git_info())
     rows: list[dict] = []
     created = datetime.now(timezone.utc)
     path = results_path(args.out, mid, created.isoformat(timespec="seconds"))

@@ -81,19 +81,12 @@ def run_bench(
         if repeat < 1:
             raise ValueError(f"--repeat must be >= 1, got {repeat}")
         s.repeat = repeat
-    info = _machine.machine_info()
-    gemm = _machine.gemm_peak(n=gemm_n or (1024 if quick else 2048), rounds=3)
+    env = _machine.environment(gemm_n=gemm_n or (1024 if quick else 2048))
     ctx = CaseContext(registry, ml100k=ml100k)
     rows = [r.to_dict() for r in run_cases(cases, scales, ctx, s, progress=progress)]
     data = build_results(
         rows,
-        machine=info,
-        machine_id=_machine.machine_id(info),
-        software=_machine.library_versions(),
-        blas=_machine.blas_info(),
-        thread_env=_machine.thread_env(),
-        gemm_peak=gemm,
-        git=_machine.git_info(),
+        **env,
         settings={**asdict(s), "quick": quick, "scales": scales,
                   "kernels": sorted({c.kernel for c in cases}),
                   "memory_budget_bytes": ctx.budget()},

@@ -145,3 +145,21 @@ def gemm_peak(n: int = 2048, rounds: int = 3) -> dict:
                 times.append(time.perf_counter() - t0)
             out[f"gpu_{np.dtype(dt).name}_gflops"] = flop / float(np.median(times)) / 1e9
     return out
+
+
+def environment(gemm_n: int | None = 2048, gemm_rounds: int = 3) -> dict:
+    """Everything a results file records about where it ran: ``machine``, ``machine_id``,
+    ``software``, ``blas``, ``thread_env``, ``git`` and, unless ``gemm_n`` is None, the
+    ``gemm_peak`` measured now. One place for the harness, the GPU runner and the studies."""
+    info = machine_info()
+    env = {
+        "machine": info,
+        "machine_id": machine_id(info),
+        "software": library_versions(),
+        "blas": blas_info(),
+        "thread_env": thread_env(),
+        "git": git_info(),
+    }
+    if gemm_n is not None:
+        env["gemm_peak"] = gemm_peak(n=gemm_n, rounds=gemm_rounds)
+    return env
