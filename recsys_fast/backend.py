@@ -6,7 +6,9 @@ This is the only module that imports cupy. GPU availability is detected once, la
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -122,6 +124,40 @@ def device_info() -> dict:
         "runtime_version": int(cp.cuda.runtime.runtimeGetVersion()),
         "cupy_version": cp.__version__,
     }
+
+
+@contextlib.contextmanager
+def tf32_matmul(backend: str | Backend = "gpu", enable: bool = True) -> Iterator[bool]:
+    """Let cuBLAS run float32 GEMM on TF32 tensor cores inside the block; yields whether it does.
+
+    CuPy's switch is process-wide (``CUPY_TF32`` read once, or its compute type for float32),
+    so the previous compute type is put back on exit. Yields False, changing nothing, on the
+    CPU, when ``enable`` is false, on GPUs before compute capability 8.0, or when this CuPy
+    lacks the switch.
+    """
+    be = backend if isinstance(backend, Backend) else None
+    if not enable or be is None and backend != "gpu" or be is not None and be.name != "gpu":
+        yield False
+        return
+    try:
+        import cupy
+        from cupy._core import _routines_linalg as lin
+
+        names = {lin.compute_type_to_str(i): i for i in range(16)}
+        tf32 = names["COMPUTE_TYPE_TF32"]
+        ok = int(cupy.cuda.Device().compute_capability) >= 80
+        old = lin.get_compute_type(np.float32)
+    except Exception:  # no cupy, no device, or a CuPy without the switch: plain float32
+        yield False
+        return
+    if not ok:
+        yield False
+        return
+    lin.set_compute_type(np.float32, tf32)
+    try:
+        yield True
+    finally:
+        lin.set_compute_type(np.float32, old)
 
 
 def block_rows_for(

@@ -71,6 +71,12 @@ def gpu():
     return backend.get_backend("gpu")
 
 
+@pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.gpu), "simulated"])
+def device(request):
+    """The real GPU (skipped without one) and the simulated one (numpy under the GPU paths)."""
+    return backend.get_backend("gpu") if request.param == "gpu" else SimulatedGPU()
+
+
 def on_device(gpu, x) -> bool:
     return isinstance(x, gpu.xp.ndarray) or gpu.sparse.issparse(x)
 
@@ -92,27 +98,35 @@ def assert_topk_close(got, want, dtype):
 
 
 # -- CPU: backend helpers (always run) -----------------------------------------------------
-class FakeDevice(Backend):
-    """A 'gpu' whose free memory is whatever the test says (namespaces are numpy's)."""
+class SimulatedGPU(Backend):
+    """A backend named 'gpu' on numpy / scipy: every GPU branch of the kernels runs on this CPU.
 
-    def __init__(self, free: int):
+    It checks the logic of the GPU code paths (block sizing, the sort-based CSR build, the
+    TF32-style scaled GEMM, SpMM blocks) in CI; CuPy API details need the real device. Free
+    memory is whatever the test says (default: the CPU's memory budget).
+    """
+
+    def __init__(self, free: int | None = None):
         super().__init__("gpu", np, sp)
         object.__setattr__(self, "_free", free)
 
+    def sync(self) -> None:
+        pass
+
     def free_bytes(self) -> int:
-        return self._free
+        return backend.CPU.free_bytes() if self._free is None else self._free
 
 
 def test_block_rows_from_fake_free_memory():
-    dev = FakeDevice(8 << 30)  # 8 GiB free
+    dev = SimulatedGPU(8 << 30)  # 8 GiB free
     row = 4 * 60_000  # one float32 row of an n = 60,000 similarity block
     assert block_rows_for(row, dev) == (4 << 30) // row  # half of the free memory by default
     assert block_rows_for(row, dev, fraction=0.25) == (2 << 30) // row
     assert block_rows_for(row, dev, n_rows=1000) == 1000  # never more rows than the matrix
     assert block_rows_for(row, "cpu", free_bytes=10 * row, fraction=1.0) == 10
-    assert block_rows_for(row, FakeDevice(3 * row), fraction=1.0, min_rows=3) == 3
+    assert block_rows_for(row, SimulatedGPU(3 * row), fraction=1.0, min_rows=3) == 3
     with pytest.raises(MemoryBudgetError, match="on gpu") as err:
-        block_rows_for(row, FakeDevice(3 * row), fraction=1.0, min_rows=4)
+        block_rows_for(row, SimulatedGPU(3 * row), fraction=1.0, min_rows=4)
     assert err.value.needed == 4 * row and err.value.available == 3 * row
 
 
@@ -190,9 +204,8 @@ def test_gpu_block_rows_fit_free_memory(gpu):
 
 
 # -- GPU: kernels ----------------------------------------------------------------------------
-@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_build_user_item_csr_gpu_equals_cpu(gpu, dtype):
+def test_build_user_item_csr_gpu_equals_cpu(device, dtype):
     from recsys_fast.kernels import build_user_item_csr
 
     rng = np.random.default_rng(1)
@@ -200,8 +213,8 @@ def test_build_user_item_csr_gpu_equals_cpu(gpu, dtype):
     i = rng.integers(0, 40, 2000)  # many duplicate pairs: the last one wins
     v = rng.integers(1, 6, 2000).astype(np.float64)
     cpu = build_user_item_csr(u, i, v, dtype=dtype)
-    dev = build_user_item_csr(u, i, v, dtype=dtype, backend="gpu")
-    assert on_device(gpu, dev) and dev.dtype == np.dtype(dtype)
+    dev = build_user_item_csr(u, i, v, dtype=dtype, backend=device)
+    assert on_device(device, dev) and dev.dtype == np.dtype(dtype)
     host = to_host(dev)
     host.sort_indices()
     np.testing.assert_array_equal(host.indptr, cpu.indptr)
@@ -209,57 +222,103 @@ def test_build_user_item_csr_gpu_equals_cpu(gpu, dtype):
     np.testing.assert_array_equal(host.data, cpu.data)
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cosine_distances_gpu_equals_cpu(gpu, dtype):
+def test_cosine_distances_gpu_equals_cpu(device, dtype):
     from recsys_fast.kernels import cosine_distances
 
     R = ratings(2)
     cpu = cosine_distances(R, dtype=dtype)
-    dev = cosine_distances(R, dtype=dtype, backend="gpu")
-    assert on_device(gpu, dev)
+    dev = cosine_distances(R, dtype=dtype, backend=device)
+    assert on_device(device, dev)
     np.testing.assert_allclose(to_host(dev), cpu, **tol(dtype))
     assert to_host(dev).dtype == cpu.dtype
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("include_self", [False, True])
-def test_cosine_topk_gpu_equals_cpu(gpu, dtype, include_self):
+def test_cosine_topk_gpu_equals_cpu(device, dtype, include_self):
     from recsys_fast.kernels import cosine_topk
 
     R = ratings(3, continuous=True)
     for X in (R, R.T.tocsr()):  # user-user and item-item
         cpu = cosine_topk(X, 20, include_self=include_self, strategy="dense", dtype=dtype)
         dev = cosine_topk(X, 20, include_self=include_self, block_rows=37, dtype=dtype,
-                          backend="gpu")
-        assert on_device(gpu, dev) and dev.strategy == "dense"
+                          backend=device)
+        assert on_device(device, dev) and dev.strategy == "dense"
         assert_topk_close(dev, cpu, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosine_topk_gpu_plans_equal_cpu(device, dtype):
+    """Integer ratings are exact in TF32: float32 takes the raw-value GEMM (TF32 on a real
+    device); ``spmm`` and the fallback to it when dense X does not fit give the same top-k."""
+    from recsys_fast.backend import tf32_matmul
+    from recsys_fast.kernels import cosine_topk
+
+    with tf32_matmul(device) as tf32_works:
+        pass
+    R = ratings(10)
+    for X in (R, R.T.tocsr()):
+        cpu = cosine_topk(X, 20, strategy="dense", dtype=dtype)
+        auto = cosine_topk(X, 20, block_rows=37, dtype=dtype, backend=device)
+        assert on_device(device, auto)
+        tf32 = tf32_works and np.dtype(dtype) == np.float32
+        assert auto.strategy == ("dense-tf32" if tf32 else "dense")
+        assert_topk_close(auto, cpu, dtype)
+        spmm = cosine_topk(X, 20, strategy="spmm", block_rows=37, dtype=dtype, backend=device)
+        assert spmm.strategy == "spmm"
+        assert_topk_close(spmm, cpu, dtype)
+    if isinstance(device, SimulatedGPU):  # too little memory for dense X: auto runs spmm
+        n, m = R.shape
+        small = SimulatedGPU(free=2 * n * m * np.dtype(dtype).itemsize)
+        out = cosine_topk(R, 20, block_rows=37, dtype=dtype, backend=small)
+        assert out.strategy == "spmm"
+        assert_topk_close(out, cosine_topk(R, 20, dtype=dtype), dtype)
+
+
 @pytest.mark.gpu
+def test_tf32_switch_engages_and_is_put_back(gpu):
+    from recsys_fast.backend import tf32_matmul
+
+    rng = np.random.default_rng(11)
+    a, b = (rng.random((256, 256)).astype(np.float32) for _ in range(2))
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    A, B = gpu.xp.asarray(a), gpu.xp.asarray(b)
+
+    def rel_err():
+        return float(np.abs(to_host(A @ B) - exact).max() / np.abs(exact).max())
+
+    before = rel_err()
+    with tf32_matmul(gpu) as on:
+        during = rel_err()
+    after = rel_err()
+    if not on:
+        pytest.skip("TF32 needs compute capability >= 8.0 and CuPy's compute-type switch")
+    assert before < 1e-5 and after < 1e-5  # float32 GEMM outside the block
+    assert during > 1e-5  # inputs rounded to a 10-bit mantissa inside it
+
+
 @pytest.mark.parametrize("kind", ["user", "item"])
-def test_predict_course_gpu_equals_cpu(gpu, kind):
+def test_predict_course_gpu_equals_cpu(device, kind):
     from recsys_fast.kernels import predict_course, rmse
 
     R = ratings(4)
     cpu = predict_course(R, kind)
-    dev = predict_course(R, kind, backend="gpu")
-    assert on_device(gpu, dev)
+    dev = predict_course(R, kind, backend=device)
+    assert on_device(device, dev)
     np.testing.assert_allclose(to_host(dev), cpu, equal_nan=True, **tol(np.float64, RATING_SCALE))
     T = ratings(5)
     if not np.isnan(cpu[T.nonzero()]).any():
         assert rmse(dev, T) == pytest.approx(rmse(cpu, T), rel=1e-9)
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("kind", ["user", "item"])
-def test_fixed_cf_gpu_equals_cpu(gpu, kind):
+def test_fixed_cf_gpu_equals_cpu(device, kind):
     from recsys_fast.kernels import FixedCF
 
     R = ratings(6, continuous=True)
     cpu = FixedCF(kind, k=15).fit(R)
-    dev = FixedCF(kind, k=15, backend="gpu").fit(R)
+    dev = FixedCF(kind, k=15, backend=device).fit(R)
     t = tol(np.float32, RATING_SCALE)
     users = np.arange(R.shape[0]).repeat(3)
     items = np.random.default_rng(0).integers(0, R.shape[1], users.size)
@@ -275,33 +334,31 @@ def test_fixed_cf_gpu_equals_cpu(gpu, kind):
     np.testing.assert_array_equal(gi[distinct], ci[distinct])  # items without near-ties
 
 
-@pytest.mark.gpu
-def test_popularity_gpu_equals_cpu(gpu):
+def test_popularity_gpu_equals_cpu(device):
     from recsys_fast.kernels import item_popularity, weighted_rating
 
     rng = np.random.default_rng(7)
     votes = rng.integers(0, 5000, 3000).astype(np.float64)
     avg = rng.uniform(0, 10, 3000)
     cpu = weighted_rating(votes, avg, 0.9)
-    dev = weighted_rating(votes, avg, 0.9, backend="gpu")
-    assert on_device(gpu, dev.scores)
+    dev = weighted_rating(votes, avg, 0.9, backend=device)
+    assert on_device(device, dev.scores)
     assert dev.m == pytest.approx(cpu.m, rel=1e-12) and dev.C == pytest.approx(cpu.C, rel=1e-12)
     np.testing.assert_array_equal(to_host(dev.mask), cpu.mask)
     np.testing.assert_allclose(to_host(dev.scores), cpu.scores, rtol=1e-12)
     R = ratings(8)
-    a, b = item_popularity(R), item_popularity(R, backend="gpu")
+    a, b = item_popularity(R), item_popularity(R, backend=device)
     np.testing.assert_allclose(to_host(b.scores), to_host(a.scores), rtol=1e-12)
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tfidf_topk_gpu_equals_cpu(gpu, dtype):
+def test_tfidf_topk_gpu_equals_cpu(device, dtype):
     from recsys_fast.data.text import synthetic_documents
     from recsys_fast.kernels import tfidf_topk
 
     docs = synthetic_documents(300, seed=1, n_words=(30, 80))
     cpu = tfidf_topk(docs, k=21, dtype=dtype)
-    dev = tfidf_topk(docs, k=21, dtype=dtype, backend="gpu")
+    dev = tfidf_topk(docs, k=21, dtype=dtype, backend=device)
     t = tol(dtype)
     np.testing.assert_allclose(dev.scores, cpu.scores, **t)
     gap = np.abs(np.diff(cpu.scores, axis=1)) > 10 * (t["atol"] + t["rtol"])
@@ -310,13 +367,12 @@ def test_tfidf_topk_gpu_equals_cpu(gpu, dtype):
     np.testing.assert_array_equal(dev.neighbours[distinct], cpu.neighbours[distinct])
 
 
-@pytest.mark.gpu
-def test_hybrid_with_gpu_cf_equals_cpu(gpu):
+def test_hybrid_with_gpu_cf_equals_cpu(device):
     from recsys_fast.kernels import FixedCF, SwitchingHybrid
 
     R = ratings(9, continuous=True)
     cpu = SwitchingHybrid(FixedCF("item", k=10, dtype=np.float64), min_ratings=3).fit(R)
-    dev = SwitchingHybrid(FixedCF("item", k=10, dtype=np.float64, backend="gpu"),
+    dev = SwitchingHybrid(FixedCF("item", k=10, dtype=np.float64, backend=device),
                           min_ratings=3).fit(R)
     for user in (0, 1, 5, 17):
         (gs, gsrc), (cs, csrc) = dev.scores(user), cpu.scores(user)

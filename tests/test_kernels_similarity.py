@@ -182,7 +182,7 @@ def test_cosine_distances_zero_rows_and_dtype():
     X=matrices,
     k_frac=st.floats(0.0, 1.0),
     include_self=st.booleans(),
-    strategy=st.sampled_from(["sparse", "dense", "auto"]),
+    strategy=st.sampled_from(["sparse", "dense", "spmm", "auto"]),
 )
 def test_topk_matches_full_reference(X, k_frac, include_self, strategy):
     n = X.shape[0]
@@ -201,7 +201,7 @@ def test_topk_matches_full_reference(X, k_frac, include_self, strategy):
     assert_topk_matches(out, X, k, include_self, atol=atol)
 
 
-@pytest.mark.parametrize("strategy", ["sparse", "dense"])
+@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm"])
 def test_topk_ties_go_to_lower_column(strategy):
     X = sp.csr_matrix(np.ones((6, 1), dtype=np.float32))  # every similarity is exactly 1
     out = cosine_topk(X, 2, strategy=strategy).toarray()
@@ -210,7 +210,7 @@ def test_topk_ties_go_to_lower_column(strategy):
         np.testing.assert_array_equal(np.flatnonzero(out[row]), cols)
 
 
-@pytest.mark.parametrize("strategy", ["sparse", "dense"])
+@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm"])
 def test_topk_zero_rows_and_negative_similarities(strategy):
     X = sp.csr_matrix(
         np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0], [-1, 0, 0], [0, 0, 2]], dtype=np.float64)
@@ -239,6 +239,43 @@ def test_topk_strategies_threads_and_halving_agree(density):
     assert_topk_matches(full_rows, X, 10, include_self=False)
     dense = cosine_topk(X, 10, strategy="dense", block_rows=37)
     assert_topk_matches(dense, X, 10, include_self=False)
+
+
+def test_tf32_exact_values():
+    half_stars = sp.csr_matrix(np.arange(1, 11, dtype=np.float64)[None, :] / 2)
+    assert sim_mod.tf32_exact(half_stars)
+    assert sim_mod.tf32_exact(sp.csr_matrix(np.array([[2047.0, 2048.0, 1 / 1024, 0.0]])))
+    assert not sim_mod.tf32_exact(sp.csr_matrix(np.array([[2049.0]])))  # 12 significant bits
+    assert not sim_mod.tf32_exact(sp.csr_matrix(np.array([[0.1]], dtype=np.float32)))
+    assert not sim_mod.tf32_exact(sp.csr_matrix(np.array([[1 + 2.0**-30]])))  # not even float32
+
+
+@pytest.mark.parametrize("ratings", [True, False])
+def test_raw_value_gemm_with_scaling_equals_normalised(ratings):
+    """The GPU's TF32 plan multiplies raw values and divides the norms out per block; on the
+    CPU the same arithmetic runs in float32 and must give the normalised-first result."""
+    X = random_matrix(5, 120, 80, 0.1, np.float32, ratings=ratings)
+    X = (sp.diags((np.arange(120) != 3).astype(np.float32)) @ X).tocsr()  # row 3: zero
+    X.eliminate_zeros()
+    cpu = sim_mod.get_backend("cpu")
+    Xn = sim_mod._normalized(X, cpu, np.float32)
+    raw, tf32_on = sim_mod._dense_topk(Xn, 7, False, 29, cpu, "dense-tf32", X)
+    assert not tf32_on  # no tensor cores here: plain float32 GEMM of the raw values
+    assert_topk_matches(raw, X, 7, include_self=False)
+    ref, _ = sim_mod._dense_topk(Xn, 7, False, 29, cpu, "dense", X)
+    assert raw.nnz == ref.nnz and raw[3].nnz == 0
+
+
+def test_topk_tf32_and_dense_memory_errors(monkeypatch):
+    from recsys_fast.errors import MemoryBudgetError
+
+    X = random_matrix(2, 300, 200, 0.05, np.float32, ratings=True)
+    with pytest.raises(ValueError, match="tf32=True needs the GPU"):
+        cosine_topk(X, 3, tf32=True)
+    monkeypatch.setenv("RECSYS_FAST_MEMORY_BUDGET", "200K")  # dense X is 240 KB
+    with pytest.raises(MemoryBudgetError, match=r"dense copy of X \(300x200\)"):
+        cosine_topk(X, 3, strategy="dense")
+    assert cosine_topk(X, 3, strategy="spmm", block_rows=50).strategy == "spmm"
 
 
 def test_topk_accepts_other_formats_and_dense():

@@ -28,15 +28,17 @@ affordable plus one block of ``block_rows`` x n_rows similarities.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 
 from recsys_fast.backend import Backend, block_rows_for, get_backend
+from recsys_fast.errors import MemoryBudgetError
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
-STRATEGIES = ("auto", "sparse", "dense")
+STRATEGIES = ("auto", "sparse", "dense", "spmm")
 # Rough throughputs on the 2-vCPU development machine, used only to pick a strategy.
 _SPARSE_MADDS_PER_S = 1.0e9  # numba scatter-adds per second per thread
 _DENSE_FLOPS_PER_S = 2.0e10  # BLAS sgemm multiply-adds per second per thread
@@ -84,15 +86,20 @@ def _as_csr(X: Any, be: Backend, name: str = "X"):
     return X
 
 
-def _normalized(X, be: Backend, dtype):
-    """Rows scaled to unit L2 norm (zero rows stay zero), explicit zeros dropped, canonical."""
-    xp = be.xp
+def _canonical(X):
+    """X with duplicates summed and explicit zeros dropped (a copy only when needed)."""
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()
     if X.nnz and not bool(X.data.all()):
         X = X.copy()
         X.eliminate_zeros()
+    return X
+
+
+def _normalized(X, be: Backend, dtype):
+    """Rows of the canonical X scaled to unit L2 norm (zero rows stay zero)."""
+    xp = be.xp
     n = X.shape[0]
     if X.dtype.kind != "f" or X.dtype.itemsize < 4:  # ints, bools, float16
         X = X.astype(xp.float64)
@@ -153,7 +160,7 @@ def cosine_distances(X: Any, *, dtype: Any = None, backend: str | Backend = "cpu
     dt = _result_dtype(X, dtype)
     n, m = X.shape
     check_memory(f"cosine distance matrix {n}x{n}", dense_bytes((n, n), dt))
-    Xn = _normalized(X, be, dt)
+    Xn = _normalized(_canonical(X), be, dt)
     density = Xn.nnz / max(1, n * m)
     # dense GEMM wins once X is a few percent full (and the dense copy is affordable)
     if density > 0.02 and dense_bytes((n, m), dt) < available_bytes() // 4:
@@ -184,14 +191,21 @@ def _check_topk_args(n: int, k: Any, include_self: bool, strategy: str) -> int:
     return k
 
 
+def _dense_fits(Xn, be: Backend) -> bool:
+    """Whether a dense copy of X may be held: a quarter of free RAM, half of free GPU memory."""
+    n, m = Xn.shape
+    share = 4 if be.name == "cpu" else 2  # the GPU holds little else
+    return dense_bytes((n, m), Xn.dtype) < be.free_bytes() // share
+
+
 def _choose_strategy(Xn, k: int, n_threads: int, be: Backend) -> str:
-    if be.name != "cpu":
-        return "dense"  # numba is CPU-only
+    if be.name != "cpu":  # numba is CPU-only; GEMM on tensor cores while dense X fits
+        return "dense" if _dense_fits(Xn, be) else "spmm"
     n, m = Xn.shape
     col_nnz = np.bincount(Xn.indices, minlength=m).astype(np.float64)
     sparse_s = float((col_nnz * col_nnz).sum()) / 2 / (_SPARSE_MADDS_PER_S * n_threads)
     dense_s = n * n * m / (_DENSE_FLOPS_PER_S * n_threads) + n * n * _SELECT_S_PER_ENTRY
-    if dense_s < sparse_s and dense_bytes((n, m), Xn.dtype) < available_bytes() // 4:
+    if dense_s < sparse_s and _dense_fits(Xn, be):
         return "dense"
     return "sparse"
 
@@ -261,7 +275,9 @@ def _select_block(S, r0: int, k: int, include_self: bool, xp):
     b, n = S.shape
     if not include_self:
         S[xp.arange(b), r0 + xp.arange(b)] = 0
-    kth = xp.partition(S, n - k, axis=1)[:, n - k][:, None]  # k-th largest per row
+    # k-th largest per row as the k-th smallest of -S: a small kth keeps CuPy on its partition
+    # kernel (a kth >= 1024 makes it sort every row); numpy's introselect does not mind
+    kth = -xp.partition(-S, k - 1, axis=1)[:, k - 1 : k]
     gt = S > kth
     eq = S == kth
     need = k - gt.sum(axis=1)
@@ -275,29 +291,74 @@ def _select_block(S, r0: int, k: int, include_self: bool, xp):
     return rows + r0, cols, S[rows, cols]
 
 
-def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend):
+def tf32_exact(X) -> bool:
+    """True when every stored value of X survives rounding to TF32 (a 10-bit mantissa).
+
+    Ratings on a half-star scale and counts up to 2048 do; a TF32 tensor-core GEMM of such raw
+    values then multiplies exactly and accumulates in float32, as accurate as a float32 GEMM.
+    """
+    d32 = X.data.astype(np.float32)
+    return bool((d32 == X.data).all()) and not bool((d32.view(np.uint32) & 0x1FFF).any())
+
+
+def _inverse_norms(X, be: Backend):
+    """1 / L2 norm of each row of X in float64 (0 for zero rows)."""
+    xp = be.xp
+    n = X.shape[0]
+    d64 = X.data.astype(xp.float64)
+    rows = xp.repeat(xp.arange(n), xp.diff(X.indptr).astype(xp.int64))
+    sq = xp.bincount(rows, weights=d64 * d64, minlength=n)
+    inv = xp.zeros(n, dtype=xp.float64)
+    pos = sq > 0
+    inv[pos] = 1.0 / xp.sqrt(sq[pos])
+    return inv
+
+
+def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend,
+                plan: str = "dense", X_raw=None):
+    """Top-k by blocks of ``X @ X.T``: dense GEMM (``dense``, ``dense-tf32``) or SpMM (``spmm``).
+
+    ``dense-tf32`` multiplies the raw values of ``X_raw`` (exact in TF32, see :func:`tf32_exact`)
+    and scales each block by the inverse row norms afterwards; elsewhere the rows are normalised
+    first. Returns the CSR result and whether TF32 was actually on.
+    """
+    from recsys_fast.backend import tf32_matmul
+
     xp = be.xp
     n, m = Xn.shape
     itemsize = Xn.dtype.itemsize
+    inv = None
+    if plan == "dense-tf32":
+        inv = _inverse_norms(X_raw, be).astype(Xn.dtype)
+        D = X_raw.astype(Xn.dtype).toarray()
+    elif plan == "dense":
+        D = Xn.toarray()
+    else:
+        D = None
+    # block sizes from what is left once X is held: the block, -S, its masks; a densified
+    # slice of X and the transposed product as well for spmm
+    per_row = 4 * n * itemsize + (0 if D is not None else m * itemsize + n * itemsize)
     if block_rows is None:
         if be.name == "cpu":  # cache-sized blocks: BLAS and the selection stay in L3
             block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
-        else:  # device blocks from free memory: the block, its mask temporaries, the partition
-            block_rows = block_rows_for(4 * n * itemsize, be, 0.25, n_rows=n)
-    # densify X once when affordable (BLAS GEMM); otherwise densify each block's product
-    D = Xn.toarray() if dense_bytes((n, m), Xn.dtype) < be.free_bytes() // 4 else None
-    DT = D.T if D is not None else Xn.T.tocsr()
-    parts_r, parts_c, parts_v = [], [], []
-    for r0 in range(0, n, block_rows):
-        r1 = min(n, r0 + block_rows)
-        if D is not None:
-            S = D[r0:r1] @ DT
         else:
-            S = (Xn[r0:r1] @ DT).toarray()
-        r, c, v = _select_block(S, r0, k, include_self, xp)
-        parts_r.append(r)
-        parts_c.append(c)
-        parts_v.append(v)
+            block_rows = block_rows_for(per_row, be, 0.5, n_rows=n)
+    parts_r, parts_c, parts_v = [], [], []
+    with tf32_matmul(be, plan == "dense-tf32") as tf32_on:
+        for r0 in range(0, n, block_rows):
+            r1 = min(n, r0 + block_rows)
+            if D is not None:
+                S = D[r0:r1] @ D.T
+                if inv is not None:
+                    S *= inv[r0:r1, None]
+                    S *= inv[None, :]
+            else:  # sparse x dense (cuSPARSE SpMM on the GPU): X times a dense block of X.T
+                S = xp.ascontiguousarray((Xn @ Xn[r0:r1].toarray().T).T)
+            r, c, v = _select_block(S, r0, k, include_self, xp)
+            del S
+            parts_r.append(r)
+            parts_c.append(c)
+            parts_v.append(v)
     rows = xp.concatenate(parts_r)
     cols = xp.concatenate(parts_c).astype(xp.int32)
     vals = xp.concatenate(parts_v).astype(Xn.dtype)
@@ -306,7 +367,7 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
     out = be.sparse.csr_matrix((vals, cols, indptr), shape=(n, n))
     if be.name == "cpu":
         out.has_sorted_indices = True
-    return out
+    return out, bool(tf32_on)
 
 
 def cosine_topk(
@@ -318,6 +379,7 @@ def cosine_topk(
     n_threads: int | None = None,
     strategy: str = "auto",
     dtype: Any = np.float32,
+    tf32: bool | None = None,
     backend: str | Backend = "cpu",
 ):
     """For each row of X, its k most similar rows by cosine similarity, as a sparse matrix.
@@ -335,10 +397,16 @@ def cosine_topk(
         strategy never holds more than one row of S per thread and ignores it.
     n_threads : int, optional
         Threads for numba (sparse) and BLAS (dense); default numba's thread count.
-    strategy : {"auto", "sparse", "dense"}
-        ``auto`` picks by estimated cost once per call (always ``dense`` on the GPU).
+    strategy : {"auto", "sparse", "dense", "spmm"}
+        ``auto`` picks by estimated cost once per call; on the GPU ``dense`` while a dense copy
+        of X fits in half the free device memory, else ``spmm``.
     dtype : float dtype, default float32
         Precision of the normalised data, the accumulation and the result.
+    tf32 : bool, optional
+        GPU, float32, ``dense`` only: multiply on TF32 tensor cores. Default: when every value
+        of X is exact in TF32 (:func:`tf32_exact`: half-star ratings, small counts), where the
+        raw values are multiplied and the norms divided out afterwards, so the result matches
+        float32 to float32 rounding. ``True`` also rounds inexact values to a 10-bit mantissa.
     backend : "cpu", "gpu" or Backend
         ``sparse`` runs on the CPU only.
 
@@ -346,14 +414,18 @@ def cosine_topk(
     -------
     csr_matrix, shape (n_rows, n_rows)
         Row i holds up to k entries (j, sim(i, j)) with sim > 0, columns ascending; the
-        ``strategy`` attribute names the strategy that ran.
+        ``strategy`` attribute names the strategy that ran (``dense-tf32`` when the GEMM ran
+        on TF32 tensor cores).
 
     Raises
     ------
     TypeError
         X is neither sparse nor an array, holds non-numbers, or k is not an integer.
     ValueError
-        k out of range, unknown strategy, non-finite values, ``sparse`` on the GPU.
+        k out of range, unknown strategy, non-finite values, ``sparse`` on the GPU, ``tf32``
+        on the CPU.
+    MemoryBudgetError
+        ``strategy="dense"`` and a dense copy of X does not fit.
     """
     global _last_strategy
     be = get_backend(backend)
@@ -365,19 +437,32 @@ def cosine_topk(
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     if strategy == "sparse" and be.name != "cpu":
         raise ValueError("strategy='sparse' is CPU-only (numba); use 'dense' on the GPU")
+    if tf32 and be.name == "cpu":
+        raise ValueError("tf32=True needs the GPU backend (TF32 is a tensor-core mode)")
     threads = _resolve_threads(n_threads)
+    X = _canonical(X)
     Xn = _normalized(X, be, dt)
     used = _choose_strategy(Xn, k, threads, be) if strategy == "auto" else strategy
+    if used == "dense" and not _dense_fits(Xn, be):
+        n, m = Xn.shape
+        raise MemoryBudgetError(f"dense copy of X ({n}x{m}) for strategy='dense' "
+                                "(use 'auto' or 'spmm')", dense_bytes((n, m), dt),
+                                be.free_bytes() // (4 if be.name == "cpu" else 2))
     if used == "sparse":
         out = _sparse_topk(Xn, k, include_self, threads)
     else:
+        plan = used
+        if used == "dense" and be.name == "gpu" and dt == np.float32:
+            plan = "dense-tf32" if (tf32 if tf32 is not None else tf32_exact(X)) else "dense"
+        limits = contextlib.nullcontext()
         if be.name == "cpu" and n_threads is not None:
             from threadpoolctl import threadpool_limits
 
-            with threadpool_limits(limits=threads, user_api="blas"):
-                out = _dense_topk(Xn, k, include_self, block_rows, be)
-        else:
-            out = _dense_topk(Xn, k, include_self, block_rows, be)
+            limits = threadpool_limits(limits=threads, user_api="blas")
+        with limits:
+            out, tf32_on = _dense_topk(Xn, k, include_self, block_rows, be, plan, X)
+        if tf32_on:
+            used = "dense-tf32"
     _last_strategy = used
     out.strategy = used
     return out
