@@ -2,12 +2,18 @@
 
 This is the only module that imports cupy. GPU availability is detected once, lazily: the import
 *and* a usable device (a tiny allocation and a kernel launch) must both succeed.
+
+``RECSYS_FAST_SIMULATE_GPU=1`` makes ``gpu`` a :class:`SimulatedGPU` instead: numpy and scipy
+under the GPU code paths, so the GPU branches of the kernels, the harness's GPU cases and the GPU
+check script run (and are tested) on machines without a device. Its results are labelled
+simulated and its timings are CPU timings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -19,6 +25,7 @@ import scipy.sparse
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError
 
 BACKENDS = ("cpu", "gpu")
+SIMULATE_ENV = "RECSYS_FAST_SIMULATE_GPU"
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,24 @@ class Backend:
             return x
         return self.xp.asarray(x)
 
+    def entry_rows(self, indptr: Any) -> Any:
+        """Row index (int64) of every stored entry of a CSR matrix with this ``indptr``.
+
+        ``np.repeat`` on the CPU; a ``searchsorted`` on the GPU, since CuPy before 14 rejects
+        an array of repeat counts.
+        """
+        xp = self.xp
+        n = int(indptr.shape[0]) - 1
+        if self.name == "cpu":
+            return np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr).astype(np.int64))
+        nnz = int(indptr[-1])
+        return xp.searchsorted(indptr, xp.arange(nnz), side="right").astype(xp.int64) - 1
+
+    def memory_pool(self) -> Any:
+        """CuPy's default memory pool on the GPU; None on the CPU (and the simulated GPU)."""
+        get = getattr(self.xp, "get_default_memory_pool", None)
+        return get() if get is not None else None
+
     def free_bytes(self) -> int:
         """Free memory on the device (GPU) or available RAM (CPU)."""
         if self.name == "gpu":
@@ -68,8 +93,62 @@ def to_host(x: Any) -> Any:
 CPU = Backend("cpu", np, scipy.sparse)
 
 
+class _CupyLikeNumpy(ModuleType):
+    """numpy, minus what CuPy lacks or refuses, so the simulated GPU fails where CuPy would.
+
+    Known differences modelled: ``repeat`` with an array of counts (CuPy < 14 raises), and
+    ``isneginf`` / ``isposinf`` (missing from older CuPy).
+    """
+
+    _MISSING = ("isneginf", "isposinf")
+
+    def __init__(self):
+        super().__init__("cupy_like_numpy")
+
+    def __getattr__(self, name: str):
+        if name in self._MISSING:
+            raise AttributeError(f"the simulated GPU models CuPy without {name!r}")
+        return getattr(np, name)
+
+    @staticmethod
+    def repeat(a, repeats, axis=None):
+        if isinstance(repeats, np.ndarray) and repeats.ndim > 0 and repeats.size > 1:
+            raise ValueError("cupy.ndarray cannot be specified as `repeats` argument "
+                             "(CuPy < 14; the simulated GPU models it)")
+        return np.repeat(a, repeats, axis)
+
+
+class SimulatedGPU(Backend):
+    """A backend named ``gpu`` on numpy / scipy: the GPU branches of the kernels on the CPU.
+
+    It checks the logic of the GPU code paths (block sizing from free memory, the sort-based
+    CSR build, the raw-value GEMM with scaling, SpMM blocks), with numpy features CuPy lacks
+    refused (:class:`_CupyLikeNumpy`); CuPy's own behaviour still needs a real device. ``free``
+    fixes the free memory it reports (default: the CPU's memory budget).
+    """
+
+    simulated = True
+
+    def __init__(self, free: int | None = None):
+        super().__init__("gpu", _CupyLikeNumpy(), scipy.sparse)
+        object.__setattr__(self, "_free", free)
+
+    def sync(self) -> None:
+        pass
+
+    def free_bytes(self) -> int:
+        return CPU.free_bytes() if self._free is None else int(self._free)
+
+
+def is_simulated(backend: Backend) -> bool:
+    """True for :class:`SimulatedGPU` (numpy under the GPU code paths)."""
+    return bool(getattr(backend, "simulated", False))
+
+
 @functools.lru_cache(maxsize=1)
 def _gpu_probe() -> tuple[Backend | None, str]:
+    if os.environ.get(SIMULATE_ENV, "") not in ("", "0"):
+        return SimulatedGPU(), ""
     try:
         import cupy
         import cupyx.scipy.sparse as cusparse
@@ -114,6 +193,8 @@ def device_info() -> dict:
     gpu, why = _gpu_probe()
     if gpu is None:
         return {"gpu": None, "reason": why}
+    if is_simulated(gpu):
+        return {"gpu": "simulated GPU", "simulated": True, "note": "numpy under the GPU code paths"}
     cp = gpu.xp
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     name = props["name"]

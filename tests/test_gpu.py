@@ -194,6 +194,38 @@ def test_gpu_case_driver_saves_each_case_and_keeps_the_budget(tmp_path):
         driver.main([*common, "--budgets", "1,2", "--out", str(tmp_path / "bad")])
 
 
+@pytest.mark.slow
+def test_gpu_case_driver_on_a_simulated_gpu(tmp_path, monkeypatch):
+    """Every GPU case of the harness, end to end through the GPU driver, on the simulated GPU:
+    set up, run, checked against the CPU/naive references and saved, labelled simulated."""
+    from recsys_fast.harness.results import load_results
+
+    monkeypatch.setenv(backend.SIMULATE_ENV, "1")
+    backend._gpu_probe.cache_clear()
+    try:
+        driver = _load_driver()
+        kernels = [k for k in driver.default_registry().kernels if not k.startswith("dnn")]
+        args = ["--scales", "tiny,100k", "--budgets", "300,0", "--quick", "--backend", "gpu",
+                "--kernels", ",".join(kernels), "--out", str(tmp_path)]
+        assert driver.main(args) == 0
+    finally:
+        backend._gpu_probe.cache_clear()
+    (path,) = tmp_path.rglob("*.json")
+    assert "simulated-gpu" in path.parent.name
+    data = load_results(path)
+    assert data["machine"]["gpu"]["simulated"] is True
+    order = [r["kernel"] for r in data["cases"] if r["scale"] == "tiny"]
+    assert order[0] == "cosine_topk" and order[1] == "csr_build"  # headline kernels first
+    later = [r for r in data["cases"] if r["scale"] == "100k"]  # the next scale: budget 0
+    assert later and all("time budget of 0 s" in r["skipped_reason"] for r in later)
+    rows = {r["kernel"]: r for r in data["cases"] if r["backend"] == "gpu" and r["scale"] == "tiny"}
+    assert set(rows) == set(kernels)  # weighted_rating included
+    for kernel, r in rows.items():
+        assert r["status"] == "ok", (kernel, r.get("error"), r.get("skipped_reason"))
+        assert r["verdict"].startswith("equal"), (kernel, r["verdict"])
+    assert rows["cosine_topk"]["extra"]["strategy"] == "dense"
+
+
 # -- GPU: backend ----------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_gpu_block_rows_fit_free_memory(gpu):

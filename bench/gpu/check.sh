@@ -26,7 +26,7 @@ cd "$REPO" || exit 2
 mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/recsys-gpu-check.XXXXXX")"
 mkdir -p "$WORK/logs" "$WORK/results" "$WORK/report"
-PY="${PYTHON:-$(command -v python || command -v python3)}"
+PY="${PYTHON:-$(command -v python3 || command -v python)}"  # the boxes: python3 holds the stack
 BUDGET_S="${CHECK_BUDGET_S:-440}"
 RESERVE_S=35  # kept back for the report and packing
 START=$SECONDS

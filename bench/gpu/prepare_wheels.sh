@@ -5,7 +5,7 @@
 #
 #   bash bench/gpu/prepare_wheels.sh [DEST] [PYTHON_VERSION]
 #       DEST            default bench/gpu/wheels (keep it out of git: it is a download cache)
-#       PYTHON_VERSION  the box's Python, e.g. 3.11 (default: this machine's)
+#       PYTHON_VERSION  the box's Python, e.g. 3.12 (default: this machine's)
 #   RECSYS_FAST_EXTRA_WHEELS="pandas scikit-learn"  more packages to fetch the same way
 #
 # Versions are pinned to the ones installed here when they are (what the tests ran with).

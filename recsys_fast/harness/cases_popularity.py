@@ -1,7 +1,8 @@
 """Cases of the IMDB weighted-rating chart (the course's simple recommender).
 
 naive: ``naive.simple.weighted_rating_chart`` (row-wise ``DataFrame.apply``); optimised:
-``kernels.popularity.weighted_rating_chart`` (vectorised). Input: one row per item with
+``kernels.popularity.weighted_rating_chart`` (vectorised; on the GPU the scores are computed on
+the device from the host frame and come back, so both transfers are timed). Input: one row per item with
 ``vote_count``/``vote_average`` (synthetic items carry them; for real ML-100K they are computed
 from the ratings). Check: same rows in the same order (ids may differ only between equal
 scores) and scores equal to 1e-12.
@@ -21,8 +22,8 @@ def _mem(spec) -> int:
     return spec.n_items * 400  # a few copies of a small frame (titles dominate)
 
 
-def _setup(ctx, scale):
-    return {"md": casedata.vote_metadata(ctx, scale), "scale": scale}
+def _setup(ctx, scale, backend="cpu"):
+    return {"md": casedata.vote_metadata(ctx, scale), "scale": scale, "backend": backend}
 
 
 def _run_naive(state):
@@ -34,7 +35,7 @@ def _run_naive(state):
 def _run_optimised(state):
     from recsys_fast.kernels.popularity import weighted_rating_chart
 
-    return weighted_rating_chart(state["md"])
+    return weighted_rating_chart(state["md"], backend=state["backend"])
 
 
 def compare_charts(got, ref, against: str) -> Verdict:
@@ -64,8 +65,11 @@ def _check(ctx, state, result) -> Verdict:
 
 def register(reg: Registry) -> None:
     reg.add_kernel(KERNEL, "IMDB weighted-rating chart (course simple recommender)")
-    common = dict(kernel=KERNEL, backend="cpu", setup=_setup, memory_estimate=_mem,
-                  examples=lambda st: len(st["md"]))
-    reg.add(Case(impl="naive", run=_run_naive, note="pandas apply(axis=1)", **common))
-    reg.add(Case(impl="optimised", run=_run_optimised, check=_check, note="vectorised numpy",
-                 **common))
+    common = dict(kernel=KERNEL, memory_estimate=_mem, examples=lambda st: len(st["md"]))
+    reg.add(Case(impl="naive", backend="cpu", setup=_setup, run=_run_naive,
+                 note="pandas apply(axis=1)", **common))
+    for be in ("cpu", "gpu"):
+        reg.add(Case(impl="optimised", backend=be,
+                     setup=lambda ctx, sc, be=be: _setup(ctx, sc, be), run=_run_optimised,
+                     check=_check, note="vectorised numpy" if be == "cpu" else "vectorised cupy",
+                     **common))

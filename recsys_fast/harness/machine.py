@@ -114,36 +114,40 @@ def git_info(repo: Path = REPO) -> dict | None:
     return {"commit": commit, "dirty": bool(dirty)}
 
 
-def gemm_peak(n: int = 2048, rounds: int = 3) -> dict:
+def _gemm_gflops(a, b, rounds: int, sync=lambda: None) -> float:
+    a @ b  # warm-up: thread pool start, page faults, cuBLAS handles
+    sync()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        a @ b
+        sync()
+        times.append(time.perf_counter() - t0)
+    return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / float(np.median(times)) / 1e9
+
+
+def gemm_peak(n: int = 2048, rounds: int = 3, gpu_n: int = 8192) -> dict:
     """Measured matmul throughput (GFLOP/s, median of ``rounds``) for float32 and float64 on
-    this CPU, and on the GPU when one is usable: the ceiling dense kernels are judged against."""
+    this CPU, and on the GPU when one is usable (``gpu_n``-sized, float32 with and without
+    TF32): the ceiling dense kernels are judged against."""
+    from recsys_fast.backend import tf32_matmul
+
     out: dict = {"n": n, "rounds": rounds}
     rng = np.random.default_rng(0)
-    flop = 2.0 * n**3
     for dt in (np.float32, np.float64):
-        a = rng.random((n, n), dtype=dt)
-        b = rng.random((n, n), dtype=dt)
-        a @ b  # warm-up: thread pool start, page faults
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t0)
-        out[f"cpu_{np.dtype(dt).name}_gflops"] = flop / float(np.median(times)) / 1e9
-    if _backend.gpu_available():
+        a, b = (rng.random((n, n), dtype=dt) for _ in range(2))
+        out[f"cpu_{np.dtype(dt).name}_gflops"] = _gemm_gflops(a, b, rounds)
+    if _backend.gpu_available() and not _backend.is_simulated(_backend.get_backend("gpu")):
         be = _backend.get_backend("gpu")
+        out["gpu_n"] = gpu_n
         for dt in (np.float32, np.float64):
-            a = be.xp.asarray(rng.random((n, n), dtype=dt))
-            b = be.xp.asarray(rng.random((n, n), dtype=dt))
-            a @ b
-            be.sync()
-            times = []
-            for _ in range(rounds):
-                t0 = time.perf_counter()
-                a @ b
-                be.sync()
-                times.append(time.perf_counter() - t0)
-            out[f"gpu_{np.dtype(dt).name}_gflops"] = flop / float(np.median(times)) / 1e9
+            a, b = (be.xp.asarray(rng.random((gpu_n, gpu_n), dtype=dt)) for _ in range(2))
+            out[f"gpu_{np.dtype(dt).name}_gflops"] = _gemm_gflops(a, b, rounds, be.sync)
+            if dt == np.float32:
+                with tf32_matmul(be) as on:
+                    if on:
+                        out["gpu_tf32_gflops"] = _gemm_gflops(a, b, rounds, be.sync)
+            del a, b
     return out
 
 

@@ -116,7 +116,7 @@ def _error_text(exc: BaseException) -> str:
 def _gpu_pool():
     if not gpu_available():
         return None
-    return _backend.get_backend("gpu").xp.get_default_memory_pool()
+    return _backend.get_backend("gpu").memory_pool()
 
 
 def run_case(case: Case, scale: str, ctx: CaseContext, settings: RunSettings | None = None

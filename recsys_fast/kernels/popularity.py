@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys_fast.backend import Backend, get_backend
+from recsys_fast.backend import Backend, get_backend, to_host
 from recsys_fast.naive.simple import _numeric_votes  # the one place the vote columns are checked
 
 
@@ -92,7 +92,11 @@ def weighted_rating(
 
 
 def weighted_rating_chart(
-    metadata: pd.DataFrame, quantile: float = 0.90, top: int | None = None
+    metadata: pd.DataFrame,
+    quantile: float = 0.90,
+    top: int | None = None,
+    *,
+    backend: str | Backend = "cpu",
 ) -> pd.DataFrame:
     """The course's top chart, equal (values and order) to ``naive.simple.weighted_rating_chart``.
 
@@ -102,6 +106,8 @@ def weighted_rating_chart(
         Columns ``title``, ``vote_count``, ``vote_average`` (others are kept).
     quantile : float
     top : int, optional
+    backend : "cpu", "gpu" or Backend
+        Where the scores are computed (the frame stays on the host; scores and mask come back).
 
     Returns
     -------
@@ -119,10 +125,11 @@ def weighted_rating_chart(
         raise ValueError(f"top must be >= 0 or None, got {top!r}")
     md = _numeric_votes(metadata)
     wr = weighted_rating(
-        md["vote_count"].to_numpy(), md["vote_average"].to_numpy(), quantile
+        md["vote_count"].to_numpy(), md["vote_average"].to_numpy(), quantile, backend=backend
     )
-    q = md.loc[wr.mask].copy()
-    q["score"] = wr.scores[wr.mask]
+    mask = to_host(wr.mask)
+    q = md.loc[mask].copy()
+    q["score"] = to_host(wr.scores)[mask]
     nan_score = q["score"].isna()
     if nan_score.any():
         rows = list(q.index[nan_score][:10])

@@ -113,7 +113,7 @@ class FixedCF:
         item_counts = xp.bincount(R.indices, minlength=n_items)
         data64 = R.data.astype(xp.float64)
         self.global_mean_ = float(data64.mean())
-        rows = xp.repeat(xp.arange(n_users), counts.astype(xp.int64))
+        rows = be.entry_rows(R.indptr)
         self.user_mean_ = _means(
             xp, xp.bincount(rows, data64, n_users), counts, self.global_mean_, dt
         )
@@ -277,7 +277,7 @@ def _top_n(P, n: int, xp):
     order = xp.argsort(-vals, axis=1, kind="stable")
     items = xp.take_along_axis(part, order, axis=1).astype(xp.int64)
     scores = xp.take_along_axis(vals, order, axis=1)
-    missing = xp.isneginf(scores)
+    missing = xp.isinf(scores) & (scores < 0)
     items[missing] = -1
     scores[missing] = xp.nan
     return items, scores

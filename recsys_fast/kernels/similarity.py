@@ -110,7 +110,7 @@ def _normalized(X, be: Backend, dtype):
         nb.normalize_rows(X.indptr, X.data, data)
     else:
         d64 = X.data.astype(xp.float64)
-        rows = xp.repeat(xp.arange(n), xp.diff(X.indptr).astype(xp.int64))
+        rows = be.entry_rows(X.indptr)
         norms = xp.sqrt(xp.bincount(rows, weights=d64 * d64, minlength=n))
         data = (d64 / norms[rows]).astype(dtype)
     out = be.sparse.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
@@ -306,7 +306,7 @@ def _inverse_norms(X, be: Backend):
     xp = be.xp
     n = X.shape[0]
     d64 = X.data.astype(xp.float64)
-    rows = xp.repeat(xp.arange(n), xp.diff(X.indptr).astype(xp.int64))
+    rows = be.entry_rows(X.indptr)
     sq = xp.bincount(rows, weights=d64 * d64, minlength=n)
     inv = xp.zeros(n, dtype=xp.float64)
     pos = sq > 0
