@@ -64,6 +64,24 @@ class Backend:
         nnz = int(indptr[-1])
         return xp.searchsorted(indptr, xp.arange(nnz), side="right").astype(xp.int64) - 1
 
+    def dense(self, X: Any, dtype: Any = None) -> Any:
+        """C-ordered dense copy of the sparse matrix X in one allocation.
+
+        cupyx's ``toarray()`` builds a column-major array and copies it to row-major, twice the
+        memory; on the GPU the entries are scattered into zeros instead.
+        """
+        dtype = np.dtype(X.dtype if dtype is None else dtype)
+        if self.name == "cpu":
+            return X.toarray().astype(dtype, copy=False)
+        X = X.tocsr()
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        D = self.xp.zeros(X.shape, dtype=dtype)
+        if X.nnz:
+            D[self.entry_rows(X.indptr), X.indices] = X.data.astype(dtype)
+        return D
+
     def memory_pool(self) -> Any:
         """CuPy's default memory pool on the GPU; None on the CPU (and the simulated GPU)."""
         get = getattr(self.xp, "get_default_memory_pool", None)

@@ -1,7 +1,9 @@
 """GPU results equal CPU results, kernel by kernel and for the DNN; backend helpers on the CPU.
 
 Tests marked ``gpu`` are skipped by ``conftest.py`` without a usable CUDA device. Each runs the
-same public call with ``backend="gpu"`` and ``backend="cpu"`` and compares on the host.
+same public call with ``backend="gpu"`` and ``backend="cpu"`` and compares on the host. The
+kernel tests also run on ``backend.SimulatedGPU`` (numpy, with CuPy's refusals, under the GPU
+code paths), so every GPU branch is exercised in CI; only CuPy itself needs the device.
 
 Tolerances (GPU against CPU, same dtype; the two differ only in summation order):
 
@@ -33,7 +35,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_fast import backend
-from recsys_fast.backend import Backend, block_rows_for, to_host
+from recsys_fast.backend import SimulatedGPU, block_rows_for, to_host
 from recsys_fast.errors import MemoryBudgetError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,23 +100,29 @@ def assert_topk_close(got, want, dtype):
 
 
 # -- CPU: backend helpers (always run) -----------------------------------------------------
-class SimulatedGPU(Backend):
-    """A backend named 'gpu' on numpy / scipy: every GPU branch of the kernels runs on this CPU.
+@pytest.mark.parametrize("dev", ["cpu", "simulated"])
+def test_entry_rows_and_dense_copy(dev):
+    be = backend.CPU if dev == "cpu" else SimulatedGPU()
+    rows = np.array([0, 0, 2, 2, 2, 5, 5])  # empty rows 1, 3, 4 and a trailing empty row 6
+    cols = np.array([1, 3, 0, 0, 4, 2, 2])  # duplicates (2, 0) and (5, 2): summed
+    X = sp.csr_matrix((np.arange(1.0, 8.0), (rows, cols)), shape=(7, 5))
+    X.has_canonical_format = False
+    np.testing.assert_array_equal(be.entry_rows(X.indptr), np.repeat(np.arange(7),
+                                                                     np.diff(X.indptr)))
+    D = be.dense(X, np.float32)
+    assert D.dtype == np.float32 and D.flags.c_contiguous
+    np.testing.assert_array_equal(D, X.toarray().astype(np.float32))
+    assert be.dense(sp.csr_matrix((3, 2))).sum() == 0
 
-    It checks the logic of the GPU code paths (block sizing, the sort-based CSR build, the
-    TF32-style scaled GEMM, SpMM blocks) in CI; CuPy API details need the real device. Free
-    memory is whatever the test says (default: the CPU's memory budget).
-    """
 
-    def __init__(self, free: int | None = None):
-        super().__init__("gpu", np, sp)
-        object.__setattr__(self, "_free", free)
-
-    def sync(self) -> None:
-        pass
-
-    def free_bytes(self) -> int:
-        return backend.CPU.free_bytes() if self._free is None else self._free
+def test_simulated_gpu_refuses_what_cupy_refuses():
+    xp = SimulatedGPU().xp
+    assert xp.repeat(np.arange(3), 2).tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="repeats"):
+        xp.repeat(np.arange(3), np.array([1, 2, 3]))
+    with pytest.raises(AttributeError, match="isneginf"):
+        xp.isneginf(np.zeros(2))
+    assert xp.ndarray is np.ndarray and xp.float32 is np.float32
 
 
 def test_block_rows_from_fake_free_memory():

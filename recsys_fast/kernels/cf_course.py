@@ -193,7 +193,7 @@ def predict_course(
                 P = _spmm(R.T.tocsr(), xp.ascontiguousarray(S.T), row_scale=minus)
                 P = xp.ascontiguousarray(P.T)
             else:
-                P = S @ R.toarray() if dense else xp.ascontiguousarray((R.T @ S.T).T)
+                P = S @ be.dense(R) if dense else xp.ascontiguousarray((R.T @ S.T).T)
             P -= (S @ mean)[:, None]
             P /= denom[:, None]
             P += mean[:, None]
@@ -201,7 +201,7 @@ def predict_course(
             ones = np.ones(n_users, dtype=dtype)
             P = _spmm(R, xp.ascontiguousarray(S), row_scale=-ones, col_den=denom)
         else:
-            P = R.toarray() @ S if dense else xp.asarray(R @ S)
+            P = be.dense(R) @ S if dense else xp.asarray(R @ S)
             P /= denom[None, :]
     return P
 
@@ -314,7 +314,7 @@ def _user_course_via_item_gram(R, dense: bool, be: Backend):
     half = xp.sqrt(d)
     B = be.sparse.csr_matrix(R.multiply(half[:, None]))
     if dense:
-        Bd = B.toarray()
+        Bd = be.dense(B)
         G = Bd.T @ Bd  # SYRK
         P = Bd @ G
         del Bd

@@ -163,8 +163,8 @@ def cosine_distances(X: Any, *, dtype: Any = None, backend: str | Backend = "cpu
     Xn = _normalized(_canonical(X), be, dt)
     density = Xn.nnz / max(1, n * m)
     # dense GEMM wins once X is a few percent full (and the dense copy is affordable)
-    if density > 0.02 and dense_bytes((n, m), dt) < available_bytes() // 4:
-        D = Xn.toarray()
+    if density > 0.02 and _dense_fits(Xn, be):
+        D = be.dense(Xn)
         S = D @ D.T
     else:
         S = (Xn @ Xn.T).toarray()
@@ -330,9 +330,9 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
     inv = None
     if plan == "dense-tf32":
         inv = _inverse_norms(X_raw, be).astype(Xn.dtype)
-        D = X_raw.astype(Xn.dtype).toarray()
+        D = be.dense(X_raw, Xn.dtype)
     elif plan == "dense":
-        D = Xn.toarray()
+        D = be.dense(Xn)
     else:
         D = None
     # block sizes from what is left once X is held: the block, -S, its masks; a densified
@@ -353,7 +353,7 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
                     S *= inv[r0:r1, None]
                     S *= inv[None, :]
             else:  # sparse x dense (cuSPARSE SpMM on the GPU): X times a dense block of X.T
-                S = xp.ascontiguousarray((Xn @ Xn[r0:r1].toarray().T).T)
+                S = xp.ascontiguousarray((Xn @ be.dense(Xn[r0:r1]).T).T)
             r, c, v = _select_block(S, r0, k, include_self, xp)
             del S
             parts_r.append(r)
