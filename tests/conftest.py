@@ -61,14 +61,21 @@ def shared_archives() -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip tests marked ``gpu`` when no usable CUDA device is present (device, not import)."""
+    """Skip tests marked ``gpu`` without a usable CUDA device (device, not import). The
+    simulated GPU does not count: the ``simulated`` parameters run those paths already."""
     if not any(item.get_closest_marker("gpu") for item in items):
         return
-    from recsys_fast.backend import gpu_available, gpu_unavailable_reason
+    from recsys_fast.backend import gpu_available, gpu_unavailable_reason, is_simulated
 
     if gpu_available():
-        return
-    skip = pytest.mark.skip(reason=f"no usable GPU: {gpu_unavailable_reason()}")
+        from recsys_fast.backend import get_backend
+
+        if not is_simulated(get_backend("gpu")):
+            return
+        why = "the GPU is simulated (RECSYS_FAST_SIMULATE_GPU)"
+    else:
+        why = gpu_unavailable_reason()
+    skip = pytest.mark.skip(reason=f"no usable GPU: {why}")
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(skip)

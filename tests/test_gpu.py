@@ -234,6 +234,26 @@ def test_gpu_case_driver_on_a_simulated_gpu(tmp_path, monkeypatch):
     assert rows["cosine_topk"]["extra"]["strategy"] == "dense"
 
 
+@pytest.mark.slow
+def test_check_script_end_to_end_on_a_simulated_gpu(tmp_path):
+    """bench/gpu/check.sh, the one-call GPU check, runs every step and writes its files."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env.update({backend.SIMULATE_ENV: "1", "CHECK_SKIP_INSTALL": "1", "CHECK_SCALES": "tiny",
+                "CHECK_TOPK_SCALES": "tiny", "CHECK_DNN_BACKENDS": "no_such_backend",
+                "RECSYS_FAST_DATA": str(tmp_path / "data")})
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "check.sh"), str(out)], env=env,
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    summary = (out / "summary.md").read_text()
+    assert '"simulated": true' in summary
+    for step in ("benchmark tiny", "cosine_topk GPU strategies", "report"):
+        assert f"| {step} | ok |" in summary, summary
+    assert "| tiny | spmm | spmm |" in summary
+    assert {p.name for p in out.iterdir()} >= {"summary.md", "check.log", "report.md",
+                                                "results.json", "bench.tar.gz"}
+
+
 # -- GPU: backend ----------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_gpu_block_rows_fit_free_memory(gpu):

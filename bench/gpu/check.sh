@@ -15,7 +15,8 @@
 #   bench.tar.gz  the rest: plots, per-step logs, pytest output
 #
 # Environment (all optional): PYTHON; CHECK_BUDGET_S (440); CHECK_SCALES (100k,1m,10m,25m) and
-# CHECK_SCALE_BUDGETS (40,45,55,50 s); CHECK_DNN_DATA (1m); CHECK_DNN_BACKENDS (jax,torch);
+# CHECK_SCALE_BUDGETS (40,45,55,50 s); CHECK_TOPK_SCALES (1m,10m,25m), CHECK_TOPK_LIMIT (100 s);
+# CHECK_DNN_DATA (1m); CHECK_DNN_BACKENDS (jax,torch);
 # RECSYS_FAST_WHEELS (a folder of wheels to install offline; see prepare_wheels.sh);
 # CHECK_SKIP_INSTALL=1 (do not `pip install -e .`, e.g. on a shared development machine).
 set -uo pipefail
@@ -95,19 +96,28 @@ fi
 import json
 from recsys_fast.backend import device_info, gpu_available
 info = device_info()
-if gpu_available():
+if gpu_available() and not info.get("simulated"):
     import cupy as cp
     p = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     info.update(sm_count=p["multiProcessorCount"], compute_capability=f"{p['major']}.{p['minor']}")
 print(json.dumps(info))
 EOF
 cat "$WORK/device.json"
-HAS_GPU=$("$PY" -c "import json,sys; print(1 if json.load(open(sys.argv[1])).get('gpu') else 0)" \
-  "$WORK/device.json" 2> /dev/null || echo 0)
-if [ "$HAS_GPU" = 1 ]; then
+# 1: a real GPU; 2: the simulated one (RECSYS_FAST_SIMULATE_GPU=1, for testing this script)
+HAS_GPU=$("$PY" -c "import json,sys; d = json.load(open(sys.argv[1]))
+print(2 if d.get('simulated') else 1 if d.get('gpu') else 0)" "$WORK/device.json" 2> /dev/null \
+  || echo 0)
+if [ "$HAS_GPU" = 2 ]; then
+  echo "SIMULATED GPU (numpy under the GPU code paths): small scales, CPU timings"
+  SCALES="${CHECK_SCALES:-100k}"
+  SCALE_BUDGETS="${CHECK_SCALE_BUDGETS:-60}"
+  DNN_DATA="${CHECK_DNN_DATA:-tiny}"
+  TOPK_SCALES="${CHECK_TOPK_SCALES:-tiny,100k}"
+elif [ "$HAS_GPU" = 1 ]; then
   SCALES="${CHECK_SCALES:-100k,1m,10m,25m}"
   SCALE_BUDGETS="${CHECK_SCALE_BUDGETS:-40,45,55,50}"
   DNN_DATA="${CHECK_DNN_DATA:-1m}"
+  TOPK_SCALES="${CHECK_TOPK_SCALES:-1m,10m,25m}"
 else
   echo "NO USABLE GPU: $("$PY" -c "from recsys_fast.backend import gpu_unavailable_reason as r; print(r())")"
   echo "running the CPU-only version: scale 100k, DNN on tiny data, GPU tests skipped"
@@ -175,6 +185,14 @@ run_step "benchmark $SCALES" "$HARNESS_LIMIT" \
   tee_to "$WORK/logs/bench.txt" "$PY" bench/gpu/run_gpu_cases.py --quick --scales "$SCALES" \
   --budgets "$SCALE_BUDGETS" --out "$WORK/results"
 
+# -- 4b. cosine_topk strategy by strategy on the GPU (sets the auto rule; see the script) -------
+if [ "$HAS_GPU" != 0 ]; then
+  run_step "cosine_topk GPU strategies" "${CHECK_TOPK_LIMIT:-100}" \
+    tee_to "$WORK/logs/topk_strategies.txt" "$PY" bench/gpu/topk_strategies.py \
+    "$WORK/results/topk_strategies.json" --scales "$TOPK_SCALES" \
+    --budget "$((${CHECK_TOPK_LIMIT:-100} - 20))"
+fi
+
 # -- 5. the DNN on JAX / PyTorch (TensorFlow hidden), examples/s -------------------------------
 for kb in $(echo "${CHECK_DNN_BACKENDS:-jax,torch}" | tr ',' ' '); do
   if ! "$PY" -c "import $kb" 2> /dev/null; then
@@ -198,7 +216,7 @@ run_step "pytest DNN on KERAS_BACKEND=jax" 90 \
 
 # -- 7. report and packing (uses the reserve) ------------------------------------------------
 RESERVE_S=0
-RESULTS_JSON="$(find "$WORK/results" -name '*.json' | sort | tail -1)"
+RESULTS_JSON="$(find "$WORK/results" -name '*.json' ! -name 'topk_strategies.json' | sort | tail -1)"
 if [ -n "$RESULTS_JSON" ]; then
   cp "$RESULTS_JSON" "$OUT/results.json" && chmod 644 "$OUT/results.json"
   run_step "report" 40 "$PY" -m recsys_fast.harness report "$RESULTS_JSON" --out "$WORK/report"
@@ -244,6 +262,18 @@ EOF
     line="$(grep -E '(passed|failed|error|skipped|no tests ran)' "$f" | tail -1)"
     echo "- $(basename "$f" .txt): ${line:-no summary line (timed out or crashed: see check.log)}"
   done
+  echo
+  echo "## cosine_topk on the GPU by strategy (host in, host out; median s)"
+  echo
+  "$PY" - "$WORK/results/topk_strategies.json" <<'EOF' 2> /dev/null || echo "(no strategy study)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("| scale | strategy | ran | median s | verdict |")
+print("| --- | --- | --- | --- | --- |")
+for r in d["runs"]:
+    t = f"{r['median_s']:.3f}" if "median_s" in r else r.get("skipped") or r.get("error", "")
+    print(f"| {r['scale']} | {r['strategy']} | {r.get('ran', '')} | {t} | {r.get('verdict', '')} |")
+EOF
   echo
   echo "## DNN (TensorFlow hidden; steady = median of epochs 2..4)"
   echo

@@ -337,7 +337,7 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
         D = None
     # block sizes from what is left once X is held: the block, -S, its masks; a densified
     # slice of X and the transposed product as well for spmm
-    per_row = 4 * n * itemsize + (0 if D is not None else m * itemsize + n * itemsize)
+    per_row = 5 * n * itemsize + (0 if D is not None else m * itemsize + n * itemsize)
     if block_rows is None:
         if be.name == "cpu":  # cache-sized blocks: BLAS and the selection stay in L3
             block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
