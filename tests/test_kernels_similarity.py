@@ -241,6 +241,21 @@ def test_topk_strategies_threads_and_halving_agree(density):
     assert_topk_matches(dense, X, 10, include_self=False)
 
 
+@pytest.mark.parametrize("block", [1, 5, 13, 64, 500])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_dense_pair_blocks_equal_the_sparse_strategy(block, include_self):
+    """Square blocks above the diagonal only (each serving two row blocks), blocks narrower
+    than k, a ragged last block: same neighbours, ties included, as the sparse strategy."""
+    X = random_matrix(11, 61, 40, 0.2, np.float64, ratings=True)  # integer ratings: ties
+    ref = cosine_topk(X, 7, include_self=include_self, strategy="sparse", dtype=np.float64)
+    out = cosine_topk(X, 7, include_self=include_self, strategy="dense", block_rows=block,
+                      dtype=np.float64)
+    assert_topk_matches(out, X, 7, include_self, atol=1e-12)
+    np.testing.assert_array_equal(out.indptr, ref.indptr)
+    np.testing.assert_array_equal(out.indices, ref.indices)  # the same tie-breaking
+    np.testing.assert_allclose(out.data, ref.data, rtol=1e-12)
+
+
 def test_tf32_exact_values():
     half_stars = sp.csr_matrix(np.arange(1, 11, dtype=np.float64)[None, :] / 2)
     assert sim_mod.tf32_exact(half_stars)

@@ -2,12 +2,20 @@
 
 ``cosine_distances`` is the course quantity (sklearn ``pairwise_distances(metric='cosine')``).
 ``cosine_topk`` keeps, for each row, its k most similar rows without ever holding the n x n
-matrix. Two strategies compute the same function:
+matrix. Three strategies compute the same function:
 
 - ``"sparse"``: numba Gustavson SpGEMM with a dense per-thread accumulator and fused size-k
   heaps, each pair computed once and scattered to both rows (CPU only; see ``_topk_numba``).
-- ``"dense"``: row blocks of ``X @ X.T`` by BLAS GEMM, then a partition per row. Written against
-  the backend's ``xp``/``sparse`` namespaces, so it is also the GPU path.
+- ``"dense"``: X densified once, square blocks ``X_I @ X_J.T`` by GEMM for I <= J only (S is
+  symmetric: a block above the diagonal serves the rows of J through its transpose, about half
+  the GEMM work), a top-k per block and one more over each row block's candidates. On the GPU
+  with float32 values exact in TF32 it runs as ``"dense-tf32"``: raw values on TF32 tensor
+  cores, the norms divided out per block.
+- ``"spmm"``: X stays sparse; row blocks of ``X @ X.T`` as sparse x dense products (cuSPARSE
+  SpMM on the GPU), for when a dense copy of X does not fit.
+
+The dense and spmm code is written against the backend's ``xp``/``sparse`` namespaces, so it is
+also the GPU path (and runs on the simulated GPU in CI).
 
 Top-k policy, identical for both strategies: only strictly positive similarities are kept (a
 zero-norm row gets no neighbours and is nobody's neighbour; a row may hold fewer than k
@@ -16,14 +24,16 @@ CSR (columns ascending). The strategy that ran is returned by :func:`last_strate
 the ``strategy`` attribute of the result.
 
 ``"auto"`` picks one strategy per call from the estimated cost (sum of squared column counts
-for sparse, n^2 * n_features for GEMM plus the selection pass); on the GPU it is always
-``dense``. Mixing the two per row block was tried in a feasibility study (heavy rows offloaded
-to BLAS) and did not pay, so the choice is not made per block.
+for sparse, about 0.6 n^2 * n_features for the GEMM blocks plus the selection pass); on the GPU
+it is ``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` (a
+rule still to be set from measurements: ``bench/gpu/topk_strategies.py``). Mixing strategies
+per row block was tried in a feasibility study (heavy rows offloaded to BLAS) and did not pay.
 
 Memory: ``sparse`` holds X, its transpose and, per thread, an accumulator plus n_rows size-k
 heaps (n_threads * n_rows * k * (itemsize + 4) bytes; it falls back to one heap set, computing
-each pair twice, when that would crowd memory). ``dense`` holds a dense copy of X when
-affordable plus one block of ``block_rows`` x n_rows similarities.
+each pair twice, when that would crowd memory). ``dense`` holds a dense copy of X plus one
+``block_rows`` x ``block_rows`` block of similarities and n_rows x k candidates per column block;
+``spmm`` holds one ``block_rows`` x n_rows block.
 """
 
 from __future__ import annotations
@@ -204,7 +214,7 @@ def _choose_strategy(Xn, k: int, n_threads: int, be: Backend) -> str:
     n, m = Xn.shape
     col_nnz = np.bincount(Xn.indices, minlength=m).astype(np.float64)
     sparse_s = float((col_nnz * col_nnz).sum()) / 2 / (_SPARSE_MADDS_PER_S * n_threads)
-    dense_s = n * n * m / (_DENSE_FLOPS_PER_S * n_threads) + n * n * _SELECT_S_PER_ENTRY
+    dense_s = 0.6 * n * n * m / (_DENSE_FLOPS_PER_S * n_threads) + n * n * _SELECT_S_PER_ENTRY
     if dense_s < sparse_s and _dense_fits(Xn, be):
         return "dense"
     return "sparse"
@@ -270,11 +280,11 @@ def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | No
     return out
 
 
-def _select_block(S, r0: int, k: int, include_self: bool, xp):
-    """Rows, columns, values of the top-k positive entries of each row of the block S."""
-    b, n = S.shape
-    if not include_self:
-        S[xp.arange(b), r0 + xp.arange(b)] = 0
+def _keep_mask(S, k: int, xp):
+    """Each row's top-k positive entries of S; ties at the k-th value go to the lower column."""
+    b, c = S.shape
+    if k >= c:
+        return S > 0
     # k-th largest per row as the k-th smallest of -S: a small kth keeps CuPy on its partition
     # kernel (a kth >= 1024 makes it sort every row); numpy's introselect does not mind
     kth = -xp.partition(-S, k - 1, axis=1)[:, k - 1 : k]
@@ -286,9 +296,70 @@ def _select_block(S, r0: int, k: int, include_self: bool, xp):
     if tie_rows.size:  # keep only the lowest-indexed ties, as many as each row still needs
         sub = eq[tie_rows]
         eq[tie_rows] = sub & (xp.cumsum(sub, axis=1) <= need[tie_rows][:, None])
-    keep = (gt | eq) & (S > 0)
-    rows, cols = xp.nonzero(keep)  # row-major: columns ascending within each row
+    return (gt | eq) & (S > 0)
+
+
+def _select_block(S, r0: int, k: int, include_self: bool, xp):
+    """Rows, columns, values of the top-k positive entries of each row of the block S."""
+    b, n = S.shape
+    if not include_self:
+        S[xp.arange(b), r0 + xp.arange(b)] = 0
+    rows, cols = xp.nonzero(_keep_mask(S, k, xp))  # row-major: columns ascending per row
     return rows + r0, cols, S[rows, cols]
+
+
+def _padded_topk(S, k: int, col0: int, xp):
+    """(values, columns), each (b, k): each row's top-k positive entries of S, padded with
+    (-inf, -1); columns offset by ``col0``."""
+    b = S.shape[0]
+    rows, cols = xp.nonzero(_keep_mask(S, k, xp))
+    counts = xp.bincount(rows, minlength=b)
+    slot = xp.arange(rows.size) - (xp.cumsum(counts) - counts)[rows]
+    vals = xp.full((b, k), -xp.inf, dtype=S.dtype)
+    idx = xp.full((b, k), -1, dtype=xp.int64)
+    vals[rows, slot] = S[rows, cols]
+    idx[rows, slot] = cols + col0
+    return vals, idx
+
+
+def _gemm_pairs_topk(D, inv, k: int, include_self: bool, block: int, xp):
+    """Rows, columns, values of the top-k from square blocks ``D_I @ D_J.T`` with I <= J only:
+    S is symmetric, so each block above the diagonal also serves the rows of J through its
+    transpose, and the GEMM work falls to (p + 1) / 2p of the full product for p blocks.
+
+    Each (row block, column block) keeps its top-k candidates (padded); a row block's
+    candidates, laid side by side in column-block order, hold their columns in ascending order,
+    so one more top-k selection over them applies the same tie rule as a single pass over the
+    full row (lower column first) and yields columns already sorted.
+    """
+    n = D.shape[0]
+    starts = list(range(0, n, block))
+    cand: dict[tuple[int, int], tuple] = {}
+    for bi, i0 in enumerate(starts):
+        i1 = min(n, i0 + block)
+        for bj in range(bi, len(starts)):
+            j0 = starts[bj]
+            j1 = min(n, j0 + block)
+            S = D[i0:i1] @ D[j0:j1].T
+            if inv is not None:
+                S *= inv[i0:i1, None]
+                S *= inv[None, j0:j1]
+            if bj == bi and not include_self:
+                S[xp.arange(i1 - i0), xp.arange(i1 - i0)] = 0
+            cand[bi, bj] = _padded_topk(S, k, j0, xp)
+            if bj != bi:
+                cand[bj, bi] = _padded_topk(xp.ascontiguousarray(S.T), k, i0, xp)
+            del S
+    parts_r, parts_c, parts_v = [], [], []
+    for bi, i0 in enumerate(starts):
+        pieces = [cand.pop((bi, bj)) for bj in range(len(starts))]
+        V = xp.concatenate([v for v, _ in pieces], axis=1)
+        C = xp.concatenate([c for _, c in pieces], axis=1)
+        rows, pos = xp.nonzero(_keep_mask(V, k, xp))
+        parts_r.append(rows + i0)
+        parts_c.append(C[rows, pos])
+        parts_v.append(V[rows, pos])
+    return xp.concatenate(parts_r), xp.concatenate(parts_c), xp.concatenate(parts_v)
 
 
 def tf32_exact(X) -> bool:
@@ -335,33 +406,15 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
         D = be.dense(Xn)
     else:
         D = None
-    # block sizes from what is left once X is held: the block, -S, its masks; a densified
-    # slice of X and the transposed product as well for spmm
-    per_row = 5 * n * itemsize + (0 if D is not None else m * itemsize + n * itemsize)
-    if block_rows is None:
-        if be.name == "cpu":  # cache-sized blocks: BLAS and the selection stay in L3
-            block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
-        else:
-            block_rows = block_rows_for(per_row, be, 0.5, n_rows=n)
-    parts_r, parts_c, parts_v = [], [], []
     with tf32_matmul(be, plan == "dense-tf32") as tf32_on:
-        for r0 in range(0, n, block_rows):
-            r1 = min(n, r0 + block_rows)
-            if D is not None:
-                S = D[r0:r1] @ D.T
-                if inv is not None:
-                    S *= inv[r0:r1, None]
-                    S *= inv[None, :]
-            else:  # sparse x dense (cuSPARSE SpMM on the GPU): X times a dense block of X.T
-                S = xp.ascontiguousarray((Xn @ be.dense(Xn[r0:r1]).T).T)
-            r, c, v = _select_block(S, r0, k, include_self, xp)
-            del S
-            parts_r.append(r)
-            parts_c.append(c)
-            parts_v.append(v)
-    rows = xp.concatenate(parts_r)
-    cols = xp.concatenate(parts_c).astype(xp.int32)
-    vals = xp.concatenate(parts_v).astype(Xn.dtype)
+        if D is not None:
+            block = block_rows or _pair_block(n, itemsize, be)
+            rows, cols, vals = _gemm_pairs_topk(D, inv, k, include_self, block, xp)
+        else:
+            rows, cols, vals = _spmm_topk(Xn, k, include_self, block_rows, be)
+    del D
+    cols = cols.astype(xp.int32)
+    vals = vals.astype(Xn.dtype)
     indptr = xp.zeros(n + 1, dtype=xp.int32 if rows.size < 2**31 else xp.int64)
     indptr[1:] = xp.cumsum(xp.bincount(rows, minlength=n))
     out = be.sparse.csr_matrix((vals, cols, indptr), shape=(n, n))
@@ -369,6 +422,42 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
         out.has_sorted_indices = True
     return out, bool(tf32_on)
 
+
+def _pair_block(n: int, itemsize: int, be: Backend) -> int:
+    """Side of the square GEMM blocks: small enough for memory (CPU: a cache-sized block;
+    GPU: S, -S, its partition, masks and a transpose in half the free memory) and at most
+    n / 8, so that skipping the blocks below the diagonal saves close to half the work."""
+    if be.name == "cpu":
+        fit = int((_BLOCK_BYTES // itemsize) ** 0.5)
+        floor = 512
+    else:
+        fit = int((0.5 * be.free_bytes() / (7 * itemsize)) ** 0.5)
+        floor = 4096
+    return max(1, min(n, fit, max(floor, -(-n // 8))))
+
+
+def _spmm_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend):
+    """Rows, columns, values of the top-k by row blocks of ``X @ X.T`` as sparse x dense
+    products (cuSPARSE SpMM on the GPU), X kept sparse."""
+    xp = be.xp
+    n, m = Xn.shape
+    itemsize = Xn.dtype.itemsize
+    if block_rows is None:  # the product, its transpose, -S, masks; a dense slice of X
+        per_row = 6 * n * itemsize + m * itemsize
+        if be.name == "cpu":
+            block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
+        else:
+            block_rows = block_rows_for(per_row, be, 0.5, n_rows=n)
+    parts_r, parts_c, parts_v = [], [], []
+    for r0 in range(0, n, block_rows):
+        r1 = min(n, r0 + block_rows)
+        S = xp.ascontiguousarray((Xn @ be.dense(Xn[r0:r1]).T).T)
+        r, c, v = _select_block(S, r0, k, include_self, xp)
+        del S
+        parts_r.append(r)
+        parts_c.append(c)
+        parts_v.append(v)
+    return xp.concatenate(parts_r), xp.concatenate(parts_c), xp.concatenate(parts_v)
 
 def cosine_topk(
     X: Any,
@@ -393,8 +482,8 @@ def cosine_topk(
     include_self : bool, default False
         Whether a row may be its own neighbour (similarity ~1), as implicit's item-item models.
     block_rows : int, optional
-        Rows of S per GEMM block in the dense strategy (default: a ~32 MiB block). The sparse
-        strategy never holds more than one row of S per thread and ignores it.
+        Side of the square GEMM blocks (``dense``) or rows per block (``spmm``); default from
+        the cache size (CPU) or free device memory (GPU). ``sparse`` ignores it.
     n_threads : int, optional
         Threads for numba (sparse) and BLAS (dense); default numba's thread count.
     strategy : {"auto", "sparse", "dense", "spmm"}
