@@ -325,15 +325,17 @@ def test_cosine_topk_gpu_plans_equal_cpu(device, dtype):
         tf32 = tf32_works and np.dtype(dtype) == np.float32
         assert auto.strategy == ("dense-tf32" if tf32 else "dense")
         assert_topk_close(auto, cpu, dtype)
-        spmm = cosine_topk(X, 20, strategy="spmm", block_rows=37, dtype=dtype, backend=device)
-        assert spmm.strategy == "spmm"
-        assert_topk_close(spmm, cpu, dtype)
-    if isinstance(device, SimulatedGPU):  # too little memory for dense X: auto runs spmm
-        n, m = R.shape
-        small = SimulatedGPU(free=2 * n * m * np.dtype(dtype).itemsize)
-        out = cosine_topk(R, 20, block_rows=37, dtype=dtype, backend=small)
-        assert out.strategy == "spmm"
-        assert_topk_close(out, cosine_topk(R, 20, dtype=dtype), dtype)
+        for how in ("spmm", "spgemm"):
+            out = cosine_topk(X, 20, strategy=how, block_rows=37, dtype=dtype, backend=device)
+            assert out.strategy == how
+            assert_topk_close(out, cpu, dtype)
+    if isinstance(device, SimulatedGPU):  # too little memory for dense X: spmm, or spgemm
+        for X, want in ((R, "spmm"), (sp.hstack([R] * 7).tocsr(), "spgemm")):  # many features
+            n, m = X.shape
+            small = SimulatedGPU(free=2 * n * m * np.dtype(dtype).itemsize)
+            out = cosine_topk(X, 20, block_rows=37, dtype=dtype, backend=small)
+            assert out.strategy == want
+            assert_topk_close(out, cosine_topk(X, 20, dtype=dtype), dtype)
 
 
 @pytest.mark.gpu

@@ -182,7 +182,7 @@ def test_cosine_distances_zero_rows_and_dtype():
     X=matrices,
     k_frac=st.floats(0.0, 1.0),
     include_self=st.booleans(),
-    strategy=st.sampled_from(["sparse", "dense", "spmm", "auto"]),
+    strategy=st.sampled_from(["sparse", "dense", "spmm", "spgemm", "auto"]),
 )
 def test_topk_matches_full_reference(X, k_frac, include_self, strategy):
     n = X.shape[0]
@@ -201,7 +201,7 @@ def test_topk_matches_full_reference(X, k_frac, include_self, strategy):
     assert_topk_matches(out, X, k, include_self, atol=atol)
 
 
-@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm"])
+@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm", "spgemm"])
 def test_topk_ties_go_to_lower_column(strategy):
     X = sp.csr_matrix(np.ones((6, 1), dtype=np.float32))  # every similarity is exactly 1
     out = cosine_topk(X, 2, strategy=strategy).toarray()
@@ -210,7 +210,7 @@ def test_topk_ties_go_to_lower_column(strategy):
         np.testing.assert_array_equal(np.flatnonzero(out[row]), cols)
 
 
-@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm"])
+@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm", "spgemm"])
 def test_topk_zero_rows_and_negative_similarities(strategy):
     X = sp.csr_matrix(
         np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0], [-1, 0, 0], [0, 0, 2]], dtype=np.float64)

@@ -6,7 +6,7 @@ rule has not been measured yet; this study times each strategy at the same scale
 (host input to host output, device synchronised, one warm-up call, median of the rest) and
 checks every result on sampled rows against exact float64 cosine, so the rule can be set from
 numbers. Strategies: ``dense-tf32`` (``tf32=None``), ``dense`` (``tf32=False``, plain float32
-GEMM), ``spmm``. Each has a time limit per call estimated from the previous scale; a strategy
+GEMM), ``spmm``, ``spgemm``. Each has a time limit per call estimated from the previous scale; a strategy
 that would run past the study's budget is recorded as skipped.
 
 Usage::
@@ -45,13 +45,17 @@ STRATEGIES = {  # name -> cosine_topk keyword arguments
     "dense-tf32": {"strategy": "dense", "tf32": None},
     "dense": {"strategy": "dense", "tf32": False},
     "spmm": {"strategy": "spmm"},
+    "spgemm": {"strategy": "spgemm"},
 }
 TOL = 1e-4  # as the harness's cosine_topk check (float32 sums over thousands of terms)
 
 
 def work(name: str, shape, nnz: int) -> float:
-    """Relative work of a strategy: n^2 m multiply-adds for dense GEMM, nnz n for SpMM."""
+    """Relative work of a strategy: n^2 m multiply-adds for dense GEMM, nnz n for SpMM, the
+    sum of squared column counts (about nnz^2 / m) for SpGEMM."""
     n, m = shape
+    if name == "spgemm":
+        return float(nnz) ** 2 / m
     return float(nnz) * n if name == "spmm" else float(n) * n * m
 
 

@@ -13,6 +13,8 @@ matrix. Three strategies compute the same function:
   cores, the norms divided out per block.
 - ``"spmm"``: X stays sparse; row blocks of ``X @ X.T`` as sparse x dense products (cuSPARSE
   SpMM on the GPU), for when a dense copy of X does not fit.
+- ``"spgemm"``: the same row blocks as sparse x sparse products, densified (cuSPARSE SpGEMM on
+  the GPU), for very many features (TF-IDF n-grams), where a dense slice of X would not pay.
 
 The dense and spmm code is written against the backend's ``xp``/``sparse`` namespaces, so it is
 also the GPU path (and runs on the simulated GPU in CI).
@@ -25,8 +27,9 @@ the ``strategy`` attribute of the result.
 
 ``"auto"`` picks one strategy per call from the estimated cost (sum of squared column counts
 for sparse, about 0.6 n^2 * n_features for the GEMM blocks plus the selection pass); on the GPU
-it is ``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` (a
-rule still to be set from measurements: ``bench/gpu/topk_strategies.py``). Mixing strategies
+it is ``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` with
+at most 4 features per row of X, else ``spgemm`` (a rule still to be set from measurements:
+``bench/gpu/topk_strategies.py``). Mixing strategies
 per row block was tried in a feasibility study (heavy rows offloaded to BLAS) and did not pay.
 
 Memory: ``sparse`` holds X, its transpose and, per thread, an accumulator plus n_rows size-k
@@ -48,7 +51,7 @@ from recsys_fast.backend import Backend, block_rows_for, get_backend
 from recsys_fast.errors import MemoryBudgetError
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
-STRATEGIES = ("auto", "sparse", "dense", "spmm")
+STRATEGIES = ("auto", "sparse", "dense", "spmm", "spgemm")
 # Rough throughputs on the 2-vCPU development machine, used only to pick a strategy.
 _SPARSE_MADDS_PER_S = 1.0e9  # numba scatter-adds per second per thread
 _DENSE_FLOPS_PER_S = 2.0e10  # BLAS sgemm multiply-adds per second per thread
@@ -210,7 +213,10 @@ def _dense_fits(Xn, be: Backend) -> bool:
 
 def _choose_strategy(Xn, k: int, n_threads: int, be: Backend) -> str:
     if be.name != "cpu":  # numba is CPU-only; GEMM on tensor cores while dense X fits
-        return "dense" if _dense_fits(Xn, be) else "spmm"
+        if _dense_fits(Xn, be):
+            return "dense"
+        n, m = Xn.shape  # a dense slice of X per block costs m / n times the block of S
+        return "spmm" if m <= 4 * n else "spgemm"
     n, m = Xn.shape
     col_nnz = np.bincount(Xn.indices, minlength=m).astype(np.float64)
     sparse_s = float((col_nnz * col_nnz).sum()) / 2 / (_SPARSE_MADDS_PER_S * n_threads)
@@ -387,7 +393,8 @@ def _inverse_norms(X, be: Backend):
 
 def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend,
                 plan: str = "dense", X_raw=None):
-    """Top-k by blocks of ``X @ X.T``: dense GEMM (``dense``, ``dense-tf32``) or SpMM (``spmm``).
+    """Top-k by blocks of ``X @ X.T``: dense GEMM (``dense``, ``dense-tf32``) or products with
+    X kept sparse (``spmm``, ``spgemm``).
 
     ``dense-tf32`` multiplies the raw values of ``X_raw`` (exact in TF32, see :func:`tf32_exact`)
     and scales each block by the inverse row norms afterwards; elsewhere the rows are normalised
@@ -411,7 +418,7 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
             block = block_rows or _pair_block(n, itemsize, be)
             rows, cols, vals = _gemm_pairs_topk(D, inv, k, include_self, block, xp)
         else:
-            rows, cols, vals = _spmm_topk(Xn, k, include_self, block_rows, be)
+            rows, cols, vals = _spmm_topk(Xn, k, include_self, block_rows, be, plan)
     del D
     cols = cols.astype(xp.int32)
     vals = vals.astype(Xn.dtype)
@@ -436,28 +443,37 @@ def _pair_block(n: int, itemsize: int, be: Backend) -> int:
     return max(1, min(n, fit, max(floor, -(-n // 8))))
 
 
-def _spmm_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend):
-    """Rows, columns, values of the top-k by row blocks of ``X @ X.T`` as sparse x dense
-    products (cuSPARSE SpMM on the GPU), X kept sparse."""
+def _spmm_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend,
+               how: str = "spmm"):
+    """Rows, columns, values of the top-k by row blocks of ``X @ X.T`` with X kept sparse:
+    sparse x dense products of X and a dense slice of X.T (``spmm``: cuSPARSE SpMM on the GPU)
+    or sparse x sparse ones densified (``spgemm``, for very many features, such as TF-IDF
+    n-grams, where a dense slice of X would dwarf the block of S)."""
     xp = be.xp
     n, m = Xn.shape
     itemsize = Xn.dtype.itemsize
-    if block_rows is None:  # the product, its transpose, -S, masks; a dense slice of X
-        per_row = 6 * n * itemsize + m * itemsize
+    if block_rows is None:
+        # the block, its transpose or sparse form, -S, masks; spmm: a dense slice of X as well
+        per_row = 6 * n * itemsize + (m * itemsize if how == "spmm" else 2 * n * itemsize)
         if be.name == "cpu":
             block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
         else:
             block_rows = block_rows_for(per_row, be, 0.5, n_rows=n)
+    XnT = Xn.T.tocsr() if how == "spgemm" else None
     parts_r, parts_c, parts_v = [], [], []
     for r0 in range(0, n, block_rows):
         r1 = min(n, r0 + block_rows)
-        S = xp.ascontiguousarray((Xn @ be.dense(Xn[r0:r1]).T).T)
+        if XnT is None:
+            S = xp.ascontiguousarray((Xn @ be.dense(Xn[r0:r1]).T).T)
+        else:
+            S = be.dense(Xn[r0:r1] @ XnT)
         r, c, v = _select_block(S, r0, k, include_self, xp)
         del S
         parts_r.append(r)
         parts_c.append(c)
         parts_v.append(v)
     return xp.concatenate(parts_r), xp.concatenate(parts_c), xp.concatenate(parts_v)
+
 
 def cosine_topk(
     X: Any,
@@ -486,9 +502,9 @@ def cosine_topk(
         the cache size (CPU) or free device memory (GPU). ``sparse`` ignores it.
     n_threads : int, optional
         Threads for numba (sparse) and BLAS (dense); default numba's thread count.
-    strategy : {"auto", "sparse", "dense", "spmm"}
+    strategy : {"auto", "sparse", "dense", "spmm", "spgemm"}
         ``auto`` picks by estimated cost once per call; on the GPU ``dense`` while a dense copy
-        of X fits in half the free device memory, else ``spmm``.
+        of X fits in half the free device memory, else ``spmm`` (few features) or ``spgemm``.
     dtype : float dtype, default float32
         Precision of the normalised data, the accumulation and the result.
     tf32 : bool, optional
