@@ -234,8 +234,8 @@ def tf32_matmul(backend: str | Backend = "gpu", enable: bool = True) -> Iterator
     CPU, when ``enable`` is false, on GPUs before compute capability 8.0, or when this CuPy
     lacks the switch.
     """
-    be = backend if isinstance(backend, Backend) else None
-    if not enable or be is None and backend != "gpu" or be is not None and be.name != "gpu":
+    name = backend.name if isinstance(backend, Backend) else backend
+    if not enable or name != "gpu" or is_simulated(backend):
         yield False
         return
     try:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared check for a GPU box: device, offline install, GPU tests, CPU-vs-GPU benchmark at
 # four scales, the DNN on JAX / PyTorch, report. Every step has a time limit and the whole run a
-# budget (default 440 s, under 8 minutes); a step that fails or times out is recorded and the
+# budget (default 470 s, under 8 minutes); a step that fails or times out is recorded and the
 # next one runs. Without a usable GPU it says so and runs a small CPU-only version.
 #
 #   usage: bash bench/gpu/check.sh OUTDIR
@@ -14,8 +14,8 @@
 #   dnn.json      DNN training runs per Keras backend (examples/s, losses, recall@10)
 #   bench.tar.gz  the rest: plots, per-step logs, pytest output
 #
-# Environment (all optional): PYTHON; CHECK_BUDGET_S (440); CHECK_SCALES (100k,1m,10m,25m) and
-# CHECK_SCALE_BUDGETS (40,45,55,50 s); CHECK_TOPK_SCALES (1m,10m,25m), CHECK_TOPK_LIMIT (100 s);
+# Environment (all optional): PYTHON; CHECK_BUDGET_S (470); CHECK_SCALES (100k,1m,10m,25m) and
+# CHECK_SCALE_BUDGETS (30,35,45,55 s); CHECK_TOPK_SCALES (1m,10m,25m), CHECK_TOPK_LIMIT (80 s);
 # CHECK_DNN_DATA (1m); CHECK_DNN_BACKENDS (jax,torch);
 # RECSYS_FAST_WHEELS (a folder of wheels to install offline; see prepare_wheels.sh);
 # CHECK_SKIP_INSTALL=1 (do not `pip install -e .`, e.g. on a shared development machine).
@@ -28,7 +28,7 @@ mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/recsys-gpu-check.XXXXXX")"
 mkdir -p "$WORK/logs" "$WORK/results" "$WORK/report"
 PY="${PYTHON:-$(command -v python3 || command -v python)}"  # the boxes: python3 holds the stack
-BUDGET_S="${CHECK_BUDGET_S:-440}"
+BUDGET_S="${CHECK_BUDGET_S:-470}"
 RESERVE_S=35  # kept back for the report and packing
 START=$SECONDS
 LOG="$OUT/check.log"
@@ -115,7 +115,7 @@ if [ "$HAS_GPU" = 2 ]; then
   TOPK_SCALES="${CHECK_TOPK_SCALES:-tiny,100k}"
 elif [ "$HAS_GPU" = 1 ]; then
   SCALES="${CHECK_SCALES:-100k,1m,10m,25m}"
-  SCALE_BUDGETS="${CHECK_SCALE_BUDGETS:-40,45,55,50}"
+  SCALE_BUDGETS="${CHECK_SCALE_BUDGETS:-30,35,45,55}"
   DNN_DATA="${CHECK_DNN_DATA:-1m}"
   TOPK_SCALES="${CHECK_TOPK_SCALES:-1m,10m,25m}"
 else
@@ -187,10 +187,10 @@ run_step "benchmark $SCALES" "$HARNESS_LIMIT" \
 
 # -- 4b. cosine_topk strategy by strategy on the GPU (sets the auto rule; see the script) -------
 if [ "$HAS_GPU" != 0 ]; then
-  run_step "cosine_topk GPU strategies" "${CHECK_TOPK_LIMIT:-100}" \
+  run_step "cosine_topk GPU strategies" "${CHECK_TOPK_LIMIT:-80}" \
     tee_to "$WORK/logs/topk_strategies.txt" "$PY" bench/gpu/topk_strategies.py \
     "$WORK/results/topk_strategies.json" --scales "$TOPK_SCALES" \
-    --budget "$((${CHECK_TOPK_LIMIT:-100} - 20))"
+    --budget "$((${CHECK_TOPK_LIMIT:-80} - 15))"
 fi
 
 # -- 5. the DNN on JAX / PyTorch (TensorFlow hidden), examples/s -------------------------------
@@ -200,8 +200,8 @@ for kb in $(echo "${CHECK_DNN_BACKENDS:-jax,torch}" | tr ',' ' '); do
     STEPS+=("| dnn $kb $DNN_DATA | skipped: $kb not installed | 0 |")
     continue
   fi
-  limit=90
-  [ "$kb" = torch ] && limit=60
+  limit=75
+  [ "$kb" = torch ] && limit=50
   run_step "dnn $kb $DNN_DATA" "$limit" \
     "$PY" -m recsys_fast.dnn.portable --keras-backend "$kb" --hide-tensorflow train \
     --data "$DNN_DATA" --epochs 4 --batch-size 256 --boundaries 48,144,464 \
@@ -209,7 +209,7 @@ for kb in $(echo "${CHECK_DNN_BACKENDS:-jax,torch}" | tr ',' ' '); do
 done
 
 # -- 6. backend-neutral DNN tests on JAX (CPU subprocesses + the GPU forward/training test) -----
-run_step "pytest DNN on KERAS_BACKEND=jax" 90 \
+run_step "pytest DNN on KERAS_BACKEND=jax" 60 \
   tee_to "$WORK/logs/pytest_dnn_jax.txt" env KERAS_BACKEND=jax \
   "$PY" -m pytest -o addopts="" -ra -q -p no:cacheprovider -k "not torch" \
   tests/test_dnn_backends.py tests/test_gpu.py::test_dnn_on_gpu_equals_cpu_and_trains

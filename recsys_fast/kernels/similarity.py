@@ -113,7 +113,6 @@ def _canonical(X):
 def _normalized(X, be: Backend, dtype):
     """Rows of the canonical X scaled to unit L2 norm (zero rows stay zero)."""
     xp = be.xp
-    n = X.shape[0]
     if X.dtype.kind != "f" or X.dtype.itemsize < 4:  # ints, bools, float16
         X = X.astype(xp.float64)
     if be.name == "cpu":
@@ -122,10 +121,8 @@ def _normalized(X, be: Backend, dtype):
         data = np.empty(X.nnz, dtype=dtype)
         nb.normalize_rows(X.indptr, X.data, data)
     else:
-        d64 = X.data.astype(xp.float64)
-        rows = be.entry_rows(X.indptr)
-        norms = xp.sqrt(xp.bincount(rows, weights=d64 * d64, minlength=n))
-        data = (d64 / norms[rows]).astype(dtype)
+        inv = _inverse_norms(X, be)
+        data = (X.data.astype(xp.float64) * inv[be.entry_rows(X.indptr)]).astype(dtype)
     out = be.sparse.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
     if be.name == "cpu":
         out.has_sorted_indices = True
