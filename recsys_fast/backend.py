@@ -62,7 +62,8 @@ class Backend:
         if self.name == "cpu":
             return np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr).astype(np.int64))
         nnz = int(indptr[-1])
-        return xp.searchsorted(indptr, xp.arange(nnz), side="right").astype(xp.int64) - 1
+        pos = xp.arange(nnz, dtype=indptr.dtype)  # same dtype as the sorted array
+        return xp.searchsorted(indptr, pos, side="right").astype(xp.int64) - 1
 
     def dense(self, X: Any, dtype: Any = None) -> Any:
         """C-ordered dense copy of the sparse matrix X in one allocation.

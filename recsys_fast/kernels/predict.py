@@ -252,8 +252,8 @@ class FixedCF:
         for b0 in range(0, users.size, batch_size):
             ub = users[b0 : b0 + batch_size]
             P = self.predict_users(ub)
-            rr, rc = self.rated_[ub].nonzero()
-            P[rr, rc] = -xp.inf
+            rated = self.rated_[ub]  # every stored entry is 1 (cupyx has no .nonzero())
+            P[self.backend.entry_rows(rated.indptr), rated.indices] = -xp.inf
             it, sc = _top_n(P, n, xp)
             items_out[b0 : b0 + batch_size] = it
             scores_out[b0 : b0 + batch_size] = sc
