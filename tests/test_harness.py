@@ -81,8 +81,8 @@ def no_gpu(monkeypatch):
 def test_default_registry_has_every_kernel_once():
     reg = default_registry()
     for kernel in ("weighted_rating", "csr_build", "cf_course_user", "cf_course_item",
-                   "cosine_distances", "cosine_topk", "tfidf_topk", "dnn_epoch",
-                   "dnn_epoch_sampled", "dnn_pipeline"):
+                   "cf_fixed_recommend", "cosine_distances", "cosine_topk", "tfidf_topk",
+                   "dnn_epoch", "dnn_epoch_sampled", "dnn_pipeline"):
         cases = reg.select(kernels=[kernel])
         assert cases, kernel
         assert [c for c in cases if c.impl == "optimised" and c.backend == "cpu"], kernel
@@ -91,6 +91,38 @@ def test_default_registry_has_every_kernel_once():
     assert all(c.impl in IMPLS and c.backend in BACKENDS for c in reg)
     # peers compared with ours on the similarity kernel
     assert {"implicit", "sparse_dot_topn", "sklearn"} <= set(reg.impls("cosine_topk"))
+
+
+def test_fixed_cf_reference_and_check_catch_a_wrong_ranking():
+    """The cf_fixed_recommend check recomputes the ranking in float64 (against the slow loop
+    definition in test_kernels_predict) and fails on a wrong score or a swapped item."""
+    import scipy.sparse
+
+    from recsys_fast.harness import cases_fixed_cf as fx
+    from recsys_fast.kernels import FixedCF
+
+    rng = np.random.default_rng(3)
+    dense = np.where(rng.random((40, 30)) < 0.3, rng.integers(1, 6, (40, 30)), 0).astype(float)
+    R = scipy.sparse.csr_matrix(dense)
+    model = FixedCF("item", k=5, dtype=np.float64).fit(R)
+    users = np.arange(0, 40, 3)
+    items, scores = fx.reference_recommend(R, model.neighbours_, users, 4)
+    got_items, got_scores = model.recommend(users, 4)
+    np.testing.assert_allclose(scores, got_scores, rtol=1e-12, equal_nan=True)
+    from test_kernels_predict import slow_fixed_predict
+
+    P = slow_fixed_predict(dense, "item", 5)
+    for r, u in enumerate(users):
+        ok = items[r] >= 0
+        np.testing.assert_allclose(scores[r][ok], P[u, items[r][ok]], rtol=1e-12)
+        assert not (dense[u, items[r][ok]] != 0).any()  # never a rated item
+    ref = fx._ranked(items, scores)
+    assert fx.compare_ranked_lists(fx._ranked(got_items, got_scores), ref, tol=1e-9,
+                                   against="t").text.startswith("equal")
+    bad = got_scores.copy()
+    bad[2, 0] += 0.01
+    assert fx.compare_ranked_lists(fx._ranked(got_items, bad), ref, tol=1e-9,
+                                   against="t").text.startswith("mismatch")
 
 
 def test_select_orders_and_filters():

@@ -1,4 +1,4 @@
-"""asv: user-item matrix build and the course's CF predictions."""
+"""asv: user-item matrix build, the course's CF predictions and fixed-CF recommendations."""
 
 from .common import _ExamplesMixin, _FlopsMixin, _KernelBenchmark, params_for
 
@@ -15,4 +15,9 @@ class CfCourseUser(_FlopsMixin, _KernelBenchmark):
 
 class CfCourseItem(_FlopsMixin, _KernelBenchmark):
     kernel = "cf_course_item"
+    params = params_for(kernel)
+
+
+class CfFixedRecommend(_ExamplesMixin, _KernelBenchmark):
+    kernel = "cf_fixed_recommend"
     params = params_for(kernel)

@@ -1,4 +1,4 @@
-"""pytest-benchmark: user-item matrix build and the course's CF predictions."""
+"""pytest-benchmark: user-item matrix build, the course's CF predictions, fixed-CF recommend."""
 
 import pytest
 from _suite import cases_for, run_benchmark
@@ -19,4 +19,10 @@ def test_cf_course_user(benchmark, case, scale):
 @pytest.mark.benchmark(group="cf_course_item")
 @pytest.mark.parametrize(("case", "scale"), cases_for("cf_course_item"))
 def test_cf_course_item(benchmark, case, scale):
+    run_benchmark(benchmark, case, scale)
+
+
+@pytest.mark.benchmark(group="cf_fixed_recommend")
+@pytest.mark.parametrize(("case", "scale"), cases_for("cf_fixed_recommend"))
+def test_cf_fixed_recommend(benchmark, case, scale):
     run_benchmark(benchmark, case, scale)

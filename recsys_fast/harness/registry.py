@@ -28,6 +28,7 @@ BACKENDS = ("cpu", "gpu")
 CASE_MODULES = (
     "recsys_fast.harness.cases_popularity",
     "recsys_fast.harness.cases_cf",
+    "recsys_fast.harness.cases_fixed_cf",
     "recsys_fast.harness.cases_similarity",
     "recsys_fast.harness.cases_content",
     "recsys_fast.harness.cases_dnn",

@@ -1,0 +1,107 @@
+"""Cases of the fixed neighbourhood CF (true cosine, top-k neighbours): top-10 recommendations.
+
+``cf_fixed_recommend``: ``kernels.FixedCF("item", k=50)`` is fitted in setup (its neighbour
+search is ``cosine_topk``, timed by that kernel's cases); the timed call is
+``recommend(users, 10)`` for a fixed sample of up to 2,000 users: dense prediction blocks, the
+rated-item mask and the top-n selection. On the GPU it runs from host user ids to host results,
+so both transfers are timed.
+
+The course has no such model (it predicts every pair from all neighbours), so there is no naive
+case. The check recomputes the first 32 sampled users in float64, from the rating matrix and the
+model's own neighbour lists (those are checked by the ``cosine_topk`` cases): item means over
+rated entries, ``mu_i + sum_j s_ij (r_uj - mu_j) / sum_j |s_ij|`` over the neighbours j of i the
+user rated, rated items masked, ranked by score then item; scores must agree to 1e-4 and items
+wherever the scores are not tied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys_fast.harness import casedata
+from recsys_fast.harness.checks import compare_ranked_lists, sample_rows
+from recsys_fast.harness.registry import Case, Registry, Verdict
+
+KERNEL = "cf_fixed_recommend"
+K_NEIGHBOURS = 50
+N_RECOMMEND = 10
+N_USERS = 2_000
+N_CHECK = 32
+TOL = 1e-4  # float32 model, scores on the rating scale
+
+
+def _setup(ctx, scale, backend="cpu"):
+    from recsys_fast.kernels import FixedCF
+
+    R = casedata.train_csr(ctx, scale, np.float32)
+    model = FixedCF("item", k=K_NEIGHBOURS, backend=backend).fit(R)
+    casedata.sync(backend)
+    return {"ctx": ctx, "scale": scale, "backend": backend, "model": model,
+            "users": sample_rows(R.shape[0], N_USERS)}
+
+
+def _run(st):
+    items, scores = st["model"].recommend(st["users"], N_RECOMMEND)
+    if st["backend"] == "cpu":
+        return items, scores
+    return casedata.to_backend(items, "cpu"), casedata.to_backend(scores, "cpu")
+
+
+def reference_recommend(R, W, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Item-based fixed-CF top-n for ``users`` in float64 from R (users x items) and the
+    neighbour matrix W (row i: item i's neighbours j with s_ij); pads with (-1, NaN)."""
+    R = R.astype(np.float64).tocsr()
+    W = W.astype(np.float64).tocsr()
+    n_items = R.shape[1]
+    counts = np.bincount(R.indices, minlength=n_items)
+    sums = np.bincount(R.indices, weights=R.data, minlength=n_items)
+    mu = np.where(counts > 0, sums / np.maximum(counts, 1), R.data.mean())
+    Ru = R[users].toarray()
+    rated = Ru != 0
+    centred = np.where(rated, Ru - mu[None, :], 0.0)
+    num = (W @ centred.T).T
+    den = (abs(W) @ rated.T.astype(np.float64)).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pred = np.where(den > 0, mu[None, :] + num / den, mu[None, :])
+    pred[rated] = -np.inf
+    items = np.full((len(users), n), -1, dtype=np.int64)
+    scores = np.full((len(users), n), np.nan)
+    for r in range(len(users)):
+        order = np.lexsort((np.arange(n_items), -pred[r]))[:n]  # score desc, then item asc
+        order = order[np.isfinite(pred[r, order])]
+        items[r, : len(order)] = order
+        scores[r, : len(order)] = pred[r, order]
+    return items, scores
+
+
+def _ranked(items, scores) -> dict:
+    return {r: [(float(s), int(i)) for i, s in zip(items[r], scores[r], strict=True) if i >= 0]
+            for r in range(items.shape[0])}
+
+
+def _check(ctx, st, result) -> Verdict:
+    items, scores = result
+    model = st["model"]
+    R = casedata.train_csr(ctx, st["scale"], np.float32)
+    W = casedata.to_backend(model.neighbours_, "cpu")
+    users = st["users"][:N_CHECK]
+    want_items, want_scores = reference_recommend(R, W, users, N_RECOMMEND)
+    return compare_ranked_lists(
+        _ranked(np.asarray(items)[:N_CHECK], np.asarray(scores)[:N_CHECK]),
+        _ranked(want_items, want_scores), tol=TOL,
+        against=f"{len(users)} sampled users vs float64 from the model's neighbours")
+
+
+def _mem(spec) -> int:
+    neighbours = spec.n_items * K_NEIGHBOURS * 12 * 2  # W and |W|
+    return spec.n_ratings * 60 + neighbours + (256 << 20)  # R copies, fit, blocks of 64 MiB
+
+
+def register(reg: Registry) -> None:
+    reg.add_kernel(KERNEL, f"fixed item-based CF (k={K_NEIGHBOURS}): top-{N_RECOMMEND} "
+                           f"recommendations for {N_USERS:,} users")
+    for be in ("cpu", "gpu"):
+        reg.add(Case(kernel=KERNEL, impl="optimised", backend=be,
+                     setup=lambda ctx, sc, be=be: _setup(ctx, sc, be), run=_run, check=_check,
+                     memory_estimate=_mem, examples=lambda st: len(st["users"]),
+                     note="FixedCF.recommend (dense blocks + top-n)"))
