@@ -11,7 +11,12 @@ multiplications by zero. Two sparse kernels do the useful part only:
   G narrow enough to stay in a core's L2 (each thread owns whole panels, so no two threads write
   the same output entry). Cost: nnz(A) x n_cols multiply-adds (3.7 G against the dense 83 G).
 
-Both are parallel over output rows/panels with ``prange`` and cached on disk (``cache=True``);
+- :func:`two_products_dense` is two sparse x sparse products with one shared structure,
+  ``A1 @ B1`` and ``A2 @ B2``, scattered into dense rows: ``FixedCF``'s numerator and weight sum.
+  Cost: for each stored a_ij, the length of B's row j (about nnz(A) x k for k neighbours),
+  where scipy's SpGEMM also builds and sorts a sparse result that is nearly dense anyway.
+
+All are parallel over output rows/panels with ``prange`` and cached on disk (``cache=True``);
 call :func:`warmup` before timing anything.
 """
 
@@ -92,8 +97,25 @@ def spmm_dense(a_indptr, a_indices, a_data, g, col_add, row_add, row_scale, col_
                 ) + rf
 
 
+@njit(cache=True, parallel=True, error_model="numpy")
+def two_products_dense(a_indptr, a_indices, a1, a2, b_indptr, b_indices, b1, b2, out1, out2):
+    """``out1 += A1 @ B1`` and ``out2 += A2 @ B2`` for CSR matrices A1, A2 (values ``a1``,
+    ``a2`` on one structure) and B1, B2 (``b1``, ``b2`` on another); rows in parallel."""
+    for r in prange(out1.shape[0]):
+        o1 = out1[r]
+        o2 = out2[r]
+        for p in range(a_indptr[r], a_indptr[r + 1]):
+            j = a_indices[p]
+            x1 = a1[p]
+            x2 = a2[p]
+            for q in range(b_indptr[j], b_indptr[j + 1]):
+                c = b_indices[q]
+                o1[c] += x1 * b1[q]
+                o2[c] += x2 * b2[q]
+
+
 def warmup() -> None:
-    """Compile (or load from numba's cache) both kernels on a tiny input, in both dtypes."""
+    """Compile (or load from numba's cache) the kernels on a tiny input, in both dtypes."""
     for dt in (np.float64, np.float32):
         indptr = np.array([0, 1, 2], dtype=np.int64)
         indices = np.array([0, 1], dtype=np.int64)
@@ -102,3 +124,5 @@ def warmup() -> None:
         sparse_gram(indptr, indices, data, indptr, indptr, indices, data, np.ones(2, dtype=dt), g)
         v = np.ones(2, dtype=dt)
         spmm_dense(indptr, indices, data, g, v, v, v, v, v, v, v, np.empty((2, 2), dtype=dt))
+        two_products_dense(indptr, indices, data, data, indptr, indices, data, data,
+                           np.zeros((2, 2), dtype=dt), np.zeros((2, 2), dtype=dt))

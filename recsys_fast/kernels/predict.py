@@ -126,13 +126,13 @@ class FixedCF:
         rc.data = (R.data - mu).astype(dt)
         B = R.copy()
         B.data = xp.ones_like(B.data)
+        self.centred_ = rc
         if self.kind == "user":
             X = R
             self.centred_t_ = rc.T.tocsr()  # row i: item i's centred ratings, by user
             self.rated_t_ = B.T.tocsr()
         else:
             X = R.T.tocsr()
-            self.centred_ = rc
         n = X.shape[0]
         k = min(self.k, n - 1)
         if k >= 1:
@@ -141,6 +141,8 @@ class FixedCF:
             W = be.sparse.csr_matrix((n, n), dtype=dt)
         self.neighbours_ = W
         self.abs_neighbours_ = abs(W)
+        # item kind on the CPU: row j lists the items that have j as a neighbour
+        self.neighbours_t_ = W.T.tocsr() if be.name == "cpu" and self.kind == "item" else None
         self.train_ = R
         self.rated_ = B
         return self
@@ -209,6 +211,9 @@ class FixedCF:
             f"prediction block {users.size} x {R.shape[1]}",
             3 * dense_bytes((users.size, R.shape[1]), self.dtype),
         )
+        if self.backend.name == "cpu":
+            num, den = self._products_numba(users)
+            return self._finish(num, den, self._baseline(users))
         if self.kind == "user":
             num = self.neighbours_[users] @ self.centred_t_.T
             den = self.abs_neighbours_[users] @ self.rated_t_.T
@@ -216,6 +221,28 @@ class FixedCF:
             num = self.centred_[users] @ self.neighbours_.T
             den = self.rated_[users] @ self.abs_neighbours_.T
         return self._finish(num.toarray(), den.toarray(), self._baseline(users))
+
+    def _products_numba(self, users):
+        """Numerator and weight sum of ``users``' predictions as dense blocks, in one numba
+        pass over the sparse operands (the same sums as the sparse products on the GPU path)."""
+        from recsys_fast.kernels import _gram_numba as nb
+
+        if self.kind == "user":  # rows: the users' neighbours; then each neighbour's ratings
+            A = self.neighbours_[users]
+            a1, a2 = A.data, np.abs(A.data)
+            B = self.centred_
+            b1, b2 = B.data, np.ones_like(B.data)
+        else:  # rows: the users' rated items; then the items having each of them as neighbour
+            A = self.centred_[users]
+            a1, a2 = A.data, np.ones_like(A.data)
+            B = self.neighbours_t_
+            b1, b2 = B.data, np.abs(B.data)
+        shape = (len(users), self.train_.shape[1])
+        num, den = np.zeros(shape, dtype=self.dtype), np.zeros(shape, dtype=self.dtype)
+        i64 = np.int64
+        nb.two_products_dense(A.indptr.astype(i64), A.indices.astype(i64), a1, a2,
+                              B.indptr.astype(i64), B.indices.astype(i64), b1, b2, num, den)
+        return num, den
 
     def recommend(self, users: Any, n: int, *, batch_size: int | None = None):
         """Top-``n`` unrated items per user, best first, in bounded-memory user batches.
