@@ -101,6 +101,20 @@ def test_report_writes_readme_and_plots(results_file, tmp_path):
         assert f"](plots/{p.name})" in text
 
 
+def test_rerendering_removes_the_machines_superseded_plots(results_file, tmp_path):
+    out = tmp_path / "results"
+    (out / "plots").mkdir(parents=True)
+    data = json.loads(Path(results_file).read_text())
+    stale = out / "plots" / f"{data['machine_id']}_19990101T000000Z_toy_sum.png"
+    other = out / "plots" / f"{data['machine_id']}-simulated-gpu_x_toy_sum.png"  # another machine
+    stale.write_bytes(PNG_MAGIC)
+    other.write_bytes(PNG_MAGIC)
+    text = report.write_report([results_file], out).read_text()
+    assert not stale.exists() and other.exists()
+    linked = {p.name for p in (out / "plots").glob(f"{data['machine_id']}_*.png")}
+    assert linked and all(f"](plots/{name})" in text for name in linked)
+
+
 def test_report_defaults_to_the_newest_file_per_machine(results_file, tmp_path):
     out = results_file.parents[1]
     older = results_file.with_name("20000101T000000Z.json")

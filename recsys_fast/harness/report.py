@@ -171,6 +171,7 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
                  plots: bool = True) -> Path:
     """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
 
+    A machine's plots from earlier renders (which the new README no longer links) are removed.
     With no ``paths``, the newest results file of each machine folder under ``out_dir`` is used.
 
     Raises
@@ -205,5 +206,10 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
             p = plot_speedups(data, out / "plots" / f"{stem}_speedups.png")
             if p:
                 made.append(("speedups", f"plots/{p.name}"))
+            # plots of this machine's earlier renders are superseded: the report links these
+            keep = {Path(rel).name for _, rel in made}
+            for old in (out / "plots").glob(f"{data['machine_id']}_*.png"):
+                if old.name not in keep:
+                    old.unlink()
         lines += _section(data, source, made)
     return atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
