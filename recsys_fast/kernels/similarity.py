@@ -121,8 +121,9 @@ def _normalized(X, be: Backend, dtype):
         data = np.empty(X.nnz, dtype=dtype)
         nb.normalize_rows(X.indptr, X.data, data)
     else:
-        inv = _inverse_norms(X, be)
-        data = (X.data.astype(xp.float64) * inv[be.entry_rows(X.indptr)]).astype(dtype)
+        rows = be.entry_rows(X.indptr)
+        inv = _inverse_norms(X, be, rows)
+        data = (X.data.astype(xp.float64) * inv[rows]).astype(dtype)
     out = be.sparse.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
     if be.name == "cpu":
         out.has_sorted_indices = True
@@ -375,12 +376,13 @@ def tf32_exact(X) -> bool:
     return bool((d32 == X.data).all()) and not bool((d32.view(np.uint32) & 0x1FFF).any())
 
 
-def _inverse_norms(X, be: Backend):
-    """1 / L2 norm of each row of X in float64 (0 for zero rows)."""
+def _inverse_norms(X, be: Backend, rows=None):
+    """1 / L2 norm of each row of X in float64 (0 for zero rows); ``rows``: X's entry rows
+    (:meth:`Backend.entry_rows`), when the caller has them already."""
     xp = be.xp
     n = X.shape[0]
     d64 = X.data.astype(xp.float64)
-    rows = be.entry_rows(X.indptr)
+    rows = be.entry_rows(X.indptr) if rows is None else rows
     sq = xp.bincount(rows, weights=d64 * d64, minlength=n)
     inv = xp.zeros(n, dtype=xp.float64)
     pos = sq > 0
@@ -400,7 +402,7 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
     from recsys_fast.backend import tf32_matmul
 
     xp = be.xp
-    n, m = Xn.shape
+    n = Xn.shape[0]
     itemsize = Xn.dtype.itemsize
     inv = None
     if plan == "dense-tf32":
