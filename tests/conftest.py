@@ -79,3 +79,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(skip)
+
+
+def _keras_backend_missing() -> str | None:
+    """Why the configured Keras backend cannot load (``KERAS_BACKEND`` names an absent
+    optional package), or ``None``: such a run skips with the reason instead of erroring."""
+    import importlib.util
+
+    name = os.environ.get("KERAS_BACKEND", "").strip()
+    module = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}.get(name)
+    if module and importlib.util.find_spec(module) is None:
+        return f"KERAS_BACKEND={name} but {module} is not installed (optional: pip install {module})"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _keras_backend_missing()
+    if reason:
+        mark = pytest.mark.skip(reason=reason)
+        for item in items:
+            item.add_marker(mark)

@@ -240,7 +240,7 @@ def test_check_script_end_to_end_on_a_simulated_gpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env.update({backend.SIMULATE_ENV: "1", "CHECK_SKIP_INSTALL": "1", "CHECK_SCALES": "tiny",
                 "CHECK_TOPK_SCALES": "tiny", "CHECK_DNN_BACKENDS": "no_such_backend",
-                "RECSYS_FAST_DATA": str(tmp_path / "data")})
+                "RECSYS_FAST_DATA": str(tmp_path / "data"), "PYTHON": sys.executable})
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "check.sh"), str(out)], env=env,
                           capture_output=True, text=True, timeout=900, cwd=REPO)

@@ -27,7 +27,7 @@ cd "$REPO" || exit 2
 mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/recsys-gpu-check.XXXXXX")"
 mkdir -p "$WORK/logs" "$WORK/results" "$WORK/report"
-PY="${PYTHON:-$(command -v python3 || command -v python)}"  # the boxes: python3 holds the stack
+PY="${PYTHON:-$(command -v python3 || command -v python)}"  # callers pass their interpreter
 BUDGET_S="${CHECK_BUDGET_S:-470}"
 RESERVE_S=35  # kept back for the report and packing
 START=$SECONDS
@@ -209,10 +209,15 @@ for kb in $(echo "${CHECK_DNN_BACKENDS:-jax,torch}" | tr ',' ' '); do
 done
 
 # -- 6. backend-neutral DNN tests on JAX (CPU subprocesses + the GPU forward/training test) -----
-run_step "pytest DNN on KERAS_BACKEND=jax" 60 \
-  tee_to "$WORK/logs/pytest_dnn_jax.txt" env KERAS_BACKEND=jax \
-  "$PY" -m pytest -o addopts="" -ra -q -p no:cacheprovider -k "not torch" \
-  tests/test_dnn_backends.py tests/test_gpu.py::test_dnn_on_gpu_equals_cpu_and_trains
+if "$PY" -c "import jax" 2> /dev/null; then
+  run_step "pytest DNN on KERAS_BACKEND=jax" 60 \
+    tee_to "$WORK/logs/pytest_dnn_jax.txt" env KERAS_BACKEND=jax \
+    "$PY" -m pytest -o addopts="" -ra -q -p no:cacheprovider -k "not torch" \
+    tests/test_dnn_backends.py tests/test_gpu.py::test_dnn_on_gpu_equals_cpu_and_trains
+else
+  note "pytest DNN on KERAS_BACKEND=jax: skipped, jax not installed"
+  STEPS+=("| pytest DNN on KERAS_BACKEND=jax | skipped: jax not installed | 0 |")
+fi
 
 # -- 7. report and packing (uses the reserve) ------------------------------------------------
 RESERVE_S=0

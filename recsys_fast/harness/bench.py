@@ -1,8 +1,15 @@
-"""One benchmark session: select cases, measure the machine, run, write the results file."""
+"""One benchmark session: select cases, measure the machine, run every (kernel, scale) group in
+its own worker process, journal each finished case, assemble the results file.
+
+See :mod:`~recsys_fast.harness.workers` (isolation), :mod:`~recsys_fast.harness.journal`
+(nothing lost, resume) and :mod:`~recsys_fast.harness.runner` (interleaved rounds).
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -10,8 +17,9 @@ from pathlib import Path
 
 from recsys_fast.errors import RecsysFastError, format_bytes
 from recsys_fast.harness import machine as _machine
-from recsys_fast.harness.compare import index, row_speedups
+from recsys_fast.harness.compare import index, ratios, row_speedups
 from recsys_fast.harness.context import CaseContext
+from recsys_fast.harness.journal import Journal, JournalError
 from recsys_fast.harness.registry import (
     DEFAULT_SCALES,
     Registry,
@@ -19,11 +27,38 @@ from recsys_fast.harness.registry import (
     default_registry,
 )
 from recsys_fast.harness.results import build_results, write_results
-from recsys_fast.harness.runner import QUICK, RunSettings, run_cases
+from recsys_fast.harness.runner import QUICK, RunSettings, groups, run_group
+from recsys_fast.harness.workers import GroupRunner, call_in_worker, fork_available
 
 
 class OutputDirError(RecsysFastError, OSError):
     """The results folder cannot be written."""
+
+
+class EmptyRunError(RecsysFastError):
+    """Nothing ran: every selected case was skipped (the reasons are in the message)."""
+
+
+class RunInterrupted(RecsysFastError):
+    """SIGINT / SIGTERM stopped the run; the finished cases are in the journal."""
+
+    def __init__(self, signum: int, journal: Path | None, kept: int):
+        self.signum, self.journal, self.kept = signum, journal, kept
+        name = signal.Signals(signum).name
+        where = (f"; {kept} finished case(s) kept in {journal}; resume with "
+                 f"`recsys-fast bench --resume {journal.name.split('.')[0]}`") if journal else ""
+        super().__init__(f"interrupted by {name}{where}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class ResultsWriteError(RecsysFastError, OSError):
+    """The final results file could not be written; the journal keeps the run. ``data`` is the
+    assembled document (or None when the journal itself failed)."""
+
+    data: dict | None = None
 
 
 def ensure_writable(out_dir: str | os.PathLike) -> Path:
@@ -37,6 +72,51 @@ def ensure_writable(out_dir: str | os.PathLike) -> Path:
         raise OutputDirError(f"results folder {str(out)!r} is not writable: "
                              f"{exc.strerror or exc}") from None
     return out
+
+
+def _settings(quick: bool, repeat: int | None, settings: RunSettings | None,
+              case_timeout: float | None) -> RunSettings:
+    s = settings or RunSettings(**asdict(QUICK if quick else RunSettings()))
+    s = RunSettings(**asdict(s))
+    if repeat is not None:
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"--repeat must be a positive integer, got {repeat!r}")
+        s.repeat = repeat
+    if case_timeout is not None:
+        s.case_timeout = case_timeout
+    return s.validate()
+
+
+class _Signals:
+    """SIGTERM raises like Ctrl-C in the parent while a run is in progress."""
+
+    def __init__(self) -> None:
+        self.signum = signal.SIGINT
+        self._old = None
+
+    def __enter__(self) -> _Signals:
+        self._old = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum, frame):
+            self.signum = signal.SIGTERM
+            raise KeyboardInterrupt
+
+        try:
+            signal.signal(signal.SIGTERM, on_term)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _scale_record(ctx: CaseContext, scale: str) -> dict:
+    spec = ctx.spec(scale)
+    return {"type": "data", "scale": scale, "source": ctx.data_sources.get(scale, "not loaded"),
+            "shape": {"n_users": spec.n_users, "n_items": spec.n_items,
+                      "n_ratings": spec.n_ratings}}
 
 
 def run_bench(
@@ -53,8 +133,16 @@ def run_bench(
     gemm_n: int | None = None,
     progress: bool = True,
     settings: RunSettings | None = None,
+    isolate: bool = True,
+    case_timeout: float | None = None,
+    resume: str | None = None,
 ) -> tuple[dict, Path | None]:
-    """Run the selected cases and write ``<out_dir>/<machine-id>/<timestamp>.json``.
+    """Run the selected cases and write ``<out_dir>/<machine-id>/<run>.json``.
+
+    Each (kernel, scale) group runs in its own worker process (``isolate=False``: in this
+    process, for debugging); every finished case is journaled at once
+    (:mod:`~recsys_fast.harness.journal`). ``resume`` names an unfinished run to complete with
+    its own selection and settings (the other selection arguments are then ignored).
 
     Returns
     -------
@@ -67,35 +155,184 @@ def run_bench(
         Unknown kernel / implementation / backend / scale (raised before any work).
     OutputDirError
         ``out_dir`` is not writable (raised before any work).
+    EmptyRunError
+        Every case was skipped: nothing is written.
+    RunInterrupted
+        SIGINT / SIGTERM: the finished cases stay in the journal.
+    ResultsWriteError
+        The results file could not be written (the journal keeps the run).
     """
     registry = registry or default_registry()
+    journal: Journal | None = None
+    kept: dict[tuple[str, str], list[dict]] = {}
+    if resume is not None:
+        if out_dir is None:
+            raise ValueError("--resume needs a results folder")
+        journal = Journal.find(Path(out_dir), resume)
+        st = journal.state()
+        h = st.header
+        sel = h["selection"]
+        scales, kernels, impls, backends = sel["scales"], sel["kernels"], sel["impls"], sel["backends"]
+        quick, ml100k = sel["quick"], sel.get("ml100k")
+        s = RunSettings(**h["settings"]).validate()
+        env = h["env"]
+        here = call_in_worker(_machine.machine_id, 120) if fork_available() else env["machine_id"]
+        if here != env["machine_id"]:
+            raise JournalError(f"run {journal.run} was started on {env['machine_id']!r}; this "
+                               f"is {here!r}: resume it there (ratios must share a machine)")
+        git = _machine.git_info()
+        if git and env.get("git") and (git["commit"], git.get("diff_sha256")) != (
+                env["git"]["commit"], env["git"].get("diff_sha256")):
+            raise JournalError(f"run {journal.run} was started at commit "
+                               f"{env['git']['commit'][:12]}; this checkout differs: resume "
+                               "from the same code (or start a new run)")
+        for r in st.rows:
+            kept.setdefault((r["kernel"], r["scale"]), []).append(r)
     scales = check_scales(scales)
+    if not scales:
+        raise RecsysFastError("no scale selected (e.g. --scale 100k)")
     cases = registry.select(kernels, impls, backends)
     if not cases:
         raise RecsysFastError("no case matches that selection "
                               f"(kernels={kernels}, impl={impls}, backend={backends})")
+    if resume is None:
+        s = _settings(quick, repeat, settings, case_timeout)
     if out_dir is not None:
         ensure_writable(out_dir)
-    s = settings or RunSettings(**asdict(QUICK if quick else RunSettings()))
-    if repeat is not None:
-        if repeat < 1:
-            raise ValueError(f"--repeat must be >= 1, got {repeat}")
-        s.repeat = repeat
-    env = _machine.environment(gemm_n=gemm_n or (1024 if quick else 2048))
+    isolate = isolate and fork_available()
+    if resume is None:
+        probe = lambda: _machine.environment(gemm_n=gemm_n or (1024 if quick else 2048))  # noqa: E731
+        env = call_in_worker(probe, timeout=600) if isolate else probe()
+        if out_dir is not None:
+            header = {"env": env, "settings": asdict(s),
+                      "selection": {"scales": scales, "kernels": kernels and list(kernels),
+                                    "impls": impls and list(impls),
+                                    "backends": backends and list(backends), "quick": quick,
+                                    "ml100k": str(ml100k) if ml100k else None}}
+            journal = Journal.create(Path(out_dir) / env["machine_id"], header)
     ctx = CaseContext(registry, ml100k=ml100k)
-    rows = [r.to_dict() for r in run_cases(cases, scales, ctx, s, progress=progress)]
+    plan = groups(cases, scales)
+    n_cases = sum(len(cs) for _, _, cs in plan)
+    bar = _progress(n_cases, progress)
+    rows_by_group: dict[tuple[str, str], list[dict]] = {}
+    data_records: dict[str, dict] = {}
+
+    def record(event: dict) -> None:
+        if journal is not None:
+            try:
+                journal.append(event)
+            except OSError as exc:
+                raise ResultsWriteError(f"cannot write the run journal {journal.path}: "
+                                        f"{exc.strerror or exc}") from None
+
+    runner = GroupRunner(s, on_row=lambda row: (record({"type": "row", "row": row}),
+                                                bar.update(1)),
+                         on_stage=lambda key, stage: bar.set_postfix_str(f"{key}: {stage}"))
+    try:
+        with _Signals() as sig:
+            try:
+                last_scale = None
+                for kernel, scale, group in plan:
+                    if (kernel, scale) in kept:
+                        rows_by_group[(kernel, scale)] = kept[(kernel, scale)]
+                        bar.update(len(group))
+                        continue
+                    if scale != last_scale:
+                        ctx.clear()
+                        last_scale = scale
+                        ctx.interactions(scale)  # once, in this process: workers share it
+                        data_records[scale] = _scale_record(ctx, scale)
+                        record(data_records[scale])
+                    bar.set_description(f"{kernel} @ {scale}")
+                    record({"type": "group_start", "kernel": kernel, "scale": scale})
+                    if isolate:
+                        rows = runner.run(group, scale, ctx)
+                    else:
+                        rows = [r.to_dict() for r in run_group(
+                            group, scale, ctx, s, emit=lambda r: (
+                                record({"type": "row", "row": r.to_dict()}), bar.update(1)))]
+                    order = {c.key: i for i, c in enumerate(group)}
+                    rows.sort(key=lambda r: order.get(f"{r['kernel']}/{r['impl']}/{r['backend']}", 99))
+                    rows_by_group[(kernel, scale)] = rows
+                    record({"type": "group_done", "kernel": kernel, "scale": scale})
+            except KeyboardInterrupt:
+                runner.stop()
+                n_kept = sum(len(v) for v in rows_by_group.values())
+                if journal is not None:
+                    try:
+                        journal.append({"type": "interrupted",
+                                        "signal": signal.Signals(sig.signum).name})
+                    except OSError:
+                        pass
+                raise RunInterrupted(sig.signum, journal.path if journal else None,
+                                     n_kept) from None
+    finally:
+        bar.close()
+        ctx.clear()
+    if resume is not None:
+        st = journal.state()
+        for sc, ev in st.data.items():
+            data_records.setdefault(sc, ev)
+    ordered = [r for key in ((k, sc) for k, sc, _ in plan) for r in rows_by_group.get(key, [])]
+    if not any(r["status"] in ("ok", "error") for r in ordered):
+        reasons = sorted({r.get("skipped_reason") or "" for r in ordered})
+        if journal is not None:
+            journal.path.unlink(missing_ok=True)
+        raise EmptyRunError(f"nothing ran: all {len(ordered)} case(s) were skipped ("
+                            + "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "")
+                            + "); no results file written")
     data = build_results(
-        rows,
-        **env,
+        ordered,
+        **{k: env[k] for k in ("machine", "machine_id", "software", "blas", "thread_env",
+                               "gemm_peak", "git")},
+        bandwidth=env.get("bandwidth"),
         settings={**asdict(s), "quick": quick, "scales": scales,
                   "kernels": sorted({c.kernel for c in cases}),
-                  "memory_budget_bytes": ctx.budget()},
-        data_sources=ctx.data_sources,
-        scale_shapes={sc: {k: v for k, v in asdict(ctx.spec(sc)).items() if k != "name"}
-                      for sc in scales},
+                  "memory_budget_bytes": ctx.budget(), "isolated": isolate},
+        data_sources={sc: ev["source"] for sc, ev in data_records.items()},
+        scale_shapes={sc: ev["shape"] for sc, ev in data_records.items()},
+        run=journal.run if journal else None,
+        ratios=ratios(ordered),
     )
-    path = write_results(data, out_dir) if out_dir is not None else None
+    if out_dir is None:
+        return data, None
+    try:
+        path = write_results(data, out_dir, name=journal.run)
+    except OSError as exc:
+        try:
+            journal.append({"type": "write_failed", "error": str(exc.strerror or exc)})
+        except OSError:
+            pass
+        err = ResultsWriteError(
+            f"could not write the results file ({exc.strerror or exc}); all {len(ordered)} "
+            f"case(s) are kept in {journal.path}: run `recsys-fast bench --resume "
+            f"{journal.run}` to write it once the problem is fixed")
+        err.data = data
+        raise err from None
+    journal.path.unlink(missing_ok=True)
     return data, path
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_description(self, text):
+        pass
+
+    def set_postfix_str(self, text):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="case", desc="bench", file=sys.stderr)
 
 
 def verdict_text(row: dict) -> str:
@@ -123,12 +360,22 @@ def _fmt_x(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}x"
 
 
+def _fmt_sp(sp) -> str:
+    if sp is None:
+        return "-"
+    if sp.ci is None:
+        return _fmt_x(sp.factor)
+    mark = "" if sp.ci.significant else "~"
+    return f"{mark}{sp.factor:.3g}x [{sp.ci.lo:.3g}-{sp.ci.hi:.3g}]"
+
+
 def format_table(data: dict) -> str:
-    """A plain-text table of a results document: one line per case."""
+    """A plain-text table of a results document: one line per case. Ratios carry their 95 %
+    interval; ``~`` marks one whose interval contains 1 (no real difference)."""
     cases = data["cases"]
     idx = index(cases)
-    header = ("kernel", "scale", "impl", "backend", "median", "IQR", "vs naive", "ours vs peer",
-              "GPU vs CPU", "peak mem", "verdict / note")
+    header = ("kernel", "scale", "impl", "backend", "median", "IQR", "rounds", "vs naive",
+              "ours vs peer", "GPU vs CPU", "peak mem", "verdict / note")
     lines = [header]
     for c in cases:
         sp = row_speedups(c, idx)
@@ -142,8 +389,9 @@ def format_table(data: dict) -> str:
             note = f"ERROR {c.get('error')}"
         mem = c.get("peak_rss_delta_bytes")
         lines.append((c["kernel"], c["scale"], c["impl"], c["backend"], _fmt_time(c.get("median_s")),
-                      _fmt_time(c.get("iqr_s")), _fmt_x(sp["vs_naive"]), _fmt_x(sp["ours_vs_this"]),
-                      _fmt_x(sp["gpu_vs_cpu"]), "-" if mem is None else format_bytes(mem), note))
+                      _fmt_time(c.get("iqr_s")), c.get("rounds") or "-", _fmt_sp(sp["vs_naive"]),
+                      _fmt_sp(sp["ours_vs_this"]), _fmt_sp(sp["gpu_vs_cpu"]),
+                      "-" if mem is None else format_bytes(mem), note))
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header) - 1)]
     out = []
     for row in lines:

@@ -18,6 +18,28 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
 def add_bench_commands(subparsers) -> None:
     """Add ``bench`` and ``report`` to an argparse sub-parsers object."""
     from recsys_fast.harness.registry import BACKENDS, IMPLS, SCALES
@@ -37,8 +59,18 @@ def add_bench_commands(subparsers) -> None:
     b.add_argument("--backend", type=_csv, default=None,
                    help=f"comma list of backends ({', '.join(BACKENDS)})")
     b.add_argument("--quick", action="store_true",
-                   help="fewer rounds (3, at most ~3 s per case), smaller GEMM peak probe")
-    b.add_argument("--repeat", type=int, default=None, help="timed rounds per case (default 5)")
+                   help="fewer rounds (5, at least 3, at most ~3 s per case), smaller GEMM probe")
+    b.add_argument("--repeat", type=_positive_int, default=None,
+                   help="timed rounds per case (default 10)")
+    b.add_argument("--case-timeout", type=_positive_float, default=None, metavar="SECONDS",
+                   help="limit per stage of a case (setup, first call, one round); a case "
+                   "that exceeds it is recorded as an error and the run goes on (default 1800)")
+    b.add_argument("--resume", default=None, metavar="RUN",
+                   help="finish an interrupted run (its name or its .partial.jsonl journal) "
+                   "with its own selection and settings")
+    b.add_argument("--in-process", action="store_true",
+                   help="run cases in this process instead of one worker per kernel and scale "
+                   "(debugging; a crash then ends the run)")
     b.add_argument("--out", default="results", help="results folder (default results/)")
     b.add_argument("--ml100k", default=None, metavar="DIR",
                    help="folder of the real MovieLens 100K (u.data...) for scale 100k")
@@ -57,7 +89,13 @@ def add_bench_commands(subparsers) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from recsys_fast.harness.bench import format_table, run_bench
+    from recsys_fast.harness.bench import (
+        EmptyRunError,
+        ResultsWriteError,
+        RunInterrupted,
+        format_table,
+        run_bench,
+    )
     from recsys_fast.harness.registry import check_scales, default_registry
 
     reg = default_registry()
@@ -65,11 +103,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for c in reg.select(args.kernels, args.impl, args.backend):
             print(f"{c.key:45s} {c.note}")
         return 0
-    check_scales(args.scale)  # before the GEMM probe and data generation
-    data, path = run_bench(scales=args.scale, kernels=args.kernels, impls=args.impl,
-                           backends=args.backend, quick=args.quick, repeat=args.repeat,
-                           out_dir=args.out, ml100k=args.ml100k,
-                           progress=not args.no_progress)
+    if not args.resume and not check_scales(args.scale):  # before the probe and data
+        raise ValueError("no scale selected (e.g. --scale 100k)")
+    try:
+        data, path = run_bench(scales=args.scale, kernels=args.kernels, impls=args.impl,
+                               backends=args.backend, quick=args.quick, repeat=args.repeat,
+                               out_dir=args.out, ml100k=args.ml100k,
+                               progress=not args.no_progress, case_timeout=args.case_timeout,
+                               resume=args.resume, isolate=not args.in_process)
+    except RunInterrupted as exc:
+        print(f"recsys-fast: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except EmptyRunError as exc:
+        print(f"recsys-fast: {exc}", file=sys.stderr)
+        return 1
+    except ResultsWriteError as exc:
+        if exc.data is not None:
+            print(format_table(exc.data))
+        print(f"recsys-fast: error: {exc}", file=sys.stderr)
+        return 1
     print(format_table(data))
     print(f"\nresults written to {path}")
     errors = [c for c in data["cases"] if c["status"] == "error"]

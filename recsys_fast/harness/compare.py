@@ -1,7 +1,9 @@
-"""Speedups between the rows of a results file: naive -> optimised, ours -> peers, CPU -> GPU.
+"""Speedups between the rows of one run: naive -> optimised, ours -> peers, CPU -> GPU.
 
-A speedup is ``median(baseline) / median(candidate)`` (> 1: the candidate is faster), computed
-only between cases that ran (``status == "ok"``) at the same scale.
+A speedup is ``median(baseline) / median(candidate)`` (> 1: the candidate is faster) with a 95 %
+bootstrap interval (:mod:`~recsys_fast.harness.stats`), computed only between cases that ran
+(``status == "ok"``) at the same scale **in the same run**: rows merged from several files carry
+their file in ``"_run"`` and are never divided across runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recsys_fast.harness.registry import IMPLS, PEERS, SCALES
+from recsys_fast.harness.stats import Ratio, ratio_ci
+
+KINDS = ("naive_to_optimised", "peers_to_ours", "cpu_to_gpu")
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,8 @@ class Speedup:
     candidate: str
     baseline_s: float
     candidate_s: float
+    ci: Ratio | None = None  # None when a side has no per-round times (old files)
+    run: str | None = None
 
     @property
     def factor(self) -> float:
@@ -26,22 +33,31 @@ class Speedup:
 
 
 def index(cases: list[dict]) -> dict[tuple[str, str, str, str], dict]:
-    """(kernel, impl, backend, scale) -> case row."""
+    """(kernel, impl, backend, scale) -> case row (rows of one run)."""
     return {(c["kernel"], c["impl"], c["backend"], c["scale"]): c for c in cases}
 
 
-def _median(row: dict | None) -> float | None:
-    if row is None or row.get("status") != "ok":
-        return None
-    return row.get("median_s")
+def _ok(row: dict | None) -> bool:
+    return row is not None and row.get("status") == "ok" and bool(row.get("median_s"))
 
 
-def _pair(idx, kernel, scale, base, cand) -> Speedup | None:
-    b = _median(idx.get((kernel, *base, scale)))
-    c = _median(idx.get((kernel, *cand, scale)))
-    if b is None or c is None:
+def _paired(a: dict, b: dict) -> bool:
+    """Round r of both was timed in the same cycle of the same worker."""
+    return (bool(a.get("interleaved")) and a.get("worker") is not None
+            and a.get("worker") == b.get("worker") and a.get("rounds") == b.get("rounds"))
+
+
+def pair(base: dict | None, cand: dict | None) -> Speedup | None:
+    if not (_ok(base) and _ok(cand)):
         return None
-    return Speedup(kernel, scale, "/".join(base), "/".join(cand), b, c)
+    if base.get("_run") != cand.get("_run"):
+        return None  # never a ratio across runs
+    ci = None
+    if base.get("times_s") and cand.get("times_s"):
+        ci = ratio_ci(base["times_s"], cand["times_s"], paired=_paired(base, cand))
+    return Speedup(base["kernel"], base["scale"], f"{base['impl']}/{base['backend']}",
+                   f"{cand['impl']}/{cand['backend']}", base["median_s"], cand["median_s"], ci,
+                   base.get("_run"))
 
 
 def kernels_and_scales(cases: list[dict]) -> tuple[list[str], list[str]]:
@@ -50,48 +66,76 @@ def kernels_and_scales(cases: list[dict]) -> tuple[list[str], list[str]]:
     return kernels, scales
 
 
+def _by_run(cases: list[dict]) -> list[list[dict]]:
+    runs: dict[object, list[dict]] = {}
+    for c in cases:
+        runs.setdefault(c.get("_run"), []).append(c)
+    return list(runs.values())
+
+
 def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
     """``{"naive_to_optimised": [...], "peers_to_ours": [...], "cpu_to_gpu": [...]}``.
 
     ``naive_to_optimised``: naive/cpu -> optimised on each backend; ``peers_to_ours``: each
-    peer/cpu -> optimised/cpu; ``cpu_to_gpu``: each impl's cpu -> gpu case.
+    peer/cpu -> optimised/cpu; ``cpu_to_gpu``: each impl's cpu -> gpu case. Within one run only.
     """
-    idx = index(cases)
-    kernels, scales = kernels_and_scales(cases)
-    out: dict[str, list[Speedup]] = {"naive_to_optimised": [], "peers_to_ours": [],
-                                     "cpu_to_gpu": []}
-    for k in kernels:
-        for s in scales:
-            for be in ("cpu", "gpu"):
-                sp = _pair(idx, k, s, ("naive", "cpu"), ("optimised", be))
-                if sp:
-                    out["naive_to_optimised"].append(sp)
-            for peer in PEERS:
-                sp = _pair(idx, k, s, (peer, "cpu"), ("optimised", "cpu"))
-                if sp:
-                    out["peers_to_ours"].append(sp)
-            for impl in IMPLS:
-                sp = _pair(idx, k, s, (impl, "cpu"), (impl, "gpu"))
-                if sp:
-                    out["cpu_to_gpu"].append(sp)
+    out: dict[str, list[Speedup]] = {k: [] for k in KINDS}
+    for run_cases in _by_run(cases):
+        idx = index(run_cases)
+        kernels, scales = kernels_and_scales(run_cases)
+        for k in kernels:
+            for s in scales:
+                def get(impl, be, k=k, s=s):
+                    return idx.get((k, impl, be, s))
+
+                for be in ("cpu", "gpu"):
+                    sp = pair(get("naive", "cpu"), get("optimised", be))
+                    if sp:
+                        out["naive_to_optimised"].append(sp)
+                for peer in PEERS:
+                    sp = pair(get(peer, "cpu"), get("optimised", "cpu"))
+                    if sp:
+                        out["peers_to_ours"].append(sp)
+                for impl in IMPLS:
+                    sp = pair(get(impl, "cpu"), get(impl, "gpu"))
+                    if sp:
+                        out["cpu_to_gpu"].append(sp)
     return out
 
 
-def row_speedups(row: dict, idx: dict) -> dict[str, float | None]:
-    """For one row: ``vs_naive`` (naive/cpu time / this time), ``ours_vs_this`` (peer rows:
-    this time / optimised/cpu time, i.e. how much faster ours is) and ``gpu_vs_cpu`` (gpu rows:
-    the same impl's cpu time / this time)."""
-    me = _median(row)
+def ratios(cases: list[dict]) -> list[dict]:
+    """Every speedup of a run as a plain dict with its interval (stored in results files)."""
+    out = []
+    for kind, items in speedups(cases).items():
+        for sp in items:
+            row = {"kind": kind, "kernel": sp.kernel, "scale": sp.scale,
+                   "baseline": sp.baseline, "candidate": sp.candidate, "value": sp.factor}
+            if sp.ci is not None:
+                row.update({k: v for k, v in sp.ci.to_dict().items() if k != "value"})
+            out.append(row)
+    return out
+
+
+def row_speedups(row: dict, idx: dict) -> dict[str, Speedup | None]:
+    """For one row: ``vs_naive`` (naive/cpu -> this), ``ours_vs_this`` (peer rows: this ->
+    optimised/cpu, i.e. how much faster ours is) and ``gpu_vs_cpu`` (gpu rows: the same impl's
+    cpu case -> this)."""
     k, impl, be, s = row["kernel"], row["impl"], row["backend"], row["scale"]
-
-    def other(key):
-        return _median(idx.get(key))
-
-    def ratio(num, den):
-        return None if num is None or den is None or den <= 0 else num / den
-
     return {
-        "vs_naive": None if impl == "naive" else ratio(other((k, "naive", "cpu", s)), me),
-        "ours_vs_this": ratio(me, other((k, "optimised", "cpu", s))) if impl in PEERS else None,
-        "gpu_vs_cpu": ratio(other((k, impl, "cpu", s)), me) if be == "gpu" else None,
+        "vs_naive": None if impl == "naive" else pair(idx.get((k, "naive", "cpu", s)), row),
+        "ours_vs_this": pair(row, idx.get((k, "optimised", "cpu", s))) if impl in PEERS else None,
+        "gpu_vs_cpu": pair(idx.get((k, impl, "cpu", s)), row) if be == "gpu" else None,
     }
+
+
+def fmt_ratio(sp: Speedup | None, bold: bool = False) -> str:
+    """``2.31x [2.20, 2.45]`` (``~`` prefix: the interval contains 1, not a real difference)."""
+    if sp is None:
+        return "-"
+    v = f"{sp.factor:.3g}x"
+    if bold:
+        v = f"**{v}**"
+    if sp.ci is None:
+        return v
+    mark = "" if sp.ci.significant else " (~ no difference)"
+    return f"{v} [{sp.ci.lo:.3g}, {sp.ci.hi:.3g}]{mark}"

@@ -6,6 +6,7 @@ their base names.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -102,16 +103,89 @@ def thread_env() -> dict:
 
 
 def git_info(repo: Path = REPO) -> dict | None:
-    """Commit and dirty flag of the checkout the package runs from (``None`` outside git)."""
+    """Commit, dirty flag and, for a dirty tree, the SHA-256 of ``git diff HEAD`` (so two runs
+    of the same uncommitted change can be recognised) of the checkout the package runs from
+    (``None`` outside git). Untracked files are ignored: they are not part of the package."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=repo, capture_output=True, text=True, timeout=10,
                                check=True).stdout.strip()
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=repo, capture_output=True,
+                              timeout=30, check=True).stdout if dirty else b""
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit, "dirty": bool(dirty)}
+    out = {"commit": commit, "dirty": bool(dirty)}
+    if dirty:
+        out["diff_sha256"] = hashlib.sha256(diff).hexdigest()
+    return out
+
+
+def _llc_bytes() -> int:
+    """Size of the largest CPU cache (sysfs), or 32 MiB when unknown."""
+    best = 0
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            text = f.read_text().strip().upper()
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            best = max(best, int(text.rstrip("KMG")) * mult)
+        except (OSError, ValueError):
+            continue
+    return best or (32 << 20)
+
+
+def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
+    """STREAM-style triad ``a = b + s * c`` (float64) on arrays well beyond the last-level
+    cache (2x, clamped to 64-512 MiB each; both sizes are recorded), all cores (numba ``prange``; numpy's two-pass fallback is counted by its real
+    traffic). GB/s counts 24 bytes per element (read b, c; write a), as STREAM does; the median
+    of ``rounds`` after a warm-up."""
+    llc = _llc_bytes()
+    # 2x the LLC per array, within [64 MiB, 512 MiB]: VMs may report the host's whole L3
+    n = n or min(max(2 * llc, 64 << 20), 512 << 20) // 8
+    b, c = np.full(n, 1.0), np.full(n, 2.0)
+    a = np.zeros(n)
+    try:
+        from recsys_fast.harness._triad import triad
+
+        run, method, per_elem = (lambda: triad(a, b, c, 3.0)), "numba prange triad", 24
+    except ImportError:
+        def run():
+            np.multiply(c, 3.0, out=a)
+            np.add(a, b, out=a)
+        method, per_elem = "numpy two-pass triad (40 B/element moved)", 40
+    run()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    t = float(np.median(times))
+    return {"cpu_triad_gbytes_per_s": per_elem * n / t / 1e9, "n": int(n),
+            "array_bytes": int(n * 8), "llc_bytes": int(llc), "rounds": rounds,
+            "method": method}
+
+
+def gpu_memory_bandwidth(rounds: int = 5, n: int = 1 << 28) -> dict:
+    """Device triad on ``n`` float32 elements (3 GiB moved per call), synchronised."""
+    be = _backend.get_backend("gpu")
+    xp = be.xp
+    b = xp.ones(n, dtype=xp.float32)
+    c = xp.ones(n, dtype=xp.float32)
+    a = xp.empty_like(b)
+
+    def run():
+        xp.add(b, c * xp.float32(3.0), out=a)  # cupy fuses nothing here: 2 kernels, 20 B/elem
+        be.sync()
+
+    run()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    del a, b, c
+    return {"gpu_triad_gbytes_per_s": 20 * n / float(np.median(times)) / 1e9, "gpu_n": n}
 
 
 def _gemm_gflops(a, b, rounds: int, sync=lambda: None) -> float:
@@ -151,10 +225,21 @@ def gemm_peak(n: int = 2048, rounds: int = 3, gpu_n: int = 8192) -> dict:
     return out
 
 
+def limits(gemm_n: int = 2048, gemm_rounds: int = 3) -> dict:
+    """The machine's measured ceilings: ``gemm_peak`` and ``bandwidth`` (CPU, and the GPU's when
+    a real one is usable)."""
+    peak = gemm_peak(n=gemm_n, rounds=gemm_rounds)
+    bw = memory_bandwidth()
+    if _backend.gpu_available() and not _backend.is_simulated(_backend.get_backend("gpu")):
+        bw.update(gpu_memory_bandwidth())
+    return {"gemm_peak": peak, "bandwidth": bw}
+
+
 def environment(gemm_n: int | None = 2048, gemm_rounds: int = 3) -> dict:
     """Everything a results file records about where it ran: ``machine``, ``machine_id``,
     ``software``, ``blas``, ``thread_env``, ``git`` and, unless ``gemm_n`` is None, the
-    ``gemm_peak`` measured now. One place for the harness, the GPU runner and the studies."""
+    ``gemm_peak`` and memory ``bandwidth`` measured now. One place for the harness, the GPU
+    runner and the studies."""
     info = machine_info()
     env = {
         "machine": info,
@@ -165,5 +250,5 @@ def environment(gemm_n: int | None = 2048, gemm_rounds: int = 3) -> dict:
         "git": git_info(),
     }
     if gemm_n is not None:
-        env["gemm_peak"] = gemm_peak(n=gemm_n, rounds=gemm_rounds)
+        env.update(limits(gemm_n=gemm_n, gemm_rounds=gemm_rounds))
     return env

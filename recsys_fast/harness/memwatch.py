@@ -1,5 +1,13 @@
 """Peak resident memory of a block of code, cheaply.
 
+:class:`MemoryProbe` is what the runner records per case: before the case's first call it runs
+the garbage collector, hands the C heap's free pages back to the OS (glibc ``malloc_trim(0)``)
+and resets the kernel's high-water mark; the peak is then the high-water mark above that
+baseline. Without the trim, memory freed by an earlier case of the same worker (or by the
+case's own setup) is reused without raising RSS, and a kernel that allocates its whole result
+would read ``0 B``. The figure includes one-time allocations of the first call (caches, graph
+tracing), and numpy / BLAS / numba allocations alike.
+
 tracemalloc slows numpy-heavy code several-fold and misses BLAS/numba allocations, so we watch
 the process RSS instead. On Linux the kernel keeps the peak (``VmHWM``) and lets a process reset
 it (write ``5`` to ``/proc/self/clear_refs``): exact and free. Elsewhere a daemon thread samples
@@ -8,6 +16,9 @@ RSS with psutil every ``interval`` seconds (it may miss a spike shorter than the
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import threading
 from pathlib import Path
 
@@ -80,3 +91,28 @@ class PeakRSS:
     @property
     def delta(self) -> int:
         return max(0, self.peak - self.start)
+
+
+def _malloc_trim() -> bool:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0)) or True
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+class MemoryProbe(PeakRSS):
+    """:class:`PeakRSS` after a collection and a heap trim (see module docstring); ``method`` is
+    ``"vmhwm+trim"`` on glibc Linux. ``peak`` and ``delta`` are ints."""
+
+    def __enter__(self) -> MemoryProbe:
+        gc.collect()
+        trimmed = _malloc_trim()
+        super().__enter__()
+        if trimmed:
+            self.method += "+trim"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        self.peak = int(self.peak)

@@ -2,8 +2,10 @@
 
 A :class:`Case` is defined once (in a ``cases_<area>.py`` module) and reused by the CLI runner,
 the asv suites (``bench/asv``) and the pytest-benchmark suites (``bench/pytest``). Case modules
-import kernels lazily inside ``setup`` so the registry itself always loads, whatever is installed:
-a missing module or backend turns into a *skipped* case with the reason, never an import error.
+import kernels lazily inside ``setup`` so the registry itself always loads, whatever is installed.
+An optional third-party package a case needs is declared in ``Case.requires``: when it is not
+installed the case is *skipped* with that reason. Any other import failure (a broken module inside
+recsys_fast) is an *error*.
 """
 
 from __future__ import annotations
@@ -82,8 +84,17 @@ class Case:
         ``memory_estimate(spec) -> bytes`` from the scale's shape alone (a
         :class:`~recsys_fast.harness.context.ScaleSpec`); over the budget -> skipped.
     flops, examples
-        ``f(state) -> float``: floating-point operations / examples per call, for GFLOP/s and
-        examples/s (``None`` when not meaningful).
+        ``f(state) -> float``: floating-point operations actually done per call (nnz-based for
+        sparse work) / examples per call, for GFLOP/s and examples/s (``None`` when not
+        meaningful). ``flops_dtype`` picks the GEMM peak they are compared with.
+    dense_flops
+        ``f(state) -> float``: the dense-equivalent work (what a dense kernel would do), reported
+        separately and labelled as such, never as achieved throughput.
+    bytes
+        ``f(state) -> float``: bytes a call must move at least (inputs read + outputs written),
+        for GB/s and the roofline floor.
+    requires
+        Optional third-party packages (import names) the case needs; missing -> skipped.
     extra
         ``extra(state, result) -> dict``: anything to record, e.g. the top-k strategy used.
     """
@@ -97,6 +108,10 @@ class Case:
     memory_estimate: Callable[[Any], int] = _zero
     flops: Callable[[Any], float] | None = None
     examples: Callable[[Any], float] | None = None
+    dense_flops: Callable[[Any], float] | None = None
+    bytes: Callable[[Any], float] | None = None
+    flops_dtype: str = "float64"
+    requires: tuple[str, ...] = ()
     extra: Callable[[Any, Any], dict] | None = None
     scales: tuple[str, ...] = SCALES
     note: str = ""

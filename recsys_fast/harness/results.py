@@ -1,20 +1,29 @@
-"""Results files: ``results/<machine-id>/<timestamp>.json``, written atomically, validated on load.
+"""Results files: ``results/<machine-id>/<run>.json``, written atomically, never over another
+file, validated (types included) on load.
 
-Layout (``schema_version`` 1)::
+Layout (``schema_version`` 2; version 1 files, without ``run``, ``bandwidth`` and ``ratios``,
+still load)::
 
-    {"schema": "recsys_fast.bench.results", "schema_version": 1,
-     "created": ISO-8601 UTC, "machine_id": str,
-     "git": {"commit", "dirty"} | null, "machine": {...}, "software": {...},
-     "blas": [...], "thread_env": {...}, "gemm_peak": {...},
+    {"schema": "recsys_fast.bench.results", "schema_version": 2,
+     "created": ISO-8601 UTC, "machine_id": str, "run": str,
+     "git": {"commit", "dirty", "diff_sha256"?} | null, "machine": {...}, "software": {...},
+     "blas": [...], "thread_env": {...}, "gemm_peak": {...}, "bandwidth": {...},
      "settings": {...}, "data_sources": {scale: description},
      "scale_shapes": {scale: {"n_users", "n_items", "n_ratings"}},
-     "cases": [CaseResult.to_dict(), ...]}
+     "cases": [CaseResult.to_dict(), ...],
+     "ratios": [compare.ratios(...) rows: kind, kernel, scale, baseline, candidate, value,
+                lo, hi, significant, paired, ...]}
+
+``machine_id`` and ``run`` become path components, so they must be plain names
+(:data:`SAFE_NAME`): a results file cannot steer a writer outside its folder.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +31,9 @@ from pathlib import Path
 from recsys_fast.errors import DataFormatError
 
 SCHEMA = "recsys_fast.bench.results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 REQUIRED_TOP = ("created", "machine_id", "machine", "software", "gemm_peak", "cases")
 REQUIRED_CASE = ("kernel", "impl", "backend", "scale", "status")
 STATUSES = ("ok", "skipped", "error")
@@ -32,7 +43,8 @@ NOT_MACHINES = ("asv", "plots")  # folders under results/ that hold no runs of o
 def build_results(cases: list[dict], *, machine: dict, machine_id: str, software: dict,
                   blas: list, thread_env: dict, gemm_peak: dict, git: dict | None,
                   settings: dict, data_sources: dict, scale_shapes: dict | None = None,
-                  created: datetime | None = None) -> dict:
+                  created: datetime | None = None, bandwidth: dict | None = None,
+                  run: str | None = None, ratios: list | None = None) -> dict:
     """Assemble a results document (see module docstring)."""
     created = created or datetime.now(timezone.utc)
     return {
@@ -40,22 +52,26 @@ def build_results(cases: list[dict], *, machine: dict, machine_id: str, software
         "schema_version": SCHEMA_VERSION,
         "created": created.isoformat(timespec="seconds"),
         "machine_id": machine_id,
+        "run": run,
         "git": git,
         "machine": machine,
         "software": software,
         "blas": blas,
         "thread_env": thread_env,
         "gemm_peak": gemm_peak,
+        "bandwidth": bandwidth or {},
         "settings": settings,
         "data_sources": data_sources,
         "scale_shapes": scale_shapes or {},
         "cases": cases,
+        "ratios": ratios or [],
     }
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``: a
-    reader (or an interrupted run) never sees a partial file."""
+    reader (or an interrupted run) never sees a partial file. Replaces ``path``: callers
+    decide whether they own it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -72,51 +88,136 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def results_path(out_dir: str | os.PathLike, machine_id: str, created: str) -> Path:
-    stamp = created.replace(":", "").replace("-", "").replace("+0000", "Z").replace("+00:00", "Z")
-    return Path(out_dir) / machine_id / f"{stamp}.json"
+def write_new(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically; FileExistsError if ``path`` exists (never
+    replaced: a hard link of the complete temp file is the commit point)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
 
 
-def write_results(data: dict, out_dir: str | os.PathLike) -> Path:
-    """Validate and write ``data`` to ``<out_dir>/<machine_id>/<timestamp>.json`` (``-2``,
-    ``-3``... appended if a run of the same second exists)."""
+def check_name(name: object, what: str, path: object = None) -> str:
+    """``name`` if it is safe as one path component (:data:`SAFE_NAME`), else DataFormatError."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name:
+        raise DataFormatError(f"{what} {name!r} is not a plain name (letters, digits, '.', '_', "
+                              "'-'; it becomes a file name)", path)
+    return name
+
+
+def results_path(out_dir: str | os.PathLike, machine_id: str, name: str) -> Path:
+    check_name(machine_id, "machine_id")
+    check_name(name, "run name")
+    return Path(out_dir) / machine_id / f"{name}.json"
+
+
+def write_results(data: dict, out_dir: str | os.PathLike, name: str | None = None) -> Path:
+    """Validate and write ``data`` to ``<out_dir>/<machine_id>/<name>.json`` (``name``: the
+    given run name, else the document's ``run``, else a fresh unique one); never overwrites."""
+    from recsys_fast.harness.journal import run_name
+
     validate(data, "<in memory>")
-    path = results_path(out_dir, data["machine_id"], data["created"])
-    n = 1
-    while path.exists():
-        n += 1
-        path = path.with_name(f"{path.stem.split('-')[0]}-{n}.json")
-    return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+    name = name or data.get("run")
+    for _ in range(20):
+        if name is None:
+            name = run_name()
+        data = {**data, "run": name}
+        text = json.dumps(data, indent=1, sort_keys=False, allow_nan=False) + "\n"
+        try:
+            return write_new(results_path(out_dir, data["machine_id"], name), text)
+        except FileExistsError:
+            name = None  # a fresh random suffix
+    raise FileExistsError(f"no free results file name under {out_dir}")
+
+
+_NUM = (int, float)
+
+
+def _type_names(types) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    names = {int: "a number", float: "a number", str: "a string", dict: "an object",
+             list: "a list"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def _expect(value, types, what: str, path, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise DataFormatError(f"{what} must be {_type_names(types)}, got "
+                              f"{type(value).__name__}", path)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataFormatError(f"{what} must be finite, got {value!r}", path)
+
+
+def _validate_case(n: int, case: object, path) -> None:
+    if not isinstance(case, dict):
+        raise DataFormatError(f"cases[{n}] is not an object", path)
+    lack = [k for k in REQUIRED_CASE if k not in case]
+    if lack:
+        raise DataFormatError(f"cases[{n}] lacks {lack}", path)
+    for k in REQUIRED_CASE:
+        _expect(case[k], str, f"cases[{n}].{k}", path)
+    if case["status"] not in STATUSES:
+        raise DataFormatError(f"cases[{n}] has status {case['status']!r}; valid: {STATUSES}",
+                              path)
+    for k in ("median_s", "iqr_s", "min_s", "setup_s", "peak_rss_bytes",
+              "peak_rss_delta_bytes", "memory_estimate_bytes"):
+        _expect(case.get(k), _NUM, f"cases[{n}].{k}", path, optional=True)
+    _expect(case.get("extra"), dict, f"cases[{n}].extra", path, optional=True)
+    _expect(case.get("times_s"), list, f"cases[{n}].times_s", path, optional=True)
+    for t in case.get("times_s") or []:
+        _expect(t, _NUM, f"cases[{n}].times_s[]", path)
+    for k in ("verdict", "checked_against", "skipped_reason", "error", "worker"):
+        _expect(case.get(k), str, f"cases[{n}].{k}", path, optional=True)
+    if case["status"] == "ok" and not (isinstance(case.get("median_s"), _NUM)
+                                       and case["median_s"] > 0):
+        raise DataFormatError(f"cases[{n}] ({case['kernel']}/{case['impl']}) is ok but has no "
+                              "positive median_s", path)
 
 
 def validate(data: object, path: object) -> dict:
-    """Raise :class:`DataFormatError` naming ``path`` unless ``data`` is a results document."""
+    """Raise :class:`DataFormatError` naming ``path`` unless ``data`` is a results document
+    whose fields have the types the report relies on."""
     if not isinstance(data, dict):
         raise DataFormatError(f"not a results file (top level is {type(data).__name__})", path)
     if data.get("schema") != SCHEMA:
         raise DataFormatError(f"not a recsys_fast results file (schema={data.get('schema')!r}, "
                               f"expected {SCHEMA!r})", path)
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise DataFormatError(f"unsupported schema_version {version!r} (this code reads "
-                              f"{SCHEMA_VERSION})", path)
+                              f"{', '.join(map(str, READABLE_VERSIONS))})", path)
     missing = [k for k in REQUIRED_TOP if k not in data]
     if missing:
         raise DataFormatError(f"missing fields {missing}", path)
-    if not isinstance(data["cases"], list):
-        raise DataFormatError("'cases' is not a list", path)
+    _expect(data["created"], str, "'created'", path)
+    try:
+        datetime.fromisoformat(data["created"])
+    except ValueError:
+        raise DataFormatError(f"'created' is not an ISO time: {data['created']!r}", path) from None
+    check_name(data["machine_id"], "machine_id", path)
+    if data.get("run") is not None:
+        check_name(data["run"], "run", path)
+    for key in ("machine", "software", "gemm_peak"):
+        _expect(data[key], dict, repr(key), path)
+    for key in ("settings", "data_sources", "scale_shapes", "bandwidth", "thread_env", "git"):
+        _expect(data.get(key), dict, repr(key), path, optional=True)
+    for key, v in data["gemm_peak"].items():
+        if key.endswith("_gflops"):
+            _expect(v, _NUM, f"gemm_peak.{key}", path)
+    _expect(data["cases"], list, "'cases'", path)
+    _expect(data.get("ratios"), list, "'ratios'", path, optional=True)
     for n, case in enumerate(data["cases"]):
-        if not isinstance(case, dict):
-            raise DataFormatError(f"cases[{n}] is not an object", path)
-        lack = [k for k in REQUIRED_CASE if k not in case]
-        if lack:
-            raise DataFormatError(f"cases[{n}] lacks {lack}", path)
-        if case["status"] not in STATUSES:
-            raise DataFormatError(f"cases[{n}] has status {case['status']!r}; valid: {STATUSES}",
-                                  path)
-        if case["status"] == "ok" and not isinstance(case.get("median_s"), int | float):
-            raise DataFormatError(f"cases[{n}] ({case['kernel']}/{case['impl']}) is ok but has "
-                                  f"no numeric median_s", path)
+        _validate_case(n, case, path)
     return data
 
 
@@ -134,17 +235,27 @@ def load_results(path: str | os.PathLike) -> dict:
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", path,
                               exc.lineno) from None
+    except RecursionError:
+        raise DataFormatError("invalid JSON: nested too deeply", path) from None
     return validate(data, path)
 
 
 def latest_results(out_dir: str | os.PathLike) -> list[Path]:
-    """The newest results file of each machine folder under ``out_dir``."""
+    """The newest results file of each machine folder under ``out_dir``, by the time recorded
+    inside (not the file name). Unfinished runs (``*.partial.jsonl``) are never results."""
     out = []
     root = Path(out_dir)
     if not root.is_dir():
         return out
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in NOT_MACHINES):
-        files = sorted(f for f in sub.glob("*.json") if not f.name.startswith("."))
-        if files:
-            out.append(files[-1])
+        dated = []
+        for f in sub.glob("*.json"):
+            if f.name.startswith("."):
+                continue
+            created = datetime.fromisoformat(load_results(f)["created"])
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=timezone.utc)
+            dated.append((created, f.name, f))
+        if dated:
+            out.append(max(dated)[2])
     return out

@@ -1,20 +1,32 @@
-"""Run cases: skip what cannot run, set up, check once, then time rounds.
+"""Run one group of cases (a kernel at a scale): prepare each, then time them interleaved.
 
-Per case: skip (scale not defined, GPU absent, memory estimate over budget, a needed module
-missing) -> set up (not timed) -> one warm-up call whose result is checked against the reference
--> ``warmup - 1`` more untimed calls -> up to ``repeat`` timed rounds with
-:func:`time.perf_counter` (stopping early once ``max_time`` seconds are spent, after at least
-``min_rounds``), peak RSS measured over the timed rounds (:mod:`~recsys_fast.harness.memwatch`).
-An exception in one case is recorded as ``status="error"``; the run goes on.
+Per case, in registry order (naive first, so it becomes the reference of the others):
+skip (scale not defined, an optional package declared in ``Case.requires`` missing, GPU absent,
+memory estimate over budget) -> set up (not timed) -> the first call, which is both the
+**memory probe** (see :mod:`~recsys_fast.harness.memwatch`) and the call whose result is checked
+against the reference -> ``warmup - 1`` more untimed calls. Then the prepared cases are timed
+**round-robin**: round ``r`` runs every case still short of its rounds once, back to back, so
+machine drift hits all alike and round ``r`` of two cases can be paired
+(:mod:`~recsys_fast.harness.stats`). A case leaves the rotation after ``repeat`` rounds, or
+once it has spent ``max_time`` seconds and has ``min_rounds``.
+
+Skips are only the declared "cannot run here" conditions (:class:`MemoryBudgetError`,
+:class:`BackendUnavailableError`, a missing package named in ``requires``). Any other exception,
+an ``ImportError`` from inside recsys_fast included, is ``status="error"``. Ctrl-C is never
+recorded as a case error. Process isolation (one worker per group, timeouts, crashes) is
+:mod:`~recsys_fast.harness.workers`.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import re
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,20 +34,33 @@ import numpy as np
 from recsys_fast import backend as _backend
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError, format_bytes
 from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.memwatch import PeakRSS
+from recsys_fast.harness.memwatch import MemoryProbe
 from recsys_fast.harness.registry import SCALES, Case, Verdict
 
 
 @dataclass
 class RunSettings:
-    repeat: int = 5
+    repeat: int = 10
     warmup: int = 1
-    min_rounds: int = 1
+    min_rounds: int = 5
     max_time: float = 20.0
     check: bool = True
+    case_timeout: float = 1800.0  # seconds per stage of a case (setup, first call, a round)
+
+    def validate(self) -> RunSettings:
+        for name in ("repeat", "warmup", "min_rounds"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("max_time", "case_timeout"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+        self.min_rounds = min(self.min_rounds, self.repeat)
+        return self
 
 
-QUICK = RunSettings(repeat=3, warmup=1, min_rounds=1, max_time=3.0)
+QUICK = RunSettings(repeat=5, warmup=1, min_rounds=3, max_time=3.0)
 
 
 @dataclass
@@ -60,7 +85,13 @@ class CaseResult:
     checked_against: str | None = None
     skipped_reason: str | None = None
     error: str | None = None
+    worker: str | None = None  # cases timed in one worker with equal rounds pair up
+    interleaved: bool = False
     extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kernel}/{self.impl}/{self.backend}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,10 +106,19 @@ def gpu_unavailable_reason() -> str:
     return _backend.gpu_unavailable_reason() or "no usable GPU"
 
 
+def missing_requirements(case: Case) -> list[str]:
+    """The optional packages ``case.requires`` names that cannot be found here."""
+    return [name for name in case.requires if importlib.util.find_spec(name) is None]
+
+
 def skip_reason(case: Case, scale: str, ctx: CaseContext) -> tuple[str | None, int | None]:
     """Why ``case`` cannot run at ``scale`` here (``None`` if it can), and its memory estimate."""
     if scale not in case.scales:
         return f"not defined at scale {scale}", None
+    missing = missing_requirements(case)
+    if missing:
+        return (f"optional package {', '.join(missing)} not installed "
+                f"(pip install {' '.join(missing)})"), None
     if case.backend == "gpu" and not gpu_available():
         return f"gpu backend unavailable: {gpu_unavailable_reason()}", None
     estimate = int(case.memory_estimate(ctx.spec(scale)))
@@ -99,18 +139,17 @@ def scrub_paths(text: str) -> str:
     return _ABS_PATH.sub(r"\1", text)
 
 
-def _skip_message(exc: BaseException) -> str | None:
-    if isinstance(exc, MemoryBudgetError | BackendUnavailableError):
-        return scrub_paths(str(exc))
-    if isinstance(exc, ImportError):
-        return scrub_paths(f"not available: {exc}")
-    return None
-
-
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" (at {tb[-1].name}, {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
     return scrub_paths(f"{type(exc).__name__}: {exc}{where}")
+
+
+def _skip_message(exc: BaseException) -> str | None:
+    """Only the declared "cannot run here" exceptions are skips; everything else is an error."""
+    if isinstance(exc, MemoryBudgetError | BackendUnavailableError):
+        return scrub_paths(str(exc))
+    return None
 
 
 def _gpu_pool():
@@ -119,29 +158,71 @@ def _gpu_pool():
     return _backend.get_backend("gpu").memory_pool()
 
 
-def run_case(case: Case, scale: str, ctx: CaseContext, settings: RunSettings | None = None
-             ) -> CaseResult:
-    """Run one case at one scale; never raises except for KeyboardInterrupt."""
-    s = settings or RunSettings()
+class _SigintGuard:
+    """While active (main thread only), Ctrl-C sets ``fired`` before raising KeyboardInterrupt,
+    so an interrupt that a C extension turns into another exception (TensorFlow: SystemError) is
+    still recognised as an interrupt and never recorded as a case error."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._old = None
+
+    def __enter__(self) -> _SigintGuard:
+        if threading.current_thread() is threading.main_thread():
+            old = signal.getsignal(signal.SIGINT)
+            if old is signal.default_int_handler:
+                self._old = old
+                signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        self.fired = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+Notify = Callable[[str, str], None]  # (case key, stage) before each stage: for timeouts
+Emit = Callable[[CaseResult], None]
+
+
+@dataclass
+class _Prepared:
+    case: Case
+    res: CaseResult
+    state: object
+    spent: float = 0.0
+
+
+def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: Notify,
+             guard: _SigintGuard) -> _Prepared | None:
+    """Skip / set up / probe + check / warm up one case; ``None`` (and a final ``res``) when it
+    cannot be timed."""
     res = CaseResult(case.kernel, case.impl, case.backend, scale)
+    prep = _Prepared(case, res, None)
+    stage = "skip check"
     try:
+        notify(case.key, stage)
         reason, res.memory_estimate_bytes = skip_reason(case, scale, ctx)
-    except Exception as exc:  # a broken estimate must not stop the run
-        reason = None
-        res.status, res.error = "error", _error_text(exc)
-        return res
-    if reason:
-        res.status, res.skipped_reason = "skipped", reason
-        return res
-    state = None
-    stage = "setup"
-    try:
+        if reason:
+            res.status, res.skipped_reason = "skipped", reason
+            return prep
+        stage = "setup"
+        notify(case.key, stage)
         t0 = time.perf_counter()
-        state = case.setup(ctx, scale)
+        prep.state = case.setup(ctx, scale)
         res.setup_s = time.perf_counter() - t0
         stage = "first call"
-        result = case.run(state)
+        notify(case.key, stage)
+        gc.collect()
+        with MemoryProbe() as mem:
+            result = case.run(prep.state)
+        res.peak_rss_bytes, res.peak_rss_delta_bytes = mem.peak, mem.delta
+        res.extra["memory_method"] = mem.method
         stage = "check"
+        notify(case.key, stage)
         if case.impl == "naive":
             ctx.set_reference(case.kernel, scale, result)
             verdict = Verdict("reference", "itself")
@@ -150,82 +231,141 @@ def run_case(case: Case, scale: str, ctx: CaseContext, settings: RunSettings | N
         elif case.check is None:
             verdict = Verdict("n/a", "")
         else:
-            verdict = case.check(ctx, state, result)
+            verdict = case.check(ctx, prep.state, result)
         res.verdict, res.checked_against = verdict.text, verdict.against or None
-        stage = "extra"
         if case.extra is not None:
-            res.extra.update(case.extra(state, result))
+            res.extra.update(case.extra(prep.state, result))
         del result
-        stage = "warm-up"
-        for _ in range(max(0, s.warmup - 1)):
-            case.run(state)
-        stage = "timing"
-        gc.collect()
-        pool = _gpu_pool() if case.backend == "gpu" else None
-        if pool is not None:
-            pool.free_all_blocks()
-        times: list[float] = []
-        with PeakRSS() as mem:
-            while len(times) < max(1, s.repeat):
-                t0 = time.perf_counter()
-                case.run(state)
-                times.append(time.perf_counter() - t0)
-                if sum(times) >= s.max_time and len(times) >= s.min_rounds:
-                    break
-        if pool is not None:
-            res.extra["gpu_pool_bytes"] = int(pool.total_bytes())
-        _fill_stats(res, times, mem)
-        if case.flops is not None:
-            res.extra["gflops"] = case.flops(state) / res.median_s / 1e9
-        if case.examples is not None:
-            res.extra["examples_per_s"] = case.examples(state) / res.median_s
+        for n in range(max(0, s.warmup - 1)):
+            notify(case.key, f"warm-up {n + 2}")
+            case.run(prep.state)
+        return prep
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - one bad case must not end the run
-        # a kernel module not written/installed yet shows up as an ImportError at setup or at
-        # the first call (case modules import lazily): that is "not available", not a failure
+        if guard.fired:
+            raise KeyboardInterrupt from exc
         msg = _skip_message(exc) if stage in ("setup", "first call") else None
         if msg:
             res.status, res.skipped_reason = "skipped", msg
         else:
-            res.status, res.error = "error", f"{stage}: {_error_text(exc)}"
-    finally:
-        del state  # the next case's gc.collect() (before its timing) reclaims it
-    return res
+            res.status, res.error = "error", f"{stage}: {error_text(exc)}"
+        prep.state = None
+        return prep
 
 
-def _fill_stats(res: CaseResult, times: list[float], mem: PeakRSS) -> None:
+def _finish(prep: _Prepared, times: list[float]) -> CaseResult:
+    res, case = prep.res, prep.case
     t = np.asarray(times)
     q1, med, q3 = np.percentile(t, [25, 50, 75])
     res.times_s = [float(x) for x in t]
     res.median_s, res.iqr_s, res.min_s = float(med), float(q3 - q1), float(t.min())
     res.rounds = len(times)
-    res.peak_rss_bytes, res.peak_rss_delta_bytes = int(mem.peak), int(mem.delta)
-    res.extra["memory_method"] = mem.method
+    try:
+        res.extra.update(work_figures(case, prep.state, res.median_s))
+    except Exception as exc:  # noqa: BLE001 - a broken work model must not lose the timings
+        res.extra["work_error"] = error_text(exc)
+    return res
 
 
-def plan(cases: Iterable[Case], scales: Iterable[str]) -> list[tuple[Case, str]]:
-    """(case, scale) pairs in run order: by scale, then the registry's kernel/impl order, so
-    data is built once per scale and each kernel's naive reference is available to its peers."""
-    cases = list(cases)
-    return [(c, sc) for sc in sorted(set(scales), key=SCALES.index) for c in cases]
+def work_figures(case: Case, state, median_s: float) -> dict:
+    """GFLOP/s, GB/s and examples/s of one call from the case's work model."""
+    out: dict = {}
+    if case.flops is not None:
+        flops = float(case.flops(state))
+        out["flops"] = flops
+        out["gflops"] = flops / median_s / 1e9
+        out["flops_dtype"] = case.flops_dtype
+    if case.dense_flops is not None:
+        out["dense_equiv_gflops"] = float(case.dense_flops(state)) / median_s / 1e9
+    if case.bytes is not None:
+        nbytes = float(case.bytes(state))
+        out["bytes"] = nbytes
+        out["gbytes_per_s"] = nbytes / median_s / 1e9
+    if case.examples is not None:
+        out["examples_per_s"] = case.examples(state) / median_s
+    return out
 
 
-def run_cases(cases: Iterable[Case], scales: Iterable[str], ctx: CaseContext,
-              settings: RunSettings | None = None, progress: bool = True
-              ) -> Iterator[CaseResult]:
-    """Run every case at every scale, yielding results; caches are freed between scales."""
-    from tqdm.auto import tqdm
+def run_group(cases: list[Case], scale: str, ctx: CaseContext, settings: RunSettings | None = None,
+              *, emit: Emit | None = None, notify: Notify | None = None, worker: str = "main"
+              ) -> list[CaseResult]:
+    """Prepare every case of one group, then time the prepared ones interleaved.
 
-    todo = plan(cases, scales)
-    bar = tqdm(todo, disable=not progress or None, unit="case", desc="bench")
-    last_scale = last_kernel = None
-    for case, scale in bar:
-        if scale != last_scale and last_scale is not None:
-            ctx.clear()
-        elif case.kernel != last_kernel and last_kernel is not None:
-            ctx.clear(references_only=True)
-        last_scale, last_kernel = scale, case.kernel
-        bar.set_postfix_str(f"{case.key} @ {scale}")
-        yield run_case(case, scale, ctx, settings)
-    ctx.clear()
+    ``emit`` gets each case's final row as soon as it is final (skips and errors at once, timed
+    cases when they leave the rotation); ``notify(key, stage)`` is called before each stage so
+    a supervising process knows what a hang or a crash belongs to. Never raises for a case's
+    failure; KeyboardInterrupt propagates.
+    """
+    s = settings or RunSettings()
+    emit = emit or (lambda r: None)
+    notify = notify or (lambda k, st: None)
+    out: list[CaseResult] = []
+
+    def done(res: CaseResult) -> None:
+        res.worker = worker
+        out.append(res)
+        emit(res)
+
+    with _SigintGuard() as guard:
+        active: list[_Prepared] = []
+        for case in cases:
+            prep = _prepare(case, scale, ctx, s, notify, guard)
+            if prep.res.status != "ok":
+                done(prep.res)
+            else:
+                active.append(prep)
+        times: dict[str, list[float]] = {p.case.key: [] for p in active}
+        interleaved = len(active) > 1
+        gc.collect()
+        rnd = 0
+        while active:
+            rnd += 1
+            for prep in list(active):
+                key = prep.case.key
+                notify(key, f"round {rnd}")
+                pool = _gpu_pool() if prep.case.backend == "gpu" else None
+                try:
+                    t0 = time.perf_counter()
+                    prep.case.run(prep.state)
+                    dt = time.perf_counter() - t0
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # noqa: BLE001
+                    if guard.fired:
+                        raise KeyboardInterrupt from exc
+                    prep.res.status = "error"
+                    prep.res.error = f"round {rnd}: {error_text(exc)}"
+                    active.remove(prep)
+                    prep.state = None
+                    done(prep.res)
+                    continue
+                times[key].append(dt)
+                prep.spent += dt
+                n = len(times[key])
+                if n >= s.repeat or (prep.spent >= s.max_time and n >= s.min_rounds):
+                    if pool is not None:
+                        prep.res.extra["gpu_pool_bytes"] = int(pool.total_bytes())
+                    prep.res.interleaved = interleaved
+                    done(_finish(prep, times[key]))
+                    active.remove(prep)
+                    prep.state = None
+    return out
+
+
+def run_case(case: Case, scale: str, ctx: CaseContext, settings: RunSettings | None = None
+             ) -> CaseResult:
+    """Run one case at one scale in this process; never raises except for KeyboardInterrupt."""
+    return run_group([case], scale, ctx, settings)[0]
+
+
+def groups(cases: list[Case], scales: list[str]) -> list[tuple[str, str, list[Case]]]:
+    """``(kernel, scale, cases)`` in run order: by scale, then the registry's kernel/impl order
+    (naive first, so it is the reference of its group)."""
+    out = []
+    for sc in sorted(set(scales), key=SCALES.index):
+        by_kernel: dict[str, list[Case]] = {}
+        for c in cases:
+            by_kernel.setdefault(c.kernel, []).append(c)
+        out += [(k, sc, cs) for k, cs in by_kernel.items()]
+    return out
