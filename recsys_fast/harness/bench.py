@@ -200,6 +200,7 @@ def run_bench(
     if out_dir is not None:
         ensure_writable(out_dir)
     isolate = isolate and fork_available()
+    ctx = CaseContext(registry, ml100k=ml100k)  # checks an explicit --ml100k before any work
     if resume is None:
         probe = lambda: _machine.environment(gemm_n=gemm_n or (1024 if quick else 2048))  # noqa: E731
         env = call_in_worker(probe, timeout=600) if isolate else probe()
@@ -210,7 +211,6 @@ def run_bench(
                                     "backends": backends and list(backends), "quick": quick,
                                     "ml100k": str(ml100k) if ml100k else None}}
             journal = Journal.create(Path(out_dir) / env["machine_id"], header)
-    ctx = CaseContext(registry, ml100k=ml100k)
     plan = groups(cases, scales)
     n_cases = sum(len(cs) for _, _, cs in plan)
     bar = _progress(n_cases, progress)

@@ -85,6 +85,8 @@ def add_bench_commands(subparsers) -> None:
     r.add_argument("results", nargs="*", help="results JSON files")
     r.add_argument("--out", default="results", help="folder for README.md and plots/")
     r.add_argument("--no-plots", action="store_true", help="tables only")
+    r.add_argument("--force", action="store_true",
+                   help="replace a README.md in --out that the report did not write")
     r.set_defaults(func=cmd_report)
 
 
@@ -135,7 +137,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from recsys_fast.harness.report import write_report
 
-    path = write_report(args.results, args.out, plots=not args.no_plots)
+    path = write_report(args.results, args.out, plots=not args.no_plots, force=args.force)
     print(f"report written to {path}")
     return 0
 

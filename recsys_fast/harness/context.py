@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys_fast.errors import DatasetNotFoundError
 from recsys_fast.harness.registry import SCALES, Registry, SelectionError
 from recsys_fast.memory import available_bytes
 
@@ -66,11 +67,17 @@ def scale_spec(scale: str) -> ScaleSpec:
 
 
 def find_ml100k(path: str | os.PathLike | None = None) -> Path | None:
-    """The real ML-100K folder (``path`` or ``$RECSYS_FAST_SHARED/ml-100k``) if it has u.data."""
-    candidates = [Path(path)] if path else []
+    """The real ML-100K folder: ``path`` when given (it must hold ``u.data``: an explicit
+    folder that does not is an error, never a silent fall-back to synthetic data), else
+    ``$RECSYS_FAST_SHARED/ml-100k`` if it has ``u.data``, else ``None``."""
+    if path:
+        p = Path(path)
+        if not (p / "u.data").is_file():
+            raise DatasetNotFoundError(f"--ml100k {str(p)!r} does not hold MovieLens 100K "
+                                       "(no u.data there)")
+        return p
     if os.environ.get(ENV_SHARED):
-        candidates.append(Path(os.environ[ENV_SHARED]) / "ml-100k")
-    for p in candidates:
+        p = Path(os.environ[ENV_SHARED]) / "ml-100k"
         if (p / "u.data").is_file():
             return p
     return None

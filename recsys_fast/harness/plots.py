@@ -41,13 +41,20 @@ def plot_times(data: dict, kernel: str, path: Path) -> Path | None:
     ax = fig.add_subplot()
     series = sorted({(c["impl"], c["backend"]) for c in rows},
                     key=lambda ib: (IMPLS.index(ib[0]) if ib[0] in IMPLS else 99, ib[1]))
+    crossed = False
     for impl, be in series:
         pts = sorted(((_ratings(data, c["scale"]), c) for c in rows
                       if c["impl"] == impl and c["backend"] == be), key=lambda p: p[0])
         marker, line = _STYLE.get(impl, ("x", ":"))
-        ax.errorbar([p[0] for p in pts], [p[1]["median_s"] for p in pts],
-                    yerr=[p[1].get("iqr_s") or 0 for p in pts], marker=marker, linestyle=line,
-                    capsize=3, label=f"{impl} ({be})")
+        bars = ax.errorbar([p[0] for p in pts], [p[1]["median_s"] for p in pts],
+                           yerr=[p[1].get("iqr_s") or 0 for p in pts], marker=marker,
+                           linestyle="none", capsize=3, label=f"{impl} ({be})")
+        color = bars[0].get_color()
+        for (x0, a), (x1, b) in zip(pts, pts[1:], strict=False):
+            same = a.get("_run") == b.get("_run")
+            crossed |= not same
+            ax.plot([x0, x1], [a["median_s"], b["median_s"]], color=color,
+                    linestyle=line if same else ":", linewidth=1.2 if same else 0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     scales = sorted({c["scale"] for c in rows}, key=lambda sc: _ratings(data, sc))
@@ -62,7 +69,10 @@ def plot_times(data: dict, kernel: str, path: Path) -> Path | None:
         ax.set_xlim(x / 2, x * 2)
     ax.set_xlabel("scale (ratings in the data set)")
     ax.set_ylabel("median time per call [s]")
-    ax.set_title(f"{kernel}: time vs scale ({data['machine_id']})", fontsize=10)
+    title = f"{kernel}: time vs scale ({data['machine_id']})"
+    if crossed:
+        title += "\ndotted segments join points from different runs"
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)

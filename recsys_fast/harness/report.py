@@ -1,16 +1,37 @@
-"""Results JSON -> ``README.md`` (machine and versions first, then speedup tables, verdicts,
-skipped cases) and PNG plots under ``plots/``."""
+"""Results JSON -> ``README.md`` (machine and versions first, then speedup tables with 95 %
+intervals, verdicts, roofline figures, skipped cases) and PNG plots under ``plots/``.
+
+Several files of one machine merge into one section **by group**: each (kernel, scale) comes
+whole from the newest run that measured it, every row says which run, and ratios are computed
+only within a run. The report writes only what it owns: ``README.md`` when absent or written by
+an earlier report (:data:`MARKER`), plots whose names are built from checked plain names, and it
+deletes only plots its own manifest (``plots/.recsys-fast-plots.json``) lists for a machine.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from recsys_fast.errors import RecsysFastError, format_bytes
-from recsys_fast.harness.bench import _fmt_time, _fmt_x, verdict_text
-from recsys_fast.harness.compare import kernels_and_scales, speedups
+from recsys_fast.harness.bench import OutputDirError, _fmt_time, verdict_text
+from recsys_fast.harness.compare import fmt_ratio, kernels_and_scales, speedups
 from recsys_fast.harness.plots import plot_speedups, plot_times
-from recsys_fast.harness.results import atomic_write_text, latest_results, load_results
+from recsys_fast.harness.results import (
+    atomic_write_text,
+    check_name,
+    latest_results,
+    load_results,
+)
+
+MARKER = "<!-- written by `recsys-fast report`; regenerate, do not edit -->"
+LEGACY_TITLE = "# recsys_fast benchmark results"
+MANIFEST = ".recsys-fast-plots.json"
+
+
+class NotOursError(RecsysFastError):
+    """A file the report would replace was not written by the report."""
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -19,7 +40,33 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + [""]
 
 
-def _machine_lines(data: dict, source: str) -> list[str]:
+def _peak_text(peak: dict) -> str:
+    return ", ".join(f"{k.removesuffix('_gflops').replace('_', ' ')} {v:.1f} GFLOP/s"
+                     for k, v in peak.items() if k.endswith("_gflops"))
+
+
+def _bw_text(bw: dict | None) -> str:
+    bw = bw or {}
+    parts = [f"{k.removesuffix('_gbytes_per_s').replace('_', ' ')} {v:.1f} GB/s"
+             for k, v in bw.items() if k.endswith("_gbytes_per_s")]
+    if not parts:
+        return "not measured"
+    extra = (f" ({bw.get('method')}, arrays of {format_bytes(bw['array_bytes'])}, last-level "
+             f"cache {format_bytes(bw['llc_bytes'])})") if bw.get("array_bytes") else ""
+    return ", ".join(parts) + extra
+
+
+def _commit(git: dict | None) -> str:
+    git = git or {}
+    if not git.get("commit"):
+        return "unknown"
+    text = f"`{git['commit'][:12]}`"
+    if git.get("dirty"):
+        text += f" **with uncommitted changes** (diff sha256 {str(git.get('diff_sha256'))[:12]})"
+    return text
+
+
+def _machine_lines(data: dict) -> list[str]:
     m, sw = data["machine"], data["software"]
     gpu = m.get("gpu") or {}
     if gpu.get("gpu"):
@@ -31,42 +78,25 @@ def _machine_lines(data: dict, source: str) -> list[str]:
         f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture') or '?'}, "
         f"{b.get('num_threads')} threads)" for b in data.get("blas", [])) or "not recorded"
     libs = ", ".join(f"{k} {v}" for k, v in sw.items() if k not in ("implementation",))
-    peak = data["gemm_peak"]
-    peak_text = ", ".join(f"{k.removesuffix('_gflops').replace('_', ' ')} {v:.1f} GFLOP/s"
-                          for k, v in peak.items() if k.endswith("_gflops"))
-    git = data.get("git") or {}
-    commit = (f"`{git['commit'][:12]}`" + (" (uncommitted changes)" if git.get("dirty") else "")
-              ) if git.get("commit") else "unknown"
-    s = data.get("settings", {})
     lines = [
-        f"- **Date:** {data['created']}  ",
         f"- **Machine:** {m.get('cpu_model')}, {m.get('cores_logical')} logical cores "
         f"({m.get('cores_physical')} physical), {format_bytes(m.get('ram_bytes', 0))} RAM, "
         f"{m.get('platform')}",
         f"- **GPU:** {gpu_text}",
         f"- **Software:** {libs}",
         f"- **BLAS:** {blas}" + (f"; env {data['thread_env']}" if data.get("thread_env") else ""),
-        f"- **GEMM peak (same run, numpy matmul {peak.get('n')}², median of "
-        f"{peak.get('rounds')}):** {peak_text}",
-        f"- **Commit:** {commit}",
-        f"- **Settings:** repeat {s.get('repeat')}, warm-up {s.get('warmup')}, max "
-        f"{s.get('max_time')} s per case, quick={s.get('quick')}, memory budget "
-        f"{format_bytes(s.get('memory_budget_bytes') or 0)}",
     ]
     for sc, text in (data.get("data_sources") or {}).items():
         lines.append(f"- **Data `{sc}`:** {text}")
-    lines.append(f"- **Raw results:** `{source}`")
-    runs = data.get("runs") or []
-    if len(runs) > 1:  # merged runs: each one's own settings and GEMM peak
-        lines.append("- **Runs merged here** (the lines above are the newest run's):")
-        for r in runs:
-            gp = r["gemm_peak"]
-            peak = ", ".join(f"{k.removesuffix('_gflops').replace('_', ' ')} {v:.1f}"
-                             for k, v in gp.items() if k.endswith("_gflops"))
-            commit = (r["commit"] or "unknown")[:12] + (" (dirty)" if r["dirty"] else "")
-            lines.append(f"  - `{Path(r['source']).name}`: {r['created']}, scales "
-                         f"{', '.join(r['scales'])}, repeat {r['settings'].get('repeat')}, "
-                         f"commit `{commit}`, GEMM peak GFLOP/s: {peak}")
+    lines.append("- **Runs** (each table row names its run; ratios never cross runs):")
+    for r in data["runs"]:
+        s = r["settings"]
+        lines.append(
+            f"  - `{r['label']}` = `{r['source']}`: {r['created']}, scales "
+            f"{', '.join(r['scales'])}, commit {_commit(r['git'])}, repeat {s.get('repeat')} "
+            f"(at least {s.get('min_rounds', '?')}, at most {s.get('max_time')} s per case), "
+            f"{'isolated workers, interleaved rounds' if s.get('isolated') else 'one process'}"
+            f"; GEMM peak {_peak_text(r['gemm_peak'])}; memory bandwidth {_bw_text(r['bandwidth'])}")
     return lines + [""]
 
 
@@ -74,54 +104,89 @@ def _verdict(row: dict | None) -> str:
     return "-" if row is None else verdict_text(row)
 
 
-def _section(data: dict, source: str, plots: list[tuple[str, str]]) -> list[str]:
+def _roofline(c: dict, run: dict) -> str:
+    """Achieved throughput next to the same run's ceilings, and the floor it implies."""
+    x = c.get("extra") or {}
+    parts, floor = [], 0.0
+    peak = run["gemm_peak"].get(f"{c['backend']}_{x.get('flops_dtype', 'float64')}_gflops")
+    if "gflops" in x:
+        pct = f" ({100 * x['gflops'] / peak:.0f} % of GEMM peak)" if peak else ""
+        parts.append(f"{x['gflops']:.3g} GFLOP/s{pct}")
+        if peak:
+            floor = max(floor, x["flops"] / (peak * 1e9))
+    bw = (run["bandwidth"] or {}).get(f"{c['backend']}_triad_gbytes_per_s")
+    if "gbytes_per_s" in x:
+        pct = f" ({100 * x['gbytes_per_s'] / bw:.0f} % of bandwidth)" if bw else ""
+        parts.append(f"{x['gbytes_per_s']:.3g} GB/s{pct}")
+        if bw:
+            floor = max(floor, x["bytes"] / (bw * 1e9))
+    if floor > 0:
+        parts.append(f"roofline floor {_fmt_time(floor)}: reached {100 * floor / c['median_s']:.2g} %")
+    if "dense_equiv_gflops" in x:
+        parts.append(f"dense-equivalent {x['dense_equiv_gflops']:.3g} GFLOP/s (not achieved)")
+    if "examples_per_s" in x:
+        parts.append(f"{x['examples_per_s']:.3g} examples/s")
+    if "strategy" in x:
+        parts.append(f"strategy {x['strategy']}")
+    return ", ".join(parts)
+
+
+def _section(data: dict, plots: list[tuple[str, str]]) -> list[str]:
     cases = data["cases"]
+    runs = {r["label"]: r for r in data["runs"]}
     idx = {(c["kernel"], c["impl"], c["backend"], c["scale"]): c for c in cases}
     sp = speedups(cases)
     lines = [f"## {data['machine_id']} — {data['created'][:10]}", ""]
-    lines += _machine_lines(data, source)
+    lines += _machine_lines(data)
+    lines += ["Ratios: median over median, with the 95 % bootstrap interval of the paired "
+              "interleaved rounds; `~ no difference` marks an interval that contains 1.", ""]
     lines += ["### Naive → optimised", ""]
     rows = [[s.kernel, s.scale, s.candidate.split("/")[1], _fmt_time(s.baseline_s),
-             _fmt_time(s.candidate_s), f"**{_fmt_x(s.factor)}**",
-             _verdict(idx.get((s.kernel, "optimised", s.candidate.split("/")[1], s.scale)))]
-            for s in sp["naive_to_optimised"]]
-    lines += _table(["kernel", "scale", "backend", "naive", "optimised", "speedup", "verdict"],
-                    rows) if rows else ["No kernel ran both naive and optimised.", ""]
+             _fmt_time(s.candidate_s), fmt_ratio(s, bold=True),
+             _verdict(idx.get((s.kernel, "optimised", s.candidate.split("/")[1], s.scale))),
+             s.run or "-"] for s in sp["naive_to_optimised"]]
+    lines += _table(["kernel", "scale", "backend", "naive", "optimised", "speedup [95 % CI]",
+                     "verdict", "run"], rows) if rows else [
+        "No kernel ran both naive and optimised in one run.", ""]
     lines += ["### Ours → peers", ""]
     rows = [[s.kernel, s.scale, s.baseline.split("/")[0], _fmt_time(s.baseline_s),
-             _fmt_time(s.candidate_s), f"**{_fmt_x(s.factor)}**",
-             _verdict(idx.get((s.kernel, s.baseline.split("/")[0], "cpu", s.scale)))]
-            for s in sp["peers_to_ours"]]
-    lines += _table(["kernel", "scale", "peer", "peer time", "ours (cpu)", "ours faster by",
-                     "peer verdict"], rows) if rows else ["No peer comparison ran.", ""]
+             _fmt_time(s.candidate_s), fmt_ratio(s, bold=True),
+             _verdict(idx.get((s.kernel, s.baseline.split("/")[0], "cpu", s.scale))),
+             s.run or "-"] for s in sp["peers_to_ours"]]
+    lines += _table(["kernel", "scale", "peer", "peer time", "ours (cpu)",
+                     "ours faster by [95 % CI]", "peer verdict", "run"], rows) if rows else [
+        "No peer comparison ran.", ""]
     lines += ["### CPU → GPU", ""]
     rows = [[s.kernel, s.scale, s.baseline.split("/")[0], _fmt_time(s.baseline_s),
-             _fmt_time(s.candidate_s), f"**{_fmt_x(s.factor)}**"] for s in sp["cpu_to_gpu"]]
-    lines += _table(["kernel", "scale", "impl", "cpu", "gpu", "speedup"], rows) if rows else [
-        "No GPU case ran on this machine.", ""]
-    lines += ["### All cases", ""]
+             _fmt_time(s.candidate_s), fmt_ratio(s, bold=True), s.run or "-"]
+            for s in sp["cpu_to_gpu"]]
+    lines += _table(["kernel", "scale", "impl", "cpu", "gpu", "speedup [95 % CI]", "run"],
+                    rows) if rows else ["No GPU case ran on this machine.", ""]
+    lines += ["### All cases", "",
+              "Peak memory: the high-water mark above the post-setup baseline during the "
+              "case's first call, after a heap trim (see `bench/README.md`). Throughput is "
+              "the floating-point work actually done (nnz-based for sparse kernels) and the "
+              "bytes a call must move, against the same run's GEMM peak and triad bandwidth; "
+              "the roofline floor is max(flops / peak, bytes / bandwidth).", ""]
     rows = []
     for c in cases:
         if c["status"] != "ok":
             continue
-        extra = c.get("extra") or {}
-        notes = [f"{extra['gflops']:.1f} GFLOP/s"] if "gflops" in extra else []
-        if "examples_per_s" in extra:
-            notes.append(f"{extra['examples_per_s']:.3g} examples/s")
-        if "strategy" in extra:
-            notes.append(f"strategy {extra['strategy']}")
         mem = c.get("peak_rss_delta_bytes")
+        run = runs.get(c.get("_run")) or data["runs"][-1]
         rows.append([c["kernel"], c["impl"], c["backend"], c["scale"], _fmt_time(c["median_s"]),
                      _fmt_time(c.get("iqr_s")), c.get("rounds"),
-                     "-" if mem is None else format_bytes(mem), _verdict(c), ", ".join(notes)])
+                     "-" if mem is None else format_bytes(mem), _verdict(c), _roofline(c, run),
+                     c.get("_run") or "-"])
     lines += _table(["kernel", "impl", "backend", "scale", "median", "IQR", "rounds",
-                     "peak mem (+RSS)", "verdict", "notes"], rows)
+                     "peak mem", "verdict", "throughput / notes", "run"], rows)
     bad = [c for c in cases if c["status"] != "ok"]
     if bad:
         lines += ["### Skipped and failed cases", ""]
-        lines += _table(["kernel", "impl", "backend", "scale", "status", "reason"],
+        lines += _table(["kernel", "impl", "backend", "scale", "status", "reason", "run"],
                         [[c["kernel"], c["impl"], c["backend"], c["scale"], c["status"],
-                          c.get("skipped_reason") or c.get("error") or ""] for c in bad])
+                          c.get("skipped_reason") or c.get("error") or "", c.get("_run") or "-"]
+                         for c in bad])
     if plots:
         lines += ["### Plots", ""]
         lines += [f"![{title}]({rel})" for title, rel in plots] + [""]
@@ -135,49 +200,85 @@ def _relative(path: Path, out: Path) -> str:
         return path.name
 
 
-def merge_by_machine(docs: list[tuple[Path, dict]]) -> list[tuple[list[Path], dict]]:
-    """One document per machine: runs at different scales (e.g. ``--scale 100k,1m`` then
-    ``--scale 10m``) become one table and one time-vs-scale plot. Files are taken oldest first;
-    a later measurement of the same case replaces an earlier one, and the machine, software and
-    GEMM-peak sections come from the newest file."""
+def merge_by_machine(docs: list[tuple[Path, dict]], out: Path | None = None
+                     ) -> list[tuple[list[Path], dict]]:
+    """One document per machine. Each (kernel, scale) group comes whole from the newest run that
+    measured it (so its ratios are same-run); its rows carry ``"_run"`` (a short label, listed
+    in ``"runs"`` with the file, time, commit and that run's ceilings). The machine and software
+    lines come from the newest file."""
     groups: dict[str, list[tuple[Path, dict]]] = {}
     for path, data in docs:
         groups.setdefault(data["machine_id"], []).append((path, data))
     merged = []
     for items in groups.values():
-        items.sort(key=lambda pd_: pd_[1]["created"])
-        cases: dict[tuple, dict] = {}
-        for _, data in items:
+        items.sort(key=lambda pd_: (pd_[1]["created"], pd_[0].name))
+        chosen: dict[tuple[str, str], tuple[str, list[dict]]] = {}
+        runs = []
+        for n, (path, data) in enumerate(items, 1):
+            label = f"R{n}"
+            by_group: dict[tuple[str, str], list[dict]] = {}
             for c in data["cases"]:
-                cases[(c["kernel"], c["impl"], c["backend"], c["scale"])] = c
+                by_group.setdefault((c["kernel"], c["scale"]), []).append({**c, "_run": label})
+            for g, rows in by_group.items():
+                if any(r["status"] != "skipped" for r in rows) or g not in chosen:
+                    chosen[g] = (label, rows)
+            runs.append({"label": label, "path": path,
+                         "source": _relative(path, out) if out else path.name,
+                         "created": data["created"], "git": data.get("git"),
+                         "gemm_peak": data["gemm_peak"], "bandwidth": data.get("bandwidth"),
+                         "settings": data.get("settings", {}),
+                         "scales": sorted({c["scale"] for c in data["cases"]})})
+        used = {label for label, _ in chosen.values()}
         newest = dict(items[-1][1])
-        newest["cases"] = list(cases.values())
+        newest["cases"] = [r for _, rows in chosen.values() for r in rows]
+        newest["runs"] = [r for r in runs if r["label"] in used]
         sources = {}
         for _, data in items:
             sources.update(data.get("data_sources") or {})
         newest["data_sources"] = sources
-        newest["runs"] = [
-            {"source": p, "created": d["created"], "commit": (d.get("git") or {}).get("commit"),
-             "dirty": (d.get("git") or {}).get("dirty"), "gemm_peak": d["gemm_peak"],
-             "settings": d.get("settings", {}),
-             "scales": sorted({c["scale"] for c in d["cases"]})}
-            for p, d in items
-        ]
-        merged.append(([p for p, _ in items], newest))
+        merged.append(([r["path"] for r in newest["runs"]], newest))
     return merged
 
 
+def _check_readme(path: Path, force: bool) -> None:
+    if not path.exists() or force:
+        return
+    try:
+        first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0].strip()
+    except OSError as exc:
+        raise OutputDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if first not in (MARKER, LEGACY_TITLE):
+        raise NotOursError(f"{path} exists and was not written by `recsys-fast report`; "
+                           "choose another --out (or --force to replace it)")
+
+
+def _load_manifest(plots_dir: Path) -> dict[str, list[str]]:
+    try:
+        data = json.loads((plots_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: [f for f in v if isinstance(f, str) and "/" not in f and f.endswith(".png")]
+            for k, v in data.items() if isinstance(v, list)}
+
+
 def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "results",
-                 plots: bool = True) -> Path:
+                 plots: bool = True, force: bool = False) -> Path:
     """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
 
-    A machine's plots from earlier renders (which the new README no longer links) are removed.
-    With no ``paths``, the newest results file of each machine folder under ``out_dir`` is used.
+    Plots are named ``<machine>_<kernel>.png``; a machine's plots that an earlier render listed
+    in the manifest and this one no longer makes are removed (nothing else is ever deleted).
+    With no ``paths``, the newest results file of each machine folder under ``out_dir``.
 
     Raises
     ------
     DataFormatError
         A results file is malformed or foreign (the message names it).
+    NotOursError
+        ``README.md`` exists and was not written by the report (``force`` replaces it).
+    OutputDirError
+        ``out_dir`` cannot be written.
     RecsysFastError
         No results file was given or found.
     """
@@ -186,30 +287,40 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
     if not paths:
         raise RecsysFastError(f"no results files given and none found under {str(out)!r}; "
                               "run `recsys-fast bench` first")
-    docs = merge_by_machine([(p, load_results(p)) for p in paths])  # validate all first
-    lines = ["# recsys_fast benchmark results", "",
+    docs = merge_by_machine([(p, load_results(p)) for p in paths], out)  # validate all first
+    readme = out / "README.md"
+    _check_readme(readme, force)
+    lines = [MARKER, "", "# recsys_fast benchmark results", "",
              "Naive course implementations vs the optimised kernels (and peer libraries), timed "
              "side by side by `recsys-fast bench` and rendered by `recsys-fast report`. Every "
              "optimised result was checked against its reference before it was timed (verdict "
-             "column). Speedups are ratios of medians; > 1 means ours is faster.", ""]
-    for path, data in docs:
-        source = ", ".join(_relative(p, out) for p in path)
-        path = path[-1]
-        made: list[tuple[str, str]] = []
-        if plots:
-            stem = f"{data['machine_id']}_{path.stem}"
-            kernels, _ = kernels_and_scales(data["cases"])
-            for k in kernels:
-                p = plot_times(data, k, out / "plots" / f"{stem}_{k}.png")
+             "column). Speedups are ratios of medians with 95 % intervals; > 1 means the "
+             "second named is faster.", ""]
+    plots_dir = out / "plots"
+    try:
+        manifest = _load_manifest(plots_dir) if plots else {}
+        for _paths, data in docs:
+            machine = check_name(data["machine_id"], "machine_id")
+            made: list[tuple[str, str]] = []
+            if plots:
+                kernels, _ = kernels_and_scales(data["cases"])
+                for k in kernels:
+                    p = plot_times(data, k, plots_dir / f"{machine}_{check_name(k, 'kernel')}.png")
+                    if p:
+                        made.append((f"{k}: time vs scale", f"plots/{p.name}"))
+                p = plot_speedups(data, plots_dir / f"{machine}_speedups.png")
                 if p:
-                    made.append((f"{k}: time vs scale", f"plots/{p.name}"))
-            p = plot_speedups(data, out / "plots" / f"{stem}_speedups.png")
-            if p:
-                made.append(("speedups", f"plots/{p.name}"))
-            # plots of this machine's earlier renders are superseded: the report links these
-            keep = {Path(rel).name for _, rel in made}
-            for old in (out / "plots").glob(f"{data['machine_id']}_*.png"):
-                if old.name not in keep:
-                    old.unlink()
-        lines += _section(data, source, made)
-    return atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
+                    made.append(("speedups", f"plots/{p.name}"))
+                keep = {Path(rel).name for _, rel in made}
+                for old in manifest.get(machine, []):
+                    if old not in keep:
+                        (plots_dir / old).unlink(missing_ok=True)
+                manifest[machine] = sorted(keep)
+            lines += _section(data, made)
+        if plots:
+            plots_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(plots_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        return atomic_write_text(readme, "\n".join(lines) + "\n")
+    except OSError as exc:
+        raise OutputDirError(f"cannot write the report under {str(out)!r}: "
+                             f"{exc.strerror or exc}") from None
