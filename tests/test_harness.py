@@ -68,6 +68,7 @@ def toy_registry() -> Registry:
     reg.add(Case("missing", "optimised", "cpu", missing, lambda st: 0))
     reg.add(Case("hungry", "naive", "cpu", setup, lambda st: 0,
                  memory_estimate=lambda spec: 42 << 40))
+    reg.factory = "test_harness:toy_registry"  # isolated runs rebuild it in each worker
     return reg
 
 
@@ -185,17 +186,41 @@ def test_reference_is_computed_when_naive_was_not_run():
     assert res.verdict == "equal"
 
 
-def test_errors_and_missing_modules_do_not_stop_the_run(no_gpu):
+def test_errors_and_broken_imports_are_errors_not_skips(no_gpu):
+    """A broken import inside recsys_fast is an error (it used to read as "skipped"); only an
+    optional package declared in ``requires`` that is not installed is a skip."""
     reg = toy_registry()
-    rows = list(runner.run_cases(reg.select(), ["tiny"], CaseContext(reg), FAST,
-                                 progress=False))
+    reg.add(Case("needs_pkg", "optimised", "cpu", lambda c, s: {}, lambda st: 0,
+                 requires=("no_such_optional_pkg",)))
+    rows = []
+    for kernel, scale, group in runner.groups(reg.select(), ["tiny"]):
+        rows += runner.run_group(group, scale, CaseContext(reg), FAST)
     by = {(r.kernel, r.impl, r.backend): r for r in rows}
     assert len(rows) == len(reg)
     broken = by["broken", "optimised", "cpu"]
     assert broken.status == "error" and "RuntimeError: kernel exploded" in broken.error
     missing = by["missing", "optimised", "cpu"]
-    assert missing.status == "skipped" and "no_such_module" in missing.skipped_reason
+    assert missing.status == "error" and "no_such_module" in missing.error
+    optional = by["needs_pkg", "optimised", "cpu"]
+    assert optional.status == "skipped"
+    assert "no_such_optional_pkg not installed" in optional.skipped_reason
     assert by["toy", "optimised", "cpu"].status == "ok"
+
+
+def test_a_broken_kernel_import_fails_the_bench_command(tmp_path, monkeypatch, capsys):
+    """`recsys-fast bench` exits non-zero when a case errors, e.g. a typo inside
+    recsys_fast.kernels: such a run is never green."""
+    import recsys_fast.kernels as kernels
+
+    monkeypatch.delattr(kernels, "cosine_topk")  # what a broken/renamed export looks like
+    monkeypatch.setenv(machine.ENV_MACHINE_ID, "test-box")
+    rc = cli.main(["bench", "--kernels", "cosine_topk", "--impl", "optimised", "--backend",
+                   "cpu", "--scale", "tiny", "--quick", "--repeat", "1", "--out",
+                   str(tmp_path), "--no-progress"])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert "ERROR" in out.out and "cosine_topk" in out.out
+    assert "1 case(s) failed" in out.err
 
 
 def test_gpu_absent_is_a_skip_with_the_reason(no_gpu):

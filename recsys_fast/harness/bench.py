@@ -28,7 +28,7 @@ from recsys_fast.harness.registry import (
 )
 from recsys_fast.harness.results import build_results, write_results
 from recsys_fast.harness.runner import QUICK, RunSettings, groups, run_group
-from recsys_fast.harness.workers import GroupRunner, call_in_worker, fork_available
+from recsys_fast.harness.workers import GroupRunner, call_python
 
 
 class OutputDirError(RecsysFastError, OSError):
@@ -176,7 +176,7 @@ def run_bench(
         quick, ml100k = sel["quick"], sel.get("ml100k")
         s = RunSettings(**h["settings"]).validate()
         env = h["env"]
-        here = call_in_worker(_machine.machine_id, 120) if fork_available() else env["machine_id"]
+        here = call_python("recsys_fast.harness.machine:machine_id", 120)
         if here != env["machine_id"]:
             raise JournalError(f"run {journal.run} was started on {env['machine_id']!r}; this "
                                f"is {here!r}: resume it there (ratios must share a machine)")
@@ -199,11 +199,13 @@ def run_bench(
         s = _settings(quick, repeat, settings, case_timeout)
     if out_dir is not None:
         ensure_writable(out_dir)
-    isolate = isolate and fork_available()
+    isolate = isolate and registry.factory is not None
     ctx = CaseContext(registry, ml100k=ml100k)  # checks an explicit --ml100k before any work
     if resume is None:
-        probe = lambda: _machine.environment(gemm_n=gemm_n or (1024 if quick else 2048))  # noqa: E731
-        env = call_in_worker(probe, timeout=600) if isolate else probe()
+        n = gemm_n or (1024 if quick else 2048)
+        # measured in a fresh process: this one never starts BLAS / OpenMP pools or CUDA
+        env = (call_python("recsys_fast.harness.machine:environment", 900, gemm_n=n)
+               if isolate else _machine.environment(gemm_n=n))
         if out_dir is not None:
             header = {"env": env, "settings": asdict(s),
                       "selection": {"scales": scales, "kernels": kernels and list(kernels),
@@ -225,9 +227,10 @@ def run_bench(
                 raise ResultsWriteError(f"cannot write the run journal {journal.path}: "
                                         f"{exc.strerror or exc}") from None
 
-    runner = GroupRunner(s, on_row=lambda row: (record({"type": "row", "row": row}),
-                                                bar.update(1)),
-                         on_stage=lambda key, stage: bar.set_postfix_str(f"{key}: {stage}"))
+    runner = GroupRunner(registry, s, on_row=lambda row: (record({"type": "row", "row": row}),
+                                                          bar.update(1)),
+                         on_stage=lambda key, stage: bar.set_postfix_str(f"{key}: {stage}"),
+                         workdir=None) if isolate else None
     try:
         with _Signals() as sig:
             try:
@@ -243,6 +246,8 @@ def run_bench(
                         ctx.interactions(scale)  # once, in this process: workers share it
                         data_records[scale] = _scale_record(ctx, scale)
                         record(data_records[scale])
+                        if runner is not None:
+                            runner.share(ctx, scale)
                     bar.set_description(f"{kernel} @ {scale}")
                     record({"type": "group_start", "kernel": kernel, "scale": scale})
                     if isolate:
@@ -256,7 +261,8 @@ def run_bench(
                     rows_by_group[(kernel, scale)] = rows
                     record({"type": "group_done", "kernel": kernel, "scale": scale})
             except KeyboardInterrupt:
-                runner.stop()
+                if runner is not None:
+                    runner.stop()
                 n_kept = sum(len(v) for v in rows_by_group.values())
                 if journal is not None:
                     try:
@@ -269,6 +275,8 @@ def run_bench(
     finally:
         bar.close()
         ctx.clear()
+        if runner is not None:
+            runner.close()
     if resume is not None:
         st = journal.state()
         for sc, ev in st.data.items():

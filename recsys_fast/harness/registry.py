@@ -136,6 +136,8 @@ class Registry:
 
     cases_by_key: dict[str, Case] = field(default_factory=dict)
     kernels: dict[str, str] = field(default_factory=dict)
+    factory: str | None = None
+    """``"module:function"`` that rebuilds this registry in a worker process (isolated runs)."""
 
     def add_kernel(self, name: str, description: str) -> None:
         self.kernels[name] = description
@@ -227,4 +229,6 @@ def build_registry(modules: Iterable[str] = CASE_MODULES) -> Registry:
 @functools.lru_cache(maxsize=1)
 def default_registry() -> Registry:
     """The project's registry (built once per process)."""
-    return build_registry()
+    reg = build_registry()
+    reg.factory = "recsys_fast.harness.registry:default_registry"
+    return reg

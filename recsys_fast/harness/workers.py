@@ -1,57 +1,38 @@
 """One worker process per (kernel, scale) group: a crash, an OOM kill or a hang costs one case.
 
-The worker is forked from the run's process, so it shares the scale's data (loaded once by the
-parent, before the fork) copy-on-write and gets the registry's cases (closures included) without
-pickling. It runs :func:`~recsys_fast.harness.runner.run_group` and reports over a pipe: before
-each stage ``("stage", key, stage)``, then each final row ``("row", dict)``. The parent enforces
-``case_timeout`` per stage; when the worker dies (signal, exit) or times out, the case it was in
-is recorded as an error naming the signal or the limit, and the group's unfinished cases run
-again in a fresh worker (their rows then carry another ``worker`` id, so their ratios are not
-paired with the first worker's).
+Each worker is a fresh interpreter (``python -m recsys_fast.harness.worker``), as asv runs each
+benchmark: nothing the parent did (BLAS or OpenMP thread pools, a CUDA context, TensorFlow) can
+leak into it, and the measurement starts from the same state every time. The parent builds the
+scale's data once and hands it over as a pickle file; the worker rebuilds the registry from its
+factory (``Registry.factory``, ``"module:function"``) and runs
+:func:`~recsys_fast.harness.runner.run_group`, reporting JSON lines on a dedicated pipe: before
+each stage ``{"stage": [key, stage]}``, then each final row ``{"row": {...}}``.
 
-The parent never initialises CUDA or BLAS thread pools itself (the machine probe also runs in a
-worker), so forking stays safe. Workers ignore SIGINT: Ctrl-C reaches the parent, which stops
-the worker; no interrupt is ever recorded as a case error.
+The parent enforces ``case_timeout`` per stage. When the worker dies (signal, exit) or times
+out, the case it was in is recorded as an error naming the signal or the limit, and the group's
+unfinished cases run again in a fresh worker (their rows carry another ``worker`` id, so their
+ratios are not paired with the first worker's). Workers run in their own session: Ctrl-C
+reaches only the parent, which stops the worker; an interrupt is never a case error.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
 import os
+import pickle
+import select
 import signal
+import subprocess
+import sys
+import tempfile
 import time
-import traceback
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict
+from pathlib import Path
 
 from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.registry import Case
-from recsys_fast.harness.runner import CaseResult, RunSettings, run_group
-
-EXIT_WORKER_FAILED = 70  # the worker's own machinery failed (not a case)
-
-
-def fork_available() -> bool:
-    return "fork" in mp.get_all_start_methods()
-
-
-def _worker_main(conn, cases: list[Case], scale: str, ctx: CaseContext, settings: RunSettings,
-                 worker: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        run_group(cases, scale, ctx, settings, worker=worker,
-                  emit=lambda r: conn.send(("row", r.to_dict())),
-                  notify=lambda key, stage: conn.send(("stage", key, stage)))
-        conn.send(("done",))
-    except BaseException:  # noqa: BLE001 - report, then exit non-zero
-        try:
-            conn.send(("fatal", traceback.format_exc(limit=5)))
-        except OSError:
-            pass
-        os._exit(EXIT_WORKER_FAILED)
-    finally:
-        conn.close()
+from recsys_fast.harness.registry import Case, Registry
+from recsys_fast.harness.runner import CaseResult, RunSettings
 
 
 def _signal_name(code: int) -> str:
@@ -61,69 +42,92 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
-def _death_text(exitcode: int | None) -> str:
-    if exitcode is None:
+def death_text(returncode: int | None) -> str:
+    if returncode is None:
         return "worker vanished"
-    if exitcode < 0:
-        name = _signal_name(exitcode)
+    if returncode < 0:
+        name = _signal_name(returncode)
         hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
         return f"worker killed by {name}{hint}"
-    return f"worker exited with code {exitcode}"
+    return f"worker exited with code {returncode}"
 
 
-def call_in_worker(fn: Callable[[], Any], timeout: float) -> Any:
-    """Run ``fn()`` in a forked process and return its (picklable) result; raises
-    ``RuntimeError`` when it fails, dies or exceeds ``timeout`` seconds."""
-    ctx = mp.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
+def _child_env() -> dict:
+    """The parent's environment, with its ``sys.path`` so test registries import too."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    paths = [p for p in sys.path if p and Path(p).is_dir()]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
 
-    def target():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            send.send(("ok", fn()))
-        except BaseException:  # noqa: BLE001
-            send.send(("error", traceback.format_exc(limit=3)))
-        finally:
-            send.close()
 
-    proc = ctx.Process(target=target, daemon=True)
-    proc.start()
-    send.close()
+def _stderr_fd() -> int | None:
     try:
-        if not recv.poll(timeout):
-            raise RuntimeError(f"timed out after {timeout:g} s")
-        kind, value = recv.recv()
-    except EOFError:
-        proc.join(5)
-        raise RuntimeError(_death_text(proc.exitcode)) from None
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-        recv.close()
-    if kind != "ok":
-        raise RuntimeError(value.strip().splitlines()[-1])
-    return value
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stream (tests)
+        return None
+
+
+def call_python(fn: str, timeout: float, **kwargs) -> object:
+    """Run ``module:function(**kwargs)`` in a fresh interpreter and return its JSON result
+    (the machine probe runs this way); ``RuntimeError`` when it fails, dies or times out."""
+    with tempfile.TemporaryDirectory(prefix="recsys-call-") as tmp:
+        out = Path(tmp) / "out.json"
+        cmd = [sys.executable, "-m", "recsys_fast.harness.worker", "call", fn, str(out),
+               json.dumps(kwargs)]
+        try:
+            proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True,
+                                  timeout=timeout, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{fn} timed out after {timeout:g} s") from None
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or "").strip().splitlines()[-1:] or [death_text(proc.returncode)]
+            raise RuntimeError(f"{fn} failed: {tail[0]}")
+        return json.loads(out.read_text())
 
 
 class GroupRunner:
-    """Runs groups in worker processes; ``on_row(row_dict)`` gets every final row at once.
+    """Runs groups in worker processes; ``on_row(row_dict)`` gets every final row at once and
+    ``on_stage(key, stage)`` each stage as it starts. ``stop()`` kills the current worker."""
 
-    ``stop()`` (from a signal handler or another thread) kills the current worker.
-    """
-
-    def __init__(self, settings: RunSettings, on_row: Callable[[dict], None],
-                 on_stage: Callable[[str, str], None] | None = None):
+    def __init__(self, registry: Registry, settings: RunSettings,
+                 on_row: Callable[[dict], None],
+                 on_stage: Callable[[str, str], None] | None = None,
+                 workdir: Path | None = None):
+        if not registry.factory:
+            raise ValueError("isolated runs need Registry.factory ('module:function') so a "
+                             "worker can rebuild the registry")
+        self.registry = registry
         self.settings = settings
         self.on_row = on_row
         self.on_stage = on_stage or (lambda key, stage: None)
-        self._proc = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="recsys-bench-", dir=workdir)
+        self.workdir = Path(self._tmp.name)
+        self._proc: subprocess.Popen | None = None
+        self._data_files: dict[str, Path] = {}
         self._n = 0
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
 
     def stop(self) -> None:
         proc = self._proc
-        if proc is not None and proc.is_alive():
-            proc.kill()
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+
+    def share(self, ctx: CaseContext, scale: str) -> None:
+        """Write the scale's data (built once, here) for the workers of that scale."""
+        path = self.workdir / f"data-{scale}.pkl"
+        with open(path, "wb") as fh:
+            pickle.dump({"interactions": ctx.interactions(scale),
+                         "source": ctx.data_sources.get(scale)}, fh, protocol=5)
+        for old in self._data_files.values():
+            old.unlink(missing_ok=True)
+        self._data_files = {scale: path}
 
     def run(self, cases: list[Case], scale: str, ctx: CaseContext) -> list[dict]:
         """All rows of the group (one per case, in the order they finished)."""
@@ -135,80 +139,88 @@ class GroupRunner:
             done = {(r["kernel"], r["impl"], r["backend"]) for r in finished}
             todo = [c for c in todo if (c.kernel, c.impl, c.backend) not in done]
             if culprit is None:
-                if todo:  # the worker ended cleanly without reporting them: never silent
-                    why = why or "worker ended without reporting this case"
-                    for c in todo:
-                        rows.append(self._error_row(c, scale, why))
+                for c in todo:  # a worker that ended without reporting a case: never silent
+                    rows.append(self._error_row(c, scale, why or "worker ended without "
+                                                "reporting this case"))
                 break
             rows.append(self._error_row(culprit[0], scale, f"{culprit[1]}: {why}"))
             todo = [c for c in todo if c is not culprit[0]]
         return rows
 
     def _error_row(self, case: Case, scale: str, text: str) -> dict:
-        res = CaseResult(case.kernel, case.impl, case.backend, scale, status="error", error=text,
-                         worker=f"w{self._n}")
-        row = res.to_dict()
+        row = CaseResult(case.kernel, case.impl, case.backend, scale, status="error",
+                         error=text, worker=f"w{self._n}").to_dict()
         self.on_row(row)
         return row
+
+    def _job(self, cases: list[Case], scale: str, ctx: CaseContext, worker: str) -> Path:
+        job = {"factory": self.registry.factory, "keys": [c.key for c in cases],
+               "scale": scale, "settings": asdict(self.settings), "worker": worker,
+               "data_file": str(self._data_files.get(scale) or ""),
+               "ml100k": str(ctx.ml100k) if ctx.ml100k else None, "seed": ctx.seed,
+               "budget": ctx._budget}
+        path = self.workdir / f"job-{worker}.json"
+        path.write_text(json.dumps(job))
+        return path
 
     def _attempt(self, cases: list[Case], scale: str, ctx: CaseContext
                  ) -> tuple[list[dict], tuple[Case, str] | None, str | None]:
         """One worker over ``cases``: (rows reported, (case, stage) it died in or None, why)."""
         self._n += 1
         worker = f"w{os.getpid()}-{self._n}"
-        mpctx = mp.get_context("fork")
-        recv, send = mpctx.Pipe(duplex=False)
-        proc = mpctx.Process(target=_worker_main, daemon=True,
-                             args=(send, cases, scale, ctx, self.settings, worker))
+        job = self._job(cases, scale, ctx, worker)
+        rfd, wfd = os.pipe()
+        cmd = [sys.executable, "-m", "recsys_fast.harness.worker", "group", str(job), str(wfd)]
+        # the worker's stdout goes to our stderr: library chatter never mixes with the table
+        proc = subprocess.Popen(cmd, env=_child_env(), pass_fds=(wfd,), start_new_session=True,
+                                stdout=_stderr_fd())
+        os.close(wfd)
         self._proc = proc
-        proc.start()
-        send.close()
         by_key = {c.key: c for c in cases}
         rows: list[dict] = []
         current: tuple[Case, str] | None = None
         deadline = time.monotonic() + self.settings.case_timeout
+        buf = b""
         try:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    proc.kill()
-                    proc.join(10)
+                    self.stop()
+                    proc.wait()
                     return rows, current or (cases[0], "start"), (
-                        f"timed out after {self.settings.case_timeout:g} s (case_timeout)")
-                try:
-                    ready = recv.poll(min(left, 1.0))
-                    msg = recv.recv() if ready else None
-                except (EOFError, OSError):
-                    proc.join(10)
-                    if current is None:
-                        return rows, None, _death_text(proc.exitcode)
-                    return rows, current, _death_text(proc.exitcode)
-                if msg is None:
-                    if not proc.is_alive() and not recv.poll(0):
-                        proc.join(1)
-                        return rows, current or (cases[0], "start"), _death_text(proc.exitcode)
+                        f"timed out after {self.settings.case_timeout:g} s (case timeout)")
+                ready, _, _ = select.select([rfd], [], [], min(left, 1.0))
+                if not ready:
                     continue
-                kind = msg[0]
-                if kind == "stage":
-                    current = (by_key[msg[1]], msg[2])
-                    deadline = time.monotonic() + self.settings.case_timeout
-                    self.on_stage(msg[1], msg[2])
-                elif kind == "row":
-                    rows.append(msg[1])
-                    self.on_row(msg[1])
-                    current = None
-                elif kind == "done":
-                    proc.join(30)
-                    return rows, None, None
-                elif kind == "fatal":
-                    proc.join(10)
-                    last = msg[1].strip().splitlines()[-1]
-                    if current is None:
-                        return rows, None, f"worker failed: {last}"
-                    return rows, current, f"worker failed: {last}"
+                chunk = os.read(rfd, 1 << 16)
+                if not chunk:  # the worker closed the pipe: it ended or died
+                    proc.wait()
+                    if proc.returncode == 0 and current is None:
+                        return rows, None, None
+                    if proc.returncode == 0:
+                        return rows, current, "worker ended mid-case"
+                    return rows, current or (cases[0], "start"), death_text(proc.returncode)
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    msg = json.loads(line)
+                    if "stage" in msg:
+                        key, stage = msg["stage"]
+                        current = (by_key[key], stage)
+                        deadline = time.monotonic() + self.settings.case_timeout
+                        self.on_stage(key, stage)
+                    elif "row" in msg:
+                        rows.append(msg["row"])
+                        self.on_row(msg["row"])
+                        current = None
+                    elif "fatal" in msg:
+                        proc.wait()
+                        why = f"worker failed: {msg['fatal']}"
+                        return rows, current, why
         finally:
-            if proc.is_alive():
-                proc.kill()
-                proc.join(10)
-            recv.close()
+            self.stop()
+            if proc.poll() is None:
+                proc.wait()
+            os.close(rfd)
             self._proc = None
+            job.unlink(missing_ok=True)
