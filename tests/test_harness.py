@@ -207,21 +207,33 @@ def test_errors_and_broken_imports_are_errors_not_skips(no_gpu):
     assert by["toy", "optimised", "cpu"].status == "ok"
 
 
-def test_a_broken_kernel_import_fails_the_bench_command(tmp_path, monkeypatch, capsys):
-    """`recsys-fast bench` exits non-zero when a case errors, e.g. a typo inside
-    recsys_fast.kernels: such a run is never green."""
-    import recsys_fast.kernels as kernels
+def typo_registry() -> Registry:
+    """One case whose setup imports a name that recsys_fast.kernels does not have: what a typo
+    or a broken export inside the package looks like to the runner."""
+    reg = Registry(factory="test_harness:typo_registry")
 
-    monkeypatch.delattr(kernels, "cosine_topk")  # what a broken/renamed export looks like
+    def setup(ctx, scale):
+        from recsys_fast.kernels import cosine_topkk  # noqa: F401 - the typo
+
+    reg.add(Case("typo", "optimised", "cpu", setup, lambda st: 0))
+    return reg
+
+
+def test_a_broken_kernel_import_fails_the_bench_command(tmp_path, monkeypatch, capsys):
+    """`recsys-fast bench` exits non-zero when a case errors, e.g. a typo inside recsys_fast
+    (run in an isolated worker, as the CLI runs): such a run is never green."""
+    from recsys_fast.harness import registry as registry_mod
+
+    monkeypatch.setattr(registry_mod, "default_registry", typo_registry)
     monkeypatch.setenv(machine.ENV_MACHINE_ID, "test-box")
-    rc = cli.main(["bench", "--kernels", "cosine_topk", "--impl", "optimised", "--backend",
-                   "cpu", "--scale", "tiny", "--quick", "--repeat", "1", "--out",
-                   str(tmp_path), "--no-progress"])
+    rc = cli.main(["bench", "--scale", "tiny", "--quick", "--out", str(tmp_path),
+                   "--no-progress"])
     out = capsys.readouterr()
     assert rc == 1
-    assert "ERROR" in out.out and "cosine_topk" in out.out
+    assert "ERROR setup: ImportError" in out.out and "cosine_topkk" in out.out
     assert "1 case(s) failed" in out.err
-
+    doc = results.load_results(next((tmp_path / "test-box").glob("*.json")))
+    assert doc["settings"]["isolated"] is True and doc["cases"][0]["status"] == "error"
 
 def test_gpu_absent_is_a_skip_with_the_reason(no_gpu):
     reg = toy_registry()
@@ -322,7 +334,7 @@ def _doc() -> dict:
     (lambda d: d.pop("cases"), "missing fields"),
     (lambda d: d["cases"][0].pop("scale"), r"cases\[0\] lacks \['scale'\]"),
     (lambda d: d["cases"][0].update(status="great"), "status 'great'"),
-    (lambda d: d["cases"][0].update(median_s=None), "no numeric median_s"),
+    (lambda d: d["cases"][0].update(median_s=None), "no positive median_s"),
 ])
 def test_schema_validation_names_the_file(tmp_path, mutate, message):
     doc = _doc()

@@ -101,18 +101,31 @@ def test_report_writes_readme_and_plots(results_file, tmp_path):
         assert f"](plots/{p.name})" in text
 
 
-def test_rerendering_removes_the_machines_superseded_plots(results_file, tmp_path):
+def test_rerendering_removes_only_plots_the_report_recorded(results_file, tmp_path):
+    """Deletion goes by the report's manifest, per machine: a plot it made earlier and no
+    longer makes is removed; a look-alike it never made, another machine whose id shares the
+    prefix, and manifest entries pointing elsewhere are left alone."""
     out = tmp_path / "results"
-    (out / "plots").mkdir(parents=True)
+    plots = out / "plots"
+    plots.mkdir(parents=True)
     data = json.loads(Path(results_file).read_text())
-    stale = out / "plots" / f"{data['machine_id']}_19990101T000000Z_toy_sum.png"
-    other = out / "plots" / f"{data['machine_id']}-simulated-gpu_x_toy_sum.png"  # another machine
-    stale.write_bytes(PNG_MAGIC)
-    other.write_bytes(PNG_MAGIC)
+    mid = data["machine_id"]
+    stale = plots / f"{mid}_gone_kernel.png"  # made by an earlier render, now superseded
+    lookalike = plots / f"{mid}_19990101T000000Z_toy_sum.png"  # never recorded: not ours
+    other = plots / f"{mid}-simulated-gpu_toy_sum.png"  # another machine, same prefix
+    outside = tmp_path / "victim.png"
+    for p in (stale, lookalike, other, outside):
+        p.write_bytes(PNG_MAGIC)
+    (plots / report.MANIFEST).write_text(json.dumps(
+        {mid: [stale.name, "../victim.png"], f"{mid}-simulated-gpu": [other.name]}))
     text = report.write_report([results_file], out).read_text()
-    assert not stale.exists() and other.exists()
-    linked = {p.name for p in (out / "plots").glob(f"{data['machine_id']}_*.png")}
+    assert not stale.exists()
+    assert lookalike.exists() and other.exists() and outside.exists()
+    linked = {p.name for p in plots.glob(f"{mid}_*.png")} - {lookalike.name}
     assert linked and all(f"](plots/{name})" in text for name in linked)
+    manifest = json.loads((plots / report.MANIFEST).read_text())
+    assert sorted(manifest[mid]) == sorted(linked)
+    assert manifest[f"{mid}-simulated-gpu"] == [other.name]
 
 
 def test_report_defaults_to_the_newest_file_per_machine(results_file, tmp_path):
@@ -170,30 +183,37 @@ def test_report_of_a_file_with_only_skips_and_errors(tmp_path):
     path = results.write_results(doc, tmp_path)
     text = report.write_report([path], tmp_path).read_text()
     assert "needs 39.1 GiB" in text and "RuntimeError: boom" in text
-    assert "No kernel ran both naive and optimised." in text
+    assert "No kernel ran both naive and optimised in one run." in text
 
 
-def test_runs_of_one_machine_merge_into_one_section(results_file, tmp_path):
-    """`--scale 100k,1m` then `--scale 10m`: one table, later measurements replace earlier."""
-    import json
-
+def test_runs_of_one_machine_merge_by_group_and_never_divide_across_runs(results_file):
+    """`--scale 100k,1m` then `--scale 10m`: one table; a (kernel, scale) group comes whole from
+    the newest run that measured it, and no ratio divides numbers of two runs."""
     first = json.loads(results_file.read_text())
     second = json.loads(results_file.read_text())
     second["created"] = "2999-01-01T00:00:00+00:00"
-    case = second["cases"][0]
-    case["median_s"] = 123.0  # the newer measurement of the same case wins
-    extra = dict(case, scale="10m", median_s=7.0)
-    second["cases"].append(extra)
+    tiny = [c for c in second["cases"] if c["scale"] == "tiny"]
+    for c in tiny:
+        c["median_s"] = c["median_s"] and 123.0
+    second["cases"] = tiny + [dict(c, scale="10m") for c in tiny if c["impl"] == "optimised"]
     second["data_sources"] = {"10m": "synthetic 10m"}
     merged = report.merge_by_machine([(Path("b.json"), second), (Path("a.json"), first)])
     assert len(merged) == 1
     paths, doc = merged[0]
     assert [p.name for p in paths] == ["a.json", "b.json"]  # oldest first
-    key = (case["kernel"], case["impl"], case["backend"], case["scale"])
     got = {(c["kernel"], c["impl"], c["backend"], c["scale"]): c for c in doc["cases"]}
-    assert got[key]["median_s"] == 123.0
-    assert got[(case["kernel"], case["impl"], case["backend"], "10m")]["median_s"] == 7.0
-    assert len(doc["cases"]) == len(first["cases"]) + 1
+    assert got[("toy_sum", "naive", "cpu", "tiny")]["median_s"] == 123.0
+    assert {c["_run"] for c in doc["cases"] if c["scale"] == "tiny"} == {"R2"}
+    assert {c["_run"] for c in doc["cases"] if c["scale"] == "100k"} == {"R1"}
+    assert ("toy_sum", "optimised", "cpu", "10m") in got
     assert "10m" in doc["data_sources"]
+    sp = speedups(doc["cases"])
+    # 10m has no naive in its run: no ratio, although run R1 has naive rows at other scales
+    assert {s.scale for s in sp["naive_to_optimised"]} == {"tiny", "100k"}
+    assert all(s.run in ("R1", "R2") for s in sp["naive_to_optimised"])
+    # a hand-made cross-run pair is refused
+    a = dict(got[("toy_sum", "naive", "cpu", "100k")])
+    b = dict(got[("toy_sum", "optimised", "cpu", "tiny")], scale="100k")
+    assert a["_run"] != b["_run"] and speedups([a, b])["naive_to_optimised"] == []
     other = dict(second, machine_id="another-box")
     assert len(report.merge_by_machine([(Path("a.json"), first), (Path("c.json"), other)])) == 2

@@ -112,7 +112,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                backends=args.backend, quick=args.quick, repeat=args.repeat,
                                out_dir=args.out, ml100k=args.ml100k,
                                progress=not args.no_progress, case_timeout=args.case_timeout,
-                               resume=args.resume, isolate=not args.in_process)
+                               resume=args.resume, isolate=not args.in_process,
+                               registry=reg)
     except RunInterrupted as exc:
         print(f"recsys-fast: {exc}", file=sys.stderr)
         return exc.exit_code

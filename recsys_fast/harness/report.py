@@ -79,12 +79,15 @@ def _machine_lines(data: dict) -> list[str]:
         f"{b.get('num_threads')} threads)" for b in data.get("blas", [])) or "not recorded"
     libs = ", ".join(f"{k} {v}" for k, v in sw.items() if k not in ("implementation",))
     lines = [
+        f"- **Date:** {data['created']} (newest run)  ",
         f"- **Machine:** {m.get('cpu_model')}, {m.get('cores_logical')} logical cores "
         f"({m.get('cores_physical')} physical), {format_bytes(m.get('ram_bytes', 0))} RAM, "
         f"{m.get('platform')}",
         f"- **GPU:** {gpu_text}",
         f"- **Software:** {libs}",
         f"- **BLAS:** {blas}" + (f"; env {data['thread_env']}" if data.get("thread_env") else ""),
+        f"- **GEMM peak (newest run, numpy matmul):** {_peak_text(data['gemm_peak'])}",
+        f"- **Memory bandwidth (newest run):** {_bw_text(data.get('bandwidth'))}",
     ]
     for sc, text in (data.get("data_sources") or {}).items():
         lines.append(f"- **Data `{sc}`:** {text}")

@@ -61,13 +61,6 @@ def _child_env() -> dict:
     return env
 
 
-def _stderr_fd() -> int | None:
-    try:
-        return sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # a captured stream (tests)
-        return None
-
-
 def call_python(fn: str, timeout: float, **kwargs) -> object:
     """Run ``module:function(**kwargs)`` in a fresh interpreter and return its JSON result
     (the machine probe runs this way); ``RuntimeError`` when it fails, dies or times out."""
@@ -171,9 +164,12 @@ class GroupRunner:
         job = self._job(cases, scale, ctx, worker)
         rfd, wfd = os.pipe()
         cmd = [sys.executable, "-m", "recsys_fast.harness.worker", "group", str(job), str(wfd)]
-        # the worker's stdout goes to our stderr: library chatter never mixes with the table
-        proc = subprocess.Popen(cmd, env=_child_env(), pass_fds=(wfd,), start_new_session=True,
-                                stdout=_stderr_fd())
+        # the worker's output (library start-up chatter, tracebacks) goes to a log; its last
+        # line is quoted when the worker dies
+        log = self.workdir / f"{worker}.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(cmd, env=_child_env(), pass_fds=(wfd,),
+                                    start_new_session=True, stdout=fh, stderr=subprocess.STDOUT)
         os.close(wfd)
         self._proc = proc
         by_key = {c.key: c for c in cases}
@@ -199,7 +195,8 @@ class GroupRunner:
                         return rows, None, None
                     if proc.returncode == 0:
                         return rows, current, "worker ended mid-case"
-                    return rows, current or (cases[0], "start"), death_text(proc.returncode)
+                    return rows, current or (cases[0], "start"), (
+                        death_text(proc.returncode) + _last_line(log))
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
@@ -224,3 +221,17 @@ class GroupRunner:
             os.close(rfd)
             self._proc = None
             job.unlink(missing_ok=True)
+            log.unlink(missing_ok=True)
+
+
+def _last_line(log: Path) -> str:
+    """``; last output: ...`` from a dead worker's log (TensorFlow's start-up lines skipped)."""
+    from recsys_fast.harness.runner import scrub_paths
+
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln.strip() and not ln.startswith(("I0000", "W0000", "E0000",
+                                                                     "WARNING: All log"))]
+    return f"; last output: {scrub_paths(lines[-1].strip())[:200]}" if lines else ""
