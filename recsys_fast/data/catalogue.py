@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys_fast.data.download import FetchResult, cache_dir, fetch
+from recsys_fast.data.download import FetchResult, cache_dir, check_cached_folder, fetch
 from recsys_fast.data.interactions import Interactions
 from recsys_fast.data.metadata import load_movies_metadata, load_retail, load_tmdb5000
 from recsys_fast.data.movielens import load_ml100k, load_movielens
@@ -185,6 +185,7 @@ def resolve_path(name: str, path: str | Path | None = None, cache: str | Path | 
             f"{name} is not in the cache ({p} does not exist): {how}; or pass --path DIR "
             f"pointing at a folder with {', '.join(spec.files)}"
         )
+    check_cached_folder(spec, root)
     return p
 
 
