@@ -107,7 +107,7 @@ def load_dataset(name: str, path: str | None = None):
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from recsys_fast import demo
 
-    return demo.run(args.dataset, path=args.path, which=args.which, n=args.n)
+    return demo.run(args.dataset, path=args.path, which=args.which, n=args.n, epochs=args.epochs)
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma list of simple, cf, content, dnn (default: all four)",
     )
     r.add_argument("-n", type=int, default=5, help="items to show per recommender")
+    r.add_argument("--epochs", type=int, default=20, help="training epochs of the DNN (default 20)")
     r.set_defaults(func=_cmd_recommend)
 
     try:
