@@ -93,6 +93,19 @@ def test_synth_read_only_folder_one_line(tmp_path, capsys):
     assert str(ro) in err and "Traceback" not in err
 
 
+def test_synth_unwritable_folder_one_line(monkeypatch, tmp_path, capsys):
+    from recsys_fast.data import writers
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(writers.tempfile, "mkdtemp", denied)
+    assert main(["data", "synth", "100k", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write into the output folder" in err and "Permission denied" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_cli_turns_oserror_into_one_line(monkeypatch, tmp_path, capsys):
     from recsys_fast.data import writers
 

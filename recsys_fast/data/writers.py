@@ -139,7 +139,11 @@ def write_synthetic_ml100k(
     previous = read_manifest(out / SYNTH_MARKER)
     ours = previous["files"] if previous else {}
     unchanged = set(ours) - set(changed_files(out, ours, extra=False))
-    foreign = [p.name for p in sorted(out.iterdir()) if p.name != SYNTH_MARKER and p.name not in unchanged]
+    foreign = [
+        p.name for p in sorted(out.iterdir())
+        if p.name != SYNTH_MARKER and p.name not in unchanged
+        and not (p.is_dir() and p.name.startswith(".synth-"))  # left by an interrupted run
+    ]
     if foreign and not force:
         clash = [n for n in foreign if n in ML100K_FILES]
         shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
