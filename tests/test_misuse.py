@@ -136,3 +136,26 @@ def test_cosine_rescales_rows_whose_squares_over_or_underflow(scale):
         assert got.nnz == 8  # never a silently empty top-k
         np.testing.assert_allclose(got.toarray(), want, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(cosine_distances(X), cosine_distances(base), atol=1e-12)
+
+
+@pytest.fixture
+def simulated_gpu(monkeypatch):
+    """The ``gpu`` backend as numpy/scipy under the GPU code paths."""
+    from recsys_fast import backend
+
+    monkeypatch.setenv(backend.SIMULATE_ENV, "1")
+    backend._gpu_probe.cache_clear()
+    yield backend.get_backend("gpu")
+    monkeypatch.delenv(backend.SIMULATE_ENV)
+    backend._gpu_probe.cache_clear()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e-310])
+def test_cosine_rescaling_on_the_gpu_code_path(simulated_gpu, scale):
+    base = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.5], [0.0, 1.0, 3.0], [0.0, 0.0, 0.0]])
+    X = base.copy()
+    X[1] *= scale
+    want = cosine_distances(base)
+    got = cosine_distances(scipy.sparse.csr_matrix(X), backend=simulated_gpu)
+    np.testing.assert_allclose(np.asarray(got), want, atol=1e-12)
