@@ -159,3 +159,16 @@ def test_cosine_rescaling_on_the_gpu_code_path(simulated_gpu, scale):
     want = cosine_distances(base)
     got = cosine_distances(scipy.sparse.csr_matrix(X), backend=simulated_gpu)
     np.testing.assert_allclose(np.asarray(got), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_fixed_cf_batch_size_must_be_a_positive_int(bad):
+    from recsys_fast.kernels import FixedCF
+
+    R = np.array([[5.0, 0.0, 3.0], [4.0, 2.0, 0.0], [0.0, 1.0, 4.0]])
+    model = FixedCF("user", k=1, dtype=np.float64).fit(R)
+    with pytest.raises((TypeError, ValueError), match="batch_size"):
+        model.predict([0, 1], [1, 2], batch_size=bad)
+    with pytest.raises((TypeError, ValueError), match="batch_size"):
+        model.recommend([0, 1], 1, batch_size=bad)
+    assert model.predict([0, 1], [1, 2], batch_size=1).shape == (2,)
