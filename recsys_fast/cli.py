@@ -1,13 +1,15 @@
 """``recsys-fast``: data, recommend, bench and report commands.
 
-Errors from bad input (:class:`~recsys_fast.errors.RecsysFastError`) are printed as one line
-without a traceback and exit with status 2; ``--debug`` shows the traceback.
+Errors from bad input (:class:`~recsys_fast.errors.RecsysFastError`, ``ValueError``) and
+from the file system (``OSError``: a read-only or missing output folder, a full disk) are
+printed as one line without a traceback and exit with status 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,11 +77,13 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     from recsys_fast.data.synthetic import generate
-    from recsys_fast.data.writers import write_ml100k_format
+    from recsys_fast.data.writers import write_synthetic_ml100k
 
     t0 = time.perf_counter()
     inter = generate(args.scale, seed=args.seed)
-    write_ml100k_format(inter, Path(args.out))
+    write_synthetic_ml100k(
+        inter, Path(args.out), force=args.force, info={"scale": args.scale, "seed": args.seed}
+    )
     print(
         f"wrote synthetic-{args.scale} (seed {args.seed}) in ML-100K format to {args.out} "
         f"[{inter.n_users:,} users, {inter.n_items:,} items, {inter.n_ratings:,} ratings, "
@@ -103,7 +107,7 @@ def load_dataset(name: str, path: str | None = None):
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from recsys_fast import demo
 
-    return demo.run(args.dataset, path=args.path, which=args.which, n=args.n)
+    return demo.run(args.dataset, path=args.path, which=args.which, n=args.n, epochs=args.epochs)
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -139,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("scale", help="100k, 1m, 10m or 25m")
     ds.add_argument("--out", required=True, help="output folder")
     ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder holding files data synth did not write: replaces those named "
+        "u.data, u.item, u.genre, u.info, u.user, u.occupation; other files are left alone",
+    )
     ds.set_defaults(func=_cmd_data_synth)
 
     r = sub.add_parser("recommend", help="run the naive course recommenders and time them")
@@ -154,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma list of simple, cf, content, dnn (default: all four)",
     )
     r.add_argument("-n", type=int, default=5, help="items to show per recommender")
+    r.add_argument("--epochs", type=int, default=20, help="training epochs of the DNN (default 20)")
     r.set_defaults(func=_cmd_recommend)
 
     try:
@@ -170,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (RecsysFastError, FileNotFoundError, KeyError, ValueError) as exc:
+    except BrokenPipeError:  # output piped into e.g. `head`, which has exited
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (RecsysFastError, OSError, KeyError, ValueError) as exc:
         if args.debug:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

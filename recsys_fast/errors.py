@@ -55,3 +55,15 @@ def format_bytes(n: float) -> str:
 
 class BackendUnavailableError(RecsysFastError, RuntimeError):
     """A backend (e.g. ``gpu``) was requested but is not usable here."""
+
+
+class ConfigError(RecsysFastError, ValueError):
+    """An environment variable or option has a value that cannot be used; the message names it."""
+
+
+class OutputError(RecsysFastError):
+    """An output folder cannot be written, or holds files the command did not write."""
+
+
+class DatasetMismatchError(RecsysFastError, ValueError):
+    """A folder holds a different data set from the one asked for; the message names both."""

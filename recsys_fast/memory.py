@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
-from recsys_fast.errors import MemoryBudgetError
+from recsys_fast.errors import ConfigError, MemoryBudgetError
 
 ENV_BUDGET = "RECSYS_FAST_MEMORY_BUDGET"  # bytes, or with a suffix: 8G, 512M
 
 
 def _parse_size(text: str) -> int:
+    """Bytes in ``text``: a number with an optional K/M/G/T suffix (powers of 1024).
+
+    Raises
+    ------
+    ValueError
+        Not a number, or not a positive finite size of at least one byte.
+    """
     text = text.strip().upper().removesuffix("B").removesuffix("I")
     mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    scale = 1
     if text and text[-1] in mult:
-        return int(float(text[:-1]) * mult[text[-1]])
-    return int(float(text))
+        text, scale = text[:-1], mult[text[-1]]
+    value = float(text) * scale
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"{text!r} is not a positive finite size")
+    return int(value)
 
 
 def available_bytes() -> int:
@@ -25,8 +37,11 @@ def available_bytes() -> int:
     if env:
         try:
             return _parse_size(env)
-        except ValueError as exc:
-            raise ValueError(f"{ENV_BUDGET}={env!r} is not a size like 8G or 512M") from exc
+        except (ValueError, OverflowError):
+            raise ConfigError(
+                f"{ENV_BUDGET}={env!r} is not a positive finite size like 8G or 512M "
+                "(unset it to use 90% of the available RAM)"
+            ) from None
     try:
         import psutil
 

@@ -69,7 +69,8 @@ def test_fetch_without_network_names_the_alternatives(tmp_path, capsys):
 def test_recommend_runs_the_naive_recommenders(capsys):
     assert main(["recommend", "--which", "simple,cf,content", "-n", "3"]) == 0
     out = capsys.readouterr().out
-    assert "IMDB weighted rating" in out and "user-based top-3" in out and "item 1 ->" in out
+    assert "IMDB weighted rating" in out and "user-based top-3" in out and "items like " in out
+    assert "item ids" not in out and "(19" in out  # titles such as "Town (1994)", not ids
 
 
 def test_recommend_unknown_name_lists_valid(capsys):

@@ -87,15 +87,16 @@ def test_fetch_small_zip_then_cache_hit(tmp_path, serve, capsys):
     assert "cached" in str(second)
 
 
-def test_fetch_force_downloads_again(tmp_path, serve):
+def test_fetch_force_extracts_again_from_the_cached_archive(tmp_path, serve):
     src = tmp_path / "srv"
     src.mkdir()
     _, sha, size = tiny_ml100k_zip(src)
     spec = tiny_spec(sha, size, serve(src) + "tiny.zip")
     fetch(spec, cache=tmp_path / "c", progress=False)
     (tmp_path / "c" / "ml-100k" / "u.data").unlink()
+    (src / "tiny.zip").unlink()  # the network cannot answer: only the cache can
     again = fetch(spec, cache=tmp_path / "c", progress=False, force=True)
-    assert not again.used_cache and (again.path / "u.data").is_file()
+    assert again.used_cache and (again.path / "u.data").is_file()
 
 
 def test_fetch_real_archive_official_checksum(tmp_path, serve, shared_archives, capsys):
@@ -144,6 +145,8 @@ def test_corrupt_cached_archive_is_replaced(tmp_path, serve):
     (cache / "archives" / "tiny.zip").write_bytes(b"truncated")
     res = fetch(tiny_spec(sha, size, serve(src) + "tiny.zip"), cache=cache, progress=False)
     assert not res.used_cache and res.sha256 == sha
+    assert sorted(p.name for p in (cache / "archives").iterdir()) == [
+        "ml-100k.extracted.json", "tiny.zip"]  # the corrupt copy went once replaced
 
 
 def test_unreachable_url_names_alternatives(tmp_path):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys_fast.data.download import FetchResult, cache_dir, fetch
+from recsys_fast.data.download import FetchResult, cache_dir, check_cached_folder, fetch
 from recsys_fast.data.interactions import Interactions
 from recsys_fast.data.metadata import load_movies_metadata, load_retail, load_tmdb5000
 from recsys_fast.data.movielens import load_ml100k, load_movielens
-from recsys_fast.errors import DatasetNotFoundError
+from recsys_fast.errors import DatasetMismatchError, DatasetNotFoundError
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 
@@ -43,6 +43,7 @@ class DatasetSpec:
     size: int | None = None
     sha256: str | None = None
     note: str = ""
+    counts: tuple[int, int, int] | None = None  # users, rated items, ratings of the release
 
     @property
     def filename(self) -> str:
@@ -56,9 +57,10 @@ class DatasetSpec:
 
 
 def _grouplens(name: str, description: str, folder: str, size: int | None, sha: str | None,
-               files: tuple[str, ...], loader=load_movielens) -> DatasetSpec:
+               files: tuple[str, ...], counts: tuple[int, int, int],
+               loader=load_movielens) -> DatasetSpec:
     return DatasetSpec(name, description, loader, folder, files, "ratings",
-                       f"{GROUPLENS}{name}.zip", size, sha)
+                       f"{GROUPLENS}{name}.zip", size, sha, counts=counts)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -70,41 +72,42 @@ DATASETS: dict[str, DatasetSpec] = {
             "ua/ub/u1-u5 train/test splits",
             "ml-100k", 4924029,
             "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-            ("u.data", "u.item", "u.user"), loader=load_ml100k,
+            ("u.data", "u.item", "u.user"), (943, 1682, 100_000), loader=load_ml100k,
         ),
         _grouplens(
             "ml-latest-small",
             "MovieLens latest-small (2018): 100,836 ratings 0.5-5 by 610 users on 9,724 movies",
             "ml-latest-small", 978202,
             "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-            ("ratings.csv", "movies.csv"),
+            ("ratings.csv", "movies.csv"), (610, 9724, 100_836),
         ),
         _grouplens(
             "ml-1m",
             "MovieLens 1M (2003): 1,000,209 ratings 1-5 by 6,040 users on 3,706 movies",
             "ml-1m", 5917549,
             "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-            ("ratings.dat", "movies.dat", "users.dat"),
+            ("ratings.dat", "movies.dat", "users.dat"), (6040, 3706, 1_000_209),
         ),
         _grouplens(
             "ml-10m",
             "MovieLens 10M (2009): 10,000,054 ratings 0.5-5 by 69,878 users on 10,677 movies "
             "(no published checksum)",
             "ml-10M100K", None, None, ("ratings.dat", "movies.dat"),
+            (69_878, 10_677, 10_000_054),
         ),
         _grouplens(
             "ml-20m",
             "MovieLens 20M (2015): 20,000,263 ratings 0.5-5 by 138,493 users on 26,744 movies",
             "ml-20m", 198702078,
             "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-            ("ratings.csv", "movies.csv"),
+            ("ratings.csv", "movies.csv"), (138_493, 26_744, 20_000_263),
         ),
         _grouplens(
             "ml-25m",
             "MovieLens 25M (2019): 25,000,095 ratings 0.5-5 by 162,541 users on 59,047 movies",
             "ml-25m", 261978986,
             "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-            ("ratings.csv", "movies.csv"),
+            ("ratings.csv", "movies.csv"), (162_541, 59_047, 25_000_095),
         ),
         DatasetSpec(
             "tmdb-5000",
@@ -182,6 +185,7 @@ def resolve_path(name: str, path: str | Path | None = None, cache: str | Path | 
             f"{name} is not in the cache ({p} does not exist): {how}; or pass --path DIR "
             f"pointing at a folder with {', '.join(spec.files)}"
         )
+    check_cached_folder(spec, root)
     return p
 
 
@@ -198,18 +202,62 @@ def load(
         Neither ``path`` nor the cache holds it; the message says how to fetch it or
         to pass ``--path``.
     """
-    return get_spec(name).loader(resolve_path(name, path, cache), **kwargs)
+    spec = get_spec(name)
+    where = resolve_path(name, path, cache)
+    check_files(spec, where)
+    return check_counts(spec, where, spec.loader(where, **kwargs))
+
+
+def check_files(spec: DatasetSpec, where: Path) -> None:
+    """Raise :class:`DatasetMismatchError` unless ``where`` holds every file of ``spec``.
+
+    ``where`` is the data set's folder or a file in it. The message names the missing files
+    and, when the folder holds another catalogued data set's files, that data set.
+    """
+    folder = where if where.is_dir() else where.parent
+    missing = [f for f in spec.files if not (folder / f).is_file()]
+    if not missing:
+        return
+    looks = [o.name for o in DATASETS.values()
+             if o.name != spec.name and all((folder / f).is_file() for f in o.files)]
+    like = f"; it looks like {' or '.join(looks)}" if looks else ""
+    raise DatasetMismatchError(
+        f"{folder}: does not hold {spec.name}: missing {', '.join(missing)} "
+        f"(expected {', '.join(spec.files)}){like}"
+    )
+
+
+def check_counts(spec: DatasetSpec, where: Path, obj):
+    """Return ``obj`` (a loaded data set) if its counts are those of ``spec``'s release.
+
+    Synthetic data (written by ``recsys-fast data synth``) is returned as is: its loader has
+    already named it synthetic. Raises :class:`DatasetMismatchError` otherwise.
+    """
+    if spec.counts is None or not isinstance(obj, Interactions) or obj.meta.get("synthetic"):
+        return obj
+    got = (obj.n_users, obj.n_items, obj.n_ratings)
+    if got != spec.counts:
+        raise DatasetMismatchError(
+            f"{where}: does not hold {spec.name}: it has {got[0]:,} users, {got[1]:,} rated "
+            f"items and {got[2]:,} ratings; {spec.name} has {spec.counts[0]:,}, "
+            f"{spec.counts[1]:,} and {spec.counts[2]:,}"
+        )
+    obj.name = spec.name
+    return obj
 
 
 def info(name: str, path: str | Path | None = None, *, cache: str | Path | None = None) -> dict:
     """Summary of a data set: counts, density, rating histogram (ratings) or item counts."""
     spec = get_spec(name)
     where = resolve_path(name, path, cache)
-    obj = spec.loader(where)
+    check_files(spec, where)
+    obj = check_counts(spec, where, spec.loader(where))
     out = {"name": name, "path": str(where), "description": spec.description}
     if isinstance(obj, Interactions):
         out.update(obj.summary())
-        out["name"] = name
+        out["synthetic"] = bool(obj.meta.get("synthetic"))
+        out["name"] = (f"{obj.name} (written by `recsys-fast data synth`, not the real {name})"
+                       if out["synthetic"] else name)
         out["n_duplicates_overwritten"] = obj.n_duplicates_overwritten
         return out
     out.update(
@@ -228,6 +276,8 @@ __all__ = [
     "DatasetSpec",
     "FetchResult",
     "cache_dir",
+    "check_counts",
+    "check_files",
     "fetch",
     "get_spec",
     "info",

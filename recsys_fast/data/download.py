@@ -3,6 +3,12 @@
 The archive is streamed to a temporary file next to its final place, hashed on the way, and
 renamed only once it matches, so a crash or a bad download never leaves a file that looks
 good. A second :func:`fetch` finds the verified archive and does not download again.
+
+Extraction records each extracted file's size and SHA-256 in
+``archives/<folder>.extracted.json``; :func:`fetch` and loading from the cache check them, and
+a folder changed since is moved aside (``<folder>.changed-<time>``, never deleted) and
+extracted again from the verified archive. A cached archive that fails its checksum is moved
+aside (``<archive>.corrupt``) and removed only once a good download replaces it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -19,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from recsys_fast.errors import DownloadError
+from recsys_fast.data.manifest import changed_files, read_manifest, sha256_file, write_json_atomic
+from recsys_fast.errors import DataFormatError, DatasetMismatchError, DownloadError
 
 if TYPE_CHECKING:
     from recsys_fast.data.catalogue import DatasetSpec
@@ -64,14 +72,6 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "recsys_fast"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(
     name: str | DatasetSpec,
     *,
@@ -90,7 +90,8 @@ def fetch(
         :class:`~recsys_fast.data.catalogue.DatasetSpec`.
     cache : cache folder; default :func:`cache_dir`.
     url : download from here instead of the catalogue's URL (same checksum expected).
-    force : download and unzip again even when a verified archive is cached.
+    force : unzip again from the cached archive when it verifies (no network); download
+        only when no verified archive is cached.
     progress : show a progress bar and say what happens (on stderr).
     verify : refuse entries that have no published checksum (ml-10m) unless False; with
         False the SHA-256 got is still computed and reported.
@@ -100,8 +101,9 @@ def fetch(
     ------
     DownloadError
         No network / server error (the message names the alternatives: ``--path DIR`` or
-        synthetic data), checksum or size mismatch (the bad file is removed), a bad zip, or
-        an entry with no direct download.
+        synthetic data), checksum or size mismatch (the bad download is removed; a bad cached
+        archive is kept as ``<archive>.corrupt``), a bad zip, or an entry with no direct
+        download.
     """
     from recsys_fast.data.catalogue import get_spec
 
@@ -131,21 +133,27 @@ def fetch(
     say = _say if progress else _quiet
 
     used_cache = False
-    if archive.is_file() and not force:
+    aside = archive.with_name(archive.name + ".corrupt")
+    if archive.is_file():
         got = sha256_file(archive)
         if _matches(spec, archive, got) or not spec.sha256:
             used_cache = True
             say(f"{spec.name}: using the cached archive {archive} (SHA-256 {got[:12]}... "
                 f"{'verified' if spec.sha256 else 'not verifiable'}); not downloading")
         else:
-            say(f"{spec.name}: cached archive {archive} does not match the expected "
-                "checksum; downloading it again")
-            archive.unlink()
+            os.replace(archive, aside)
+            say(f"{spec.name}: cached archive {archive} does not match the expected checksum; "
+                f"moved aside to {aside.name} until a good download replaces it")
     if not used_cache:
         say(f"{spec.name}: downloading {src}")
         got = _download(spec, src, archive, progress=progress, timeout=timeout, verify=verify)
-    if force or not data_dir.is_dir():
-        _extract(archive, root, spec.folder)
+        aside.unlink(missing_ok=True)  # a verified archive has replaced it
+    changed = extracted_changes(spec, root, archive)
+    if force or changed or not data_dir.is_dir():
+        moved = _extract(archive, root, spec.folder, keep_old=bool(changed))
+        if moved is not None:
+            say(f"{spec.name}: {data_dir} changed since it was extracted "
+                f"({_names(changed)}); moved it aside to {moved.name}")
         say(f"{spec.name}: unzipped into {data_dir}")
     verified = bool(spec.sha256)
     msg = (f"{spec.name}: {'cached' if used_cache else 'downloaded'} archive {archive}, "
@@ -211,8 +219,89 @@ def _offline_message(spec: DatasetSpec, url: str, exc: BaseException) -> str:
     )
 
 
-def _extract(archive: Path, root: Path, folder: str) -> None:
-    """Unzip ``folder/`` from ``archive`` into ``root/folder`` via a temporary folder."""
+def _names(names: list[str], most: int = 5) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _record_path(root: Path, folder: str) -> Path:
+    return root / "archives" / f"{folder}.extracted.json"
+
+
+def _archive_files(zf: zipfile.ZipFile, folder: str) -> dict[str, dict]:
+    """Size and SHA-256 of each file under ``folder/`` in the zip, keyed relative to it."""
+    out = {}
+    for zi in zf.infolist():
+        if zi.is_dir() or not zi.filename.startswith(folder + "/"):
+            continue
+        h = hashlib.sha256()
+        with zf.open(zi) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        out[zi.filename[len(folder) + 1:]] = {"size": zi.file_size, "sha256": h.hexdigest()}
+    return out
+
+
+def extracted_changes(spec: DatasetSpec, root: Path, archive: Path | None = None) -> list[str]:
+    """Files of the cached folder of ``spec`` that differ from what its archive holds.
+
+    Compares sizes and SHA-256 with the record written at extraction; without a record (a
+    folder extracted by an older version) and given a readable ``archive``, with the archive's
+    members, recording them when the folder matches. Missing, changed and added files all
+    count. Returns ``[]`` when the folder matches or cannot be checked (no record, no archive).
+    """
+    data_dir = root / spec.folder
+    if not data_dir.is_dir():
+        return []
+    record = _record_path(root, spec.folder)
+    try:
+        recorded = read_manifest(record)
+    except DataFormatError:
+        recorded = None
+    if recorded is None:
+        if archive is None or not archive.is_file():
+            return []
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                recorded = {"files": _archive_files(zf, spec.folder)}
+        except zipfile.BadZipFile:
+            return []
+        bad = changed_files(data_dir, recorded["files"])
+        if not bad:
+            write_json_atomic(record, {"archive": archive.name, **recorded})
+        return bad
+    return changed_files(data_dir, recorded["files"])
+
+
+def check_cached_folder(spec: DatasetSpec, root: Path, *, progress: bool = True) -> None:
+    """Before loading ``spec`` from the cache: check its extracted files; a folder changed
+    since extraction is moved aside and extracted again from the cached archive.
+
+    Raises
+    ------
+    DatasetMismatchError
+        The folder changed and no verified archive is cached to restore it from.
+    """
+    changed = extracted_changes(spec, root)
+    if not changed:
+        return
+    archive = root / "archives" / spec.filename
+    data_dir = root / spec.folder
+    if not (archive.is_file() and spec.sha256 and _matches(spec, archive, sha256_file(archive))):
+        raise DatasetMismatchError(
+            f"{data_dir}: files changed since they were extracted ({_names(changed)}) and no "
+            f"verified archive is cached to restore them; run `recsys-fast data fetch {spec.name}`"
+        )
+    moved = _extract(archive, root, spec.folder, keep_old=True)
+    if progress:
+        _say(f"{spec.name}: {data_dir} changed since it was extracted ({_names(changed)}); "
+             f"moved it aside to {moved.name if moved else '?'} and extracted it again from {archive}")
+
+
+def _extract(archive: Path, root: Path, folder: str, *, keep_old: bool = False) -> Path | None:
+    """Unzip ``folder/`` from ``archive`` into ``root/folder`` via a temporary folder and
+    record its files' sizes and SHA-256. An existing ``root/folder`` is moved aside when
+    ``keep_old`` (the path it got is returned), else removed (it matched the archive)."""
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
@@ -226,15 +315,27 @@ def _extract(archive: Path, root: Path, folder: str) -> None:
         if not any(n.startswith(folder + "/") for n in names):
             tops = sorted({PurePosixPath(n).parts[0] for n in names if n})
             raise DownloadError(f"{archive} has no folder {folder}/ (top-level entries: {tops})")
+        files = _archive_files(zf, folder)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".extract-"))
+        moved = None
         try:
             zf.extractall(tmp)
             target = root / folder
-            if target.exists():
+            if target.exists() and keep_old:
+                stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+                moved = root / f"{folder}.changed-{stamp}"
+                n = 1
+                while moved.exists():
+                    n += 1
+                    moved = root / f"{folder}.changed-{stamp}-{n}"
+                os.replace(target, moved)
+            elif target.exists():
                 shutil.rmtree(target)
             os.replace(tmp / folder, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    write_json_atomic(_record_path(root, folder), {"archive": archive.name, "files": files})
+    return moved
 
 
 def _say(msg: str) -> None:

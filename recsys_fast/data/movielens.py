@@ -23,6 +23,7 @@ from recsys_fast.data._checks import (
     text_lines,
 )
 from recsys_fast.data.interactions import Interactions, make_items_frame, make_ratings_frame
+from recsys_fast.data.manifest import SYNTH_MARKER, read_manifest
 from recsys_fast.errors import DataFormatError, DatasetNotFoundError
 
 ML100K_GENRES = (
@@ -63,7 +64,7 @@ def load_ml100k(path: str | Path, *, duplicates: str = "error") -> Interactions:
     items, users = _ml100k_side(folder)
     inter = _interactions(ratings_file, ML100K_LAYOUT, duplicates, items, users, "ml-100k")
     inter.meta.update(format="ml-100k")
-    return inter
+    return _label_synthetic(inter, folder)
 
 
 def load_ml100k_split(
@@ -83,7 +84,7 @@ def load_ml100k_split(
         f = require_file(folder / f"{split}.{part}", f"the MovieLens 100K split file {split}.{part}")
         inter = _interactions(f, ML100K_LAYOUT, duplicates, items, users, f"ml-100k:{split}.{part}")
         inter.meta.update(format="ml-100k", split=split, part=part)
-        out.append(inter)
+        out.append(_label_synthetic(inter, folder))
     return out[0], out[1]
 
 
@@ -109,6 +110,37 @@ def load_movielens(path: str | Path, *, duplicates: str = "error") -> Interactio
         f"{p}: no MovieLens ratings file found; expected one of u.data (100K), "
         "ratings.dat (1M, 10M) or ratings.csv (latest-small, latest, 20M, 25M)"
     )
+
+
+def is_synthetic(path: str | Path) -> bool:
+    """Whether the data set at ``path`` was written by ``recsys-fast data synth``.
+
+    Parameters
+    ----------
+    path : a data set folder, or a file inside one (e.g. its ``u.data``).
+
+    Returns
+    -------
+    bool
+        True when the folder holds the synthetic-data manifest
+        (:data:`~recsys_fast.data.manifest.SYNTH_MARKER`). Such a folder is never the real
+        MovieLens data, even when some of its files came from it (``data synth --force``).
+    """
+    p = Path(path)
+    folder = p.parent if p.is_file() else p
+    return (folder / SYNTH_MARKER).is_file()
+
+
+def _label_synthetic(inter: Interactions, folder: Path) -> Interactions:
+    """Name and mark ``inter`` as synthetic when ``folder`` holds the synthetic manifest."""
+    if not is_synthetic(folder):
+        inter.meta["synthetic"] = False
+        return inter
+    manifest = read_manifest(folder / SYNTH_MARKER) or {}
+    base = str(manifest.get("dataset") or "synthetic")
+    inter.name = base if inter.name == "ml-100k" else f"{base} ({inter.name.split(':', 1)[-1]})"
+    inter.meta.update(synthetic=True, synthetic_manifest=str(folder / SYNTH_MARKER))
+    return inter
 
 
 # -- 100K side files ----------------------------------------------------------------------------
@@ -200,7 +232,7 @@ def _load_dat(folder: Path, duplicates: str) -> Interactions:
     name = "ml-1m" if is_1m else "ml-10m"
     inter = _interactions(folder / "ratings.dat", layout, duplicates, items, users, name)
     inter.meta.update(format=name, item_encoding=items.attrs.get("encoding"))
-    return inter
+    return _label_synthetic(inter, folder)
 
 
 def _dat_lines(path: Path) -> tuple[list[tuple[int, str]], str]:
@@ -265,7 +297,7 @@ def _load_csv(folder: Path, duplicates: str) -> Interactions:
     name = folder.name if folder.name.startswith("ml-") else "movielens"
     inter = _interactions(ratings_file, layout, duplicates, items, None, name)
     inter.meta.update(format="movielens-csv")
-    return inter
+    return _label_synthetic(inter, folder)
 
 
 def _csv_layout(path: Path) -> NumericLayout:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -10,10 +13,21 @@ import numpy as np
 import pandas as pd
 
 from recsys_fast.data.interactions import Interactions
+from recsys_fast.data.manifest import (
+    SYNTH_MARKER,
+    changed_files,
+    describe_files,
+    list_files,
+    read_manifest,
+    write_json_atomic,
+)
 from recsys_fast.data.text import GENRES
+from recsys_fast.errors import OutputError
 
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 _IMDB = "http://us.imdb.com/M/title-exact?"
+# the files write_ml100k_format may write
+ML100K_FILES = ("u.data", "u.item", "u.genre", "u.info", "u.user", "u.occupation")
 
 
 def write_ml100k_format(inter: Interactions, directory: str | Path) -> Path:
@@ -82,6 +96,81 @@ def write_ml100k_format(inter: Interactions, directory: str | Path) -> Path:
         ]
         _write_latin1(out / "u.user", lines)
         _write_latin1(out / "u.occupation", sorted(set(users["occupation"].astype(str))))
+    return out
+
+
+def write_synthetic_ml100k(
+    inter: Interactions, directory: str | Path, *, force: bool = False, info: dict | None = None
+) -> Path:
+    """Write synthetic ``inter`` in ML-100K format into ``directory``, with a manifest.
+
+    The folder gets :data:`~recsys_fast.data.manifest.SYNTH_MARKER`, listing each file
+    written with its size and SHA-256, so loaders recognise the folder as synthetic and a
+    later call may rewrite those files. Files are written into a temporary folder inside
+    ``directory`` first and moved into place only once all of them are written.
+
+    Parameters
+    ----------
+    inter : the synthetic data set.
+    directory : output folder; created if needed.
+    force : replace files this function did not write (or that changed since it wrote them)
+        when they have the names it writes; other files are left alone.
+    info : extra fields recorded in the manifest (e.g. ``scale``, ``seed``).
+
+    Returns
+    -------
+    Path
+        The folder.
+
+    Raises
+    ------
+    OutputError
+        ``directory`` is a file or cannot be created or written, or (without ``force``) it
+        holds files this function did not write; the message lists them and what ``force``
+        would replace.
+    """
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file, not a folder; give --out a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create the output folder: {exc.strerror or exc}") from None
+    previous = read_manifest(out / SYNTH_MARKER)
+    ours = previous["files"] if previous else {}
+    unchanged = set(ours) - set(changed_files(out, ours, extra=False))
+    foreign = [
+        p.name for p in sorted(out.iterdir())
+        if p.name != SYNTH_MARKER and p.name not in unchanged
+        and not (p.is_dir() and p.name.startswith(".synth-"))  # left by an interrupted run
+    ]
+    if foreign and not force:
+        clash = [n for n in foreign if n in ML100K_FILES]
+        shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+        replace = (f"--force replaces {', '.join(clash)} and leaves the other files alone"
+                   if clash else "--force writes next to them without replacing any")
+        raise OutputError(
+            f"{out}: holds files that `data synth` did not write ({shown}); refusing to write "
+            f"there. Choose an empty or new folder, or: {replace}"
+        )
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=".synth-"))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write into the output folder: {exc.strerror or exc}") from None
+    try:
+        write_ml100k_format(inter, tmp)
+        written = describe_files(tmp, list_files(tmp))
+        for name in written:
+            os.replace(tmp / name, out / name)
+        for name in unchanged - set(written):  # left by an earlier run, not written this time
+            (out / name).unlink(missing_ok=True)
+        manifest = {"written_by": "recsys-fast data synth", "dataset": inter.name,
+                    "format": "ml-100k", **(info or {}), "files": written}
+        write_json_atomic(out / SYNTH_MARKER, manifest)
+    except OSError as exc:
+        raise OutputError(f"{out}: writing the synthetic data failed: {exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

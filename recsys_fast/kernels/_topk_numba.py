@@ -231,18 +231,33 @@ def heaps_to_csr(hv, hi, hn, perm, k):
 
 @njit(cache=True, parallel=True)
 def normalize_rows(indptr, data, out):
-    """out[p] = data[p] / ||row of p|| (norms summed in float64; zero rows stay zero)."""
+    """out[p] = data[p] / ||row of p|| (norms summed in float64; zero rows stay zero).
+
+    A row whose sum of squares overflows or underflows (values beyond about 1e154 or below
+    about 1e-140 in magnitude) is first divided by its largest magnitude, so it still gets
+    unit norm instead of becoming all zeros.
+    """
     n = indptr.size - 1
     for rr in prange(n):
         r = np.int64(rr)
         s = 0.0
+        big = 0.0
         for p in range(indptr[r], indptr[r + 1]):
             x = np.float64(data[p])
             s += x * x
-        if s > 0.0:
+            big = max(big, abs(x))
+        if big == 0.0:
+            for p in range(indptr[r], indptr[r + 1]):
+                out[p] = 0
+        elif s < 1e-280 or s > 1e300:  # squares under- or overflowed: rescale the row
+            s = 0.0
+            for p in range(indptr[r], indptr[r + 1]):
+                x = np.float64(data[p]) / big
+                s += x * x
+            norm = np.sqrt(s)
+            for p in range(indptr[r], indptr[r + 1]):
+                out[p] = (np.float64(data[p]) / big) / norm
+        else:
             inv = 1.0 / np.sqrt(s)
             for p in range(indptr[r], indptr[r + 1]):
                 out[p] = np.float64(data[p]) * inv
-        else:
-            for p in range(indptr[r], indptr[r + 1]):
-                out[p] = 0

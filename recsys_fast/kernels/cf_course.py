@@ -76,7 +76,10 @@ def as_train_csr(train: Any, *, dtype: Any = np.float64, backend: str | Backend 
         raise TypeError(f"train must be a sparse matrix or a 2-D array, got {type(train).__name__}")
     if R.dtype.kind not in "biuf":
         raise TypeError(f"train must hold real numbers, got dtype {R.dtype}")
-    R = R.astype(dtype, copy=True)
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"dtype must be a floating type (float32, float64), got {dt}")
+    R = R.astype(dt, copy=True)
     R.sum_duplicates()
     if R.nnz and not bool(xp.isfinite(R.data).all()):
         at = int(xp.flatnonzero(~xp.isfinite(R.data))[0])
@@ -86,7 +89,29 @@ def as_train_csr(train: Any, *, dtype: Any = np.float64, backend: str | Backend 
             f"column {int(R.indices[at])}"
         )
     R.eliminate_zeros()
+    _check_square_range(R, xp)
     return R
+
+
+def _check_square_range(R, xp) -> None:
+    """Raise ValueError when a rating's square (summed over a row or column) would overflow,
+    or a non-zero rating's square underflow to 0, in R's dtype: the cosine norms would be
+    infinite or zero and every prediction NaN or 0."""
+    if not R.nnz:
+        return
+    info = np.finfo(R.dtype)
+    hi = float(np.sqrt(info.max / max(R.shape)))
+    lo = float(np.sqrt(info.tiny))
+    mag = xp.abs(R.data)
+    for bad, what in ((mag > hi, f"above {hi:.3g}: its square overflows {R.dtype}"),
+                      (mag < lo, f"below {lo:.3g} in magnitude: its square underflows to 0")):
+        if bool(bad.any()):
+            at = int(xp.flatnonzero(bad)[0])
+            row = int(xp.searchsorted(R.indptr, at, side="right")) - 1
+            raise ValueError(
+                f"train holds the rating {float(R.data[at])!r} at row {row}, column "
+                f"{int(R.indices[at])}, {what}; rescale the ratings"
+            )
 
 
 def _abs_row_sums(S, xp, block: int = 1024):
@@ -131,8 +156,8 @@ def predict_course(
     ----------
     train : sparse matrix or 2-D array, shape (n_users, n_items)
     kind : {"user", "item"}
-    similarity : 2-D array, optional
-        The course's "similarity" (n_users or n_items square). Default: the cosine *distances*
+    similarity : 2-D array or sparse matrix, optional
+        The course's "similarity" (n_users or n_items square); a sparse one is densified. Default: the cosine *distances*
         of the rows (user) or columns (item) of ``train``, via
         :func:`recsys_fast.kernels.cosine_distances`, exactly as the course.
     dtype : float dtype, default float64 (needed to match the course to 1e-9)
@@ -149,8 +174,11 @@ def predict_course(
 
     Raises
     ------
+    TypeError
+        ``similarity`` is not a matrix of numbers, ``dtype`` is not a float type.
     ValueError
-        Unknown kind/strategy, similarity of the wrong shape or non-finite, bad train.
+        Unknown kind/strategy, similarity of the wrong shape or non-finite, bad train
+        (including ratings whose squares overflow or underflow).
     MemoryBudgetError
         The dense result (plus similarity) would not fit.
     """
@@ -176,7 +204,7 @@ def predict_course(
     if similarity is None:
         S = cosine_distances(R if kind == "user" else R.T.tocsr(), dtype=dtype, backend=be)
     else:
-        S = xp.asarray(be.to_device(similarity), dtype=dtype)
+        S = _dense_similarity(similarity, dtype, be)
         if S.shape != (n, n):
             raise ValueError(
                 f"{kind}-based prediction needs a {n} x {n} similarity for train of shape "
@@ -204,6 +232,18 @@ def predict_course(
             P = be.dense(R) @ S if dense else xp.asarray(R @ S)
             P /= denom[None, :]
     return P
+
+
+def _dense_similarity(similarity: Any, dtype, be: Backend):
+    """The given similarity as a dense array on ``be`` (a sparse one densified)."""
+    xp = be.xp
+    if scipy.sparse.issparse(similarity) or be.sparse.issparse(similarity):
+        similarity = be.to_device(similarity).toarray()
+    elif not isinstance(similarity, xp.ndarray):
+        similarity = be.to_device(np.asarray(similarity))
+    if similarity.dtype.kind not in "biuf":
+        raise TypeError(f"similarity must hold real numbers, got dtype {similarity.dtype}")
+    return xp.asarray(similarity, dtype=dtype)
 
 
 def _spmm(A, G, *, col_add=None, row_add=None, row_scale=None, col_scale=None, row_den=None,

@@ -7,6 +7,52 @@ from typing import Any
 import numpy as np
 
 from recsys_fast.backend import Backend, get_backend
+from recsys_fast.memory import check_memory
+
+
+def _check_shape(shape: Any) -> tuple[int, int]:
+    """``shape`` as two non-negative ints; TypeError/ValueError naming it otherwise."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
+        raise TypeError(f"shape must be two non-negative integers (n_rows, n_cols), got {shape!r}")
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(
+                f"shape must be two non-negative integers (n_rows, n_cols), got {shape!r}"
+            )
+    n_rows, n_cols = int(shape[0]), int(shape[1])
+    if n_rows < 0 or n_cols < 0:
+        raise ValueError(f"shape {tuple(shape)} has a negative dimension")
+    if n_rows * n_cols >= 2**63:
+        raise ValueError(f"shape {tuple(shape)} has more cells than a 64-bit index can address")
+    return n_rows, n_cols
+
+
+def _check_value_dtype(xp, vals, dtype: Any):
+    """``np.dtype(dtype)``, refusing an integer dtype that ``vals`` do not fit (they would
+    wrap around) or that would drop their fractions."""
+    dt = np.dtype(dtype)
+    if dt.kind not in "biuf":
+        raise TypeError(f"dtype must be a real number type, got {dt}")
+    if dt.kind == "f" and vals.size:
+        big = float(xp.abs(vals).max())
+        if big > float(np.finfo(dt).max):
+            raise ValueError(f"values hold {big:g}, which overflows dtype {dt}")
+    if dt.kind in "iu" and vals.size:
+        info = np.iinfo(dt)
+        lo, hi = float(vals.min()), float(vals.max())
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise ValueError(
+                f"values hold {bad:g}, outside the range of dtype {dt} "
+                f"[{info.min}, {info.max}]; it would wrap around: use a wider or float dtype"
+            )
+        if vals.dtype.kind == "f" and not bool((vals == xp.round(vals)).all()):
+            at = int(xp.flatnonzero(vals != xp.round(vals))[0])
+            raise ValueError(
+                f"values[{at}] = {float(vals[at])} is not a whole number; dtype {dt} would "
+                "drop its fraction: use a float dtype"
+            )
+    return dt
 
 
 def _index_array(xp, a: Any, name: str):
@@ -71,9 +117,14 @@ def build_user_item_csr(
     Raises
     ------
     ValueError
-        Lengths differ, a value is NaN/inf, or an index is negative or outside ``shape``.
+        Lengths differ, a value is NaN/inf (or overflows ``dtype``), an integer ``dtype``
+        would wrap a value around or drop its fraction, ``shape`` has a negative dimension,
+        or an index is negative or outside ``shape``.
     TypeError
-        Indices are not integers.
+        Indices are not integers, ``shape`` is not two integers, ``dtype`` is not numeric.
+    MemoryBudgetError
+        ``shape`` has so many rows that the row pointer does not fit (checked before any
+        allocation).
     """
     be = get_backend(backend)
     xp, sparse = be.xp, be.sparse
@@ -88,18 +139,19 @@ def build_user_item_csr(
         )
     if vals.dtype.kind not in "biuf":
         raise TypeError(f"values must be real numbers, got dtype {vals.dtype}")
-    vals = vals.astype(dtype, copy=False)
-    if vals.size and not bool(xp.isfinite(vals).all()):
+    if vals.size and vals.dtype.kind == "f" and not bool(xp.isfinite(vals).all()):
         at = int(xp.flatnonzero(~xp.isfinite(vals))[0])
         raise ValueError(f"values[{at}] = {float(vals[at])} is not finite")
+    dt = _check_value_dtype(xp, vals, dtype)
+    vals = vals.astype(dt, copy=False)
     if shape is None:
         shape = (
             int(rows.max()) + 1 if rows.size else 0,
             int(cols.max()) + 1 if cols.size else 0,
         )
-    n_rows, n_cols = int(shape[0]), int(shape[1])
-    if n_rows < 0 or n_cols < 0:
-        raise ValueError(f"shape {shape} has a negative dimension")
+    n_rows, n_cols = _check_shape(shape)
+    # the row pointer is the one array sized by the shape rather than by the data
+    check_memory(f"CSR row pointer for shape {(n_rows, n_cols)}", (n_rows + 1) * 8)
     _check_range(xp, rows, n_rows, "user_idx", "rows")
     _check_range(xp, cols, n_cols, "item_idx", "columns")
 

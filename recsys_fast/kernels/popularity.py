@@ -64,8 +64,8 @@ def weighted_rating(
     Raises
     ------
     ValueError
-        Mismatched or empty inputs, quantile outside [0, 1], negative vote counts, or a column
-        with no number at all.
+        Mismatched or empty inputs, quantile outside [0, 1], negative or infinite vote counts,
+        an infinite vote average, or a column with no number at all.
     """
     if not 0.0 <= quantile <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
@@ -79,6 +79,13 @@ def weighted_rating(
         )
     if v.size == 0:
         raise ValueError("no rows to rate")
+    for name, col in (("vote_count", v), ("vote_average", R)):
+        inf = xp.flatnonzero(xp.isinf(col))
+        if inf.size:
+            raise ValueError(
+                f"{name} is infinite at positions {inf[:10].tolist()} "
+                f"(e.g. {float(col[inf[0]])}); give finite numbers or NaN for unknown"
+            )
     neg = xp.flatnonzero(v < 0)
     if neg.size:
         raise ValueError(f"negative vote_count at positions {neg[:10].tolist()}")

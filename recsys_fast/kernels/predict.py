@@ -179,8 +179,15 @@ class FixedCF:
         IndexError
             A user or item index is outside the fitted matrix (the indices are named).
         ValueError
-            ``users`` and ``items`` differ in length.
+            ``users`` and ``items`` differ in length, or ``batch_size`` is below 1.
+        TypeError
+            ``batch_size`` is not an integer.
         """
+        from recsys_fast.kernels.similarity import check_block_rows
+
+        batch_size = check_block_rows(batch_size, "batch_size")
+        if batch_size is None:
+            raise TypeError("batch_size must be a positive integer, got None")
         R = self._require_fit()
         xp = self.backend.xp
         users = _check_indices(xp, users, R.shape[0], "user indices")
@@ -270,10 +277,11 @@ class FixedCF:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
             raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
         users = _check_indices(xp, users, R.shape[0], "user indices")
+        from recsys_fast.kernels.similarity import check_block_rows
+
+        batch_size = check_block_rows(batch_size, "batch_size")
         if batch_size is None:
             batch_size = max(1, _BLOCK_BYTES // (3 * dense_bytes((1, n_items), self.dtype)))
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         items_out = xp.empty((users.size, n), dtype=xp.int64)
         scores_out = xp.empty((users.size, n), dtype=self.dtype)
         for b0 in range(0, users.size, batch_size):

@@ -123,7 +123,16 @@ def _normalized(X, be: Backend, dtype):
     else:
         rows = be.entry_rows(X.indptr)
         inv = _inverse_norms(X, be, rows)
-        data = (X.data.astype(xp.float64) * inv[rows]).astype(dtype)
+        d64 = X.data.astype(xp.float64)
+        nonzero_rows = xp.diff(X.indptr) > 0
+        bad = (inv == 0) & nonzero_rows | (inv > 1e140) | ((inv > 0) & (inv < 1e-150))
+        if bool(bad.any()):  # squares under- or overflowed: divide those rows by their max
+            big = xp.asarray(abs(X).max(axis=1).toarray(), dtype=xp.float64).ravel()
+            scale = xp.where(bad, big, 1.0)
+            d64 = d64 / scale[rows]
+            inv = _inverse_norms(be.sparse.csr_matrix((d64, X.indices, X.indptr), shape=X.shape),
+                                 be, rows)
+        data = (d64 * inv[rows]).astype(dtype)
     out = be.sparse.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
     if be.name == "cpu":
         out.has_sorted_indices = True
@@ -185,6 +194,17 @@ def cosine_distances(X: Any, *, dtype: Any = None, backend: str | Backend = "cpu
     xp.clip(S, 0.0, 2.0, out=S)
     S[xp.arange(n), xp.arange(n)] = 0.0
     return S
+
+
+def check_block_rows(block_rows: Any, name: str = "block_rows") -> int | None:
+    """``block_rows`` as an int, None kept; TypeError/ValueError unless a positive integer."""
+    if block_rows is None:
+        return None
+    if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer or None, got {block_rows!r}")
+    if block_rows < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {block_rows!r}")
+    return int(block_rows)
 
 
 def _check_topk_args(n: int, k: Any, include_self: bool, strategy: str) -> int:
@@ -524,10 +544,11 @@ def cosine_topk(
     Raises
     ------
     TypeError
-        X is neither sparse nor an array, holds non-numbers, or k is not an integer.
+        X is neither sparse nor an array, holds non-numbers, or k or ``block_rows`` is not an
+        integer.
     ValueError
-        k out of range, unknown strategy, non-finite values, ``sparse`` on the GPU, ``tf32``
-        on the CPU.
+        k out of range, ``block_rows`` below 1, unknown strategy, non-finite values,
+        ``sparse`` on the GPU, ``tf32`` on the CPU.
     MemoryBudgetError
         ``strategy="dense"`` and a dense copy of X does not fit.
     """
@@ -536,6 +557,7 @@ def cosine_topk(
     X = _as_csr(X, be)
     n = X.shape[0]
     k = _check_topk_args(n, k, include_self, strategy)
+    block_rows = check_block_rows(block_rows)
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")

@@ -202,10 +202,12 @@ def tfidf_topk(
     Raises
     ------
     TypeError, ValueError
-        Bad descriptions (missing columns, repeated ids, non-text), ``k`` < 2.
+        Bad descriptions (missing columns, repeated ids, non-text), ``k`` < 2,
+        ``block_rows`` not a positive integer.
     """
-    from recsys_fast.kernels.similarity import cosine_topk
+    from recsys_fast.kernels.similarity import check_block_rows, cosine_topk
 
+    block_rows = check_block_rows(block_rows)
     ids, texts = _check_descriptions(descriptions)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an integer, got {k!r}")

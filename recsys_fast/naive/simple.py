@@ -66,6 +66,13 @@ def _numeric_votes(metadata: pd.DataFrame) -> pd.DataFrame:
                 f"e.g. {raw[bad].iloc[0]!r}"
             )
         md[col] = num.astype(np.float64)
+    for col in VOTE_COLUMNS:
+        inf = np.isinf(md[col])
+        if inf.any():
+            raise ValueError(
+                f"column {col!r} is infinite at rows {_rows(md.index[inf])}; give finite "
+                "numbers or NaN for unknown"
+            )
     neg = md["vote_count"] < 0
     if neg.any():
         raise ValueError(f"negative vote_count at rows {_rows(md.index[neg])}")
@@ -98,7 +105,8 @@ def weighted_rating_chart(
     Raises
     ------
     ValueError
-        Missing columns, empty frame, non-numeric or negative votes, or a NaN score (rows named).
+        Missing columns, empty frame, non-numeric, negative or infinite votes, or a NaN score
+        (rows named).
     """
     if not 0.0 <= quantile <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
