@@ -61,8 +61,16 @@ def shared_archives() -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip tests marked ``gpu`` without a usable CUDA device (device, not import). The
-    simulated GPU does not count: the ``simulated`` parameters run those paths already."""
+    """Skip everything when ``KERAS_BACKEND`` names an absent package (see
+    :func:`_keras_backend_missing`); skip tests marked ``gpu`` without a usable CUDA device
+    (device, not import). The simulated GPU does not count: the ``simulated`` parameters run
+    those paths already."""
+    reason = _keras_backend_missing()
+    if reason:
+        mark = pytest.mark.skip(reason=reason)
+        for item in items:
+            item.add_marker(mark)
+        return
     if not any(item.get_closest_marker("gpu") for item in items):
         return
     from recsys_fast.backend import gpu_available, gpu_unavailable_reason, is_simulated
@@ -91,11 +99,3 @@ def _keras_backend_missing() -> str | None:
     if module and importlib.util.find_spec(module) is None:
         return f"KERAS_BACKEND={name} but {module} is not installed (optional: pip install {module})"
     return None
-
-
-def pytest_collection_modifyitems(config, items):
-    reason = _keras_backend_missing()
-    if reason:
-        mark = pytest.mark.skip(reason=reason)
-        for item in items:
-            item.add_marker(mark)

@@ -193,7 +193,7 @@ def test_errors_and_broken_imports_are_errors_not_skips(no_gpu):
     reg.add(Case("needs_pkg", "optimised", "cpu", lambda c, s: {}, lambda st: 0,
                  requires=("no_such_optional_pkg",)))
     rows = []
-    for kernel, scale, group in runner.groups(reg.select(), ["tiny"]):
+    for _kernel, scale, group in runner.groups(reg.select(), ["tiny"]):
         rows += runner.run_group(group, scale, CaseContext(reg), FAST)
     by = {(r.kernel, r.impl, r.backend): r for r in rows}
     assert len(rows) == len(reg)

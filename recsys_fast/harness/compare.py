@@ -85,7 +85,7 @@ def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
         kernels, scales = kernels_and_scales(run_cases)
         for k in kernels:
             for s in scales:
-                def get(impl, be, k=k, s=s):
+                def get(impl, be, k=k, s=s, idx=idx):
                     return idx.get((k, impl, be, s))
 
                 for be in ("cpu", "gpu"):

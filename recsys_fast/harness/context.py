@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from recsys_fast.errors import DatasetNotFoundError
 from recsys_fast.harness.registry import SCALES, Registry, SelectionError
 from recsys_fast.memory import available_bytes
@@ -84,18 +82,8 @@ def find_ml100k(path: str | os.PathLike | None = None) -> Path | None:
 
 
 def _load_real_ml100k(path: Path):
-    try:
-        from recsys_fast.data import load_ml100k
-    except ImportError:  # the loaders module may not exist yet: read u.data directly
-        import pandas as pd
+    from recsys_fast.data import load_ml100k
 
-        from recsys_fast.data.interactions import Interactions, make_items_frame
-
-        df = pd.read_csv(path / "u.data", sep="\t", header=None,
-                         names=["user_id", "item_id", "rating", "timestamp"])
-        df["rating"] = df["rating"].astype(np.float32)
-        items = make_items_frame(np.arange(1, int(df.item_id.max()) + 1))
-        return Interactions(df, items, name="ml-100k")
     return load_ml100k(path)
 
 
@@ -143,8 +131,13 @@ class CaseContext:
     def _load(self, scale: str):
         scale_spec(scale)
         if scale == "100k" and self.ml100k is not None:
-            self.data_sources[scale] = "ml-100k (real MovieLens 100K)"
-            return _load_real_ml100k(self.ml100k)
+            inter = _load_real_ml100k(self.ml100k)
+            if inter.meta.get("synthetic"):  # a `recsys-fast data synth` folder: say so
+                self.data_sources[scale] = ("synthetic 100k in ML-100K files (written by "
+                                            "`recsys-fast data synth`), not the real MovieLens 100K")
+            else:
+                self.data_sources[scale] = "ml-100k (real MovieLens 100K)"
+            return inter
         from recsys_fast.data.synthetic import generate
 
         self.data_sources[scale] = f"synthetic {scale} (recsys_fast.data.synthetic, seed {self.seed})"

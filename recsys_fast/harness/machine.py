@@ -184,7 +184,6 @@ def gpu_memory_bandwidth(rounds: int = 5, n: int = 1 << 28) -> dict:
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    del a, b, c
     return {"gpu_triad_gbytes_per_s": 20 * n / float(np.median(times)) / 1e9, "gpu_n": n}
 
 
