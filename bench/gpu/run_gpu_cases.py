@@ -36,7 +36,9 @@ if str(REPO) not in sys.path:  # runnable from a bare checkout (PYTHONPATH not s
 
 from recsys_fast import backend as _backend  # noqa: E402
 from recsys_fast.harness import machine as _machine  # noqa: E402
+from recsys_fast.harness.compare import ratios  # noqa: E402
 from recsys_fast.harness.context import CaseContext  # noqa: E402
+from recsys_fast.harness.journal import run_name  # noqa: E402
 from recsys_fast.harness.registry import check_scales, default_registry  # noqa: E402
 from recsys_fast.harness.results import (  # noqa: E402
     atomic_write_text,
@@ -44,7 +46,7 @@ from recsys_fast.harness.results import (  # noqa: E402
     results_path,
     validate,
 )
-from recsys_fast.harness.runner import QUICK, CaseResult, RunSettings, plan, run_case  # noqa: E402
+from recsys_fast.harness.runner import QUICK, CaseResult, RunSettings, groups, run_group  # noqa: E402
 
 
 def _csv(text: str) -> list[str]:
@@ -102,11 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     ctx = CaseContext(registry, ml100k=args.ml100k)
     rows: list[dict] = []
     created = datetime.now(timezone.utc)
-    path = results_path(args.out, mid, created.isoformat(timespec="seconds"))
+    name = run_name(created)
+    path = results_path(args.out, mid, name)
 
     def save() -> None:
         data = build_results(
             rows, **header, created=created, data_sources=dict(ctx.data_sources),
+            run=name, ratios=ratios(rows),
             settings={**asdict(settings), "quick": args.quick, "scales": scales,
                       "kernels": kernels, "budgets_s": budget,
                       "all_impl_scales": args.all_impl_scales, "driver": "bench/gpu",
@@ -117,33 +121,35 @@ def main(argv: list[str] | None = None) -> int:
         validate(data, path)
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
-    last_scale = last_kernel = None
+    last_scale = None
     started: dict[str, float] = {}
-    for case, scale in plan(cases, scales):
-        if scale not in args.all_impl_scales and case.impl != "optimised":
+    for _kernel, scale, group in groups(cases, scales):
+        group = [c for c in group if scale in args.all_impl_scales or c.impl == "optimised"]
+        if not group:
             continue
         if scale != last_scale and last_scale is not None:
             ctx.clear()
             pool = _backend.get_backend("gpu").memory_pool() if "gpu" in backends else None
             if pool is not None:
                 pool.free_all_blocks()
-        elif case.kernel != last_kernel and last_kernel is not None:
+        else:
             ctx.clear(references_only=True)
-        last_scale, last_kernel = scale, case.kernel
+        last_scale = scale
         t0 = started.setdefault(scale, time.perf_counter())
         spent = time.perf_counter() - t0
         if spent > budget[scale]:
-            res = CaseResult(case.kernel, case.impl, case.backend, scale, status="skipped",
-                             skipped_reason=f"time budget of {budget[scale]:g} s for scale "
-                             f"{scale} spent")
-        else:
-            res = run_case(case, scale, ctx, settings)
-        rows.append(res.to_dict())
+            results = [CaseResult(c.kernel, c.impl, c.backend, scale, status="skipped",
+                                  skipped_reason=f"time budget of {budget[scale]:g} s for "
+                                  f"scale {scale} spent") for c in group]
+        else:  # one group interleaved, in this process (the box's time is budgeted)
+            results = run_group(group, scale, ctx, settings)
+        for res in results:
+            rows.append(res.to_dict())
+            shown = (f"{res.median_s:.4g} s" if res.median_s is not None
+                     else res.skipped_reason or res.error or "")
+            print(f"[{time.perf_counter() - t0:6.1f}s] {res.key:42s} {scale:5s} "
+                  f"{res.status:7s} {shown} {res.verdict or ''}", flush=True)
         save()
-        shown = (f"{res.median_s:.4g} s" if res.median_s is not None
-                 else res.skipped_reason or res.error or "")
-        print(f"[{time.perf_counter() - t0:6.1f}s] {case.key:42s} {scale:5s} {res.status:7s} "
-              f"{shown} {res.verdict or ''}", flush=True)
     ctx.clear()
     print(f"results written to {path}")
     return 1 if any(r["status"] == "error" or (r.get("verdict") or "").startswith("mismatch")
