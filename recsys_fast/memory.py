@@ -31,6 +31,16 @@ def _parse_size(text: str) -> int:
     return int(value)
 
 
+def parse_size_env(name: str) -> int:
+    """The size in environment variable ``name`` (e.g. ``8G``); :class:`ConfigError` naming the
+    variable unless it is a positive finite size."""
+    text = os.environ.get(name, "")
+    try:
+        return _parse_size(text)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{name}={text!r} is not a positive finite size like 8G or 512M") from None
+
+
 def available_bytes() -> int:
     """Bytes this process may still allocate: the env budget if set, else 90% of available RAM."""
     env = os.environ.get(ENV_BUDGET)

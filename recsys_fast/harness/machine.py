@@ -27,6 +27,7 @@ LIBRARIES = ("recsys-fast", "numpy", "scipy", "pandas", "scikit-learn", "tensorf
 THREAD_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
               "NUMBA_NUM_THREADS", "RECSYS_FAST_MEMORY_BUDGET")
 ENV_MACHINE_ID = "RECSYS_FAST_MACHINE_ID"
+ENV_TRIAD_BYTES = "RECSYS_FAST_TRIAD_BYTES"  # size of each triad array (default: see below)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -141,6 +142,10 @@ def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
     traffic). GB/s counts 24 bytes per element (read b, c; write a), as STREAM does; the median
     of ``rounds`` after a warm-up."""
     llc = _llc_bytes()
+    if n is None and os.environ.get(ENV_TRIAD_BYTES):
+        from recsys_fast.memory import parse_size_env
+
+        n = max(1024, parse_size_env(ENV_TRIAD_BYTES) // 8)
     # 2x the LLC per array, within [64 MiB, 512 MiB]: VMs may report the host's whole L3
     n = n or min(max(2 * llc, 64 << 20), 512 << 20) // 8
     b, c = np.full(n, 1.0), np.full(n, 2.0)

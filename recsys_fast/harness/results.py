@@ -125,6 +125,7 @@ def write_results(data: dict, out_dir: str | os.PathLike, name: str | None = Non
     from recsys_fast.harness.journal import run_name
 
     validate(data, "<in memory>")
+    strict = name is not None  # an explicit name is the run's own: never another
     name = name or data.get("run")
     for _ in range(20):
         if name is None:
@@ -134,6 +135,8 @@ def write_results(data: dict, out_dir: str | os.PathLike, name: str | None = Non
         try:
             return write_new(results_path(out_dir, data["machine_id"], name), text)
         except FileExistsError:
+            if strict:
+                raise
             name = None  # a fresh random suffix
     raise FileExistsError(f"no free results file name under {out_dir}")
 
