@@ -11,14 +11,18 @@ what ``naive.collaborative.user_item_similarity`` runs for each half) then
 ``naive.collaborative.predict``; vs ``kernels.predict_course`` (sparse R, no dense temporaries).
 Checked to rtol 1e-9 against the naive result, or, where the naive matrices do not fit, on 64
 sampled users (items) against an independent float64 computation of those rows (columns).
-GFLOP/s counts the dense-equivalent work of the course: 4 n^2 m.
+
+Work (:mod:`~recsys_fast.harness.work`): the naive pipeline does dense work, 4 n^2 m flops
+(two dense products); the optimised one the sparse Gram ``2 sum c_j^2``, the prediction
+``2 n nnz`` and ``3 n^2`` for the mean and weight terms. The optimised case also reports the
+dense-equivalent 4 n^2 m, labelled as such. Bytes: R read once, the n x m prediction written.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from recsys_fast.harness import casedata
+from recsys_fast.harness import casedata, work
 from recsys_fast.harness.casedata import F64
 from recsys_fast.harness.checks import compare_dense, sample_rows
 from recsys_fast.harness.registry import Case, Registry, Verdict
@@ -143,10 +147,33 @@ def _course_check(ctx, st, result) -> Verdict:
                          against=f"{len(idx)} sampled {st['kind']}s vs exact float64")
 
 
-def _course_flops(st) -> float:
+def _course_dense_flops(st) -> float:
     u, i = st["shape"]
     n, m = (u, i) if st["kind"] == "user" else (i, u)
     return 4.0 * n * n * m
+
+
+def _course_sparse_flops(st) -> float:
+    R = casedata.train_csr(st["ctx"], st["scale"], np.float64)
+    X = R if st["kind"] == "user" else R.T.tocsr()  # rows: the vectors compared
+    n = X.shape[0]
+    return work.gram_flops(X) + 2.0 * n * R.nnz + 3.0 * n * n
+
+
+def _course_bytes(st) -> float:
+    R = casedata.train_csr(st["ctx"], st["scale"], np.float64)
+    return work.csr_bytes(R) + work.dense_bytes(R.shape, F64)
+
+
+def _csr_bytes(impl):
+    def nbytes(st) -> float:
+        u, i, v = st["arrays"]
+        read = float(u.nbytes + i.nbytes + v.nbytes)
+        if impl == "naive":  # the dense matrix is written whole
+            return read + work.dense_bytes(st["shape"], F64)
+        return read + 2.0 * len(v) * 4 + (st["shape"][0] + 1) * 8  # values, indices, indptr
+
+    return nbytes
 
 
 def _course_mem(kind, impl, backend="cpu"):
@@ -167,24 +194,29 @@ def register(reg: Registry) -> None:
     common = dict(kernel="csr_build", check=_csr_check,
                   examples=lambda st: len(st["arrays"][0]))
     reg.add(Case(impl="naive", backend="cpu", setup=_csr_setup, run=_csr_naive,
-                 memory_estimate=_csr_mem_naive, note="np.zeros + itertuples fill", **common))
+                 memory_estimate=_csr_mem_naive, note="np.zeros + itertuples fill",
+                 bytes=_csr_bytes("naive"), **common))
     for be in ("cpu", "gpu"):
         reg.add(Case(impl="optimised", backend=be,
                      setup=lambda ctx, sc, be=be: _csr_setup(ctx, sc, be), run=_csr_optimised,
-                     memory_estimate=_csr_mem_sparse, note="build_user_item_csr", **common))
+                     memory_estimate=_csr_mem_sparse, note="build_user_item_csr",
+                     bytes=_csr_bytes("optimised"), **common))
     reg.add(Case(impl="scipy", backend="cpu", setup=_csr_setup, run=_csr_scipy,
                  memory_estimate=_csr_mem_sparse, note="scipy coo->csr (sums duplicates)",
-                 **common))
+                 bytes=_csr_bytes("scipy"), **common))
     for kind in ("user", "item"):
         kernel = f"cf_course_{kind}"
         reg.add_kernel(kernel, f"course {kind}-based CF: cosine distances + prediction matrix")
         setup = _course_setup(kind)
         reg.add(Case(kernel=kernel, impl="naive", backend="cpu", setup=setup, run=_course_naive,
-                     memory_estimate=_course_mem(kind, "naive"), flops=_course_flops,
+                     memory_estimate=_course_mem(kind, "naive"), flops=_course_dense_flops,
+                     bytes=_course_bytes,
                      note="pairwise_distances + naive predict (dense float64)"))
         for be in ("cpu", "gpu"):
             reg.add(Case(kernel=kernel, impl="optimised", backend=be,
                          setup=lambda ctx, sc, s=setup, be=be: s(ctx, sc, "optimised", be),
                          run=_course_optimised, check=_course_check,
-                         memory_estimate=_course_mem(kind, "optimised", be), flops=_course_flops,
+                         memory_estimate=_course_mem(kind, "optimised", be),
+                         flops=_course_sparse_flops, dense_flops=_course_dense_flops,
+                         bytes=_course_bytes,
                          note="kernels.predict_course (sparse R, float64; numba Gram on CPU)"))

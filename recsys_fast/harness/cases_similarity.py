@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from recsys_fast.harness import casedata
+from recsys_fast.harness import casedata, work
 from recsys_fast.harness.casedata import F32, F64
 from recsys_fast.harness.checks import compare_dense, compare_topk, exact_cosine_rows, sample_rows
 from recsys_fast.harness.registry import SCALES, Case, Registry, Verdict
@@ -82,9 +82,28 @@ def _dist_check(ctx, st, result) -> Verdict:
                          against=f"{len(rows)} sampled rows vs sklearn")
 
 
-def _dist_flops(st) -> float:
+def _dist_dense_flops(st) -> float:
     u, i = st["shape"]
     return 2.0 * u * u * i
+
+
+def _dist_sparse_flops(st) -> float:
+    R = casedata.train_csr(st["ctx"], st["scale"], np.float64)
+    return work.gram_flops(R) + 2.0 * R.shape[0] ** 2  # Gram + the normalisation
+
+
+def _dist_bytes(st) -> float:
+    R = casedata.train_csr(st["ctx"], st["scale"], np.float64)
+    return work.csr_bytes(R) + work.dense_bytes((R.shape[0], R.shape[0]), F64)
+
+
+def _topk_flops(st) -> float:
+    return work.gram_flops(casedata.item_user_csr(st["ctx"], st["scale"], np.float32))
+
+
+def _topk_bytes(st) -> float:
+    X = casedata.item_user_csr(st["ctx"], st["scale"], np.float32)
+    return work.csr_bytes(X) + X.shape[0] * st["k"] * 8.0  # X read, k (index, value) per row
 
 
 def _dist_mem(impl):
@@ -120,12 +139,8 @@ def _topk_setup(impl, backend="cpu"):
             warmup()  # numba compilation (or cache load) stays out of the timings
             st["X"] = X  # on the host: the GPU case times the transfers too (end to end)
         elif impl == "implicit":
-            import implicit  # noqa: F401 - fail in setup (skip) when absent
-
             st["user_items"] = casedata.train_csr(ctx, scale, np.float32)
         elif impl in ("sparse_dot_topn", "scipy"):
-            if impl == "sparse_dot_topn":
-                import sparse_dot_topn  # noqa: F401
             st["A"] = _normalised(X)
             st["At"] = st["A"].T.tocsr()
         else:  # naive, sklearn
@@ -254,13 +269,15 @@ def _topk_mem(impl):
 def register(reg: Registry) -> None:
     reg.add_kernel("cosine_distances", "course user-user cosine distance matrix (dense n x n)")
     reg.add(Case(kernel="cosine_distances", impl="naive", backend="cpu", setup=_dist_setup,
-                 run=_dist_naive, memory_estimate=_dist_mem("naive"), flops=_dist_flops,
+                 run=_dist_naive, memory_estimate=_dist_mem("naive"),
+                 flops=_dist_dense_flops, bytes=_dist_bytes,
                  note="sklearn pairwise_distances on the dense matrix"))
     for be in ("cpu", "gpu"):
         reg.add(Case(kernel="cosine_distances", impl="optimised", backend=be,
                      setup=lambda ctx, sc, be=be: _dist_setup(ctx, sc, "optimised", be),
                      run=_dist_optimised, check=_dist_check,
-                     memory_estimate=_dist_mem("optimised"), flops=_dist_flops,
+                     memory_estimate=_dist_mem("optimised"), flops=_dist_sparse_flops,
+                     dense_flops=_dist_dense_flops, bytes=_dist_bytes,
                      note="kernels.cosine_distances (sparse input)"))
     reg.add_kernel("cosine_topk", f"item-item top-{K} true cosine neighbours")
     runs = {"naive": _topk_naive, "optimised": _topk_optimised, "implicit": _topk_implicit,
@@ -281,5 +298,7 @@ def register(reg: Registry) -> None:
                          setup=_topk_setup(impl, be), run=run,
                          check=None if impl == "scipy" else _topk_check,
                          memory_estimate=_topk_mem(impl), extra=_topk_extra,
+                         flops=_topk_flops, bytes=_topk_bytes, flops_dtype="float32",
+                         requires=(impl,) if impl in ("implicit", "sparse_dot_topn") else (),
                          scales=small if impl in ("naive", "sklearn") else SCALES,
                          note=notes[impl]))

@@ -1,12 +1,12 @@
 """Peak resident memory of a block of code, cheaply.
 
-:class:`MemoryProbe` is what the runner records per case: before the case's first call it runs
+:class:`MemoryProbe` is what the runner records per case, around its first warm-up call (the
+call after the checked one, so JIT compilation and one-time caches are not counted): it runs
 the garbage collector, hands the C heap's free pages back to the OS (glibc ``malloc_trim(0)``)
 and resets the kernel's high-water mark; the peak is then the high-water mark above that
 baseline. Without the trim, memory freed by an earlier case of the same worker (or by the
 case's own setup) is reused without raising RSS, and a kernel that allocates its whole result
-would read ``0 B``. The figure includes one-time allocations of the first call (caches, graph
-tracing), and numpy / BLAS / numba allocations alike.
+would read ``0 B``. numpy, BLAS and numba allocations are all seen (it is the process's RSS).
 
 tracemalloc slows numpy-heavy code several-fold and misses BLAS/numba allocations, so we watch
 the process RSS instead. On Linux the kernel keeps the peak (``VmHWM``) and lets a process reset

@@ -167,7 +167,7 @@ def _section(data: dict, plots: list[tuple[str, str]]) -> list[str]:
                     rows) if rows else ["No GPU case ran on this machine.", ""]
     lines += ["### All cases", "",
               "Peak memory: the high-water mark above the post-setup baseline during the "
-              "case's first call, after a heap trim (see `bench/README.md`). Throughput is "
+              "case's first warm-up call (the one after the checked call), after a heap trim (see `bench/README.md`). Throughput is "
               "the floating-point work actually done (nnz-based for sparse kernels) and the "
               "bytes a call must move, against the same run's GEMM peak and triad bandwidth; "
               "the roofline floor is max(flops / peak, bytes / bandwidth).", ""]

@@ -2,9 +2,10 @@
 
 Per case, in registry order (naive first, so it becomes the reference of the others):
 skip (scale not defined, an optional package declared in ``Case.requires`` missing, GPU absent,
-memory estimate over budget) -> set up (not timed) -> the first call, which is both the
-**memory probe** (see :mod:`~recsys_fast.harness.memwatch`) and the call whose result is checked
-against the reference -> ``warmup - 1`` more untimed calls. Then the prepared cases are timed
+memory estimate over budget) -> set up (not timed) -> the first call, whose result is checked
+against the reference (it also absorbs JIT compilation, graph tracing, caches) -> ``warmup``
+untimed calls, the first of which is the **memory probe** (see
+:mod:`~recsys_fast.harness.memwatch`). Then the prepared cases are timed
 **round-robin**: round ``r`` runs every case still short of its rounds once, back to back, so
 machine drift hits all alike and round ``r`` of two cases can be paired
 (:mod:`~recsys_fast.harness.stats`). A case leaves the rotation after ``repeat`` rounds, or
@@ -216,11 +217,7 @@ def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: N
         res.setup_s = time.perf_counter() - t0
         stage = "first call"
         notify(case.key, stage)
-        gc.collect()
-        with MemoryProbe() as mem:
-            result = case.run(prep.state)
-        res.peak_rss_bytes, res.peak_rss_delta_bytes = mem.peak, mem.delta
-        res.extra["memory_method"] = mem.method
+        result = case.run(prep.state)
         stage = "check"
         notify(case.key, stage)
         if case.impl == "naive":
@@ -236,9 +233,16 @@ def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: N
         if case.extra is not None:
             res.extra.update(case.extra(prep.state, result))
         del result
-        for n in range(max(0, s.warmup - 1)):
-            notify(case.key, f"warm-up {n + 2}")
-            case.run(prep.state)
+        for n in range(s.warmup):  # the first warm-up call is the memory probe
+            stage = f"warm-up {n + 1}"
+            notify(case.key, stage)
+            if n == 0:
+                with MemoryProbe() as mem:
+                    case.run(prep.state)
+                res.peak_rss_bytes, res.peak_rss_delta_bytes = mem.peak, mem.delta
+                res.extra["memory_method"] = mem.method
+            else:
+                case.run(prep.state)
         return prep
     except KeyboardInterrupt:
         raise

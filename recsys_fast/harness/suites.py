@@ -70,7 +70,8 @@ def prepare(case: Case, scale: str, ctx: CaseContext | None = None, *, check: bo
             elif check:
                 verdict = Verdict("n/a")
             del result
-    except (ImportError, MemoryBudgetError, BackendUnavailableError) as exc:
+    except (MemoryBudgetError, BackendUnavailableError) as exc:
+        # declared "cannot run here" conditions only: a broken import inside recsys_fast fails
         raise NotRunnable(scrub_paths(f"{type(exc).__name__}: {exc}")) from exc
     return state, verdict
 
