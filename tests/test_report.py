@@ -217,3 +217,24 @@ def test_runs_of_one_machine_merge_by_group_and_never_divide_across_runs(results
     assert a["_run"] != b["_run"] and speedups([a, b])["naive_to_optimised"] == []
     other = dict(second, machine_id="another-box")
     assert len(report.merge_by_machine([(Path("a.json"), first), (Path("c.json"), other)])) == 2
+
+
+def test_compare_two_runs_marks_drift_and_intervals(results_file, tmp_path, capsys):
+    """`recsys-fast compare A B`: per-case head/base ratio with an interval, labelled as an
+    across-run comparison; a 3x slower copy reads as significantly slower."""
+    slower = json.loads(results_file.read_text())
+    for c in slower["cases"]:
+        if c["status"] == "ok":
+            c["times_s"] = [t * 3 for t in c["times_s"]]
+            c["median_s"] *= 3
+    other = tmp_path / "slower.json"
+    other.write_text(json.dumps(slower))
+    assert cli.main(["compare", str(results_file), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("across runs: drift not controlled")
+    assert "GEMM peak" in out and "toy_sum" in out
+    from recsys_fast.harness.compare import compare_runs
+
+    rows = compare_runs(results.load_results(results_file), slower)
+    assert rows and all(abs(r["ratio"] - 3) < 1e-9 for r in rows)
+    assert all(r["lo"] <= r["ratio"] <= r["hi"] for r in rows)

@@ -89,6 +89,15 @@ def add_bench_commands(subparsers) -> None:
                    help="replace a README.md in --out that the report did not write")
     r.set_defaults(func=cmd_report)
 
+    c = subparsers.add_parser(
+        "compare", help="per-case time ratios between two results files (across runs)",
+        description="Compare two results files case by case: head time / base time with a 95 %% "
+        "bootstrap interval (> 1: slower in HEAD). The runs were not interleaved, so machine "
+        "drift between them is not controlled: read it as context, not as a verdict.")
+    c.add_argument("base", help="results JSON of the baseline run")
+    c.add_argument("head", help="results JSON of the run to compare")
+    c.set_defaults(func=cmd_compare)
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from recsys_fast.harness.bench import (
@@ -140,6 +149,32 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = write_report(args.results, args.out, plots=not args.no_plots, force=args.force)
     print(f"report written to {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from recsys_fast.harness.bench import _fmt_time
+    from recsys_fast.harness.compare import compare_runs
+    from recsys_fast.harness.report import _bw_text, _commit, _peak_text
+    from recsys_fast.harness.results import load_results
+
+    base, head = load_results(args.base), load_results(args.head)
+    print("across runs: drift not controlled (the runs were not interleaved)")
+    for name, d in (("base", base), ("head", head)):
+        print(f"{name}: {d['machine_id']} {d['created']} commit {_commit(d.get('git'))}; GEMM "
+              f"peak {_peak_text(d['gemm_peak'])}; bandwidth {_bw_text(d.get('bandwidth'))}")
+    rows = compare_runs(base, head)
+    if not rows:
+        print("no case ran in both files")
+        return 0
+    print(f"{'kernel':20s} {'impl':16s} {'backend':7s} {'scale':5s} {'base':>9s} {'head':>9s}  "
+          "head/base [95 % CI]")
+    for r in rows:
+        ci = f" [{r['lo']:.3g}, {r['hi']:.3g}]" if "lo" in r else ""
+        mark = "" if r.get("significant", True) else " ~ no difference"
+        print(f"{r['kernel']:20s} {r['impl']:16s} {r['backend']:7s} {r['scale']:5s} "
+              f"{_fmt_time(r['base_s']):>9s} {_fmt_time(r['head_s']):>9s}  "
+              f"{r['ratio']:.3g}x{ci}{mark}")
     return 0
 
 

@@ -139,3 +139,24 @@ def fmt_ratio(sp: Speedup | None, bold: bool = False) -> str:
         return v
     mark = "" if sp.ci.significant else " (~ no difference)"
     return f"{v} [{sp.ci.lo:.3g}, {sp.ci.hi:.3g}]{mark}"
+
+
+def compare_runs(base: dict, head: dict) -> list[dict]:
+    """Per case present and ok in both results documents: ``head`` time over ``base`` time
+    (> 1: slower in ``head``) with an unpaired bootstrap interval. Across runs nothing pairs
+    the rounds, so machine drift between the runs is **not** controlled; this is context, not
+    a gate."""
+    a = index([c for c in base["cases"] if _ok(c)])
+    out = []
+    for key, hc in index([c for c in head["cases"] if _ok(c)]).items():
+        bc = a.get(key)
+        if bc is None:
+            continue
+        row = {"kernel": key[0], "impl": key[1], "backend": key[2], "scale": key[3],
+               "base_s": bc["median_s"], "head_s": hc["median_s"],
+               "ratio": hc["median_s"] / bc["median_s"]}
+        if bc.get("times_s") and hc.get("times_s"):
+            r = ratio_ci(hc["times_s"], bc["times_s"], paired=False)
+            row.update(lo=r.lo, hi=r.hi, significant=r.significant)
+        out.append(row)
+    return out
