@@ -23,7 +23,7 @@ def _registry() -> Registry:
     reg = Registry()
 
     def setup(ctx, scale):
-        return {"n": {"tiny": 3_000, "100k": 30_000}[scale], "scale": scale}
+        return {"n": {"tiny": 100_000, "100k": 300_000}[scale], "scale": scale}
 
     def check(ctx, st, result):
         ref = ctx.naive_reference("toy_sum", st["scale"])
