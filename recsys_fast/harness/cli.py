@@ -98,6 +98,30 @@ def add_bench_commands(subparsers) -> None:
     c.add_argument("head", help="results JSON of the run to compare")
     c.set_defaults(func=cmd_compare)
 
+    g = subparsers.add_parser(
+        "gate", help="did HEAD make a kernel slower than BASE? interleaved, with intervals",
+        description="Time the selected cases on two revisions interleaved (base, head, head, "
+        "base...) in one run and fail (exit 1) when a case is significantly slower by more "
+        "than --threshold. See bench/README.md, 'Regression gate'.")
+    g.add_argument("--base", default="main", help="base revision (default main)")
+    g.add_argument("--head", default="HEAD",
+                   help="revision to judge (default HEAD; '.' = the working tree as it is)")
+    g.add_argument("--kernels", type=_csv, default=None, help="comma list (default all)")
+    g.add_argument("--impl", type=_csv, default=["optimised"],
+                   help="implementations to judge (default optimised)")
+    g.add_argument("--backend", type=_csv, default=["cpu"], help="backends (default cpu)")
+    g.add_argument("--scale", default="100k", help="one scale (default 100k)")
+    g.add_argument("--budget", type=_positive_float, default=600.0, metavar="SECONDS",
+                   help="time for all rounds (default 600)")
+    g.add_argument("--threshold", type=_positive_float, default=0.15,
+                   help="slowdown that fails the gate when significant (default 0.15 = 15%%)")
+    g.add_argument("--min-rounds", type=_positive_int, default=6)
+    g.add_argument("--max-rounds", type=_positive_int, default=60)
+    g.add_argument("--cache", default=None, help="where revisions are checked out "
+                   "(default ~/.cache/recsys-fast/gate)")
+    g.add_argument("--repo", default=".", help="the git repository (default: this folder)")
+    g.set_defaults(func=cmd_gate)
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from recsys_fast.harness.bench import (
@@ -150,6 +174,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(args.results, args.out, plots=not args.no_plots, force=args.force)
     print(f"report written to {path}")
     return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recsys_fast.harness import gate
+    from recsys_fast.harness.registry import check_scales, default_registry
+
+    scales = check_scales([args.scale])
+    if len(scales) != 1:
+        raise ValueError("--scale takes exactly one scale")
+    keys: dict[str, list[str]] = {}
+    for c in default_registry().select(args.kernels, args.impl, args.backend):
+        keys.setdefault(c.kernel, []).append(c.key)
+    if not keys:
+        raise ValueError("no case matches that selection")
+    repo = Path(gate._git(Path(args.repo), "rev-parse", "--show-toplevel"))
+    outcomes = gate.run_gate(repo, args.base, args.head, keys, scales[0], budget=args.budget,
+                             threshold=args.threshold, min_rounds=args.min_rounds,
+                             max_rounds=args.max_rounds,
+                             cache=Path(args.cache) if args.cache else gate.DEFAULT_CACHE,
+                             progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(gate.format_gate(outcomes, args.base, args.head, args.threshold))
+    slower = [o for o in outcomes if o.decision and o.decision.verdict == "slower"]
+    return 1 if slower else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

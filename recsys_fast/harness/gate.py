@@ -1,0 +1,255 @@
+"""``recsys-fast gate``: did a revision make a kernel slower? Base and head timed interleaved.
+
+Each revision is checked out once into a cached git worktree (``--cache``, default
+``~/.cache/recsys-fast/gate/<commit>``; ``.`` means the current checkout, uncommitted changes
+included) and run by this interpreter with ``PYTHONPATH`` pointing at it: both revisions share
+the installed dependencies (the gate refuses revisions whose ``pyproject.toml`` dependencies
+differ). For each (kernel, scale) group, one worker per revision sets the cases up
+(:mod:`~recsys_fast.harness.gate_serve`), then the gate asks for timed calls alternately —
+base, head, head, base, … (ABBA, so neither side always runs first) — so machine drift hits
+both alike and round ``r`` of base and head form a pair.
+
+Decision per case (:func:`decide`), on the paired rounds: ``ratio`` = median(head) /
+median(base) with a 95 % paired percentile-bootstrap interval and a one-sided bootstrap p-value
+for "head is not slower". **slower** when the interval lies above 1 and the ratio exceeds
+``1 + threshold``; **faster** symmetrically; **same** when the interval lies inside
+``(1 / (1 + threshold), 1 + threshold)``; otherwise **undecided**. Sampling is adaptive: after
+``min_rounds`` a case stops as soon as it is decided, else at ``max_rounds`` or when the time
+budget runs out. The gate fails (exit 1) only on *slower* cases. Throughput metrics are derived
+from these times, so the gate has one direction: lower time is better.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recsys_fast.errors import RecsysFastError
+
+DEFAULT_CACHE = Path.home() / ".cache" / "recsys-fast" / "gate"
+
+
+class GateError(RecsysFastError):
+    """A revision cannot be prepared or a worker failed."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str  # slower | faster | same | undecided
+    ratio: float
+    lo: float
+    hi: float
+    p_not_slower: float
+    rounds: int
+
+
+def decide(base: list[float], head: list[float], threshold: float = 0.15,
+           confidence: float = 0.95, n_boot: int = 4000, seed: int = 0) -> Decision:
+    """The gate's verdict on paired rounds (see module docstring)."""
+    a = np.asarray(base, dtype=np.float64)
+    b = np.asarray(head, dtype=np.float64)
+    n = min(a.size, b.size)
+    if n == 0:
+        raise ValueError("no paired rounds")
+    a, b = a[:n], b[:n]
+    ratio = float(np.median(b) / np.median(a))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    boot = np.median(b[idx], axis=1) / np.median(a[idx], axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = (float(x) for x in np.percentile(boot, [tail, 100 - tail]))
+    lo, hi = min(lo, ratio), max(hi, ratio)
+    p = float((boot <= 1.0).mean())  # bootstrap p-value of "head is not slower"
+    up, down = 1 + threshold, 1 / (1 + threshold)
+    if lo > 1 and ratio > up:
+        verdict = "slower"
+    elif hi < 1 and ratio < down:
+        verdict = "faster"
+    elif down < lo and hi < up:
+        verdict = "same"
+    else:
+        verdict = "undecided"
+    return Decision(verdict, ratio, lo, hi, p, n)
+
+
+# -- revisions --------------------------------------------------------------------------------
+def _git(repo: Path, *args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              check=True, timeout=120).stdout.strip()
+    except subprocess.CalledProcessError as exc:
+        raise GateError(f"git {' '.join(args)}: {exc.stderr.strip() or exc}") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GateError(f"git {' '.join(args)}: {exc}") from None
+
+
+def _dependencies(pyproject: str) -> list[str]:
+    import tomllib
+
+    return sorted(tomllib.loads(pyproject).get("project", {}).get("dependencies", []))
+
+
+@dataclass
+class Revision:
+    name: str
+    commit: str  # "working tree" for "."
+    path: Path
+
+
+def prepare_revision(repo: Path, rev: str, cache: Path) -> Revision:
+    """A checkout of ``rev`` (cached by commit); ``.`` is the current working tree."""
+    if rev == ".":
+        return Revision(".", "working tree", repo)
+    commit = _git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}")
+    path = cache / commit
+    if not (path / "recsys_fast").is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            shutil.rmtree(path)
+        _git(repo, "worktree", "add", "--detach", str(path), commit)
+    return Revision(rev, commit, path)
+
+
+def check_same_dependencies(base: Revision, head: Revision) -> None:
+    deps = [_dependencies((r.path / "pyproject.toml").read_text()) for r in (base, head)]
+    if deps[0] != deps[1]:
+        raise GateError("base and head declare different dependencies in pyproject.toml; the "
+                        "gate runs both on this environment, so it cannot compare them")
+
+
+# -- workers ----------------------------------------------------------------------------------
+class ServeWorker:
+    """One revision's worker for one group (see :mod:`gate_serve`)."""
+
+    def __init__(self, rev: Revision, script: Path, keys: list[str], scale: str, log: Path):
+        env = dict(os.environ, PYTHONPATH=str(rev.path), TF_CPP_MIN_LOG_LEVEL="2")
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen([sys.executable, str(script), json.dumps(keys), scale],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, env=env, text=True, bufsize=1,
+                                     start_new_session=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.close()
+            raise GateError(f"{rev.name}: worker ended before it was ready (log: {log})")
+        self.ready: dict = json.loads(line)["ready"]
+
+    def round(self, key: str) -> float:
+        self.proc.stdin.write(json.dumps({"round": key}) + "\n")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise GateError(f"worker died timing {key}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise GateError(f"{key}: {reply['error']}")
+        return float(reply["t"])
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(10)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            self.proc.kill()
+        self._log.close()
+
+
+@dataclass
+class CaseOutcome:
+    key: str
+    scale: str
+    base_s: list[float] = field(default_factory=list)
+    head_s: list[float] = field(default_factory=list)
+    decision: Decision | None = None
+    note: str = ""
+
+
+def run_gate(repo: Path, base_rev: str, head_rev: str, keys_by_kernel: dict[str, list[str]],
+             scale: str, *, budget: float = 600.0, threshold: float = 0.15,
+             min_rounds: int = 6, max_rounds: int = 60, cache: Path = DEFAULT_CACHE,
+             progress=print) -> list[CaseOutcome]:
+    """Time every case of the selection on both revisions, interleaved; see module docstring."""
+    base = prepare_revision(repo, base_rev, cache)
+    head = prepare_revision(repo, head_rev, cache)
+    check_same_dependencies(base, head)
+    deadline = time.monotonic() + budget
+    outcomes: list[CaseOutcome] = []
+    with tempfile.TemporaryDirectory(prefix="recsys-gate-") as tmp:
+        script = Path(tmp) / "gate_serve.py"
+        shutil.copy(Path(__file__).with_name("gate_serve.py"), script)
+        groups = list(keys_by_kernel.items())
+        for n, (kernel, keys) in enumerate(groups):
+            share = (deadline - time.monotonic()) / (len(groups) - n)
+            group_deadline = time.monotonic() + max(share, 0.0)
+            progress(f"gate: {kernel} @ {scale}: setting up {base.name} and {head.name}")
+            workers = []
+            try:
+                workers = [ServeWorker(r, script, keys, scale, Path(tmp) / f"{kernel}-{i}.log")
+                           for i, r in enumerate((base, head))]
+                outcomes += _time_group(workers, keys, scale, group_deadline, threshold,
+                                        min_rounds, max_rounds)
+            finally:
+                for w in workers:
+                    w.close()
+    return outcomes
+
+
+def _time_group(workers, keys, scale, deadline, threshold, min_rounds, max_rounds):
+    wb, wh = workers
+    out, live = [], []
+    for key in keys:
+        o = CaseOutcome(key, scale)
+        why = [w.ready.get(key, {}).get("reason") for w in workers
+               if not w.ready.get(key, {}).get("ok")]
+        if why:
+            o.note = f"not compared: {'; '.join(filter(None, why))}"
+        else:
+            live.append(o)
+        out.append(o)
+    r = 0
+    while live and r < max_rounds:
+        if r >= min_rounds and time.monotonic() > deadline:
+            break
+        for o in list(live):
+            first, second = (wb, wh) if r % 4 in (0, 3) else (wh, wb)  # ABBA
+            t1, t2 = first.round(o.key), second.round(o.key)
+            o.base_s.append(t1 if first is wb else t2)
+            o.head_s.append(t2 if first is wb else t1)
+            if r + 1 >= min_rounds:
+                o.decision = decide(o.base_s, o.head_s, threshold)
+                if o.decision.verdict != "undecided":
+                    live.remove(o)
+        r += 1
+    for o in live:
+        o.note = "time budget spent before a decision" if r < max_rounds else "max rounds"
+    return out
+
+
+def format_gate(outcomes: list[CaseOutcome], base: str, head: str, threshold: float) -> str:
+    lines = [f"gate: head {head} vs base {base}, threshold {threshold:.0%}, 95 % paired "
+             "bootstrap intervals of head/base (> 1: head slower)",
+             f"{'case':42s} {'scale':5s} {'rounds':>6s} {'head/base':>9s} {'95 % CI':>17s} "
+             f"{'p(not slower)':>13s}  verdict"]
+    for o in outcomes:
+        d = o.decision
+        if d is None:
+            lines.append(f"{o.key:42s} {o.scale:5s} {'-':>6s} {'-':>9s} {'-':>17s} {'-':>13s}  "
+                         f"{o.note}")
+            continue
+        lines.append(f"{o.key:42s} {o.scale:5s} {d.rounds:6d} {d.ratio:9.3f} "
+                     f"[{d.lo:7.3f}, {d.hi:7.3f}] {d.p_not_slower:13.3f}  {d.verdict.upper()}"
+                     + (f" ({o.note})" if o.note else ""))
+    slower = [o for o in outcomes if o.decision and o.decision.verdict == "slower"]
+    lines.append(f"{len(slower)} case(s) significantly slower by more than {threshold:.0%}"
+                 if slower else "no case significantly slower")
+    return "\n".join(lines)

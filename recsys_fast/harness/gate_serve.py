@@ -1,0 +1,64 @@
+"""Gate worker: serves timed calls of one group's cases for :mod:`~recsys_fast.harness.gate`.
+
+Not imported by the package: ``gate`` copies this file to a temp folder and runs it with
+``PYTHONPATH`` set to one revision's checkout, so ``recsys_fast`` below is *that revision's*
+code. It therefore uses only the registry API every revision has (``default_registry()``,
+``cases_by_key``, ``Case.setup(ctx, scale)``, ``Case.run(state)``, ``CaseContext(registry)``).
+
+Protocol (JSON lines): argv = keys (JSON list), scale. The worker sets up each case and calls it
+once (warm-up), then prints ``{"ready": {key: {"ok": true} | {"ok": false, "reason": ...}}}``.
+Each ``{"round": key}`` line on stdin gets ``{"t": seconds}`` (or ``{"error": ...}``);
+``{"quit": true}`` or end of input ends it. Library output goes to stderr.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+
+def main() -> int:
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything the libraries print goes to stderr, not into the protocol
+    keys, scale = json.loads(sys.argv[1]), sys.argv[2]
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.registry import default_registry
+
+    reg = default_registry()
+    ctx = CaseContext(reg)
+    states, ready = {}, {}
+    for key in keys:
+        case = reg.cases_by_key.get(key)
+        if case is None:
+            ready[key] = {"ok": False, "reason": "not registered in this revision"}
+            continue
+        if scale not in getattr(case, "scales", (scale,)):
+            ready[key] = {"ok": False, "reason": f"not defined at scale {scale}"}
+            continue
+        try:
+            state = case.setup(ctx, scale)
+            case.run(state)  # warm-up: compilation, caches
+            states[key] = (case, state)
+            ready[key] = {"ok": True}
+        except Exception as exc:  # noqa: BLE001 - reported; the gate leaves the case out
+            ready[key] = {"ok": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+    proto.write(json.dumps({"ready": ready}) + "\n")
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg.get("quit"):
+            break
+        case, state = states[msg["round"]]
+        try:
+            t0 = time.perf_counter()
+            case.run(state)
+            reply = {"t": time.perf_counter() - t0}
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            reply = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        proto.write(json.dumps(reply) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
