@@ -159,13 +159,7 @@ def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
             np.multiply(c, 3.0, out=a)
             np.add(a, b, out=a)
         method, per_elem = "numpy two-pass triad (40 B/element moved)", 40
-    run()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    t = float(np.median(times))
+    t = _median_time(run, rounds)
     return {"cpu_triad_gbytes_per_s": per_elem * n / t / 1e9, "n": int(n),
             "array_bytes": int(n * 8), "llc_bytes": int(llc), "rounds": rounds,
             "method": method}
@@ -183,25 +177,27 @@ def gpu_memory_bandwidth(rounds: int = 5, n: int = 1 << 28) -> dict:
         xp.add(b, c * xp.float32(3.0), out=a)  # cupy fuses nothing here: 2 kernels, 20 B/elem
         be.sync()
 
+    return {"gpu_triad_gbytes_per_s": 20 * n / _median_time(run, rounds) / 1e9, "gpu_n": n}
+
+
+def _median_time(run, rounds: int) -> float:
+    """Median seconds of ``run()`` over ``rounds`` calls after one warm-up call (thread pool
+    start, page faults, cuBLAS handles); ``run`` synchronises a device itself."""
     run()
     times = []
     for _ in range(rounds):
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return {"gpu_triad_gbytes_per_s": 20 * n / float(np.median(times)) / 1e9, "gpu_n": n}
+    return float(np.median(times))
 
 
 def _gemm_gflops(a, b, rounds: int, sync=lambda: None) -> float:
-    a @ b  # warm-up: thread pool start, page faults, cuBLAS handles
-    sync()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
+    def run():
         a @ b
         sync()
-        times.append(time.perf_counter() - t0)
-    return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / float(np.median(times)) / 1e9
+
+    return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / _median_time(run, rounds) / 1e9
 
 
 def gemm_peak(n: int = 2048, rounds: int = 3, gpu_n: int = 8192) -> dict:

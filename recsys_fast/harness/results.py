@@ -68,11 +68,8 @@ def build_results(cases: list[dict], *, machine: dict, machine_id: str, software
     }
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``: a
-    reader (or an interrupted run) never sees a partial file. Replaces ``path``: callers
-    decide whether they own it."""
-    path = Path(path)
+def _complete_temp(path: Path, text: str) -> str:
+    """A fully written, fsync'ed, world-readable temp file beside ``path``; its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -81,6 +78,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``: a
+    reader (or an interrupted run) never sees a partial file. Replaces ``path``: callers
+    decide whether they own it."""
+    path = Path(path)
+    tmp = _complete_temp(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,14 +101,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def write_new(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically; FileExistsError if ``path`` exists (never
     replaced: a hard link of the complete temp file is the commit point)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _complete_temp(path, text)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         os.link(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
