@@ -87,7 +87,7 @@ def _local_cluster(distributed):
         threads_per_worker=1,
         processes=True,
         memory_limit=max(1, available_bytes() // cores),
-        dashboard_address=None,
+        dashboard_address=":0",
     )
 
 

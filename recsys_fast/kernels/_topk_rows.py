@@ -12,7 +12,9 @@ index for index and value for value, whatever the row ranges:
 - ``dense``: the same square GEMM blocks as the single-process kernel (side from the matrix
   size), each row range a whole number of blocks. A block above the diagonal is computed as
   ``D_I @ D_J.T`` and one below as ``(D_J @ D_I.T).T``, exactly the products the single-process
-  kernel forms, so the values match; each product is formed by both of its row blocks here.
+  kernel forms; each product is formed by both of its row blocks here. OpenBLAS rounds a
+  product differently with a different thread count (in the last bit, edge micro-kernels), so
+  the tasks run BLAS with the caller's thread count (``blas_threads``) for equal values.
 - ``spmm`` / ``spgemm``: row blocks of ``X @ X.T``, whose rows do not depend on the blocking.
 
 What a worker derives from X (the relabelled CSC, the dense copy) is built once per worker on
@@ -20,6 +22,8 @@ first use and kept with the scattered object.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import scipy.sparse
@@ -39,9 +43,12 @@ class RowTopk:
     strategy : {"sparse", "dense", "spmm", "spgemm"}
     block : int
         Pair-block side (``dense``) or rows per product (``spmm``, ``spgemm``).
+    blas_threads : int, optional
+        BLAS threads for the ``dense`` products (default: the worker's setting).
     """
 
-    def __init__(self, Xn, k: int, include_self: bool, strategy: str, block: int):
+    def __init__(self, Xn, k: int, include_self: bool, strategy: str, block: int,
+                 blas_threads: int | None = None):
         if strategy not in ("sparse", "dense", "spmm", "spgemm"):
             raise ValueError(f"no row-range form of strategy {strategy!r}")
         self.Xn = Xn
@@ -49,6 +56,7 @@ class RowTopk:
         self.include_self = bool(include_self)
         self.strategy = strategy
         self.block = max(1, int(block))
+        self.blas_threads = blas_threads
         self._derived = None
 
     def __getstate__(self):
@@ -79,7 +87,13 @@ class RowTopk:
         if self.strategy == "sparse":
             return _sparse_rows(prep, a, b, self.k, self.include_self)
         if self.strategy == "dense":
-            r, c, v = _dense_rows(prep, a, b, self.k, self.include_self, self.block)
+            limits = contextlib.nullcontext()
+            if self.blas_threads:
+                from threadpoolctl import threadpool_limits
+
+                limits = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
+            with limits:
+                r, c, v = _dense_rows(prep, a, b, self.k, self.include_self, self.block)
         else:
             from recsys_fast.kernels.similarity import _spmm_topk
 

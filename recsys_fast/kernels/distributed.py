@@ -42,6 +42,16 @@ def _rows_per_task(n: int, per_row: int, resident: int, mem: int, threads: int, 
     return max(1, min(fit, -(-n // (TASKS_PER_THREAD * threads))))
 
 
+def _blas_threads(n_threads: int | None) -> int:
+    """BLAS threads the single-process call would use (its products round accordingly)."""
+    if n_threads is not None:
+        return int(n_threads)
+    from threadpoolctl import threadpool_info
+
+    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else 1
+
+
 def cosine_topk_dask(
     X: Any,
     k: int,
@@ -59,7 +69,10 @@ def cosine_topk_dask(
     The normalised X is scattered to every worker once; each task returns the top-k of a row
     range (:class:`recsys_fast.kernels._topk_rows.RowTopk`) and the CSR pieces are stacked in
     order. ``auto`` picks the strategy as the single-process call does (``dense`` only while a
-    dense copy of X also fits in a quarter of a worker's memory limit).
+    dense copy of X also fits in a quarter of a worker's memory limit). ``dense`` tasks run
+    BLAS with this process's thread count (``n_threads`` if given), since OpenBLAS rounds a
+    product differently with another thread count; with several workers per machine that
+    oversubscribes the cores.
 
     Parameters
     ----------
@@ -120,7 +133,7 @@ def cosine_topk_dask(
             per_row = 2 * k * (item + 4)
         rows = rows_per_task or _rows_per_task(n, per_row, resident, mem, total_threads(c),
                                                f"cosine_topk ({used}) input")
-        plan = RowTopk(Xn, k, include_self, used, block)
+        plan = RowTopk(Xn, k, include_self, used, block, _blas_threads(n_threads))
         ranges = even_ranges(n, rows, block if used == "dense" else 1)
         pieces = map_ranges(c, plan, row_topk_task, ranges)
     out = stack(pieces, n, dt)
