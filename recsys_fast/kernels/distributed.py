@@ -230,3 +230,75 @@ def recommend_dask(model, users: Any, n: int, *, batch_size: int | None = None,
         return np.empty((0, n), dtype=np.int64), np.empty((0, n), dtype=model.dtype)
     return (np.concatenate([p[0] for p in parts], axis=0),
             np.concatenate([p[1] for p in parts], axis=0))
+
+
+# -- user x item CSR from a Parquet folder ----------------------------------------------------
+def _ids_task(frame):
+    return (np.unique(frame["user_id"].to_numpy()), np.unique(frame["item_id"].to_numpy()))
+
+
+def _csr_task(frame, user_ids: np.ndarray, item_ids: np.ndarray, dtype):
+    from recsys_fast.kernels.interactions import build_user_item_csr
+
+    rows = np.searchsorted(user_ids, frame["user_id"].to_numpy())
+    cols = np.searchsorted(item_ids, frame["item_id"].to_numpy())
+    r0 = int(rows.min()) if rows.size else 0
+    r1 = int(rows.max()) + 1 if rows.size else 0
+    block = build_user_item_csr(rows - r0, cols, frame["rating"].to_numpy(),
+                                shape=(r1 - r0, item_ids.size), dtype=dtype)
+    return r0, block
+
+
+def user_item_csr_from_parquet(path: Any, *, dtype: Any = np.float32, client: Any = None):
+    """User x item CSR of a ratings Parquet folder, built partition by partition on dask.
+
+    Reads ``path`` with ``dask.dataframe.read_parquet`` (columns ``user_id, item_id,
+    rating``), indexes users and items by their sorted unique ids (as
+    :attr:`Interactions.user_idx` / ``item_idx``) and builds one CSR block per partition with
+    :func:`recsys_fast.kernels.build_user_item_csr`; the blocks are stacked by user. The
+    result equals ``build_user_item_csr`` of the whole table when each partition holds a range
+    of users that no other partition holds (as ``data synth --format parquet`` writes them).
+
+    Returns
+    -------
+    matrix : csr_matrix, shape (n_users, n_items)
+    user_ids, item_ids : ndarray
+        The original id of each row / column.
+
+    Raises
+    ------
+    BackendUnavailableError
+        dask is not installed.
+    ValueError
+        Two partitions share users (the blocks would overlap).
+    """
+    import scipy.sparse
+
+    require_dask()
+    import dask
+    import dask.dataframe as dd
+
+    ddf = dd.read_parquet(str(path), columns=["user_id", "item_id", "rating"])
+    parts = ddf.to_delayed()
+    with dask_client(client) as c:
+        ids = c.compute([dask.delayed(_ids_task)(p) for p in parts], sync=True)
+        user_ids = np.unique(np.concatenate([u for u, _ in ids])) if ids else np.zeros(0, int)
+        item_ids = np.unique(np.concatenate([i for _, i in ids])) if ids else np.zeros(0, int)
+        per_part = [u.size for u, _ in ids]
+        [u_remote, i_remote] = c.scatter([user_ids, item_ids], broadcast=True, hash=False)
+        tasks = [dask.delayed(_csr_task)(p, u_remote, i_remote, np.dtype(dtype)) for p in parts]
+        blocks = c.compute(tasks, sync=True)
+    blocks = [(r0, b) for (r0, b), n in zip(blocks, per_part, strict=True) if n]
+    blocks.sort(key=lambda rb: rb[0])
+    row = 0
+    for r0, b in blocks:
+        if r0 < row:
+            raise ValueError(f"partitions of {path} share users (rows from {r0} seen twice); "
+                             "build from the whole table instead")
+        row = r0 + b.shape[0]
+    if not blocks:
+        return scipy.sparse.csr_matrix((0, 0), dtype=dtype), user_ids, item_ids
+    # disjoint and sorted, the blocks cover every user once: every id came from some block
+    out = scipy.sparse.vstack([b for _, b in blocks], format="csr")
+    out.has_sorted_indices = True
+    return out, user_ids, item_ids
