@@ -81,19 +81,35 @@ def client(cluster):
     strategy=st.sampled_from(["auto", "sparse", "dense", "spmm", "spgemm"]),
     rows_per_task=st.sampled_from([None, 1, 7, 100]),
     block=st.sampled_from([None, 3, 16]),
+    pairs=st.sampled_from([None, True, False]),
 )
 def test_cosine_topk_dask_equals_single_process(client, seed, n_rows, n_cols, density, dtype,
                                                 ratings, k_frac, include_self, strategy,
-                                                rows_per_task, block):
+                                                rows_per_task, block, pairs):
     from recsys_fast.kernels.distributed import cosine_topk_dask
 
     X = random_matrix(seed, n_rows, n_cols, density, dtype, ratings)
     k = 1 + int(k_frac * ((n_rows if include_self else n_rows - 1) - 1))
     kw = dict(include_self=include_self, strategy=strategy, dtype=dtype, block_rows=block)
     ref = cosine_topk(X, k, **kw)
-    got = cosine_topk_dask(X, k, rows_per_task=rows_per_task, client=client, **kw)
+    got = cosine_topk_dask(X, k, rows_per_task=rows_per_task, pairs=pairs, client=client, **kw)
     assert got.strategy == ref.strategy
     assert_same_csr(got, ref)
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("pairs", [True, False])
+def test_sparse_pairs_and_row_ranges_equal_single_process(client, include_self, pairs):
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    D = random_matrix(21, 150, 12, 0.3, np.float32, ratings=True).toarray()  # many ties
+    D[7] = 0  # a zero row: no neighbours, nobody's neighbour
+    X = sp.csr_matrix(D)
+    ref = cosine_topk(X, 9, include_self=include_self, strategy="sparse")
+    got = cosine_topk_dask(X, 9, include_self=include_self, strategy="sparse", pairs=pairs,
+                           rows_per_task=11, client=client)
+    assert_same_csr(got, ref)
+    assert got[7].nnz == 0 and got[:, 7].nnz == 0
 
 
 def test_cosine_topk_backend_dask_runs_on_the_active_client(client, cluster):
@@ -116,11 +132,16 @@ def test_ml100k_top50_equal_on_dask(client, ml100k_dir, strategy):
                      names=["user_id", "item_id", "rating", "timestamp"])
     R = build_user_item_csr(df.user_id.to_numpy() - 1, df.item_id.to_numpy() - 1,
                             df.rating.to_numpy())
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
     for X in (R.T.tocsr(), R):  # item-item, user-user
         ref = cosine_topk(X, 50, strategy=strategy)
         got = cosine_topk(X, 50, strategy=strategy, backend="dask")
         assert got.strategy == ref.strategy
         assert_same_csr(got, ref)
+        if ref.strategy == "sparse":  # both forms: pairs once with merged heaps, full rows
+            assert_same_csr(cosine_topk_dask(X, 50, pairs=True, client=client), ref)
+            assert_same_csr(cosine_topk_dask(X, 50, pairs=False, client=client), ref)
 
 
 # ---------------------------------------------------------------- which cluster

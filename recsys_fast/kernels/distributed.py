@@ -26,7 +26,7 @@ from recsys_fast.dask_backend import (
     worker_memory,
 )
 from recsys_fast.errors import MemoryBudgetError
-from recsys_fast.memory import check_memory, dense_bytes
+from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 TASKS_PER_THREAD = 4  # row ranges per worker thread: rows differ in cost, so balance by count
 
@@ -62,6 +62,7 @@ def cosine_topk_dask(
     strategy: str = "auto",
     dtype: Any = np.float32,
     rows_per_task: int | None = None,
+    pairs: bool | None = None,
     client: Any = None,
 ):
     """``cosine_topk(X, k, ...)`` computed by row blocks on a dask cluster; the same result.
@@ -80,6 +81,12 @@ def cosine_topk_dask(
         As :func:`recsys_fast.kernels.cosine_topk` (``n_threads`` only informs ``auto``).
     rows_per_task : int, optional
         Rows per task; default from the smallest worker memory limit and the thread count.
+    pairs : bool, optional
+        ``sparse`` only. True: each pair is computed once, as in the single-process kernel:
+        ``2 x worker threads`` tasks each take a share of the rows (dealt by cost) and return
+        size-k heaps for *all* rows, merged here (half the multiply-adds of the row ranges,
+        ``tasks x n_rows x k`` candidates gathered). False: row ranges, each row in full.
+        Default: pairs while the gathered heaps fit in a quarter of the local memory budget.
     client : distributed.Client, optional
         Cluster to use; default as :func:`recsys_fast.dask_backend.dask_client`.
 
@@ -97,7 +104,13 @@ def cosine_topk_dask(
         X (and, for ``dense``, its dense copy) does not fit in half a worker's memory.
     """
     from recsys_fast.kernels import similarity as sim
-    from recsys_fast.kernels._topk_rows import RowTopk, row_topk_task, stack
+    from recsys_fast.kernels._topk_rows import (
+        RowTopk,
+        merge_pair_heaps,
+        pair_topk_task,
+        row_topk_task,
+        stack,
+    )
 
     require_dask()
     X = sim._as_csr(X, CPU)
@@ -134,9 +147,15 @@ def cosine_topk_dask(
         rows = rows_per_task or _rows_per_task(n, per_row, resident, mem, total_threads(c),
                                                f"cosine_topk ({used}) input")
         plan = RowTopk(Xn, k, include_self, used, block, _blas_threads(n_threads))
-        ranges = even_ranges(n, rows, block if used == "dense" else 1)
-        pieces = map_ranges(c, plan, row_topk_task, ranges)
-    out = stack(pieces, n, dt)
+        n_parts = 2 * total_threads(c)
+        if used == "sparse" and pairs is None:
+            pairs = 2 * n_parts * n * k * (item + 4) <= available_bytes() // 4
+        if used == "sparse" and pairs:
+            sets = map_ranges(c, plan, pair_topk_task, [(p, n_parts) for p in range(n_parts)])
+            out = merge_pair_heaps(Xn, sets, k)
+        else:
+            ranges = even_ranges(n, rows, block if used == "dense" else 1)
+            out = stack(map_ranges(c, plan, row_topk_task, ranges), n, dt)
     sim._last_strategy = used
     out.strategy = used
     return out
