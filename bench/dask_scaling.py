@@ -9,9 +9,9 @@ threads) is timed, then ``cosine_topk(backend="dask")`` on a LocalCluster of 1, 
 worker processes (one thread each), each result checked equal to the single-process one
 (indices and values). Times are medians of ``--rounds`` after one warm-up call (the workers
 load the numba kernels from the on-disk cache then). ``--strategies`` adds runs with a forced
-strategy (``sparse``: the numba kernel, which the dask tasks run over full rows, twice the
-single-process kernel's multiply-adds; ``dense``: the GEMM blocks, each formed by both row
-blocks it serves). The JSON goes to ``results/<machine_id>/studies/dask_scaling_<UTC>.json``
+strategy (``sparse``: the numba kernel, each pair computed once by tasks that return heaps for all
+rows; ``sparse-rows``: row-range tasks over full rows, twice the multiply-adds; ``dense``:
+the GEMM blocks, each formed by both row blocks it serves). The JSON goes to ``results/<machine_id>/studies/dask_scaling_<UTC>.json``
 with ``recsys_fast.harness.machine.environment``.
 """
 
@@ -61,8 +61,10 @@ def run(scales: list[str], workers: list[int], rounds: int, k: int,
         X = build_user_item_csr(inter.user_idx, inter.item_idx, inter.values).T.tocsr()
         del inter
         for strategy in strategies:
+            kernel_strategy = strategy.removesuffix("-rows")
+            pairs = False if strategy.endswith("-rows") else None
             ref, t_single, all_single = _median_time(
-                lambda X=X, s=strategy: cosine_topk(X, k, strategy=s), rounds)
+                lambda X=X, s=kernel_strategy: cosine_topk(X, k, strategy=s), rounds)
             case = {"scale": scale, "kernel": "cosine_topk item-item", "k": k,
                     "shape": list(X.shape), "nnz": int(X.nnz), "strategy": strategy,
                     "strategy_used": ref.strategy, "single_process_s": t_single,
@@ -75,11 +77,12 @@ def run(scales: list[str], workers: list[int], rounds: int, k: int,
                                   dashboard_address=":0") as cluster, \
                         Client(cluster, set_as_default=False) as client:
                     got, t, all_t = _median_time(
-                        lambda X=X, s=strategy, c=client: cosine_topk_dask(X, k, strategy=s,
-                                                                            client=c), rounds)
+                        lambda X=X, s=kernel_strategy, p=pairs, c=client: cosine_topk_dask(
+                            X, k, strategy=s, pairs=p, client=c), rounds)
                     equal = _equal(got, ref)
                     info = client.scheduler_info()["workers"]
                     row = {"workers": w, "threads_per_worker": 1, "time_s": t,
+                           "tasks": list(got.dask_tasks),
                            "rounds_s": all_t, "equal": equal,
                            "worker_memory_limit": [v["memory_limit"] for v in info.values()],
                            "vs_single_process": t_single / t}
@@ -98,7 +101,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scales", default="1m,10m")
     p.add_argument("--workers", default="1,2")
-    p.add_argument("--strategies", default="auto,sparse")
+    p.add_argument("--strategies", default="auto,sparse,sparse-rows")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("-k", type=int, default=50)
     p.add_argument("--out", help="output file (default results/<machine_id>/studies/...)")

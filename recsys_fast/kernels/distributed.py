@@ -94,7 +94,8 @@ def cosine_topk_dask(
     -------
     csr_matrix, shape (n_rows, n_rows)
         Equal, index for index, to ``cosine_topk(X, k)`` with the same strategy; the
-        ``strategy`` attribute names it.
+        ``strategy`` attribute names it, ``dask_tasks`` the task form and count
+        (``("pairs", 4)``, ``("row ranges", 16)``).
 
     Raises
     ------
@@ -153,9 +154,11 @@ def cosine_topk_dask(
         if used == "sparse" and pairs:
             sets = map_ranges(c, plan, pair_topk_task, [(p, n_parts) for p in range(n_parts)])
             out = merge_pair_heaps(Xn, sets, k)
+            out.dask_tasks = ("pairs", n_parts)
         else:
             ranges = even_ranges(n, rows, block if used == "dense" else 1)
             out = stack(map_ranges(c, plan, row_topk_task, ranges), n, dt)
+            out.dask_tasks = ("row ranges", len(ranges))
     sim._last_strategy = used
     out.strategy = used
     return out
