@@ -11,6 +11,9 @@
    each, the memory budget :func:`recsys_fast.memory.available_bytes` shared between them),
    started for the call and closed when it is done.
 
+The LocalCluster's workers are spawned processes: a script that triggers one must guard its
+entry point with ``if __name__ == "__main__":`` (as for any ``multiprocessing`` code).
+
 Dask is an optional extra: ``pip install "recsys-fast[dask]"``. Without it the ``dask``
 backend raises :class:`~recsys_fast.errors.BackendUnavailableError` naming that command.
 """
