@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -107,9 +108,12 @@ def main() -> None:
     p.add_argument("--out", help="output file (default results/<machine_id>/studies/...)")
     a = p.parse_args()
     env = environment(gemm_n=None)
+    load_before = os.getloadavg()
     res = run(a.scales.split(","), [int(w) for w in a.workers.split(",")], a.rounds, a.k,
               a.strategies.split(","))
     res["environment"] = env
+    # other work on a shared machine shows here (1-, 5-, 15-minute load averages)
+    res["loadavg_before"], res["loadavg_after"] = list(load_before), list(os.getloadavg())
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(a.out) if a.out else (REPO / "results" / env["machine_id"] / "studies"
                                      / f"dask_scaling_{stamp}.json")
