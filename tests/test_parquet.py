@@ -50,6 +50,16 @@ def test_memory_mode_equals_the_generator_cut_by_users(tmp_path):
     pd.testing.assert_frame_equal(read_parts(tmp_path), ref)
 
 
+def test_a_folder_with_other_files_is_refused(tmp_path):
+    from recsys_fast.errors import RecsysFastError
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(RecsysFastError, match="did not write .*notes.txt"):
+        write_synthetic_parquet("100k", tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert not list(tmp_path.glob("part-*.parquet"))
+
+
 def test_stream_mode_is_deterministic_and_well_formed(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_synthetic_parquet(SMALL, a, partition_users=700, mode="stream")

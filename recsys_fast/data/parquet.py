@@ -76,7 +76,8 @@ def write_synthetic_parquet(
     scale_or_spec : str or SyntheticSpec
         ``100k`` ... ``25m``, ``100m``, ``1b`` or a spec.
     out : path
-        Folder (created); existing ``part-*.parquet`` files in it are replaced.
+        Folder (created): new, empty, or written by this function before (its files are
+        replaced); a folder holding other files is refused.
     seed : int, optional
         Overrides the spec's seed.
     partition_users : int, optional
@@ -94,6 +95,8 @@ def write_synthetic_parquet(
     ------
     BackendUnavailableError
         pyarrow is not installed.
+    RecsysFastError
+        ``out`` holds files this function did not write.
     ValueError
         Unknown scale or mode, ``partition_users`` < 1.
     """
@@ -114,10 +117,7 @@ def write_synthetic_parquet(
     step = DEFAULT_PARTITION_USERS if partition_users is None else int(partition_users)
     if step < 1:
         raise ValueError(f"partition_users must be >= 1, got {partition_users!r}")
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("part-*.parquet"):
-        old.unlink()
+    folder = _own_folder(Path(out))
     ranges = [(lo, min(spec.n_users, lo + step)) for lo in range(0, spec.n_users, step)]
     parts = []
     frames = _memory_parts(spec, ranges) if mode == "memory" else _stream_parts(spec, ranges)
@@ -129,6 +129,30 @@ def write_synthetic_parquet(
     meta = {"spec": dataclasses.asdict(spec), "seed": spec.seed, "mode": mode, "parts": parts}
     (folder / "_synthetic.json").write_text(json.dumps(meta, indent=1))
     return meta
+
+
+def _own_folder(folder: Path) -> Path:
+    """``folder``, created if needed, emptied of the parts of an earlier write; a folder that
+    holds files this writer did not write is refused."""
+    from recsys_fast.errors import RecsysFastError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = folder / "_synthetic.json"
+    ours = set()
+    if meta.exists():
+        try:
+            ours = {p["file"] for p in json.loads(meta.read_text())["parts"]} | {meta.name}
+        except (ValueError, KeyError, TypeError):
+            ours = set()
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in ours)
+    if foreign:
+        raise RecsysFastError(
+            f"{folder} holds files this Parquet writer did not write ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); choose a new or empty folder"
+        )
+    for name in ours:
+        (folder / name).unlink(missing_ok=True)
+    return folder
 
 
 def _memory_parts(spec, ranges):
