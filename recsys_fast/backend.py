@@ -36,6 +36,10 @@ class Backend:
     xp: ModuleType  # numpy or cupy
     sparse: ModuleType  # scipy.sparse or cupyx.scipy.sparse
 
+    def __reduce__(self):
+        # modules do not pickle: a backend travels by name (e.g. to a dask worker)
+        return (get_backend, (self.name,))
+
     def sync(self) -> None:
         """Block until queued device work is done (a no-op on the CPU)."""
         if self.name == "gpu":
@@ -151,6 +155,9 @@ class SimulatedGPU(Backend):
     def __init__(self, free: int | None = None):
         super().__init__("gpu", _CupyLikeNumpy(), scipy.sparse)
         object.__setattr__(self, "_free", free)
+
+    def __reduce__(self):
+        return (SimulatedGPU, (self._free,))
 
     def sync(self) -> None:
         pass

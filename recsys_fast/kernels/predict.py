@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse
 
 from recsys_fast.backend import Backend, get_backend, to_host
+from recsys_fast.dask_backend import is_dask
 from recsys_fast.kernels.cf_course import (  # noqa: F401  (re-exported API)
     KINDS,
     STRATEGIES,
@@ -70,7 +71,11 @@ class FixedCF:
         Neighbours kept per user (item); capped at n - 1.
     shrink : float, default 0.0
     dtype : float dtype, default float32
-    backend : "cpu", "gpu" or Backend
+    backend : "cpu", "gpu", "dask" or Backend
+        ``dask``: the model lives on the CPU of this process; ``fit`` computes the neighbours
+        with ``cosine_topk(backend="dask")`` and ``predict_users`` / ``recommend`` run by user
+        ranges on the cluster (:mod:`recsys_fast.kernels.distributed`), with the same results
+        as the CPU backend.
     """
 
     def __init__(
@@ -90,7 +95,8 @@ class FixedCF:
         self.k = int(k)
         self.shrink = float(shrink)
         self.dtype = np.dtype(dtype)
-        self.backend = get_backend(backend)
+        self.distributed = is_dask(backend)
+        self.backend = get_backend("cpu" if self.distributed else backend)
         self.train_ = None
 
     # -- fitting -------------------------------------------------------------------------
@@ -136,7 +142,7 @@ class FixedCF:
         n = X.shape[0]
         k = min(self.k, n - 1)
         if k >= 1:
-            W = cosine_topk(X, k, dtype=dt, backend=be)
+            W = cosine_topk(X, k, dtype=dt, backend="dask" if self.distributed else be)
         else:
             W = be.sparse.csr_matrix((n, n), dtype=dt)
         self.neighbours_ = W
@@ -211,6 +217,10 @@ class FixedCF:
 
     def predict_users(self, users: Any):
         """Dense block of predictions, shape (len(users), n_items), one row per user."""
+        if self.distributed:
+            from recsys_fast.kernels.distributed import predict_users_dask
+
+            return predict_users_dask(self, users)
         R = self._require_fit()
         xp = self.backend.xp
         users = _check_indices(xp, users, R.shape[0], "user indices")
@@ -271,6 +281,10 @@ class FixedCF:
         items : ndarray of int64, shape (len(users), n)
         scores : ndarray, shape (len(users), n)
         """
+        if self.distributed:
+            from recsys_fast.kernels.distributed import recommend_dask
+
+            return recommend_dask(self, users, n, batch_size=batch_size)
         R = self._require_fit()
         xp = self.backend.xp
         n_items = R.shape[1]

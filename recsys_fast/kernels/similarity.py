@@ -463,11 +463,12 @@ def _pair_block(n: int, itemsize: int, be: Backend) -> int:
 
 
 def _spmm_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backend,
-               how: str = "spmm"):
+               how: str = "spmm", rows: tuple[int, int] | None = None):
     """Rows, columns, values of the top-k by row blocks of ``X @ X.T`` with X kept sparse:
     sparse x dense products of X and a dense slice of X.T (``spmm``: cuSPARSE SpMM on the GPU)
     or sparse x sparse ones densified (``spgemm``, for very many features, such as TF-IDF
-    n-grams, where a dense slice of X would dwarf the block of S)."""
+    n-grams, where a dense slice of X would dwarf the block of S). ``rows=(a, b)`` computes
+    rows a..b-1 only (each row's values do not depend on the blocking)."""
     xp = be.xp
     n, m = Xn.shape
     itemsize = Xn.dtype.itemsize
@@ -480,8 +481,9 @@ def _spmm_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backe
             block_rows = block_rows_for(per_row, be, 0.5, n_rows=n)
     XnT = Xn.T.tocsr() if how == "spgemm" else None
     parts_r, parts_c, parts_v = [], [], []
-    for r0 in range(0, n, block_rows):
-        r1 = min(n, r0 + block_rows)
+    first, last = (0, n) if rows is None else rows
+    for r0 in range(first, last, block_rows):
+        r1 = min(last, r0 + block_rows)
         if XnT is None:
             S = xp.ascontiguousarray((Xn @ be.dense(Xn[r0:r1]).T).T)
         else:
@@ -531,8 +533,12 @@ def cosine_topk(
         of X is exact in TF32 (:func:`tf32_exact`: half-star ratings, small counts), where the
         raw values are multiplied and the norms divided out afterwards, so the result matches
         float32 to float32 rounding. ``True`` also rounds inexact values to a 10-bit mantissa.
-    backend : "cpu", "gpu" or Backend
-        ``sparse`` runs on the CPU only.
+    backend : "cpu", "gpu", "dask" or Backend
+        ``sparse`` runs on the CPU only. ``dask`` computes the same result by row blocks on a
+        ``dask.distributed`` cluster (the active Client, ``$RECSYS_FAST_DASK_SCHEDULER``, or a
+        LocalCluster started for the call; see :mod:`recsys_fast.dask_backend`): X is
+        scattered once, each task runs this kernel's strategy on a row range
+        (:func:`recsys_fast.kernels.distributed.cosine_topk_dask`).
 
     Returns
     -------
@@ -553,6 +559,15 @@ def cosine_topk(
         ``strategy="dense"`` and a dense copy of X does not fit.
     """
     global _last_strategy
+    from recsys_fast.dask_backend import is_dask
+
+    if is_dask(backend):
+        if tf32:
+            raise ValueError("tf32=True needs the GPU backend (TF32 is a tensor-core mode)")
+        from recsys_fast.kernels.distributed import cosine_topk_dask
+
+        return cosine_topk_dask(X, k, include_self=include_self, block_rows=block_rows,
+                                n_threads=n_threads, strategy=strategy, dtype=dtype)
     be = get_backend(backend)
     X = _as_csr(X, be)
     n = X.shape[0]

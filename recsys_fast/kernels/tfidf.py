@@ -26,6 +26,7 @@ import scipy.sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recsys_fast.backend import Backend, get_backend, to_host
+from recsys_fast.dask_backend import is_dask
 from recsys_fast.naive.content import KEEP, TFIDF_PARAMS
 
 
@@ -192,8 +193,9 @@ def tfidf_topk(
         ``k - 1`` neighbours are kept (capped at n - 1 for a small catalogue).
     block_rows, strategy : passed to :func:`recsys_fast.kernels.cosine_topk`
     dtype : float dtype, default float32
-    backend : "cpu", "gpu" or Backend
-        Where the top-k runs; vectorising is sklearn's, on the CPU.
+    backend : "cpu", "gpu", "dask" or Backend
+        Where the top-k runs; vectorising is sklearn's, on the CPU. ``dask``: the top-k runs
+        by row blocks on a dask cluster (``cosine_topk(backend="dask")``), the same result.
 
     Returns
     -------
@@ -213,7 +215,8 @@ def tfidf_topk(
         raise TypeError(f"k must be an integer, got {k!r}")
     if k < 2:
         raise ValueError(f"k must be >= 2 (the item itself plus a neighbour), got {k}")
-    be = get_backend(backend)
+    distributed = is_dask(backend)
+    be = get_backend("cpu" if distributed else backend)
     n = len(ids)
     if n < 2:
         raise ValueError(f"need at least 2 descriptions to find neighbours, got {n}")
@@ -221,7 +224,7 @@ def tfidf_topk(
     X = TfidfVectorizer(**TFIDF_PARAMS).fit_transform(texts)
     topk = cosine_topk(
         be.to_device(X.tocsr()), k, include_self=True, block_rows=block_rows,
-        strategy=strategy, dtype=dtype, backend=be,
+        strategy=strategy, dtype=dtype, backend="dask" if distributed else be,
     )
     used = getattr(topk, "strategy", "")
     topk = to_host(topk).tocsr()

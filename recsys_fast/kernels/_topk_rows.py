@@ -1,0 +1,265 @@
+"""Top-k of the rows [a, b) of X against all of X: the unit of work of the dask backend.
+
+:class:`RowTopk` holds the normalised X and the strategy chosen for the whole matrix. Its
+:meth:`RowTopk.rows` returns rows a..b-1 of what ``cosine_topk`` returns for that strategy,
+index for index and value for value, whatever the row ranges:
+
+- ``sparse``: the numba heaps over the same popularity relabelling, every row in full
+  (``half=False``). A pair's similarity is the same sum over the shared columns in ascending
+  order whichever row scans it, and the heap's tie rule does not depend on the arrival order,
+  so the rows equal the single-process result (which computes each pair once). The cost is
+  every pair twice. :func:`pair_topk_task` / :func:`merge_pair_heaps` are the other form:
+  each part computes the pairs (i, j > i) of its rows once, as the single-process kernel does,
+  and returns heaps for all rows, merged afterwards (half the multiply-adds, but every part
+  sends n_rows x k candidates back).
+- ``dense``: the same square GEMM blocks as the single-process kernel (side from the matrix
+  size), each row range a whole number of blocks. A block above the diagonal is computed as
+  ``D_I @ D_J.T`` and one below as ``(D_J @ D_I.T).T``, exactly the products the single-process
+  kernel forms; each product is formed by both of its row blocks here. OpenBLAS rounds a
+  product differently with a different thread count (in the last bit, edge micro-kernels), so
+  the tasks run BLAS with the caller's thread count (``blas_threads``) for equal values.
+- ``spmm`` / ``spgemm``: row blocks of ``X @ X.T``, whose rows do not depend on the blocking.
+
+What a worker derives from X (the relabelled CSC, the dense copy) is built once per worker on
+first use and kept with the scattered object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import scipy.sparse
+
+from recsys_fast.backend import CPU
+
+
+class RowTopk:
+    """Normalised X plus the top-k settings; :meth:`rows` computes one row range.
+
+    Parameters
+    ----------
+    Xn : csr_matrix
+        Canonical, row-normalised X (``similarity._normalized``).
+    k : int
+    include_self : bool
+    strategy : {"sparse", "dense", "spmm", "spgemm"}
+    block : int
+        Pair-block side (``dense``) or rows per product (``spmm``, ``spgemm``).
+    blas_threads : int, optional
+        BLAS threads for the ``dense`` products (default: the worker's setting).
+    """
+
+    def __init__(self, Xn, k: int, include_self: bool, strategy: str, block: int,
+                 blas_threads: int | None = None):
+        if strategy not in ("sparse", "dense", "spmm", "spgemm"):
+            raise ValueError(f"no row-range form of strategy {strategy!r}")
+        self.Xn = Xn
+        self.k = int(k)
+        self.include_self = bool(include_self)
+        self.strategy = strategy
+        self.block = max(1, int(block))
+        self.blas_threads = blas_threads
+        self._derived = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_derived"] = None  # rebuilt by each worker
+        return state
+
+    @property
+    def n(self) -> int:
+        return int(self.Xn.shape[0])
+
+    def _prepare(self):
+        if self._derived is None:
+            if self.strategy == "sparse":
+                self._derived = _sparse_prep(self.Xn)
+            elif self.strategy == "dense":
+                self._derived = CPU.dense(self.Xn)
+            else:
+                self._derived = self.Xn.T.tocsr() if self.strategy == "spgemm" else ()
+        return self._derived
+
+    def rows(self, a: int, b: int) -> scipy.sparse.csr_matrix:
+        """Rows a..b-1 of the top-k matrix, shape (b - a, n_rows)."""
+        a, b = int(a), int(b)
+        if not 0 <= a < b <= self.n:
+            raise ValueError(f"row range [{a}, {b}) outside [0, {self.n})")
+        prep = self._prepare()
+        if self.strategy == "sparse":
+            return _sparse_rows(prep, a, b, self.k, self.include_self)
+        if self.strategy == "dense":
+            limits = contextlib.nullcontext()
+            if self.blas_threads:
+                from threadpoolctl import threadpool_limits
+
+                limits = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
+            with limits:
+                r, c, v = _dense_rows(prep, a, b, self.k, self.include_self, self.block)
+        else:
+            from recsys_fast.kernels.similarity import _spmm_topk
+
+            r, c, v = _spmm_topk(self.Xn, self.k, self.include_self, self.block, CPU,
+                                 self.strategy, rows=(a, b))
+        return _piece(r - a, c, v.astype(self.Xn.dtype, copy=False), b - a, self.n)
+
+
+def row_topk_task(plan: RowTopk, a: int, b: int) -> scipy.sparse.csr_matrix:
+    """``plan.rows(a, b)`` with one numba thread (the worker's threads are the parallelism)."""
+    import numba
+
+    prev = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return plan.rows(a, b)
+    finally:
+        numba.set_num_threads(prev)
+
+
+def _piece(r, c, v, n_rows: int, n_cols: int) -> scipy.sparse.csr_matrix:
+    """CSR (n_rows, n_cols) from row-major (row, column, value) triples, columns ascending."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n_rows), out=indptr[1:])
+    out = scipy.sparse.csr_matrix((v, c.astype(np.int32), indptr), shape=(n_rows, n_cols))
+    out.has_sorted_indices = True
+    return out
+
+
+def stack(pieces: list, n_cols: int, dtype) -> scipy.sparse.csr_matrix:
+    """Consecutive row pieces stacked into one canonical CSR (int32 indices when they fit)."""
+    counts = np.concatenate([np.diff(p.indptr) for p in pieces]) if pieces else np.zeros(0)
+    nnz = int(counts.sum())
+    idx = np.int32 if nnz < 2**31 else np.int64
+    indptr = np.zeros(len(counts) + 1, dtype=idx)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.concatenate([p.indices for p in pieces]).astype(np.int32) if pieces else []
+    data = np.concatenate([p.data for p in pieces]).astype(dtype) if pieces else []
+    out = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(counts), n_cols))
+    out.has_sorted_indices = True
+    return out
+
+
+def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
+    """Heaps of every row from the pairs (i, j > i) of the rows dealt to ``part`` (``sparse``).
+
+    The rows, relabelled by popularity as in the single-process kernel, are sorted by the cost
+    of their remaining pairs and dealt round-robin to ``n_parts`` parts; this part computes each
+    of its rows' pairs once and offers it to both rows' heaps. Returns ``(hv, hi, hn)`` (values,
+    relabelled columns, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
+    """
+    import numba
+
+    from recsys_fast.kernels import _topk_numba as nb
+
+    if plan.strategy != "sparse":
+        raise ValueError("pair tasks need strategy='sparse'")
+    perm, inverse, arrays, cost, half_cost = plan._prepare()
+    order = np.argsort(-half_cost, kind="stable").astype(np.int64)[int(part)::int(n_parts)]
+    prev = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return nb.topk_heaps(*arrays, order, half_cost, 1, plan.k, True, plan.include_self)
+    finally:
+        numba.set_num_threads(prev)
+
+
+def merge_pair_heaps(Xn, sets: list, k: int, chunk: int = 1 << 16) -> scipy.sparse.csr_matrix:
+    """The top-k CSR from the parts' heaps: per row, the k best candidates by value, ties to
+    the lower relabelled column (the heap order of the single-process kernel, so the same
+    result); a pair reaches a row from one part only."""
+    from recsys_fast.kernels import _topk_numba as nb
+
+    n = Xn.shape[0]
+    perm = np.argsort(-np.diff(Xn.indptr), kind="stable").astype(np.int64)
+    hv = np.empty(n * k, dtype=Xn.dtype)
+    hi = np.empty(n * k, dtype=np.int32)
+    hn = np.zeros(n, dtype=np.int32)
+    width = len(sets) * k
+    slots = np.arange(k)
+    big = np.iinfo(np.int32).max
+    for r0 in range(0, n, chunk):
+        r1 = min(n, r0 + chunk)
+        V = np.full((r1 - r0, width), -np.inf, dtype=Xn.dtype)
+        J = np.full((r1 - r0, width), big, dtype=np.int32)
+        for t, (v, j, size) in enumerate(sets):
+            keep = slots[None, :] < size[r0:r1, None]
+            V[:, t * k : (t + 1) * k] = np.where(keep, v[r0 * k : r1 * k].reshape(-1, k), -np.inf)
+            J[:, t * k : (t + 1) * k] = np.where(keep, j[r0 * k : r1 * k].reshape(-1, k), big)
+        best = np.lexsort((J, -V), axis=1)[:, :k]
+        Vb = np.take_along_axis(V, best, axis=1)
+        hv[r0 * k : r1 * k] = Vb.ravel()
+        hi[r0 * k : r1 * k] = np.take_along_axis(J, best, axis=1).ravel()
+        hn[r0:r1] = (Vb > -np.inf).sum(axis=1)  # filled slots come first
+    counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
+    out = scipy.sparse.csr_matrix((out_val, out_idx, counts), shape=(n, n))
+    out.has_sorted_indices = True
+    return out
+
+
+def _sparse_prep(Xn):
+    """The relabelled CSR, its CSC with positions and full-row costs (as ``_sparse_topk``)."""
+    from recsys_fast.kernels import _topk_numba as nb
+
+    m = Xn.shape[1]
+    perm = np.argsort(-np.diff(Xn.indptr), kind="stable").astype(np.int64)
+    inverse = np.empty_like(perm)
+    inverse[perm] = np.arange(perm.size, dtype=np.int64)
+    Xp = Xn[perm]
+    indptr = Xp.indptr.astype(np.int64)
+    indices = Xp.indices.astype(np.int32)
+    data = Xp.data
+    colptr, rowidx, coldata, pos = nb.csc_with_positions(indptr, indices, data, m)
+    cost = nb.row_costs(indptr, indices, colptr, pos, False)
+    half_cost = nb.row_costs(indptr, indices, colptr, pos, True)
+    return perm, inverse, (indptr, indices, data, colptr, rowidx, coldata, pos), cost, half_cost
+
+
+def _sparse_rows(prep, a: int, b: int, k: int, include_self: bool):
+    import numba
+
+    from recsys_fast.kernels import _topk_numba as nb
+
+    perm, inverse, arrays, cost, _ = prep
+    n = perm.size
+    sel = inverse[a:b]
+    order = sel[np.argsort(-cost[sel], kind="stable")]
+    threads = numba.get_num_threads()
+    hv, hi, hn = nb.topk_heaps(*arrays, order, cost, threads, k, False, include_self)
+    counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
+    lo, hi_ = int(counts[a]), int(counts[b])
+    indptr = counts[a : b + 1] - lo
+    out = scipy.sparse.csr_matrix((out_val[lo:hi_], out_idx[lo:hi_], indptr), shape=(b - a, n))
+    out.has_sorted_indices = True
+    return out
+
+
+def _dense_rows(D, a: int, b: int, k: int, include_self: bool, block: int):
+    """Rows, columns, values of rows a..b-1 from the single-process kernel's GEMM blocks."""
+    from recsys_fast.kernels.similarity import _keep_mask, _padded_topk
+
+    n = D.shape[0]
+    if a % block:
+        raise ValueError(f"row range start {a} is not a multiple of the pair block {block}")
+    parts_r, parts_c, parts_v = [], [], []
+    for i0 in range(a, b, block):
+        i1 = min(n, i0 + block)
+        pieces = []
+        for j0 in range(0, n, block):
+            j1 = min(n, j0 + block)
+            if j0 >= i0:
+                S = D[i0:i1] @ D[j0:j1].T
+                if j0 == i0 and not include_self:
+                    S[np.arange(i1 - i0), np.arange(i1 - i0)] = 0
+                pieces.append(_padded_topk(S, k, j0, np))
+            else:  # the product the single-process kernel forms for block (J, I), transposed
+                S = D[j0:j1] @ D[i0:i1].T
+                pieces.append(_padded_topk(np.ascontiguousarray(S.T), k, j0, np))
+            del S
+        V = np.concatenate([v for v, _ in pieces], axis=1)
+        C = np.concatenate([c for _, c in pieces], axis=1)
+        rows, pos = np.nonzero(_keep_mask(V, k, np))
+        parts_r.append(rows + i0)
+        parts_c.append(C[rows, pos])
+        parts_v.append(V[rows, pos])
+    return np.concatenate(parts_r), np.concatenate(parts_c), np.concatenate(parts_v)

@@ -1,0 +1,229 @@
+"""The dask backend: the same results as the single-process kernels, and the cluster choice.
+
+One small LocalCluster (2 worker processes x 1 thread) serves the module; the tests of the
+cluster choice start their own and check that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recsys_fast.errors import BackendUnavailableError
+from recsys_fast.kernels import FixedCF, build_user_item_csr, cosine_topk, tfidf_topk, warmup
+
+PROPS = settings(max_examples=12, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def random_matrix(seed: int, n_rows: int, n_cols: int, density: float, dtype, ratings: bool):
+    """Non-negative sparse matrix; integer 'ratings' values make exact ties likely."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_rows, n_cols)) < density
+    vals = rng.integers(1, 6, size=mask.sum()) if ratings else rng.random(mask.sum()) + 0.01
+    dense = np.zeros((n_rows, n_cols), dtype=dtype)
+    dense[mask] = vals
+    return sp.csr_matrix(dense)
+
+
+def assert_same_csr(got, ref) -> None:
+    assert got.shape == ref.shape
+    np.testing.assert_array_equal(got.indptr, ref.indptr)
+    np.testing.assert_array_equal(got.indices, ref.indices)
+    np.testing.assert_array_equal(got.data, ref.data)
+    assert got.dtype == ref.dtype
+
+
+def test_without_dask_the_backend_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
+    X = sp.eye(4, format="csr")
+    with pytest.raises(BackendUnavailableError, match=r"pip install .*recsys-fast\[dask\]"):
+        cosine_topk(X, 1, backend="dask")
+    with pytest.raises(BackendUnavailableError, match="dask.distributed is not installed"):
+        FixedCF("item", 2, backend="dask").fit(sp.csr_matrix(np.ones((3, 3))))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    warmup()  # numba compiled (or loaded) here and cached on disk for the workers
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster, set_as_default=False) as c, c.as_current():
+        yield c
+
+
+# ---------------------------------------------------------------- cosine_topk
+
+
+@PROPS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_rows=st.integers(2, 60),
+    n_cols=st.integers(1, 40),
+    density=st.sampled_from([0.0, 0.05, 0.2, 0.6]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    ratings=st.booleans(),
+    k_frac=st.floats(0.0, 1.0),
+    include_self=st.booleans(),
+    strategy=st.sampled_from(["auto", "sparse", "dense", "spmm", "spgemm"]),
+    rows_per_task=st.sampled_from([None, 1, 7, 100]),
+    block=st.sampled_from([None, 3, 16]),
+    pairs=st.sampled_from([None, True, False]),
+)
+def test_cosine_topk_dask_equals_single_process(client, seed, n_rows, n_cols, density, dtype,
+                                                ratings, k_frac, include_self, strategy,
+                                                rows_per_task, block, pairs):
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    X = random_matrix(seed, n_rows, n_cols, density, dtype, ratings)
+    k = 1 + int(k_frac * ((n_rows if include_self else n_rows - 1) - 1))
+    kw = dict(include_self=include_self, strategy=strategy, dtype=dtype, block_rows=block)
+    ref = cosine_topk(X, k, **kw)
+    got = cosine_topk_dask(X, k, rows_per_task=rows_per_task, pairs=pairs, client=client, **kw)
+    assert got.strategy == ref.strategy
+    assert_same_csr(got, ref)
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("pairs", [True, False])
+def test_sparse_pairs_and_row_ranges_equal_single_process(client, include_self, pairs):
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    D = random_matrix(21, 150, 12, 0.3, np.float32, ratings=True).toarray()  # many ties
+    D[7] = 0  # a zero row: no neighbours, nobody's neighbour
+    X = sp.csr_matrix(D)
+    ref = cosine_topk(X, 9, include_self=include_self, strategy="sparse")
+    got = cosine_topk_dask(X, 9, include_self=include_self, strategy="sparse", pairs=pairs,
+                           rows_per_task=11, client=client)
+    assert_same_csr(got, ref)
+    assert got[7].nnz == 0 and got[:, 7].nnz == 0
+
+
+def test_cosine_topk_backend_dask_runs_on_the_active_client(client, cluster):
+    from recsys_fast.dask_backend import last_cluster
+
+    X = random_matrix(3, 200, 50, 0.1, np.float32, ratings=True)  # ties between rows
+    got = cosine_topk(X, 10, backend="dask")
+    assert_same_csr(got, cosine_topk(X, 10))
+    info = last_cluster()
+    assert info["source"] == "active client"
+    assert info["scheduler"] == cluster.scheduler_address
+    assert info["n_workers"] == 2 and info["threads"] == 2
+    assert client.status == "running"  # a client found active is not closed
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("strategy", ["auto", "dense"])
+def test_ml100k_top50_equal_on_dask(client, ml100k_dir, strategy):
+    df = pd.read_csv(ml100k_dir / "u.data", sep="\t",
+                     names=["user_id", "item_id", "rating", "timestamp"])
+    R = build_user_item_csr(df.user_id.to_numpy() - 1, df.item_id.to_numpy() - 1,
+                            df.rating.to_numpy())
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    for X in (R.T.tocsr(), R):  # item-item, user-user
+        ref = cosine_topk(X, 50, strategy=strategy)
+        got = cosine_topk(X, 50, strategy=strategy, backend="dask")
+        assert got.strategy == ref.strategy
+        assert_same_csr(got, ref)
+        if ref.strategy == "sparse":  # both forms: pairs once with merged heaps, full rows
+            assert_same_csr(cosine_topk_dask(X, 50, pairs=True, client=client), ref)
+            assert_same_csr(cosine_topk_dask(X, 50, pairs=False, client=client), ref)
+
+
+# ---------------------------------------------------------------- which cluster
+
+
+def test_scheduler_address_from_the_environment(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from recsys_fast.dask_backend import SCHEDULER_ENV, last_cluster
+
+    X = random_matrix(5, 80, 30, 0.2, np.float64, ratings=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as external:
+        monkeypatch.setenv(SCHEDULER_ENV, external.scheduler_address)
+        got = cosine_topk(X, 5, backend="dask", dtype=np.float64)
+        info = last_cluster()
+        assert info["source"] == "scheduler address"
+        assert info["scheduler"] == external.scheduler_address
+        assert len(external.scheduler_info["workers"]) == 1  # the cluster keeps running
+    assert_same_csr(got, cosine_topk(X, 5, dtype=np.float64))
+    with pytest.raises(ValueError):
+        distributed.default_client()  # the client opened for the call is gone
+
+
+def test_local_cluster_started_and_closed(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from recsys_fast import dask_backend
+
+    monkeypatch.delenv(dask_backend.SCHEDULER_ENV, raising=False)
+    started = []
+    real = dask_backend._local_cluster
+
+    def spy(mod):
+        c = real(mod)
+        started.append(c)
+        return c
+
+    monkeypatch.setattr(dask_backend, "_local_cluster", spy)
+    X = random_matrix(9, 60, 20, 0.3, np.float32, ratings=True)
+    got = cosine_topk(X, 4, backend="dask")
+    assert_same_csr(got, cosine_topk(X, 4))
+    assert dask_backend.last_cluster()["source"] == "LocalCluster"
+    assert len(started) == 1 and started[0].status.name == "closed"
+    with pytest.raises(ValueError):
+        distributed.default_client()
+
+
+# ---------------------------------------------------------------- FixedCF, TF-IDF
+
+
+@pytest.mark.parametrize("kind", ["user", "item"])
+def test_fixed_cf_recommend_and_predict_users_on_dask(client, kind):
+    rng = np.random.default_rng(1)
+    n_users, n_items = 70, 45
+    mask = rng.random((n_users, n_items)) < 0.2
+    R = sp.csr_matrix(np.where(mask, rng.integers(1, 6, (n_users, n_items)), 0).astype(float))
+    ref = FixedCF(kind, 8).fit(R)
+    dist = FixedCF(kind, 8, backend="dask").fit(R)
+    assert dist.distributed and not ref.distributed
+    assert_same_csr(dist.neighbours_, ref.neighbours_)
+    users = np.arange(n_users)
+    np.testing.assert_array_equal(dist.predict_users(users), ref.predict_users(users))
+    items, scores = dist.recommend(users, 10)
+    ref_items, ref_scores = ref.recommend(users, 10)
+    np.testing.assert_array_equal(items, ref_items)
+    np.testing.assert_array_equal(scores, ref_scores)
+
+    from recsys_fast.kernels.distributed import predict_users_dask, recommend_dask
+
+    some = rng.permutation(n_users)[:23]  # any order, small tasks
+    np.testing.assert_array_equal(predict_users_dask(dist, some, rows_per_task=4),
+                                  ref.predict_users(some))
+    it, sc = recommend_dask(dist, some, 5, batch_size=3, rows_per_task=5)
+    np.testing.assert_array_equal(it, ref.recommend(some, 5)[0])
+    np.testing.assert_array_equal(sc, ref.recommend(some, 5)[1])
+
+
+def test_tfidf_topk_on_dask(client):
+    from recsys_fast.data.text import synthetic_documents
+
+    docs = synthetic_documents(120, seed=3, n_words=(10, 40))
+    ref = tfidf_topk(docs, k=9)
+    got = tfidf_topk(docs, k=9, backend="dask")
+    assert got.strategy == ref.strategy
+    np.testing.assert_array_equal(got.neighbours, ref.neighbours)
+    np.testing.assert_array_equal(got.scores, ref.scores)
