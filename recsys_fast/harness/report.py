@@ -230,7 +230,7 @@ def merge_by_machine(docs: list[tuple[Path, dict]], out: Path | None = None
                          "created": data["created"], "git": data.get("git"),
                          "gemm_peak": data["gemm_peak"], "bandwidth": data.get("bandwidth"),
                          "settings": data.get("settings", {}),
-                         "scales": sorted({c["scale"] for c in data["cases"]})})
+                         "scales": kernels_and_scales(data["cases"])[1]})
         used = {label for label, _ in chosen.values()}
         newest = dict(items[-1][1])
         newest["cases"] = [r for _, rows in chosen.values() for r in rows]
