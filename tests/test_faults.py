@@ -336,3 +336,23 @@ def test_report_into_a_file_or_read_only_place_is_one_line(tmp_path, capsys):
     assert cli.main(["report", str(src), "--out", str(afile), "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert "afile" in err and "Traceback" not in err
+
+
+def test_ctrl_c_turned_into_another_exception_is_still_an_interrupt():
+    """A C extension (TensorFlow) may surface Ctrl-C as SystemError: the in-process runner
+    must stop, not record the case as an error and go on."""
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.runner import run_group
+
+    def run(st):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise SystemError("error return without exception set") from None
+
+    reg = Registry()
+    reg.add(Case("k", "optimised", "cpu", _sum_setup, run))
+    reg.add(Case("k", "scipy", "cpu", _sum_setup, lambda st: 0))
+    with pytest.raises(KeyboardInterrupt):
+        run_group(reg.select(), "tiny", CaseContext(reg), FAST)
