@@ -236,12 +236,12 @@ def _sparse_rows(prep, a: int, b: int, k: int, include_self: bool):
 
 def _dense_rows(D, a: int, b: int, k: int, include_self: bool, block: int):
     """Rows, columns, values of rows a..b-1 from the single-process kernel's GEMM blocks."""
-    from recsys_fast.kernels.similarity import _keep_mask, _padded_topk
+    from recsys_fast.kernels.similarity import _merge_candidates, _padded_topk
 
     n = D.shape[0]
     if a % block:
         raise ValueError(f"row range start {a} is not a multiple of the pair block {block}")
-    parts_r, parts_c, parts_v = [], [], []
+    parts = []
     for i0 in range(a, b, block):
         i1 = min(n, i0 + block)
         pieces = []
@@ -256,10 +256,5 @@ def _dense_rows(D, a: int, b: int, k: int, include_self: bool, block: int):
                 S = D[j0:j1] @ D[i0:i1].T
                 pieces.append(_padded_topk(np.ascontiguousarray(S.T), k, j0, np))
             del S
-        V = np.concatenate([v for v, _ in pieces], axis=1)
-        C = np.concatenate([c for _, c in pieces], axis=1)
-        rows, pos = np.nonzero(_keep_mask(V, k, np))
-        parts_r.append(rows + i0)
-        parts_c.append(C[rows, pos])
-        parts_v.append(V[rows, pos])
-    return np.concatenate(parts_r), np.concatenate(parts_c), np.concatenate(parts_v)
+        parts.append(_merge_candidates(pieces, k, i0, np))
+    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))

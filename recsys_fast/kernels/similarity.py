@@ -374,16 +374,18 @@ def _gemm_pairs_topk(D, inv, k: int, include_self: bool, block: int, xp):
             if bj != bi:
                 cand[bj, bi] = _padded_topk(xp.ascontiguousarray(S.T), k, i0, xp)
             del S
-    parts_r, parts_c, parts_v = [], [], []
-    for bi, i0 in enumerate(starts):
-        pieces = [cand.pop((bi, bj)) for bj in range(len(starts))]
-        V = xp.concatenate([v for v, _ in pieces], axis=1)
-        C = xp.concatenate([c for _, c in pieces], axis=1)
-        rows, pos = xp.nonzero(_keep_mask(V, k, xp))
-        parts_r.append(rows + i0)
-        parts_c.append(C[rows, pos])
-        parts_v.append(V[rows, pos])
-    return xp.concatenate(parts_r), xp.concatenate(parts_c), xp.concatenate(parts_v)
+    parts = [_merge_candidates([cand.pop((bi, bj)) for bj in range(len(starts))], k, i0, xp)
+             for bi, i0 in enumerate(starts)]
+    return tuple(xp.concatenate(p) for p in zip(*parts, strict=True))
+
+
+def _merge_candidates(pieces, k: int, row0: int, xp):
+    """Rows, columns, values of each row's top-k among its column blocks' candidates
+    (``_padded_topk`` pieces, in column order, so ties still go to the lower column)."""
+    V = xp.concatenate([v for v, _ in pieces], axis=1)
+    C = xp.concatenate([c for _, c in pieces], axis=1)
+    rows, pos = xp.nonzero(_keep_mask(V, k, xp))
+    return rows + row0, C[rows, pos], V[rows, pos]
 
 
 def tf32_exact(X) -> bool:
