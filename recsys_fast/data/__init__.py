@@ -16,7 +16,7 @@ __all__ = [
     "make_ratings_frame",
 ]
 
-# Real-data loaders, catalogue and download cache (engineer A).
+# Real-data loaders, catalogue and download cache.
 from recsys_fast.data.catalogue import (  # noqa: E402
     DATASETS,
     DatasetSpec,
@@ -55,7 +55,7 @@ __all__ += [
     "load_tmdb5000",
 ]
 
-# Synthetic data at any scale, and writers for the real formats (engineer B).
+# Synthetic data at any scale, and writers for the real formats.
 from recsys_fast.data.synthetic import (  # noqa: E402
     SCALES,
     SyntheticSpec,

@@ -1,7 +1,7 @@
 """Optimised kernels computing the same functions as the naive course references.
 
-A flat list of re-exports: CSR build and cosine kernels (engineer E); CF prediction, weighted
-rating, TF-IDF top-k and hybrids (engineer F).
+A flat list of re-exports: CSR build and cosine kernels; CF prediction, weighted rating, TF-IDF
+top-k and hybrids.
 """
 
 from recsys_fast.kernels.hybrid import MixedHybrid, Recommendations, SwitchingHybrid
