@@ -17,7 +17,7 @@ from pathlib import Path
 
 from recsys_fast.errors import RecsysFastError, format_bytes
 from recsys_fast.harness import machine as _machine
-from recsys_fast.harness.compare import index, ratios, row_speedups
+from recsys_fast.harness.compare import fmt_ratio, index, ratios, row_speedups
 from recsys_fast.harness.context import CaseContext
 from recsys_fast.harness.journal import Journal, JournalError
 from recsys_fast.harness.registry import (
@@ -321,26 +321,10 @@ def run_bench(
     return data, path
 
 
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def set_description(self, text):
-        pass
-
-    def set_postfix_str(self, text):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="case", desc="bench", file=sys.stderr)
+    return tqdm(total=total, unit="case", desc="bench", file=sys.stderr, disable=not enabled)
 
 
 def verdict_text(row: dict) -> str:
@@ -364,19 +348,6 @@ def _fmt_time(t: float | None) -> str:
     return f"{t * 1e6:.3g} us"
 
 
-def _fmt_x(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3g}x"
-
-
-def _fmt_sp(sp) -> str:
-    if sp is None:
-        return "-"
-    if sp.ci is None:
-        return _fmt_x(sp.factor)
-    mark = "" if sp.ci.significant else "~"
-    return f"{mark}{sp.factor:.3g}x [{sp.ci.lo:.3g}-{sp.ci.hi:.3g}]"
-
-
 def format_table(data: dict) -> str:
     """A plain-text table of a results document: one line per case. Ratios carry their 95 %
     interval; ``~`` marks one whose interval contains 1 (no real difference)."""
@@ -397,8 +368,9 @@ def format_table(data: dict) -> str:
             note = f"ERROR {c.get('error')}"
         mem = c.get("peak_rss_delta_bytes")
         lines.append((c["kernel"], c["scale"], c["impl"], c["backend"], _fmt_time(c.get("median_s")),
-                      _fmt_time(c.get("iqr_s")), c.get("rounds") or "-", _fmt_sp(sp["vs_naive"]),
-                      _fmt_sp(sp["ours_vs_this"]), _fmt_sp(sp["gpu_vs_cpu"]),
+                      _fmt_time(c.get("iqr_s")), c.get("rounds") or "-", fmt_ratio(sp["vs_naive"], compact=True),
+                      fmt_ratio(sp["ours_vs_this"], compact=True),
+                      fmt_ratio(sp["gpu_vs_cpu"], compact=True),
                       "-" if mem is None else format_bytes(mem), note))
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header) - 1)]
     out = []

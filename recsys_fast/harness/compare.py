@@ -128,8 +128,9 @@ def row_speedups(row: dict, idx: dict) -> dict[str, Speedup | None]:
     }
 
 
-def fmt_ratio(sp: Speedup | None, bold: bool = False) -> str:
-    """``2.31x [2.20, 2.45]`` (``~`` prefix: the interval contains 1, not a real difference)."""
+def fmt_ratio(sp: Speedup | None, bold: bool = False, compact: bool = False) -> str:
+    """``2.31x [2.20, 2.45]`` (`` (~ no difference)`` when the interval contains 1); ``compact``
+    for plain-text tables: ``2.31x [2.2-2.45]``, ``~`` prefixed."""
     if sp is None:
         return "-"
     v = f"{sp.factor:.3g}x"
@@ -137,6 +138,8 @@ def fmt_ratio(sp: Speedup | None, bold: bool = False) -> str:
         v = f"**{v}**"
     if sp.ci is None:
         return v
+    if compact:
+        return f"{'' if sp.ci.significant else '~'}{v} [{sp.ci.lo:.3g}-{sp.ci.hi:.3g}]"
     mark = "" if sp.ci.significant else " (~ no difference)"
     return f"{v} [{sp.ci.lo:.3g}, {sp.ci.hi:.3g}]{mark}"
 

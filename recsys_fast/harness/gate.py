@@ -31,9 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from recsys_fast.errors import RecsysFastError
+from recsys_fast.harness import stats
 
 DEFAULT_CACHE = Path.home() / ".cache" / "recsys-fast" / "gate"
 
@@ -55,19 +54,11 @@ class Decision:
 def decide(base: list[float], head: list[float], threshold: float = 0.15,
            confidence: float = 0.95, n_boot: int = 4000, seed: int = 0) -> Decision:
     """The gate's verdict on paired rounds (see module docstring)."""
-    a = np.asarray(base, dtype=np.float64)
-    b = np.asarray(head, dtype=np.float64)
-    n = min(a.size, b.size)
+    n = min(len(base), len(head))
     if n == 0:
         raise ValueError("no paired rounds")
-    a, b = a[:n], b[:n]
-    ratio = float(np.median(b) / np.median(a))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    boot = np.median(b[idx], axis=1) / np.median(a[idx], axis=1)
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = (float(x) for x in np.percentile(boot, [tail, 100 - tail]))
-    lo, hi = min(lo, ratio), max(hi, ratio)
+    ratio, boot, _ = stats.bootstrap(head[:n], base[:n], paired=True, n_boot=n_boot, seed=seed)
+    lo, hi = stats.interval(boot, ratio, confidence)
     p = float((boot <= 1.0).mean())  # bootstrap p-value of "head is not slower"
     up, down = 1 + threshold, 1 / (1 + threshold)
     if lo > 1 and ratio > up:

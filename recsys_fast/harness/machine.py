@@ -125,12 +125,12 @@ def git_info(repo: Path = REPO) -> dict | None:
 
 def _llc_bytes() -> int:
     """Size of the largest CPU cache (sysfs), or 32 MiB when unknown."""
+    from recsys_fast.memory import _parse_size  # sysfs writes sizes as "491520K"
+
     best = 0
     for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
         try:
-            text = f.read_text().strip().upper()
-            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-            best = max(best, int(text.rstrip("KMG")) * mult)
+            best = max(best, _parse_size(f.read_text()))
         except (OSError, ValueError):
             continue
     return best or (32 << 20)
@@ -138,8 +138,8 @@ def _llc_bytes() -> int:
 
 def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
     """STREAM-style triad ``a = b + s * c`` (float64) on arrays well beyond the last-level
-    cache (2x, clamped to 64-512 MiB each; both sizes are recorded), all cores (numba ``prange``; numpy's two-pass fallback is counted by its real
-    traffic). GB/s counts 24 bytes per element (read b, c; write a), as STREAM does; the median
+    cache (2x, clamped to 64-512 MiB each; both sizes are recorded), all cores (numba
+    ``prange``; numpy's two-pass fallback is counted by its real traffic). GB/s counts 24 bytes per element (read b, c; write a), as STREAM does; the median
     of ``rounds`` after a warm-up."""
     llc = _llc_bytes()
     if n is None and os.environ.get(ENV_TRIAD_BYTES):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import threading
 from pathlib import Path
@@ -93,12 +94,22 @@ class PeakRSS:
         return max(0, self.peak - self.start)
 
 
-def _malloc_trim() -> bool:
+@functools.cache
+def _libc_malloc_trim():
+    """glibc's ``malloc_trim``, or ``None`` elsewhere (looked up once)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0)) or True
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def _malloc_trim() -> bool:
+    """Return the heap's free pages to the OS; False when there is no ``malloc_trim``."""
+    trim = _libc_malloc_trim()
+    if trim is None:
         return False
+    trim(0)
+    return True
 
 
 class MemoryProbe(PeakRSS):

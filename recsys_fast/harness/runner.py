@@ -194,13 +194,13 @@ class _Prepared:
     case: Case
     res: CaseResult
     state: object
-    spent: float = 0.0
+    times: list[float] = field(default_factory=list)
 
 
 def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: Notify,
-             guard: _SigintGuard) -> _Prepared | None:
-    """Skip / set up / probe + check / warm up one case; ``None`` (and a final ``res``) when it
-    cannot be timed."""
+             guard: _SigintGuard) -> _Prepared:
+    """Skip / set up / check / probe + warm up one case; its ``res.status`` is final unless
+    ``"ok"`` (then it is ready to be timed)."""
     res = CaseResult(case.kernel, case.impl, case.backend, scale)
     prep = _Prepared(case, res, None)
     stage = "skip check"
@@ -258,13 +258,13 @@ def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: N
         return prep
 
 
-def _finish(prep: _Prepared, times: list[float]) -> CaseResult:
+def _finish(prep: _Prepared) -> CaseResult:
     res, case = prep.res, prep.case
-    t = np.asarray(times)
+    t = np.asarray(prep.times)
     q1, med, q3 = np.percentile(t, [25, 50, 75])
     res.times_s = [float(x) for x in t]
     res.median_s, res.iqr_s, res.min_s = float(med), float(q3 - q1), float(t.min())
-    res.rounds = len(times)
+    res.rounds = len(t)
     try:
         res.extra.update(work_figures(case, prep.state, res.median_s))
     except Exception as exc:  # noqa: BLE001 - a broken work model must not lose the timings
@@ -319,16 +319,13 @@ def run_group(cases: list[Case], scale: str, ctx: CaseContext, settings: RunSett
                 done(prep.res)
             else:
                 active.append(prep)
-        times: dict[str, list[float]] = {p.case.key: [] for p in active}
         interleaved = len(active) > 1
         gc.collect()
         rnd = 0
         while active:
             rnd += 1
             for prep in list(active):
-                key = prep.case.key
-                notify(key, f"round {rnd}")
-                pool = _gpu_pool() if prep.case.backend == "gpu" else None
+                notify(prep.case.key, f"round {rnd}")
                 try:
                     t0 = time.perf_counter()
                     prep.case.run(prep.state)
@@ -344,14 +341,14 @@ def run_group(cases: list[Case], scale: str, ctx: CaseContext, settings: RunSett
                     prep.state = None
                     done(prep.res)
                     continue
-                times[key].append(dt)
-                prep.spent += dt
-                n = len(times[key])
-                if n >= s.repeat or (prep.spent >= s.max_time and n >= s.min_rounds):
+                prep.times.append(dt)
+                n = len(prep.times)
+                if n >= s.repeat or (sum(prep.times) >= s.max_time and n >= s.min_rounds):
+                    pool = _gpu_pool() if prep.case.backend == "gpu" else None
                     if pool is not None:
                         prep.res.extra["gpu_pool_bytes"] = int(pool.total_bytes())
                     prep.res.interleaved = interleaved
-                    done(_finish(prep, times[key]))
+                    done(_finish(prep))
                     active.remove(prep)
                     prep.state = None
     return out
@@ -366,10 +363,8 @@ def run_case(case: Case, scale: str, ctx: CaseContext, settings: RunSettings | N
 def groups(cases: list[Case], scales: list[str]) -> list[tuple[str, str, list[Case]]]:
     """``(kernel, scale, cases)`` in run order: by scale, then the registry's kernel/impl order
     (naive first, so it is the reference of its group)."""
-    out = []
-    for sc in sorted(set(scales), key=SCALES.index):
-        by_kernel: dict[str, list[Case]] = {}
-        for c in cases:
-            by_kernel.setdefault(c.kernel, []).append(c)
-        out += [(k, sc, cs) for k, cs in by_kernel.items()]
-    return out
+    by_kernel: dict[str, list[Case]] = {}
+    for c in cases:
+        by_kernel.setdefault(c.kernel, []).append(c)
+    return [(k, sc, cs) for sc in sorted(set(scales), key=SCALES.index)
+            for k, cs in by_kernel.items()]

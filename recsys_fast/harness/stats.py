@@ -53,18 +53,13 @@ def _medians(samples: np.ndarray) -> np.ndarray:
     return np.median(samples, axis=1)
 
 
-def ratio_ci(baseline: list[float] | np.ndarray, candidate: list[float] | np.ndarray, *,
-             paired: bool, n_boot: int = N_BOOT, confidence: float = CONFIDENCE,
-             seed: int = 0) -> Ratio:
-    """Bootstrap interval of ``median(baseline) / median(candidate)``.
+def bootstrap(baseline: list[float] | np.ndarray, candidate: list[float] | np.ndarray, *,
+              paired: bool, n_boot: int = N_BOOT, seed: int = 0
+              ) -> tuple[float, np.ndarray, bool]:
+    """``(median(baseline) / median(candidate), the n_boot resampled ratios, paired used)``.
 
-    Parameters
-    ----------
-    baseline, candidate
-        Per-round times in seconds, in round order.
-    paired
-        Round ``r`` of both was timed back to back (interleaved rounds of one worker); needs
-        equal lengths, else the sides are resampled independently.
+    ``paired`` resamples round ``r`` of both together (needs equal lengths, else the sides are
+    resampled independently).
 
     Raises
     ------
@@ -86,9 +81,22 @@ def ratio_ci(baseline: list[float] | np.ndarray, candidate: list[float] | np.nda
     else:
         ra = a[rng.integers(0, a.size, size=(n_boot, a.size))]
         rb = b[rng.integers(0, b.size, size=(n_boot, b.size))]
-    boot = _medians(ra) / _medians(rb)
+    return float(np.median(a) / np.median(b)), _medians(ra) / _medians(rb), paired
+
+
+def interval(boot: np.ndarray, value: float, confidence: float = CONFIDENCE
+             ) -> tuple[float, float]:
+    """Percentile interval of the resampled ratios, widened to contain ``value``."""
     tail = (1.0 - confidence) / 2 * 100
     lo, hi = np.percentile(boot, [tail, 100 - tail])
-    value = float(np.median(a) / np.median(b))
-    return Ratio(value, float(min(lo, value)), float(max(hi, value)), paired, int(a.size),
-                 int(b.size))
+    return float(min(lo, value)), float(max(hi, value))
+
+
+def ratio_ci(baseline: list[float] | np.ndarray, candidate: list[float] | np.ndarray, *,
+             paired: bool, n_boot: int = N_BOOT, confidence: float = CONFIDENCE,
+             seed: int = 0) -> Ratio:
+    """Bootstrap interval of ``median(baseline) / median(candidate)`` (see :func:`bootstrap`:
+    per-round times in seconds, in round order)."""
+    value, boot, paired = bootstrap(baseline, candidate, paired=paired, n_boot=n_boot, seed=seed)
+    lo, hi = interval(boot, value, confidence)
+    return Ratio(value, lo, hi, paired, len(baseline), len(candidate))

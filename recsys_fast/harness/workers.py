@@ -99,6 +99,7 @@ class GroupRunner:
         self._proc: subprocess.Popen | None = None
         self._data_files: dict[str, Path] = {}
         self._n = 0
+        self._worker = ""  # the current (or last) worker's id, as its rows record it
 
     def close(self) -> None:
         self.stop()
@@ -142,7 +143,7 @@ class GroupRunner:
 
     def _error_row(self, case: Case, scale: str, text: str) -> dict:
         row = CaseResult(case.kernel, case.impl, case.backend, scale, status="error",
-                         error=text, worker=f"w{self._n}").to_dict()
+                         error=text, worker=self._worker).to_dict()
         self.on_row(row)
         return row
 
@@ -160,7 +161,7 @@ class GroupRunner:
                  ) -> tuple[list[dict], tuple[Case, str] | None, str | None]:
         """One worker over ``cases``: (rows reported, (case, stage) it died in or None, why)."""
         self._n += 1
-        worker = f"w{os.getpid()}-{self._n}"
+        worker = self._worker = f"w{os.getpid()}-{self._n}"
         job = self._job(cases, scale, ctx, worker)
         rfd, wfd = os.pipe()
         cmd = [sys.executable, "-m", "recsys_fast.harness.worker", "group", str(job), str(wfd)]
