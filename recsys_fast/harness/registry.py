@@ -1,11 +1,12 @@
 """The one registry of benchmark cases: kernel x implementation x backend, run at named scales.
 
-A :class:`Case` is defined once (in a ``cases_<area>.py`` module) and reused by the CLI runner,
-the asv suites (``bench/asv``) and the pytest-benchmark suites (``bench/pytest``). Case modules
-import kernels lazily inside ``setup`` so the registry itself always loads, whatever is installed.
-An optional third-party package a case needs is declared in ``Case.requires``: when it is not
-installed the case is *skipped* with that reason. Any other import failure (a broken module inside
-recsys_fast) is an *error*.
+Each implementation of a kernel is one adapter class (:mod:`.adapter`), grouped by kernel family
+in the ``impls_<area>.py`` modules; the registry turns every (adapter, backend) into a
+:class:`Case`, the record the CLI runner, the asv suites (``bench/asv``) and the pytest-benchmark
+suites (``bench/pytest``) share. Adapters import kernels lazily inside ``setup``/``run`` so the
+registry itself always loads, whatever is installed. An optional third-party package a case needs
+is declared in ``requires``: when it is not installed the case is *skipped* with that reason. Any
+other import failure (a broken module inside recsys_fast) is an *error*.
 """
 
 from __future__ import annotations
@@ -22,20 +23,19 @@ SCALES = ("tiny", "100k", "1m", "10m", "25m")
 """Named scales, smallest first. ``tiny`` exists for smoke tests; the others are MovieLens shapes."""
 
 DEFAULT_SCALES = ("100k",)
-IMPLS = ("naive", "optimised", "implicit", "sparse_dot_topn", "sklearn", "scipy")
-"""Implementations, in report order. Everything after ``optimised`` is a peer library."""
-PEERS = IMPLS[2:]
+OURS = ("naive", "optimised")
+"""The two implementations every kernel may have; any other implementation is a peer library."""
 BACKENDS = ("cpu", "gpu")
 
 CASE_MODULES = (
-    "recsys_fast.harness.cases_popularity",
-    "recsys_fast.harness.cases_cf",
-    "recsys_fast.harness.cases_fixed_cf",
-    "recsys_fast.harness.cases_similarity",
-    "recsys_fast.harness.cases_content",
-    "recsys_fast.harness.cases_dnn",
+    "recsys_fast.harness.impls_popularity",
+    "recsys_fast.harness.impls_cf",
+    "recsys_fast.harness.impls_fixed_cf",
+    "recsys_fast.harness.impls_similarity",
+    "recsys_fast.harness.impls_content",
+    "recsys_fast.harness.impls_dnn",
 )
-"""Each module defines ``register(registry)``: the one place a kernel contributes its cases."""
+"""Each module lists its kernel families (abstract adapter classes) in ``FAMILIES``."""
 
 
 class SelectionError(RecsysFastError, ValueError):
@@ -70,7 +70,8 @@ class Case:
     Parameters
     ----------
     kernel, impl, backend
-        What is timed; ``impl`` is one of :data:`IMPLS`, ``backend`` one of :data:`BACKENDS`.
+        What is timed; ``impl`` names the implementation (``naive``, ``optimised`` or a peer),
+        ``backend`` is one of :data:`BACKENDS`.
     setup
         ``setup(ctx, scale) -> state``: builds inputs (not timed). Data is cached per scale in
         ``ctx``. Raise ``ImportError`` / ``MemoryBudgetError`` / ``BackendUnavailableError`` to
@@ -97,6 +98,8 @@ class Case:
         Optional third-party packages (import names) the case needs; missing -> skipped.
     extra
         ``extra(state, result) -> dict``: anything to record, e.g. the top-k strategy used.
+    role
+        ``naive``, ``optimised`` or ``peer`` (derived from ``impl`` when not given).
     """
 
     kernel: str
@@ -115,10 +118,13 @@ class Case:
     extra: Callable[[Any, Any], dict] | None = None
     scales: tuple[str, ...] = SCALES
     note: str = ""
+    role: str = ""
 
     def __post_init__(self) -> None:
-        if self.impl not in IMPLS:
-            raise ValueError(f"case {self.kernel}: unknown impl {self.impl!r}; valid: {IMPLS}")
+        if not self.role:  # derived from the name: naive, optimised, else a peer
+            object.__setattr__(self, "role", self.impl if self.impl in OURS else "peer")
+        if not self.impl or (self.impl in OURS) != (self.role == self.impl):
+            raise ValueError(f"case {self.kernel}: impl {self.impl!r} with role {self.role!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"case {self.kernel}: unknown backend {self.backend!r}")
         bad = [s for s in self.scales if s not in SCALES]
@@ -162,8 +168,9 @@ class Registry:
         return iter(self.cases_by_key.values())
 
     def impls(self, kernel: str | None = None) -> list[str]:
-        found = {c.impl for c in self if kernel is None or c.kernel == kernel}
-        return [i for i in IMPLS if i in found]
+        """Implementation names in report order: naive, optimised, then peers as registered."""
+        found = dict.fromkeys(c.impl for c in self if kernel is None or c.kernel == kernel)
+        return sorted(found, key=lambda i: OURS.index(i) if i in OURS else len(OURS))
 
     def select(
         self,
@@ -179,7 +186,8 @@ class Registry:
             A name is unknown; the message lists the valid ones.
         """
         kernels = _check_names("kernel", kernels, list(self.kernels))
-        impls = _check_names("implementation", impls, list(IMPLS))
+        order_impl = {i: n for n, i in enumerate(self.impls())}
+        impls = _check_names("implementation", impls, list(order_impl))
         backends = _check_names("backend", backends, list(BACKENDS))
         chosen = [
             c
@@ -190,7 +198,7 @@ class Registry:
         ]
         order = {k: i for i, k in enumerate(self.kernels)}
         chosen.sort(
-            key=lambda c: (order[c.kernel], IMPLS.index(c.impl), BACKENDS.index(c.backend))
+            key=lambda c: (order[c.kernel], order_impl[c.impl], BACKENDS.index(c.backend))
         )
         return chosen
 
@@ -219,10 +227,15 @@ def check_scales(scales: Iterable[str]) -> list[str]:
 
 
 def build_registry(modules: Iterable[str] = CASE_MODULES) -> Registry:
-    """A fresh registry filled by each case module's ``register(registry)``."""
+    """A fresh registry: one case per (adapter, backend) of each module's ``FAMILIES``."""
+    from recsys_fast.harness.adapter import cases_of
+
     reg = Registry()
     for name in modules:
-        importlib.import_module(name).register(reg)
+        for family in importlib.import_module(name).FAMILIES:
+            reg.add_kernel(family.kernel, family.description)
+            for case in cases_of([family]):
+                reg.add(case)
     return reg
 
 

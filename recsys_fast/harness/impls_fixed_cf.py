@@ -1,4 +1,4 @@
-"""Cases of the fixed neighbourhood CF (true cosine, top-k neighbours): top-10 recommendations.
+"""Implementations of the fixed neighbourhood CF (true cosine, top-k neighbours): top-10 recommendations.
 
 ``cf_fixed_recommend``: ``kernels.FixedCF("item", k=50)`` is fitted in setup (its neighbour
 search is ``cosine_topk``, timed by that kernel's cases); the timed call is
@@ -16,11 +16,15 @@ wherever the scores are not tied.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from recsys_fast.harness import casedata
+from recsys_fast.harness.adapter import Adapter
 from recsys_fast.harness.checks import compare_ranked_lists, sample_rows
-from recsys_fast.harness.registry import Case, Registry, Verdict
+from recsys_fast.harness.registry import Verdict
 
 KERNEL = "cf_fixed_recommend"
 K_NEIGHBOURS = 50
@@ -30,21 +34,66 @@ N_CHECK = 32
 TOL = 1e-4  # float32 model, scores on the rating scale
 
 
-def _setup(ctx, scale, backend="cpu"):
-    from recsys_fast.kernels import FixedCF
+@dataclass
+class RecommendState:
+    ctx: Any
+    scale: str
+    R: Any  # users x items float32 CSR (host)
+    users: np.ndarray  # the users recommended for in the timed call
+    model: Any = None  # the fitted model (fitted in setup, not timed)
 
-    R = casedata.train_csr(ctx, scale, np.float32)
-    model = FixedCF("item", k=K_NEIGHBOURS, backend=backend).fit(R)
-    casedata.sync(backend)
-    return {"ctx": ctx, "scale": scale, "backend": backend, "model": model,
-            "users": sample_rows(R.shape[0], N_USERS)}
+
+class RecommendImpl(Adapter):
+    """Top-N recommendations (rated items excluded) for a fixed sample of users."""
+
+    kernel = KERNEL
+    description = (f"fixed item-based CF (k={K_NEIGHBOURS}): top-{N_RECOMMEND} "
+                   f"recommendations for {N_USERS:,} users")
+
+    def setup(self, ctx, scale: str) -> RecommendState:
+        R = casedata.train_csr(ctx, scale, np.float32)
+        st = RecommendState(ctx, scale, R, sample_rows(R.shape[0], N_USERS))
+        st.model = self.fit(st)
+        return st
+
+    def fit(self, st: RecommendState):
+        raise NotImplementedError
+
+    def examples(self, st: RecommendState) -> float:
+        return len(st.users)
 
 
-def _run(st):
-    items, scores = st["model"].recommend(st["users"], N_RECOMMEND)
-    if st["backend"] == "cpu":
-        return items, scores
-    return casedata.to_backend(items, "cpu"), casedata.to_backend(scores, "cpu")
+class OptimisedRecommend(RecommendImpl):
+    name = role = "optimised"
+    backends = ("cpu", "gpu")
+    note = "FixedCF.recommend (dense blocks + top-n)"
+
+    def fit(self, st: RecommendState):
+        from recsys_fast.kernels import FixedCF
+
+        model = FixedCF("item", k=K_NEIGHBOURS, backend=self.backend).fit(st.R)
+        casedata.sync(self.backend)
+        return model
+
+    def run(self, st: RecommendState):
+        items, scores = st.model.recommend(st.users, N_RECOMMEND)
+        if self.backend == "cpu":
+            return items, scores
+        return casedata.to_backend(items, "cpu"), casedata.to_backend(scores, "cpu")
+
+    def check(self, ctx, st: RecommendState, result) -> Verdict:
+        items, scores = result
+        W = casedata.to_backend(st.model.neighbours_, "cpu")
+        users = st.users[:N_CHECK]
+        want_items, want_scores = reference_recommend(st.R, W, users, N_RECOMMEND)
+        return compare_ranked_lists(
+            _ranked(np.asarray(items)[:N_CHECK], np.asarray(scores)[:N_CHECK]),
+            _ranked(want_items, want_scores), tol=TOL,
+            against=f"{len(users)} sampled users vs float64 from the model's neighbours")
+
+    def memory_estimate(self, spec) -> int:
+        neighbours = spec.n_items * K_NEIGHBOURS * 12 * 2  # W and |W|
+        return spec.n_ratings * 60 + neighbours + (256 << 20)  # R copies, fit, 64 MiB blocks
 
 
 def reference_recommend(R, W, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,29 +128,4 @@ def _ranked(items, scores) -> dict:
             for r in range(items.shape[0])}
 
 
-def _check(ctx, st, result) -> Verdict:
-    items, scores = result
-    model = st["model"]
-    R = casedata.train_csr(ctx, st["scale"], np.float32)
-    W = casedata.to_backend(model.neighbours_, "cpu")
-    users = st["users"][:N_CHECK]
-    want_items, want_scores = reference_recommend(R, W, users, N_RECOMMEND)
-    return compare_ranked_lists(
-        _ranked(np.asarray(items)[:N_CHECK], np.asarray(scores)[:N_CHECK]),
-        _ranked(want_items, want_scores), tol=TOL,
-        against=f"{len(users)} sampled users vs float64 from the model's neighbours")
-
-
-def _mem(spec) -> int:
-    neighbours = spec.n_items * K_NEIGHBOURS * 12 * 2  # W and |W|
-    return spec.n_ratings * 60 + neighbours + (256 << 20)  # R copies, fit, blocks of 64 MiB
-
-
-def register(reg: Registry) -> None:
-    reg.add_kernel(KERNEL, f"fixed item-based CF (k={K_NEIGHBOURS}): top-{N_RECOMMEND} "
-                           f"recommendations for {N_USERS:,} users")
-    for be in ("cpu", "gpu"):
-        reg.add(Case(kernel=KERNEL, impl="optimised", backend=be,
-                     setup=lambda ctx, sc, be=be: _setup(ctx, sc, be), run=_run, check=_check,
-                     memory_estimate=_mem, examples=lambda st: len(st["users"]),
-                     note="FixedCF.recommend (dense blocks + top-n)"))
+FAMILIES = (RecommendImpl,)
