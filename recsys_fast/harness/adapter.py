@@ -71,6 +71,8 @@ class Adapter:
     flops_dtype: ClassVar[str] = "float64"
     checked: ClassVar[bool] = True
     """``False`` when the result is not the family's function (e.g. a product without top-k)."""
+    install_note: ClassVar[str] = ""
+    """Where ``requires`` is known not to install beside this project: the pip error, one line."""
 
     def __init__(self, backend: str = "cpu") -> None:
         if backend not in self.backends:
@@ -142,7 +144,8 @@ class Adapter:
                     memory_estimate=self.memory_estimate, flops=given("flops"),
                     examples=given("examples"), dense_flops=given("dense_flops"),
                     bytes=given("bytes"), flops_dtype=self.flops_dtype, requires=self.requires,
-                    extra=given("extra"), scales=self.scales, note=self.note, role=self.role)
+                    extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
+                    install_note=self.install_note)
 
 
 def concrete(family: type[Adapter]) -> list[type[Adapter]]:

@@ -100,6 +100,9 @@ class Case:
         ``extra(state, result) -> dict``: anything to record, e.g. the top-k strategy used.
     role
         ``naive``, ``optimised`` or ``peer`` (derived from ``impl`` when not given).
+    install_note
+        Why ``requires`` may be missing where it is known (e.g. the package cannot be installed
+        beside this project's numpy): added to the skip reason, one line.
     """
 
     kernel: str
@@ -119,6 +122,7 @@ class Case:
     scales: tuple[str, ...] = SCALES
     note: str = ""
     role: str = ""
+    install_note: str = ""
 
     def __post_init__(self) -> None:
         if not self.role:  # derived from the name: naive, optimised, else a peer
