@@ -134,3 +134,36 @@ def test_adapter_computes_its_familys_function_at_tiny_scale(cls, no_gpu):
         assert row.verdict in ("equal", "equal up to ties"), (row.verdict, row.checked_against)
     else:
         assert row.verdict == "n/a"
+
+
+def test_chunkdot_peer_is_checked_against_exact_cosine(no_gpu, monkeypatch):
+    """The chunkdot adapter at tiny scale: with the library when installed, else (it does not
+    install beside numpy 2) with a stand-in that returns what its documentation describes (each
+    row's top_k entries by cosine, the item itself included), which tests the adapter's plumbing,
+    not the library."""
+    import sys
+    import types
+
+    import numpy as np
+    import scipy.sparse
+
+    from recsys_fast.harness.checks import exact_cosine_rows
+    from recsys_fast.harness.impls_similarity import ChunkdotTopK
+
+    if ChunkdotTopK.missing():
+        def cosine_similarity_top_k(X, *, top_k, **_):
+            S = exact_cosine_rows(X, np.arange(X.shape[0]))
+            keep = np.argsort(-S, axis=1, kind="stable")[:, :top_k]
+            rows = np.repeat(np.arange(S.shape[0]), top_k)
+            vals = np.take_along_axis(S, keep, axis=1).ravel()
+            return scipy.sparse.csr_matrix((vals, (rows, keep.ravel())), shape=S.shape)
+
+        fake = types.ModuleType("chunkdot")
+        fake.cosine_similarity_top_k = cosine_similarity_top_k
+        monkeypatch.setitem(sys.modules, "chunkdot", fake)
+        monkeypatch.setattr(ChunkdotTopK, "requires", ())
+    reg = Registry()
+    reg.add(ChunkdotTopK().case())
+    row = runner.run_group(reg.select(), "tiny", CaseContext(reg), FAST)[0]
+    assert row.status == "ok", row.error
+    assert row.verdict in ("equal", "equal up to ties"), row.verdict

@@ -328,6 +328,22 @@ class SklearnTopK(TopKImpl):
         return spec.n_items * (K + 1) * 24 + (1 << 30)  # sklearn's default working_memory
 
 
+class ChunkdotTopK(TopKImpl):
+    name = "chunkdot"
+    requires = ("chunkdot",)
+    install_note = ("chunkdot 0.6.0 pins numba<0.58 and numpy<2.0: pip would downgrade this "
+                    "project's numpy, so it is not in the peers extra")
+    note = "chunkdot cosine_similarity_top_k(top_k=k+1), numba, chunked by memory"
+
+    def run(self, st: TopKState):
+        from chunkdot import cosine_similarity_top_k
+
+        return cosine_similarity_top_k(st.input, top_k=st.k + 1)
+
+    def as_reference_form(self, st, result):
+        return drop_self_keep_k(result, st.k)  # keeps the item itself
+
+
 class ScipyProduct(TopKImpl):
     name = "scipy"
     note = "full sparse product Xn @ Xn.T (no top-k)"
