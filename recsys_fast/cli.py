@@ -48,11 +48,11 @@ def _print_summary(s: dict) -> None:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    if args.name.startswith("synthetic-"):
-        s = load_dataset(args.name).summary()
-    else:
-        from recsys_fast.data import catalogue
+    from recsys_fast.data import catalogue
 
+    if args.name.startswith("synthetic-"):
+        s = catalogue.load_named(args.name).summary()
+    else:
         s = catalogue.info(args.name, path=args.path)
     if args.json:
         print(json.dumps(s, indent=2, default=str))
@@ -104,17 +104,6 @@ def _synth_parquet(args: argparse.Namespace) -> int:
           f"[{len(meta['parts'])} partitions by user, {rows:,} ratings, {meta['mode']} mode, "
           f"{time.perf_counter() - t0:.1f} s]")
     return 0
-
-
-def load_dataset(name: str, path: str | None = None):
-    """Load a named data set: ``synthetic-<scale>`` or a catalogue name (with optional path)."""
-    if name.startswith("synthetic-"):
-        from recsys_fast.data.synthetic import generate
-
-        return generate(name.removeprefix("synthetic-"))
-    from recsys_fast.data import catalogue
-
-    return catalogue.load(name, path=path)
 
 
 # -- recommend (the naive course recommenders, with timings) ------------------------------

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from typing import Any, ClassVar
 
-from recsys_fast.harness.registry import BACKENDS, SCALES, Case, Verdict
+from recsys_fast.harness.case import BACKENDS, SCALES, Case, Verdict
 
 ROLES = ("naive", "optimised", "peer")
 MARKERS = {"naive": ("o", "-"), "optimised": ("s", "-")}

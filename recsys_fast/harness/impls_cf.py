@@ -27,9 +27,9 @@ import numpy as np
 
 from recsys_fast.harness import casedata, work
 from recsys_fast.harness.adapter import Adapter
+from recsys_fast.harness.case import Verdict
 from recsys_fast.harness.casedata import F64
 from recsys_fast.harness.checks import compare_dense, sample_rows
-from recsys_fast.harness.registry import Verdict
 
 N_SAMPLE = 64
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.registry import Verdict
+from recsys_fast.harness.case import Verdict
 
 TRAINING = Verdict("n/a", "training run; forward-pass equivalence in tests/test_dnn.py")
 N_FORWARD_CHECK = 256

@@ -23,8 +23,8 @@ import numpy as np
 
 from recsys_fast.harness import casedata
 from recsys_fast.harness.adapter import Adapter
+from recsys_fast.harness.case import Verdict
 from recsys_fast.harness.checks import compare_ranked_lists, sample_rows
-from recsys_fast.harness.registry import Verdict
 
 KERNEL = "cf_fixed_recommend"
 K_NEIGHBOURS = 50

@@ -17,7 +17,7 @@ import numpy as np
 
 from recsys_fast.harness import casedata
 from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.registry import Verdict
+from recsys_fast.harness.case import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -28,9 +28,9 @@ import numpy as np
 
 from recsys_fast.harness import casedata, work
 from recsys_fast.harness.adapter import Adapter
+from recsys_fast.harness.case import SCALES, Verdict
 from recsys_fast.harness.casedata import F32, F64
 from recsys_fast.harness.checks import compare_dense, compare_topk, exact_cosine_rows, sample_rows
-from recsys_fast.harness.registry import SCALES, Verdict
 
 K = 50
 N_SAMPLE_DIST = 64
