@@ -73,6 +73,8 @@ class Adapter:
     """``False`` when the result is not the family's function (e.g. a product without top-k)."""
     install_note: ClassVar[str] = ""
     """Where ``requires`` is known not to install beside this project: the pip error, one line."""
+    worker_env: ClassVar[dict[str, str]] = {}
+    """Environment the worker process needs from its start (see ``Case.worker_env``)."""
 
     def __init__(self, backend: str = "cpu") -> None:
         if backend not in self.backends:
@@ -145,7 +147,7 @@ class Adapter:
                     examples=given("examples"), dense_flops=given("dense_flops"),
                     bytes=given("bytes"), flops_dtype=self.flops_dtype, requires=self.requires,
                     extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
-                    install_note=self.install_note)
+                    install_note=self.install_note, worker_env=dict(self.worker_env))
 
 
 def concrete(family: type[Adapter]) -> list[type[Adapter]]:
