@@ -166,6 +166,9 @@ out = {
     "top1_numpy": float(np.mean(best == test.labels)),
     "loss_error": tr.in_batch_loss_error(st)[0],
 }
+corrected = tr.prepare_retrieval(train, seed=0, sampling_correction=True)
+tr.fit_retrieval_epochs(corrected, 1)
+out["loss_error_logq"] = tr.in_batch_loss_error(corrected)[0]
 json.dump(out, sys.stdout)
 """
 
@@ -174,7 +177,8 @@ json.dump(out, sys.stdout)
 def test_tfrs_recall_is_exact_top_k_over_every_item(tmp_path):
     """In a fresh interpreter with the variable set: recall@n_items is 1 (every label is
     somewhere in the catalogue), recall@1 equals the arg-max of its towers' dot products, and
-    its training loss is the in-batch softmax of those towers."""
+    its training loss is the in-batch softmax of those towers (with and without the logQ
+    correction)."""
     needs_tfrs()
     env = {**os.environ, LEGACY: "1", "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
@@ -187,4 +191,5 @@ def test_tfrs_recall_is_exact_top_k_over_every_item(tmp_path):
     assert out["all"] == 1.0
     assert out["top1"] == pytest.approx(out["top1_numpy"])
     assert out["loss_error"] < 1e-5
+    assert out["loss_error_logq"] < 1e-5  # with the logQ correction, recomputed likewise
     assert out["examples_per_s"] > 0 and all(v > 0 for v in out["loss"])

@@ -12,6 +12,10 @@ cached, shuffled per epoch), with the same optimiser (Adam, learning rate 0.003)
 * Item (candidate) tower: a 64-d embedding per item token.
 * Task: ``tfrs.tasks.Retrieval()`` with its defaults: softmax cross-entropy over the batch's own
   label items (in-batch negatives, summed over the batch), scores are query . candidate.
+  ``sampling_correction=True`` passes each label's in-batch sampling probability (its share of
+  the training labels) as ``candidate_sampling_probability`` (scores - log p, the "logQ"
+  correction TFRS documents for popularity-skewed in-batch negatives); the benchmark case uses
+  the defaults.
 
 So it computes a different function from ours (a full softmax over every item with a bias per
 item): compare throughput and recall@k, never outputs. Recall@k scores every item exactly
@@ -93,17 +97,25 @@ def _model_classes():
             return self.norm(h, training=training)
 
     class RetrievalModel(tfrs.Model):
-        def __init__(self, feature_vocab_size: int, num_classes: int):
+        def __init__(self, feature_vocab_size: int, num_classes: int,
+                     label_probability: np.ndarray | None = None):
             super().__init__(name="tfrs_retrieval")
             self.user_tower = UserTower(feature_vocab_size, num_classes)
             self.item_tower = tf_keras.layers.Embedding(num_classes, DENSE_UNITS,
                                                         name="item_embeddings")
             self.task = tfrs.tasks.Retrieval()
+            self.label_probability = (None if label_probability is None else
+                                      tf.constant(label_probability, tf.float32))
+
+        def loss_of(self, query, labels, candidates, training=False):
+            extra = {} if self.label_probability is None else {
+                "candidate_sampling_probability": tf.gather(self.label_probability, labels)}
+            return self.task(query, candidates, compute_metrics=not training, **extra)
 
         def compute_loss(self, inputs, training=False):
             x, labels = inputs
-            return self.task(self.user_tower(x, training=training), self.item_tower(labels),
-                             compute_metrics=not training)
+            return self.loss_of(self.user_tower(x, training=training), labels,
+                                self.item_tower(labels), training=training)
 
     return RetrievalModel
 
@@ -122,9 +134,16 @@ class RetrievalState:
     epochs: int = 0
 
 
-def prepare_retrieval(features: UserFeatures, *, batch_size: int = BATCH_SIZE,
-                      seed: int = 0) -> RetrievalState:
-    """The compiled TFRS model and the tf.data batches of ``features``, ready to train.
+def label_probability(features: UserFeatures) -> np.ndarray:
+    """Share of the training labels per item token (0 for padding and never-label items)."""
+    counts = np.bincount(features.labels, minlength=features.num_classes)
+    return counts / max(1, features.n_examples)
+
+
+def prepare_retrieval(features: UserFeatures, *, batch_size: int = BATCH_SIZE, seed: int = 0,
+                      sampling_correction: bool = False) -> RetrievalState:
+    """The compiled TFRS model and the tf.data batches of ``features``, ready to train
+    (``sampling_correction``: see the module docstring).
 
     Raises
     ------
@@ -143,11 +162,13 @@ def prepare_retrieval(features: UserFeatures, *, batch_size: int = BATCH_SIZE,
     plan = plan_batches(features, batch_size, seed=seed, shuffle=True)
     data = make_tf_dataset(features, plan, target="full", shuffle=True, seed=seed)
     tf_keras.utils.set_random_seed(seed)
-    model = _model_classes()(features.feature_vocab_size, features.num_classes)
+    model = _model_classes()(features.feature_vocab_size, features.num_classes,
+                             label_probability(features) if sampling_correction else None)
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=LEARNING_RATE))
     tokens = sum(int(features.field(f).lengths.sum())
                  for f in ("watched", "liked", "disliked", "genre"))
     options = {"batch_size": batch_size, "loss": "in-batch softmax (tfrs.tasks.Retrieval)",
+               "sampling_correction": bool(sampling_correction),
                "n_batches": len(plan), "padding_overhead": plan.padded_tokens() / max(1, tokens),
                "keras": f"tf_keras {tf_keras.__version__}"}
     return RetrievalState(features, model, data, plan, options)
@@ -207,8 +228,9 @@ def evaluate_retrieval_recall(state: RetrievalState, features: UserFeatures, k: 
 def in_batch_loss_error(state: RetrievalState) -> tuple[float, str]:
     """Relative difference between the TFRS task's loss on the largest planned batch and the
     in-batch softmax cross-entropy recomputed in float64 numpy from its towers' outputs
-    (scores = query . candidate, target = the diagonal, summed over the batch), and what was
-    compared. Shows that what is timed is the in-batch softmax of its own two towers."""
+    (scores = query . candidate, less log p of the candidate with ``sampling_correction``;
+    target = the diagonal; summed over the batch), and what was compared. Shows that what is
+    timed is the in-batch softmax of its own two towers."""
     import tensorflow as tf
 
     from recsys_fast.dnn.pipeline import numpy_batch
@@ -218,8 +240,10 @@ def in_batch_loss_error(state: RetrievalState) -> tuple[float, str]:
     x, y = numpy_batch(state.features, rows, widths)
     query = state.model.user_tower(x, training=False)
     cand = state.model.item_tower(tf.constant(y))
-    tfrs_loss = float(state.model.task(query, cand, compute_metrics=False))
+    tfrs_loss = float(state.model.loss_of(query, tf.constant(y), cand))
     s = query.numpy().astype(np.float64) @ cand.numpy().astype(np.float64).T
+    if state.options["sampling_correction"]:
+        s = s - np.log(label_probability(state.features)[y])[None, :]
     top = s.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(s - top).sum(axis=1)) + top[:, 0]
     ours = float(np.sum(log_z - np.diag(s)))
