@@ -173,12 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=20, help="training epochs of the DNN (default 20)")
     r.set_defaults(func=_cmd_recommend)
 
-    try:
-        from recsys_fast.harness.cli import add_bench_commands
-    except ImportError:  # harness not installed in this build
-        pass
-    else:
-        add_bench_commands(sub)
+    from recsys_fast.harness.cli import add_bench_commands
+
+    add_bench_commands(sub)
     return p
 
 
