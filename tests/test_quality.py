@@ -13,7 +13,7 @@ import pytest
 
 from recsys_fast.errors import DataFormatError
 from recsys_fast.harness import results as speed_results
-from recsys_fast.models import FixedCFModel, RatingPredictor
+from recsys_fast.models import FixedCFModel, RatingPredictor, Recommender, TopN
 from recsys_fast.quality import evaluate as ev
 from recsys_fast.quality import metrics, report, splits, store
 
@@ -136,6 +136,59 @@ def test_unknown_pairs_and_nonfinite_predictions_get_the_global_mean_and_are_cou
     assert row["n_test"] == 4
     assert row["rmse"] == pytest.approx(math.sqrt((0 + 0 + 1 + 4) / 4))
     assert row["mae"] == pytest.approx(3 / 4)
+
+
+class Fixed(Recommender):
+    """Recommends train items 0 and 1 to everyone, whatever they rated (checks the metric
+    plumbing, not exclusion)."""
+
+    name, note = "fixed-list", "items 0, 1"
+
+    def fit(self, train):
+        self._set_train(train)
+        return self
+
+    def recommend(self, users, n):
+        items = np.tile(np.array([0, 1] + [-1] * (n - 2)), (len(users), 1))
+        return TopN(items, np.where(items >= 0, 1.0, np.nan))
+
+
+def test_topn_protocol_counts_an_unknown_held_out_item_as_a_miss():
+    # train items (by id) 10 -> 0, 11 -> 1, 12 -> 2. Held out: user 1 item 11 (a hit at rank
+    # 2), user 2 item 99, which nobody rated in train (relevant, but no model can find it),
+    # user 3 item 12 (a miss)
+    ratings = frame([(1, 10, 4, 1), (1, 12, 4, 2), (1, 11, 5, 3),
+                     (2, 10, 3, 1), (2, 12, 3, 2), (2, 99, 5, 3),
+                     (3, 11, 2, 1), (3, 12, 4, 2)])
+    enc = splits.encode(*splits.leave_last_out(ratings))
+    row = ev.eval_topn(Fixed(), enc, n=2)
+    assert row["users"] == 3 and row["hits"] == 1 and row["test_items_unknown"] == 1
+    assert row["recall"] == pytest.approx(1 / 3) and row["precision"] == pytest.approx(1 / 6)
+    assert row["ndcg"] == pytest.approx((1 / math.log2(3)) / 3)
+    assert row["coverage"] == pytest.approx(2 / 3)
+
+
+def test_a_model_over_the_memory_budget_is_skipped_with_the_reason(monkeypatch):
+    pytest.importorskip("surprise")
+    from recsys_fast import memory
+    from recsys_fast.models import SurpriseKNN
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100)  # needs 5 x 32 B
+    enc = splits.encode(frame([(1, 1, 4, 0), (2, 1, 3, 0), (2, 2, 5, 0)]), frame([(1, 2, 3, 0)]))
+    model = SurpriseKNN("basic", "user", 40)
+    row = ev._run({"model": model.name}, lambda: ev.eval_rating(model, enc))
+    assert row["status"] == "skipped" and "similarity (2 x 2)" in row["reason"]
+
+
+def test_eval_command_refuses_unknown_models_and_data_sets(capsys):
+    from recsys_fast.cli import main
+
+    assert main(["eval", "--models", "fixed-user-k50,no-such-model"]) == 2
+    assert "unknown models ['no-such-model']" in capsys.readouterr().err
+    assert main(["eval", "--dataset", "ml-7", "--models", "fixed-user-k50"]) == 2
+    assert "unknown data set 'ml-7'" in capsys.readouterr().err
+    assert main(["eval", "--list"]) == 0
+    assert "surprise-knnwithmeans-item-kall" in capsys.readouterr().out
 
 
 def test_a_broken_model_is_an_error_row_and_the_run_goes_on():

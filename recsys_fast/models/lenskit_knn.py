@@ -10,7 +10,8 @@ uses uncentred cosine and the k most similar items overall: a different function
 top-N quality only. Recommendations come from ``lenskit.recommend`` on a
 ``topn_pipeline(ItemKNNScorer(...))``, which leaves out the items the user rated in train.
 
-LensKit pulls torch and pins ``pandas~=2.0``; it is the optional extra ``lenskit``.
+LensKit pulls torch and pins ``pandas~=2.0``; it is the optional extra ``lenskit``, kept apart
+from ``dev`` so the project's environment can stay on pandas 3.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class LensKitItemKNN(Recommender):
 
     requires = ("lenskit",)
     dist = "lenskit"
-    install_hint = ("pip install 'recsys-fast[lenskit]' in an environment of its own: lenskit "
-                    "2025.8 requires pandas~=2.0 and torch~=2.4")
+    install_hint = ("pip install 'recsys-fast[lenskit]'; lenskit 2025.8 requires pandas~=2.0 "
+                    "and torch~=2.4, so it downgrades a pandas 3 environment")
 
     def __init__(self, k: int = 20):
         self.k = int(k)

@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
             why = m.missing()
             print(f"{m.name:<40} {'' if why is None else '[skipped: ' + why + '] '}{m.note}")
         return 0
+    from recsys_fast.harness.machine import git_info
+
+    git = git_info()  # the code measured is the code at the start of the run
     names = [d.strip() for d in args.dataset.split(",") if d.strip()]
     chosen = {m.name for m in M.select(args.models)}  # validates the names first
     make = lambda: [m for m in M.all_models() if m.name in chosen]  # noqa: E731
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 if r["model"] in pub_models]
     settings = {"datasets": names, "models": sorted(chosen), "top_n": ev.TOP_N, "seed": ev.SEED,
                 "rating": not args.no_rating, "topn": not args.no_topn}
-    doc = store.build_document(rows, settings=settings, protocol=ev.__doc__)
+    doc = store.build_document(rows, settings=settings, protocol=ev.__doc__, git=git)
     path = store.write_document(doc, args.out)
     print(report.quality_markdown([path]))
     print(f"wrote {path}")

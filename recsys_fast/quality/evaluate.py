@@ -50,6 +50,8 @@ RATING_SPLITS = {"ml-100k": ("ua", "ub", "u1", "u2", "u3", "u4", "u5"),
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
 TOP_N = 10
 SEED = 0
+RATING_ONLY = ("rating predictor only: ranking a whole catalogue pair by pair in Python is not "
+               "part of the protocol")
 
 
 def dataset_path(name: str, path: str | os.PathLike | None = None) -> Path:
@@ -235,9 +237,7 @@ def evaluate(datasets: list[str], make_models: Callable[[], list[Model]], *,
             enc = splits.encode(*splits.leave_last_out(_all_ratings(name, path)))
             for model in make_models():
                 row = _base_row("topn", name, "leave-last-out", model)
-                reason = _skip_reason(model) or (None if ranks(model) else (
-                    "rating predictor only: ranking a whole catalogue pair by pair in Python "
-                    "is not part of the protocol"))
+                reason = _skip_reason(model) or (None if ranks(model) else RATING_ONLY)
                 if reason:
                     row.update(status="skipped", reason=reason)
                 else:

@@ -23,6 +23,12 @@ PUBLISHED = {
     "surprise-knnbasic-user-k40-msd": ("KNNBasic", 0.980, 0.774),
     "surprise-knnwithmeans-user-k40-msd": ("KNNWithMeans", 0.951, 0.749),
 }
+#: published single-fold figures on ML-100K's own folds: (model, split) -> (RMSE, source)
+FOLD_FIGURES = {
+    ("surprise-knnbasic-user-k40-msd", "u1"): (
+        0.9889, "Surprise examples/notebooks/KNNBasic_analysis.ipynb: KNNBasic() on "
+                "u1.base/u1.test, algo.test (clipped)"),
+}
 SOURCE = ("Surprise README, 'Benchmarks' table, Movielens 100k "
           "(examples/benchmark.py: cross_validate with KFold(random_state=0), default settings)")
 PROCEDURE = ("Surprise's own: Dataset.load_from_file(u.data, Reader('ml-100k')), "

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from recsys_fast.quality.evaluate import RATING_ONLY
+from recsys_fast.quality.published import FOLD_FIGURES
 from recsys_fast.quality.store import load_document
 
 _RANK = {"ok": 2, "error": 1, "skipped": 0}
@@ -75,10 +77,15 @@ def _rating_table(rows: dict) -> list[str]:
     return out
 
 
+def _rating_only(row: dict) -> bool:
+    return row["status"] == "skipped" and row.get("reason", "").startswith(RATING_ONLY)
+
+
 def _topn_table(rows: dict) -> list[str]:
     out = []
     for d in TOPN_DATASETS:
-        models = [m for m in _models(rows, "topn") if ("topn", d, "leave-last-out", m) in rows]
+        models = [m for m in _models(rows, "topn") if ("topn", d, "leave-last-out", m) in rows
+                  and not _rating_only(rows[("topn", d, "leave-last-out", m)])]
         if not models:
             continue
         any_ok = next((r for k, r in rows.items()
@@ -87,7 +94,7 @@ def _topn_table(rows: dict) -> list[str]:
         unknown = (f", {any_ok['test_items_unknown']} held-out items unknown in train"
                    if any_ok else "")
         out += ["", f"**Top-10, {d}** (leave-last-out{users}{unknown})", "",
-                "| model | precision@10 | recall@10 | nDCG@10 | coverage | fit + recommend (s) |",
+                "| model | precision@10 | recall@10 | nDCG@10 | coverage | fit + recommend (s, shared CPU) |",
                 "|---|---:|---:|---:|---:|---:|"]
         for m in models:
             r = rows[("topn", d, "leave-last-out", m)]
@@ -111,21 +118,32 @@ def _published_table(rows: dict) -> list[str]:
         ours = rows.get(("rating", "ml-100k", "u1-u5", r["model"]))
         measured = _cell(r, lambda r: f"{_f(r['rmse'])} / {_f(r['mae'])}")
         folds = _cell(ours, lambda o: f"{_f(o['rmse'])} / {_f(o['mae'])}")
-        out.append(f"| {r['model']} | {r['published_rmse']} / {r['published_mae']} | "
+        out.append(f"| {r['model']} | {_f(r.get('published_rmse'))} / {_f(r.get('published_mae'))} | "
                    f"{measured} | {folds} |")
     out += ["", "Surprise's procedure: 5 random folds of u.data (KFold(random_state=0)) and "
             "clipped predictions; this protocol: ML-100K's own u1..u5 folds, unclipped."]
+    for (model, split), (value, source) in FOLD_FIGURES.items():
+        fold = rows.get(("rating", "ml-100k", split, model))
+        if fold is not None and fold["status"] == "ok":
+            out.append(f"On fold {split} alone, {model} measures RMSE {fold['rmse']:.4f}; "
+                       f"published {value} ({source}).")
     return out
 
 
 def _skips(rows: dict) -> list[str]:
-    reasons: dict[str, str] = {}
+    """One line per (status, reason), naming the models and the tasks it applies to."""
+    groups: dict[tuple[str, str], dict[str, set]] = {}
     for k, r in rows.items():
         if r["status"] != "ok":
-            reasons.setdefault(f"{k[3]} ({r['status']})", r.get("reason", ""))
-    if not reasons:
+            by_model = groups.setdefault((r["status"], r.get("reason", "")), {})
+            by_model.setdefault(k[3], set()).add(k[0] if k[0] != "topn" else "top-N")
+    if not groups:
         return []
-    return ["", "Not measured:", ""] + [f"- {m}: {why}" for m, why in reasons.items()]
+    out = ["", "Not measured:", ""]
+    for (status, why), by_model in groups.items():
+        tasks = sorted(set().union(*by_model.values()))
+        out.append(f"- {status} ({', '.join(tasks)}): {', '.join(by_model)}: {why}")
+    return out
 
 
 def quality_markdown(paths: Iterable[str | os.PathLike]) -> str:

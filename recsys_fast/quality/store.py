@@ -27,7 +27,10 @@ STATUSES = ("ok", "skipped", "error")
 EXTRA_LIBRARIES = ("scikit-surprise", "lenskit", "torch")
 
 
-def build_document(rows: list[dict], *, settings: dict, protocol: str) -> dict:
+def build_document(rows: list[dict], *, settings: dict, protocol: str,
+                   git: dict | None = None) -> dict:
+    """The results document; ``git``: the checkout's state taken when the run started
+    (default: now)."""
     from importlib import metadata
 
     from recsys_fast.harness import machine
@@ -42,7 +45,7 @@ def build_document(rows: list[dict], *, settings: dict, protocol: str) -> dict:
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine_id": machine.machine_id(info), "machine": info, "software": software,
-            "git": machine.git_info(), "settings": settings, "protocol": protocol, "rows": rows}
+            "git": git if git is not None else machine.git_info(), "settings": settings, "protocol": protocol, "rows": rows}
 
 
 def write_document(doc: dict, out_dir: str | os.PathLike) -> Path:
