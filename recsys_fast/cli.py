@@ -1,4 +1,4 @@
-"""``recsys-fast``: data, recommend, bench and report commands.
+"""``recsys-fast``: data, recommend, bench, report and eval commands.
 
 Errors from bad input (:class:`~recsys_fast.errors.RecsysFastError`, ``ValueError``) and
 from the file system (``OSError``: a read-only or missing output folder, a full disk) are
@@ -173,12 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=20, help="training epochs of the DNN (default 20)")
     r.set_defaults(func=_cmd_recommend)
 
-    try:
-        from recsys_fast.harness.cli import add_bench_commands
-    except ImportError:  # harness not installed in this build
-        pass
-    else:
-        add_bench_commands(sub)
+    from recsys_fast.harness.cli import add_bench_commands
+    from recsys_fast.quality.cli import add_eval_command
+
+    add_bench_commands(sub)
+    add_eval_command(sub)
     return p
 
 

@@ -71,6 +71,9 @@ class Adapter:
     flops_dtype: ClassVar[str] = "float64"
     checked: ClassVar[bool] = True
     """``False`` when the result is not the family's function (e.g. a product without top-k)."""
+    same_function: ClassVar[bool] = True
+    """``False`` for a peer computing a different function (compared on quality): its check
+    verifies invariants only and its verdict is ``n/a``, never ``equal``."""
     install_note: ClassVar[str] = ""
     """Where ``requires`` is known not to install beside this project: the pip error, one line."""
     worker_env: ClassVar[dict[str, str]] = {}

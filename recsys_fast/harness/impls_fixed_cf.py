@@ -96,6 +96,79 @@ class OptimisedRecommend(RecommendImpl):
         return spec.n_ratings * 60 + neighbours + (256 << 20)  # R copies, fit, 64 MiB blocks
 
 
+class ModelRecommend(RecommendImpl):
+    """A peer top-N recommender from :mod:`recsys_fast.models`, fitted in setup (not timed),
+    ``recommend`` timed. The peers compute other functions than ours (their docstrings say
+    which), so they are compared on quality (``recsys-fast eval``); the check verifies what
+    every top-N list must satisfy: no item the user rated, scores best first, padding last."""
+
+    same_function = False
+
+    def model(self):
+        raise NotImplementedError
+
+    def fit(self, st: RecommendState):
+        return self.model().fit(st.R)
+
+    def run(self, st: RecommendState):
+        return st.model.recommend(st.users, N_RECOMMEND)
+
+    def check(self, ctx, st: RecommendState, result) -> Verdict:
+        items, scores = np.asarray(result[0]), np.asarray(result[1], dtype=np.float64)
+        against = (f"different function ({st.model.note}): compared on quality; checked: "
+                   f"no rated item, sorted, {len(st.users)} users")
+        if items.shape != (len(st.users), N_RECOMMEND):
+            return Verdict(f"mismatch: result shape {items.shape}", against)
+        for r, u in enumerate(st.users):
+            kept = items[r] >= 0
+            rated = st.R.indices[st.R.indptr[u]:st.R.indptr[u + 1]]
+            if np.isin(items[r][kept], rated).any():
+                return Verdict(f"mismatch: user {u} is recommended an item they rated", against)
+            s = scores[r][kept]
+            if (np.diff(s) > 1e-6 * np.maximum(1.0, np.abs(s[:-1]))).any() or (
+                    kept.any() and not kept[: kept.sum()].all()):
+                return Verdict(f"mismatch: user {u}'s list is not best first", against)
+        return Verdict("n/a", against)
+
+    def extra(self, st: RecommendState, result) -> dict:
+        return {"model": st.model.name}
+
+
+class ImplicitCosineRecommend(ModelRecommend):
+    name = "implicit"
+    requires = ("implicit",)
+    note = f"implicit CosineRecommender(K={K_NEIGHBOURS}).recommend"
+
+    def model(self):
+        from recsys_fast.models import ImplicitItemKNN
+
+        return ImplicitItemKNN("cosine", K_NEIGHBOURS)
+
+
+class ImplicitItemItemRecommend(ModelRecommend):
+    name = "implicit_itemitem"
+    requires = ("implicit",)
+    note = f"implicit ItemItemRecommender(K={K_NEIGHBOURS}).recommend (dot product)"
+
+    def model(self):
+        from recsys_fast.models import ImplicitItemKNN
+
+        return ImplicitItemKNN("itemitem", K_NEIGHBOURS)
+
+
+class LensKitRecommend(ModelRecommend):
+    name = "lenskit"
+    requires = ("lenskit",)
+    install_note = ("lenskit 2025.8 requires pandas~=2.0 and torch~=2.4: install "
+                    "'recsys-fast[lenskit]' in an environment of its own")
+    note = f"LensKit ItemKNNScorer(max_nbrs={K_NEIGHBOURS}) top-N pipeline, one user per call"
+
+    def model(self):
+        from recsys_fast.models import LensKitItemKNN
+
+        return LensKitItemKNN(K_NEIGHBOURS)
+
+
 def reference_recommend(R, W, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Item-based fixed-CF top-n for ``users`` in float64 from R (users x items) and the
     neighbour matrix W (row i: item i's neighbours j with s_ij); pads with (-1, NaN)."""

@@ -160,16 +160,10 @@ def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
     n = n or min(max(2 * llc, 64 << 20), 512 << 20) // 8
     b, c = np.full(n, 1.0), np.full(n, 2.0)
     a = np.zeros(n)
-    try:
-        from recsys_fast.harness._triad import triad
+    from recsys_fast.harness._triad import triad
 
-        run, method, per_elem = (lambda: triad(a, b, c, 3.0)), "numba prange triad", 24
-    except ImportError:
-        def run():
-            np.multiply(c, 3.0, out=a)
-            np.add(a, b, out=a)
-        method, per_elem = "numpy two-pass triad (40 B/element moved)", 40
-    t = _median_time(run, rounds)
+    method, per_elem = "numba prange triad", 24
+    t = _median_time(lambda: triad(a, b, c, 3.0), rounds)
     return {"cpu_triad_gbytes_per_s": per_elem * n / t / 1e9, "n": int(n),
             "array_bytes": int(n * 8), "llc_bytes": int(llc), "rounds": rounds,
             "method": method}

@@ -29,6 +29,7 @@ CASE_MODULES = (
     "recsys_fast.harness.impls_popularity",
     "recsys_fast.harness.impls_cf",
     "recsys_fast.harness.impls_fixed_cf",
+    "recsys_fast.harness.impls_predict",
     "recsys_fast.harness.impls_similarity",
     "recsys_fast.harness.impls_content",
     "recsys_fast.harness.impls_dnn",
