@@ -37,7 +37,7 @@ from recsys_fast.harness.case import BACKENDS, SCALES, Case, Verdict
 
 ROLES = ("naive", "optimised", "peer")
 MARKERS = {"naive": ("o", "-"), "optimised": ("s", "-")}
-_PEER_MARKERS = ("^", "v", "D", "P", "X", "*", "h", "<", ">")
+_PEER_MARKERS = ("^", "v", "D", "P", "X", "*", "h", "<", ">", "p", "d", "8")
 
 # import name -> distribution name, where they differ (for versions and pip hints)
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "surprise": "scikit-surprise",
