@@ -1,8 +1,8 @@
 """asv: TF-IDF content recommender (course linear_kernel + iterrows vs sparse top-k)."""
 
-from .common import _ExamplesMixin, _KernelBenchmark, params_for
+from .common import _KernelBenchmark, params_for
 
 
-class TfidfTopk(_ExamplesMixin, _KernelBenchmark):
+class TfidfTopk(_KernelBenchmark):
     kernel = "tfidf_topk"
     params = params_for(kernel)

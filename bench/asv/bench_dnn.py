@@ -1,18 +1,18 @@
 """asv: YouTube DNN training epoch (naive one-batch vs tf.data) and the input pipeline."""
 
-from .common import _ExamplesMixin, _KernelBenchmark, params_for
+from .common import _KernelBenchmark, params_for
 
 
-class DnnEpoch(_ExamplesMixin, _KernelBenchmark):
+class DnnEpoch(_KernelBenchmark):
     kernel = "dnn_epoch"
     params = params_for(kernel)
 
 
-class DnnEpochSampled(_ExamplesMixin, _KernelBenchmark):
+class DnnEpochSampled(_KernelBenchmark):
     kernel = "dnn_epoch_sampled"
     params = params_for(kernel)
 
 
-class DnnPipeline(_ExamplesMixin, _KernelBenchmark):
+class DnnPipeline(_KernelBenchmark):
     kernel = "dnn_pipeline"
     params = params_for(kernel)

@@ -1,9 +1,9 @@
 """asv: course cosine distances and item-item top-k (ours vs implicit, sparse_dot_topn...)."""
 
-from .common import _FlopsMixin, _KernelBenchmark, params_for
+from .common import _KernelBenchmark, params_for
 
 
-class CosineDistances(_FlopsMixin, _KernelBenchmark):
+class CosineDistances(_KernelBenchmark):
     kernel = "cosine_distances"
     params = params_for(kernel)
 

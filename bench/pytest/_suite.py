@@ -39,5 +39,5 @@ def run_benchmark(benchmark, case, scale) -> None:
                                  "verdict": verdict.text if verdict else None,
                                  "checked_against": verdict.against if verdict else None})
     assert verdict is None or verdict.ok, f"{case.key} at {scale}: {verdict.text}"
-    rounds = int(os.environ.get("RECSYS_FAST_BENCH_ROUNDS", "5"))
+    rounds = int(os.environ.get("RECSYS_FAST_BENCH_ROUNDS", "10"))
     benchmark.pedantic(case.run, args=(state,), rounds=rounds, iterations=1, warmup_rounds=0)
