@@ -82,9 +82,11 @@ def test_asv_build_does_not_collect_dependency_wheels():
 
 def test_documented_history_command_saves_results():
     """`asv run --quick` saves nothing; the documented history commands pin a commit."""
-    for doc in ("bench/README.md", "asv.conf.json"):
+    for doc in ("README.md", "bench/README.md", "asv.conf.json"):
         text = (REPO / doc).read_text()
-        runs = re.findall(r"asv run [^\n`]*", text)
+        code = ("\n".join(re.findall(r"^\s*//.*$", text, re.M)) if doc.endswith(".json")
+                else "\n".join(re.findall(r"```[a-z]*\n(.*?)```", text, re.S)))
+        runs = re.findall(r"asv run [^\n]*", code)
         assert runs, doc
         assert not any("--quick" in r for r in runs), (doc, runs)
         assert any("--set-commit-hash" in r for r in runs), (doc, runs)
