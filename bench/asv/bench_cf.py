@@ -1,4 +1,4 @@
-"""asv: user-item matrix build, the course's CF predictions and fixed-CF recommendations."""
+"""asv: user-item matrix build, the course's CF predictions, fixed-CF recommendations, k-NN prediction."""
 
 from .common import _KernelBenchmark, params_for
 
@@ -20,4 +20,9 @@ class CfCourseItem(_KernelBenchmark):
 
 class CfFixedRecommend(_KernelBenchmark):
     kernel = "cf_fixed_recommend"
+    params = params_for(kernel)
+
+
+class KnnPredict(_KernelBenchmark):
+    kernel = "knn_predict"
     params = params_for(kernel)

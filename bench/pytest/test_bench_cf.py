@@ -26,3 +26,9 @@ def test_cf_course_item(benchmark, case, scale):
 @pytest.mark.parametrize(("case", "scale"), cases_for("cf_fixed_recommend"))
 def test_cf_fixed_recommend(benchmark, case, scale):
     run_benchmark(benchmark, case, scale)
+
+
+@pytest.mark.benchmark(group="knn_predict")
+@pytest.mark.parametrize(("case", "scale"), cases_for("knn_predict"))
+def test_knn_predict(benchmark, case, scale):
+    run_benchmark(benchmark, case, scale)
