@@ -440,7 +440,7 @@ def _load_asv_suite():
     sys.modules[spec.name] = pkg
     spec.loader.exec_module(pkg)
     mods = [importlib.import_module(f"{spec.name}.{p.stem}")
-            for p in sorted(root.glob("bench_*.py"))]
+            for p in sorted(root.glob("bench_*.py"))]  # bench_kernels.py: generated classes
     return [cls for m in mods for name, cls in vars(m).items()
             if isinstance(cls, type) and not name.startswith("_") and hasattr(cls, "kernel")]
 

@@ -127,14 +127,7 @@ class Adapter:
     @classmethod
     def version(cls) -> str:
         """The version of what is timed: the peer library's, else recsys_fast's (for asv)."""
-        for name in cls.requires:
-            try:
-                return f"{distribution(name)} {metadata.version(distribution(name))}"
-            except metadata.PackageNotFoundError:
-                continue
-        from recsys_fast import __version__
-
-        return f"recsys-fast {__version__}"
+        return version_of_case(cls(cls.backends[0]).case())
 
     def case(self) -> Case:
         """This adapter as the runner's :class:`~recsys_fast.harness.registry.Case` record."""
@@ -151,6 +144,18 @@ class Adapter:
                     bytes=given("bytes"), flops_dtype=self.flops_dtype, requires=self.requires,
                     extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
                     install_note=self.install_note, worker_env=dict(self.worker_env))
+
+
+def version_of_case(case: Case) -> str:
+    """The version of what a case times: the peer library's, else recsys_fast's."""
+    for name in case.requires:
+        try:
+            return f"{distribution(name)} {metadata.version(distribution(name))}"
+        except metadata.PackageNotFoundError:
+            continue
+    from recsys_fast import __version__
+
+    return f"recsys-fast {__version__}"
 
 
 def concrete(family: type[Adapter]) -> list[type[Adapter]]:
