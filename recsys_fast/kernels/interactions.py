@@ -91,8 +91,11 @@ def build_user_item_csr(
 ):
     """CSR matrix with ``m[user_idx[n], item_idx[n]] = values[n]``; last duplicate wins.
 
-    O(nnz) on the CPU (numba counting sort by row); other backends use one stable sort of the
-    (row, col) keys, skipped when the pairs are already sorted. The
+    O(nnz) on the CPU, parallel over ``numba.get_num_threads()`` threads: one pass over the
+    row indices (validated, row pointer; a stable scatter by row only when they are not in
+    order), then one over the columns and values, row by row through a per-thread bitmap that
+    sorts and deduplicates each row (see :mod:`recsys_fast.kernels._csr_rows`). Other backends
+    use one stable sort of the (row, col) keys, skipped when the pairs are already sorted. The
     duplicate policy is the one of the course's ``itertuples`` fill of a dense matrix: a later
     triple for the same (user, item) overwrites an earlier one. Explicit zero values are kept
     as stored entries (they densify to 0 as in the course matrix).
