@@ -28,6 +28,10 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 WORD = 64
 SUMMARY_SPAN = WORD * WORD  # columns covered by one summary word
+# The row-ordered scan and the merge cut their work into this many chunks per thread and hand
+# them out one at a time, so a thread the OS keeps off a busy machine's cores delays the call
+# by one small chunk, not by half the work.
+CHUNKS_PER_THREAD = 8
 
 
 

@@ -219,14 +219,19 @@ def _n_threads() -> int:
 def _merge(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit):
     """CSR arrays (see :mod:`._csr_rows`); ``None`` if an index is out of range or a value
     fails ``|v| <= limit``."""
+    import numba
+
     from recsys_fast.kernels import _csr_rows
 
     n_threads = _n_threads()
-    bounds = _csr_rows.chunk_bounds(rows.size, n_threads)
-    indptr, status = _csr_rows.scan_ordered(rows, n_rows, bounds)
+    n_chunks = n_threads * _csr_rows.CHUNKS_PER_THREAD if n_threads > 1 else 1
+    with numba.parallel_chunksize(1):  # chunks handed out one by one: see CHUNKS_PER_THREAD
+        indptr, status = _csr_rows.scan_ordered(rows, n_rows,
+                                                _csr_rows.chunk_bounds(rows.size, n_chunks))
     if status == 1:
         return None
     if status == 2:  # rows not in order: stable scatter by row first
+        bounds = _csr_rows.chunk_bounds(rows.size, n_threads)  # one count row per chunk
         counts, rows_ok = _csr_rows.scan(rows, n_rows, bounds)
         if not rows_ok:
             return None
@@ -237,9 +242,10 @@ def _merge(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit):
     nnz = rows.size
     out_cols = np.empty(nnz, index_dtype)
     out_vals = np.empty(nnz, dt)
-    row_bounds = _csr_rows.row_chunks(indptr, n_threads)
-    kept, ok = _csr_rows.merge_rows(indptr, cols, vals, n_cols, limit, row_bounds, out_cols,
-                                    out_vals)
+    row_bounds = _csr_rows.row_chunks(indptr, n_chunks)
+    with numba.parallel_chunksize(1):
+        kept, ok = _csr_rows.merge_rows(indptr, cols, vals, n_cols, limit, row_bounds,
+                                        out_cols, out_vals)
     if not ok:
         return None
     if int(kept.sum()) != nnz:  # duplicates left gaps
