@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from recsys_fast.kernels import _csr_rows, build_user_item_csr
+from recsys_fast.kernels import _csr_rows, build_user_item_csr, interactions
 from recsys_fast.naive.collaborative import build_data_matrix
 
 THREADS = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
@@ -38,11 +38,23 @@ def assert_same_csr(m, ref):
 
 
 @pytest.fixture(params=THREADS, ids=lambda n: f"threads{n}")
-def threads(request):
+def threads(request, monkeypatch):
+    """The parallel bitmap path at any size (the inputs here are below PARALLEL_MIN_NNZ)."""
+    monkeypatch.setattr(interactions, "PARALLEL_MIN_NNZ", 0)
+    monkeypatch.setattr(interactions, "_n_threads", lambda: request.param)  # whatever the load
     before = numba.get_num_threads()
     numba.set_num_threads(request.param)
     yield request.param
     numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("order", ["random", "rows"])
+def test_small_inputs_take_the_serial_sort_and_agree(rng, order):
+    shape = (300, 400)
+    rows, cols, vals = _triples(rng, 20_000, shape, order)
+    assert 20_000 < interactions.PARALLEL_MIN_NNZ
+    assert_same_csr(build_user_item_csr(rows, cols, vals, shape),
+                    numpy_last_wins(rows, cols, vals, shape))
 
 
 def _triples(rng, n, shape, order):
@@ -155,6 +167,21 @@ def test_float64_values_overflowing_float32_are_refused(rng):
     big[123] = 1e300
     with pytest.raises(ValueError, match="overflows dtype float32"):
         build_user_item_csr(rows, cols, big, (400, 300))
+
+
+def test_thread_count_capped_by_free_cores(monkeypatch):
+    import os
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(THREADS))
+    try:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+        monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+        assert interactions._n_threads() == 1  # oversubscribed: one thread
+        monkeypatch.setattr(os, "getloadavg", lambda: (float(max(THREADS)), 0.0, 0.0))
+        assert interactions._n_threads() == max(THREADS)  # only our own threads running
+    finally:
+        numba.set_num_threads(before)
 
 
 def test_row_chunks_balance_entries():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -91,10 +92,12 @@ def build_user_item_csr(
 ):
     """CSR matrix with ``m[user_idx[n], item_idx[n]] = values[n]``; last duplicate wins.
 
-    O(nnz) on the CPU, parallel over ``numba.get_num_threads()`` threads: one pass over the
+    O(nnz) on the CPU. From :data:`PARALLEL_MIN_NNZ` entries on, parallel over numba's
+    threads (as many as the load average leaves cores free): one pass over the
     row indices (validated, row pointer; a stable scatter by row only when they are not in
     order), then one over the columns and values, row by row through a per-thread bitmap that
-    sorts and deduplicates each row (see :mod:`recsys_fast.kernels._csr_rows`). Other backends
+    sorts and deduplicates each row (see :mod:`recsys_fast.kernels._csr_rows`); below it (and
+    for very wide matrices) a single-threaded two-pass counting sort. Other backends
     use one stable sort of the (row, col) keys, skipped when the pairs are already sorted. The
     duplicate policy is the one of the course's ``itertuples`` fill of a dense matrix: a later
     triple for the same (user, item) overwrites an earlier one. Explicit zero values are kept
@@ -186,7 +189,6 @@ def _cpu_checked_build(rows, cols, vals, shape, dtype):
     """The CPU CSR when every input check passes in the fused scan, else ``None`` (the caller
     then runs the separate checks, which name the first bad input). Never raises on bad input."""
     from recsys_fast.errors import MemoryBudgetError
-    from recsys_fast.kernels import _csr_rows
 
     try:
         dt = np.dtype(dtype)
@@ -198,7 +200,7 @@ def _cpu_checked_build(rows, cols, vals, shape, dtype):
         check_memory(f"CSR row pointer for shape {(n_rows, n_cols)}", (n_rows + 1) * 8)
     except (TypeError, ValueError, MemoryBudgetError):
         return None
-    if not _csr_rows.fits_bitmap(n_rows, n_cols, rows.size):
+    if not _parallel_pays(n_rows, n_cols, rows.size):
         return None
     index_dtype = np.int32 if max(n_cols, rows.size) < 2**31 else np.int64
     built = _merge(rows, cols, vals, n_rows, n_cols, dt, index_dtype, float(np.finfo(dt).max))
@@ -210,10 +212,34 @@ def _cpu_checked_build(rows, cols, vals, shape, dtype):
     return m
 
 
+# Below this many entries the single-threaded counting sort runs: a parallel region's fork and
+# join (and, on a busy machine, waiting for the second thread to be scheduled) costs more than
+# splitting a few milliseconds of work saves.
+PARALLEL_MIN_NNZ = 1 << 18
+
+
+def _parallel_pays(n_rows: int, n_cols: int, nnz: int) -> bool:
+    from recsys_fast.kernels import _csr_rows
+
+    return nnz >= PARALLEL_MIN_NNZ and _csr_rows.fits_bitmap(n_rows, n_cols, nnz)
+
+
 def _n_threads() -> int:
+    """numba's thread count, capped by the cores the load average leaves free (our own threads
+    counted as part of the load). A parallel region ends only when every thread reaches its
+    barrier, so a thread with no free core to run on delays the call instead of helping: on a
+    2-vCPU machine with other work on it (load 9), 2 threads took 72 ms at 1m where 1 took 28."""
     import numba
 
-    return numba.get_num_threads()
+    n = numba.get_num_threads()
+    if n > 1:
+        try:
+            cores = len(os.sched_getaffinity(0))
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not on Linux / no load average: trust numba
+            return n
+        n = max(1, min(n, int(cores - load + n + 0.5)))  # our own n threads are in the load
+    return n
 
 
 def _merge(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit):
@@ -258,9 +284,8 @@ def _merge(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit):
 def _csr_cpu(rows, cols, vals, n_rows: int, n_cols: int, dt, index_dtype):
     """CSR arrays of already validated CPU inputs: the parallel bitmap merge where it costs
     O(nnz), else the two-pass counting sort (very wide matrices)."""
-    from recsys_fast.kernels import _csr_rows
 
-    if vals.dtype in _FAST_DTYPES and _csr_rows.fits_bitmap(n_rows, n_cols, rows.size):
+    if vals.dtype in _FAST_DTYPES and _parallel_pays(n_rows, n_cols, rows.size):
         return _merge(rows, cols, vals, n_rows, n_cols, dt, index_dtype, np.inf)
     from recsys_fast.kernels._csr_numba import csr_last_wins
 
