@@ -244,12 +244,24 @@ def _n_threads() -> int:
 
 def _merge(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit):
     """CSR arrays (see :mod:`._csr_rows`); ``None`` if an index is out of range or a value
-    fails ``|v| <= limit``."""
+    fails ``|v| <= limit``. The parallel regions run on exactly :func:`_n_threads` threads
+    (a thread with an empty range would still have to reach each region's barrier)."""
+    import numba
+
+    n_threads = _n_threads()
+    before = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        return _merge_on(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit, n_threads)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _merge_on(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit, n_threads):
     import numba
 
     from recsys_fast.kernels import _csr_rows
 
-    n_threads = _n_threads()
     n_chunks = n_threads * _csr_rows.CHUNKS_PER_THREAD if n_threads > 1 else 1
     with numba.parallel_chunksize(1):  # chunks handed out one by one: see CHUNKS_PER_THREAD
         indptr, status = _csr_rows.scan_ordered(rows, n_rows,
