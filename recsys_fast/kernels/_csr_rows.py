@@ -1,20 +1,21 @@
-"""Parallel O(nnz) CSR build on the CPU: scan, (stable row scatter,) per-row bitmap merge.
+"""Parallel O(nnz) CSR build on the CPU: row scan, (stable row scatter,) per-row bitmap merge.
 
-1. :func:`scan` reads the three input arrays once, in one chunk per thread: validates every
-   index and value, counts entries per row (one count row per chunk) and notes whether the rows
-   are already non-decreasing.
-2. :func:`scatter_rows` (only when they are not): a stable counting sort by row, each thread
-   scattering its input chunk to the slots its earlier chunks leave free, so every row keeps
-   the input order.
-3. :func:`merge_rows` walks the rows, split between threads by entry count. For one row it
-   sets a bit per column in a thread-private bitmap (and a summary bit per 64-column word) and
-   records in ``slot[col]`` the row position of the entry, so a later duplicate overwrites an
-   earlier one (the last wins). Reading the set bits in order yields the row's columns sorted and
-   unique, written straight to the output with their values; reading also clears the bitmap.
+1. :func:`scan_ordered` reads the row indices once: checks each against the shape and, where
+   the row index steps from a to b, gives the row pointers a+1..b that position. Rows found
+   out of order fall back to :func:`scan` (per-chunk row counts) and
+2. :func:`scatter_rows`: a stable counting sort by row, each thread scattering its input chunk
+   to the slots its earlier chunks leave free, so every row keeps the input order.
+3. :func:`merge_rows` walks the rows, split between threads by entry count, and checks each
+   column and value as it reads them. For one row it sets a bit per column in a
+   thread-private bitmap (plus a summary bit per 64-column word when the row is short against
+   the bitmap) and stores the value in ``last[col]``, so a later duplicate overwrites an
+   earlier one (the last wins). Reading the set bits in order yields the row's columns sorted
+   and unique, written straight to the output with their values; reading also clears the
+   bitmap.
 
-Bytes moved: the index and value arrays read once (twice when the rows need sorting, plus the
-scatter), the CSR written once. The bitmap and ``slot`` (a little over 8 bytes per column, per
-thread) stay in a core's cache for catalogues of a few hundred thousand items;
+Bytes moved: the index and value arrays read once (the rows twice, plus the scatter, when they
+need sorting), the CSR written once. The bitmap and ``last`` (a little over 4-8 bytes per
+column, per thread) stay in a core's cache for catalogues of a few hundred thousand items;
 :func:`fits_bitmap` sends wider matrices to the two-pass counting sort of ``_csr_numba``.
 
 Output arrays are passed in, already of the result's dtypes, so no conversion pass follows.
@@ -34,10 +35,9 @@ SUMMARY_SPAN = WORD * WORD  # columns covered by one summary word
 CHUNKS_PER_THREAD = 8
 
 
-
 def fits_bitmap(n_rows: int, n_cols: int, nnz: int) -> bool:
-    """Whether the bitmap merge costs O(nnz): the per-thread scratch (``slot`` and bitmap,
-    ~8.1 bytes per column) is no bigger than the entries, and the per-row summary scan
+    """Whether the bitmap merge costs O(nnz): the per-thread scratch (``last`` and bitmap,
+    up to ~8.1 bytes per column) is no bigger than the entries, and the per-row summary scan
     (``n_cols / 4096`` words) no more work than them."""
     scratch_ok = n_cols <= max(2 * nnz, 1 << 16)
     summary_ok = n_rows * (n_cols // SUMMARY_SPAN + 1) <= 4 * nnz + n_rows
