@@ -1,7 +1,8 @@
 """Optimised training of the course network, evaluation, and the hooks the benchmark wraps.
 
 ``prepare_optimised`` / ``fit_optimised_epochs`` mirror ``prepare_naive`` / ``fit_naive_epochs``
-(re-exported here from :mod:`recsys_fast.naive.youtube_dnn`): setup outside the clock, then
+of :mod:`recsys_fast.naive.youtube_dnn` (which imports this package's features and network; this
+package never imports the naive one): setup outside the clock, then
 whole epochs timed, ``examples_per_s`` = examples x epochs / seconds. The first call traces the
 training function for each batch shape; run one warm-up epoch in setup before timing.
 
@@ -41,12 +42,6 @@ from recsys_fast.dnn.pipeline import (
     plan_batches,
 )
 from recsys_fast.errors import BackendUnavailableError
-from recsys_fast.naive.youtube_dnn import (
-    NaiveState,
-    fit_naive,
-    fit_naive_epochs,
-    prepare_naive,
-)
 
 LOSSES = ("full", "sampled")
 PIPELINES = ("auto", "tf", "numpy")
@@ -57,15 +52,11 @@ WIDTHS = ("auto", "tight", "bucket")
 STEPS_PER_EXECUTION_TF = 8
 
 __all__ = [
-    "NaiveState",
     "OptimisedState",
     "evaluate_recall",
-    "fit_naive",
-    "fit_naive_epochs",
     "fit_optimised_epochs",
     "pipeline_throughput",
     "predict_bucketed",
-    "prepare_naive",
     "prepare_optimised",
     "recommend_topk",
     "split_last",

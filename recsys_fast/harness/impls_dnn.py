@@ -31,9 +31,7 @@ FORWARD_ATOL = 1e-5
 
 
 def _naive():
-    """``recsys_fast.naive.youtube_dnn``, imported after ``recsys_fast.dnn``: importing it first
-    in a fresh process hits a circular import (dnn.train re-exports from it)."""
-    import recsys_fast.dnn  # noqa: F401
+    """``recsys_fast.naive.youtube_dnn`` (imported on use: it imports Keras)."""
     from recsys_fast.naive import youtube_dnn
 
     return youtube_dnn
