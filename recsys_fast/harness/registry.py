@@ -19,13 +19,18 @@ from typing import Any
 from recsys_fast.errors import RecsysFastError
 
 SCALES = ("tiny", "100k", "1m", "10m", "25m")
-"""Named scales, smallest first. ``tiny`` exists for smoke tests; the others are MovieLens shapes."""
+"""Named in-memory scales, smallest first. ``tiny`` exists for smoke tests; the others are
+MovieLens shapes."""
+OUT_OF_CORE_SCALES = ("100m", "1b")
+"""Synthetic scales read from a Parquet folder by partition, never built as one table in memory:
+only cases that list them in ``Case.scales`` run there."""
+ALL_SCALES = SCALES + OUT_OF_CORE_SCALES
 
 DEFAULT_SCALES = ("100k",)
 IMPLS = ("naive", "optimised", "implicit", "sparse_dot_topn", "sklearn", "scipy")
 """Implementations, in report order. Everything after ``optimised`` is a peer library."""
 PEERS = IMPLS[2:]
-BACKENDS = ("cpu", "gpu")
+BACKENDS = ("cpu", "gpu", "dask")
 
 CASE_MODULES = (
     "recsys_fast.harness.cases_popularity",
@@ -34,6 +39,7 @@ CASE_MODULES = (
     "recsys_fast.harness.cases_similarity",
     "recsys_fast.harness.cases_content",
     "recsys_fast.harness.cases_dnn",
+    "recsys_fast.harness.cases_dask",
 )
 """Each module defines ``register(registry)``: the one place a kernel contributes its cases."""
 
@@ -97,6 +103,9 @@ class Case:
         Optional third-party packages (import names) the case needs; missing -> skipped.
     extra
         ``extra(state, result) -> dict``: anything to record, e.g. the top-k strategy used.
+    teardown
+        ``teardown(state)``: releases what ``setup`` started (a cluster); called once the case
+        leaves the rotation, is skipped or fails after its setup.
     """
 
     kernel: str
@@ -113,6 +122,7 @@ class Case:
     flops_dtype: str = "float64"
     requires: tuple[str, ...] = ()
     extra: Callable[[Any, Any], dict] | None = None
+    teardown: Callable[[Any], None] | None = None
     scales: tuple[str, ...] = SCALES
     note: str = ""
 
@@ -121,9 +131,9 @@ class Case:
             raise ValueError(f"case {self.kernel}: unknown impl {self.impl!r}; valid: {IMPLS}")
         if self.backend not in BACKENDS:
             raise ValueError(f"case {self.kernel}: unknown backend {self.backend!r}")
-        bad = [s for s in self.scales if s not in SCALES]
+        bad = [s for s in self.scales if s not in ALL_SCALES]
         if bad:
-            raise ValueError(f"case {self.kernel}: unknown scales {bad}; valid: {SCALES}")
+            raise ValueError(f"case {self.kernel}: unknown scales {bad}; valid: {ALL_SCALES}")
 
     @property
     def key(self) -> str:
@@ -210,12 +220,12 @@ def _check_names(what: str, names: Iterable[str] | None, valid: list[str]) -> se
 def check_scales(scales: Iterable[str]) -> list[str]:
     """Validate scale names; raise :class:`SelectionError` listing the valid ones."""
     scales = [s.strip() for s in scales if s.strip()]
-    unknown = [s for s in scales if s not in SCALES]
+    unknown = [s for s in scales if s not in ALL_SCALES]
     if unknown:
         raise SelectionError(
-            f"unknown scale {', '.join(map(repr, unknown))}; valid: {', '.join(SCALES)}"
+            f"unknown scale {', '.join(map(repr, unknown))}; valid: {', '.join(ALL_SCALES)}"
         )
-    return sorted(set(scales), key=SCALES.index)
+    return sorted(set(scales), key=ALL_SCALES.index)
 
 
 def build_registry(modules: Iterable[str] = CASE_MODULES) -> Registry:
