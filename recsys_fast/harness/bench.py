@@ -360,7 +360,7 @@ def format_table(data: dict) -> str:
     cases = data["cases"]
     idx = index(cases)
     header = ("kernel", "scale", "impl", "backend", "median", "IQR", "rounds", "vs naive",
-              "ours vs peer", "GPU vs CPU", "peak mem", "verdict / note")
+              "ours vs peer", "GPU/dask vs CPU", "peak mem", "verdict / note")
     lines = [header]
     for c in cases:
         sp = row_speedups(c, idx)

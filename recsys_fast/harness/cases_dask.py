@@ -163,10 +163,15 @@ def topk_memory(spec, n_workers: int | None = None) -> int:
 
 # -- FixedCF recommend ------------------------------------------------------------------------
 def _recommend_setup(ctx, scale):
+    from recsys_fast.harness.checks import sample_rows
+    from recsys_fast.kernels import FixedCF
+
     st = _open(ctx, scale)
     try:
+        R = casedata.train_csr(ctx, scale, np.float32)
         with st["client"].as_current():  # fit's neighbour search runs on the cluster too
-            st.update(cases_fixed_cf._setup(ctx, scale, "dask"))
+            st["model"] = FixedCF("item", k=cases_fixed_cf.K_NEIGHBOURS, backend="dask").fit(R)
+        st["users"] = sample_rows(R.shape[0], cases_fixed_cf.N_USERS)  # as the CPU case
     except BaseException:
         _teardown(st)
         raise
