@@ -53,7 +53,8 @@ def require_dask():
     return distributed
 
 
-_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://([\w.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?")
+_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://([\w.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?"
+                      r"|inproc://\S+")
 
 
 def check_address(address: str, what: str = "scheduler address") -> str:

@@ -367,9 +367,13 @@ def test_no_cluster_left_running_after_a_call_or_a_harness_case(monkeypatch):
 
     monkeypatch.delenv(dask_backend.SCHEDULER_ENV, raising=False)
     started = []
-    real = dask_backend._local_cluster
-    monkeypatch.setattr(dask_backend, "_local_cluster",
-                        lambda mod: started.append(real(mod)) or started[-1])
+
+    def one_worker(mod):  # as _local_cluster, smaller: the test is about closing it
+        started.append(mod.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                        dashboard_address=":0"))
+        return started[-1]
+
+    monkeypatch.setattr(dask_backend, "_local_cluster", one_worker)
     before = _children()
     X = random_matrix(2, 50, 20, 0.3, np.float32, ratings=True)
     cosine_topk(X, 3, backend="dask")
@@ -377,7 +381,7 @@ def test_no_cluster_left_running_after_a_call_or_a_harness_case(monkeypatch):
     res = run_case(reg.get("cosine_topk", "optimised", "dask"), "tiny", CaseContext(reg),
                    RunSettings(repeat=1, min_rounds=1, warmup=1))
     assert res.status == "ok", res.error or res.skipped_reason
-    assert res.extra["scheduler"] == "LocalCluster" and res.extra["n_workers"] >= 1
+    assert res.extra["scheduler"] == "LocalCluster" and res.extra["n_workers"] == 1
     assert len(started) == 2
     assert all(c.status.name == "closed" for c in started)
     assert _children() == before  # every worker process is gone

@@ -92,7 +92,8 @@ def parquet_folder(ctx, scale: str):
     spec = dataclasses.replace(spec_for(scale), seed=ctx.seed)
     folder = cache_dir() / "synthetic-parquet" / f"{scale}-seed{ctx.seed}"
     meta = folder / "_synthetic.json"
-    if not (meta.is_file() and json.loads(meta.read_text())["spec"] == dataclasses.asdict(spec)):
+    want = json.loads(json.dumps(dataclasses.asdict(spec)))  # as the writer stores it
+    if not (meta.is_file() and json.loads(meta.read_text())["spec"] == want):
         write_synthetic_parquet(spec, folder)
     return folder
 
