@@ -185,10 +185,10 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:
 def _parquet_run(scale: str, workers: int, k: int) -> dict:
     from distributed import Client, LocalCluster
 
-    from recsys_fast.harness.cases_dask import parquet_folder
-    from recsys_fast.harness.cases_similarity import TOPK_TOL
     from recsys_fast.harness.checks import compare_topk, exact_cosine_rows, sample_rows
     from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.impls_dask import parquet_folder
+    from recsys_fast.harness.impls_similarity import TOPK_TOL
     from recsys_fast.kernels import cosine_topk, warmup
     from recsys_fast.kernels.distributed import user_item_csr_from_parquet
     from recsys_fast.memory import available_bytes
