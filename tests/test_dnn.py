@@ -260,6 +260,31 @@ def test_optimised_full_softmax_learns(feats, pipeline):
     assert thr["examples"] == feats.n_examples and thr["examples_per_s"] > 0
 
 
+def test_steps_per_execution_auto_and_bad_values(feats):
+    import keras
+
+    want = T.STEPS_PER_EXECUTION_TF if keras.backend.backend() == "tensorflow" else 1
+    assert T.resolve_steps_per_execution("auto") == want
+    assert T.resolve_steps_per_execution(3) == 3
+    for bad in (0, -1, 2.5, True, "fast"):
+        with pytest.raises(ValueError, match="steps_per_execution"):
+            T.resolve_steps_per_execution(bad)
+    st = T.prepare_optimised(feats, batch_size=16, boundaries=[8], seed=0)
+    assert st.options["steps_per_execution"] == want
+
+
+def test_steps_per_execution_does_not_change_the_training(feats):
+    """Several steps per graph call run the same steps in the same order: same weights."""
+    weights = []
+    for steps in (1, 4):
+        st = T.prepare_optimised(feats, batch_size=16, boundaries=[8], seed=0, shuffle=False,
+                                 steps_per_execution=steps)
+        T.fit_optimised_epochs(st, 1)
+        weights.append(st.model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "sampler", ["log_uniform", pytest.param("unigram", marks=pytest.mark.slow)]
 )

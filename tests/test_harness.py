@@ -440,7 +440,7 @@ def _load_asv_suite():
     sys.modules[spec.name] = pkg
     spec.loader.exec_module(pkg)
     mods = [importlib.import_module(f"{spec.name}.{p.stem}")
-            for p in sorted(root.glob("bench_*.py"))]
+            for p in sorted(root.glob("bench_*.py"))]  # bench_kernels.py: generated classes
     return [cls for m in mods for name, cls in vars(m).items()
             if isinstance(cls, type) and not name.startswith("_") and hasattr(cls, "kernel")]
 
@@ -473,7 +473,10 @@ def test_asv_suite_runs_each_case_once(cls, no_gpu):
             try:
                 bench.setup(impl, backend, "tiny")
             except NotImplementedError as exc:
-                assert backend in ("gpu", "dask") or "not installed" in str(exc), (impl, backend, exc)
+                # declared skips: no GPU, a missing package, a case needing its worker's env
+                assert backend in ("gpu", "dask") or "not installed" in str(exc) or (
+                    default_registry().get(cls.kernel, impl, backend).worker_env
+                    and "BackendUnavailableError" in str(exc)), (impl, backend, exc)
                 continue
             bench.time_kernel(impl, backend, "tiny")
             bench.teardown(impl, backend, "tiny")

@@ -2,14 +2,19 @@
 
 ``params`` are the same whatever is installed (scipy's rule): a case that is not registered,
 whose backend is absent, whose memory estimate exceeds the budget, or whose scale is disabled
-raises ``NotImplementedError`` in ``setup`` and asv records it as skipped. Only ``100k`` runs
-unless ``RECSYS_FAST_ASV_FULL=1`` (or ``RECSYS_FAST_BENCH_SCALES=100k,1m``) is set.
+raises ``NotImplementedError`` in ``setup`` and asv records it as skipped (``n/a``, without the
+reason: ``python bench/asv/skips.py`` lists each skipped combination with its reason). Only
+``100k`` runs unless ``RECSYS_FAST_ASV_FULL=1`` (or ``RECSYS_FAST_BENCH_SCALES=100k,1m``) is set.
+
+Every metric is lower-is-better, because that is how ``asv continuous`` and ``asv compare``
+read every benchmark: ``time_kernel`` (seconds per call) and ``track_peak_bytes`` (the memory
+the call adds). Throughputs (GFLOP/s, examples/s) are not tracked here: asv would report a
+speed-up as a regression. The harness report (``recsys-fast report``) shows them.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 try:
@@ -17,18 +22,60 @@ try:
 except ImportError:  # `asv run --python=same` from a checkout that is not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from recsys_fast.harness.memwatch import MemoryProbe  # noqa: E402
 from recsys_fast.harness.registry import BACKENDS, default_registry  # noqa: E402
 from recsys_fast.harness.suites import (  # noqa: E402
+    ENV_FULL,
+    ENV_SCALES,
     SUITE_SCALES,
     NotRunnable,
+    context,
+    enabled_scales,
     find_case,
     prepare,
 )
+
+LOWER_IS_BETTER_UNITS = ("seconds", "bytes")
+"""Units of the ``track_*`` methods: all lower-is-better, as asv assumes."""
 
 
 def params_for(kernel: str) -> list[list[str]]:
     """(impls of the kernel, all backends, all suite scales): fixed, whatever is installed."""
     return [default_registry().impls(kernel), list(BACKENDS), list(SUITE_SCALES)]
+
+
+def why_skipped(kernel: str, impl: str, backend: str, scale: str) -> str | None:
+    """Why ``setup`` would skip this combination here, from the declared conditions alone
+    (no data is built): not registered, scale disabled, optional package or backend missing,
+    memory estimate over the budget. ``None``: it runs (setup may still find the backend
+    unusable or the memory short, and then says so in its ``NotImplementedError``)."""
+    from recsys_fast.harness.runner import skip_reason  # imports the kernels' dependencies
+
+    try:
+        case = find_case(kernel, impl, backend)
+    except NotRunnable as exc:
+        return str(exc)
+    if scale not in enabled_scales():
+        return f"scale {scale} disabled (set {ENV_FULL}=1 or {ENV_SCALES})"
+    return skip_reason(case, scale, context())[0]
+
+
+def combinations(kernels: list[str] | None = None):
+    """Every (kernel, impl, backend, scale) the suites declare, in asv's parameter order.
+
+    Raises
+    ------
+    SelectionError
+        An unknown kernel (the message lists the valid ones).
+    """
+    if kernels:
+        default_registry().select(kernels=kernels)  # validates the names
+    for kernel in kernels or list(default_registry().kernels):
+        impls, backends, scales = params_for(kernel)
+        for impl in impls:
+            for backend in backends:
+                for scale in scales:
+                    yield kernel, impl, backend, scale
 
 
 class _KernelBenchmark:
@@ -55,27 +102,12 @@ class _KernelBenchmark:
     def time_kernel(self, impl, backend, scale):
         self.case.run(self.state)
 
-    def peakmem_kernel(self, impl, backend, scale):
-        self.case.run(self.state)
+    def track_peak_bytes(self, impl, backend, scale):
+        """Host memory one call adds: the peak RSS above the RSS before it, after a collection
+        and a heap trim (the harness's per-case probe, ``recsys_fast.harness.memwatch``), so
+        the interpreter and the prepared inputs are not counted. GPU memory is not seen."""
+        with MemoryProbe() as probe:
+            self.case.run(self.state)
+        return probe.delta
 
-
-class _FlopsMixin:
-    """Adds ``track_gflops``: the case's floating-point work over one timed call."""
-
-    def track_gflops(self, impl, backend, scale):
-        t0 = time.perf_counter()
-        self.case.run(self.state)
-        return self.case.flops(self.state) / (time.perf_counter() - t0) / 1e9
-
-    track_gflops.unit = "GFLOP/s"
-
-
-class _ExamplesMixin:
-    """Adds ``track_examples_per_s`` (items, ratings or training examples per second)."""
-
-    def track_examples_per_s(self, impl, backend, scale):
-        t0 = time.perf_counter()
-        self.case.run(self.state)
-        return self.case.examples(self.state) / (time.perf_counter() - t0)
-
-    track_examples_per_s.unit = "examples/s"
+    track_peak_bytes.unit = "bytes"

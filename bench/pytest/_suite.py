@@ -17,14 +17,15 @@ from recsys_fast.harness.registry import default_registry  # noqa: E402
 from recsys_fast.harness.suites import NotRunnable, enabled_scales, prepare  # noqa: E402
 
 
-def cases_for(kernel: str) -> list:
-    """pytest params (case, scale) of one kernel at the enabled scales; GPU ones marked gpu."""
+def all_cases() -> list:
+    """pytest params (case, scale) of every registered case at the enabled scales, ids
+    ``kernel-impl-backend-scale``; GPU cases marked gpu."""
     out = []
     for scale in enabled_scales():
-        for case in default_registry().select(kernels=[kernel]):
+        for case in default_registry().select():
             marks = [pytest.mark.gpu] if case.backend == "gpu" else []
             out.append(pytest.param(case, scale, marks=marks,
-                                    id=f"{case.impl}-{case.backend}-{scale}"))
+                                    id=f"{case.kernel}-{case.impl}-{case.backend}-{scale}"))
     return out
 
 
@@ -39,5 +40,5 @@ def run_benchmark(benchmark, case, scale) -> None:
                                  "verdict": verdict.text if verdict else None,
                                  "checked_against": verdict.against if verdict else None})
     assert verdict is None or verdict.ok, f"{case.key} at {scale}: {verdict.text}"
-    rounds = int(os.environ.get("RECSYS_FAST_BENCH_ROUNDS", "5"))
+    rounds = int(os.environ.get("RECSYS_FAST_BENCH_ROUNDS", "10"))
     benchmark.pedantic(case.run, args=(state,), rounds=rounds, iterations=1, warmup_rounds=0)

@@ -1,7 +1,8 @@
 """Optimised training of the course network, evaluation, and the hooks the benchmark wraps.
 
 ``prepare_optimised`` / ``fit_optimised_epochs`` mirror ``prepare_naive`` / ``fit_naive_epochs``
-(re-exported here from :mod:`recsys_fast.naive.youtube_dnn`): setup outside the clock, then
+of :mod:`recsys_fast.naive.youtube_dnn` (which imports this package's features and network; this
+package never imports the naive one): setup outside the clock, then
 whole epochs timed, ``examples_per_s`` = examples x epochs / seconds. The first call traces the
 training function for each batch shape; run one warm-up epoch in setup before timing.
 
@@ -41,27 +42,21 @@ from recsys_fast.dnn.pipeline import (
     plan_batches,
 )
 from recsys_fast.errors import BackendUnavailableError
-from recsys_fast.naive.youtube_dnn import (
-    NaiveState,
-    fit_naive,
-    fit_naive_epochs,
-    prepare_naive,
-)
 
 LOSSES = ("full", "sampled")
 PIPELINES = ("auto", "tf", "numpy")
 WIDTHS = ("auto", "tight", "bucket")
+# Training steps per graph call on TensorFlow: on a loaded 2-vCPU Intel Xeon, 8 steps per call
+# ran a 1m epoch (31 batches of 256) 1.46x faster (median of 5 interleaved epochs) than 1;
+# 64 (the whole epoch) gave no more. See bench/README.md, "dnn_epoch".
+STEPS_PER_EXECUTION_TF = 8
 
 __all__ = [
-    "NaiveState",
     "OptimisedState",
     "evaluate_recall",
-    "fit_naive",
-    "fit_naive_epochs",
     "fit_optimised_epochs",
     "pipeline_throughput",
     "predict_bucketed",
-    "prepare_naive",
     "prepare_optimised",
     "recommend_topk",
     "split_last",
@@ -133,6 +128,15 @@ def resolve_pipeline(
     return pipeline, widths, bool(jit_compile)
 
 
+def resolve_steps_per_execution(steps: int | str) -> int:
+    """``"auto"``: :data:`STEPS_PER_EXECUTION_TF` on the TensorFlow backend, else 1."""
+    if steps == "auto":
+        return STEPS_PER_EXECUTION_TF if keras.backend.backend() == "tensorflow" else 1
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps_per_execution must be a positive int or 'auto', got {steps!r}")
+    return int(steps)
+
+
 def prepare_optimised(
     data: Interactions | UserFeatures,
     *,
@@ -145,7 +149,7 @@ def prepare_optimised(
     boundaries: list[int] | None = None,
     pipeline: str = "auto",
     widths: str = "auto",
-    steps_per_execution: int = 1,
+    steps_per_execution: int | str = "auto",
     jit_compile: bool | str = "auto",
     mixed_precision: bool = False,
     seed: int = 0,
@@ -169,8 +173,10 @@ def prepare_optimised(
         Padding policy of :func:`~recsys_fast.dnn.pipeline.plan_batches`; ``auto``: ``bucket``
         (few shapes) on JAX or with ``jit_compile=True``, else ``tight``.
     steps_per_execution, jit_compile
-        Passed to ``Model.compile``; ``jit_compile="auto"``: on for JAX only (see
-        :func:`resolve_pipeline`).
+        Passed to ``Model.compile``; ``steps_per_execution="auto"``:
+        :data:`STEPS_PER_EXECUTION_TF` on TensorFlow (the training steps run in one graph
+        call, fewer Python round trips per epoch; the same steps in the same order), 1
+        elsewhere. ``jit_compile="auto"``: on for JAX only (see :func:`resolve_pipeline`).
     mixed_precision : bool
         ``mixed_float16`` layers; GPU only (raises BackendUnavailableError when Keras' backend
         sees none).
@@ -201,6 +207,7 @@ def prepare_optimised(
             feature_vocab_size=features.feature_vocab_size,
             mixed_precision=mixed_precision,
         )
+    steps_per_execution = resolve_steps_per_execution(steps_per_execution)
     compile_opts = {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
     if loss == "full":
         train_model = compile_course(model, **compile_opts)

@@ -37,7 +37,7 @@ from recsys_fast.harness.case import ALL_SCALES, BACKENDS, SCALES, Case, Verdict
 
 ROLES = ("naive", "optimised", "peer")
 MARKERS = {"naive": ("o", "-"), "optimised": ("s", "-")}
-_PEER_MARKERS = ("^", "v", "D", "P", "X", "*", "h", "<", ">")
+_PEER_MARKERS = ("^", "v", "D", "P", "X", "*", "h", "<", ">", "p", "d", "8")
 
 # import name -> distribution name, where they differ (for versions and pip hints)
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "surprise": "scikit-surprise",
@@ -76,6 +76,8 @@ class Adapter:
     verifies invariants only and its verdict is ``n/a``, never ``equal``."""
     install_note: ClassVar[str] = ""
     """Where ``requires`` is known not to install beside this project: the pip error, one line."""
+    worker_env: ClassVar[dict[str, str]] = {}
+    """Environment the worker process needs from its start (see ``Case.worker_env``)."""
 
     def __init__(self, backend: str = "cpu") -> None:
         if backend not in self.backends:
@@ -128,14 +130,7 @@ class Adapter:
     @classmethod
     def version(cls) -> str:
         """The version of what is timed: the peer library's, else recsys_fast's (for asv)."""
-        for name in cls.requires:
-            try:
-                return f"{distribution(name)} {metadata.version(distribution(name))}"
-            except metadata.PackageNotFoundError:
-                continue
-        from recsys_fast import __version__
-
-        return f"recsys-fast {__version__}"
+        return version_of_case(cls(cls.backends[0]).case())
 
     def case(self) -> Case:
         """This adapter as the runner's :class:`~recsys_fast.harness.registry.Case` record."""
@@ -151,7 +146,20 @@ class Adapter:
                     examples=given("examples"), dense_flops=given("dense_flops"),
                     bytes=given("bytes"), flops_dtype=self.flops_dtype, requires=self.requires,
                     extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
-                    install_note=self.install_note, teardown=given("teardown"))
+                    install_note=self.install_note, worker_env=dict(self.worker_env),
+                    teardown=given("teardown"))
+
+
+def version_of_case(case: Case) -> str:
+    """The version of what a case times: the peer library's, else recsys_fast's."""
+    for name in case.requires:
+        try:
+            return f"{distribution(name)} {metadata.version(distribution(name))}"
+        except metadata.PackageNotFoundError:
+            continue
+    from recsys_fast import __version__
+
+    return f"recsys-fast {__version__}"
 
 
 def concrete(family: type[Adapter]) -> list[type[Adapter]]:

@@ -6,7 +6,7 @@ cases are generated from the adapters (:mod:`.adapter`) and collected by :mod:`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SCALES = ("tiny", "100k", "1m", "10m", "25m")
@@ -86,6 +86,12 @@ class Case:
     install_note
         Why ``requires`` may be missing where it is known (e.g. the package cannot be installed
         beside this project's numpy): added to the skip reason, one line.
+    worker_env
+        Environment variables the case needs set before its worker process starts (e.g.
+        ``TF_USE_LEGACY_KERAS=1``, read when TensorFlow is imported): merged into the
+        environment of the worker that runs its group, and recorded in its row's ``extra``.
+        In-process runs cannot apply them; the case itself must then raise
+        ``BackendUnavailableError``.
     """
 
     kernel: str
@@ -106,9 +112,13 @@ class Case:
     note: str = ""
     role: str = ""
     install_note: str = ""
+    worker_env: dict[str, str] = field(default_factory=dict, hash=False)
     teardown: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.worker_env.items()):
+            raise ValueError(f"case {self.kernel}/{self.impl}: worker_env must map str to str, "
+                             f"got {self.worker_env!r}")
         if not self.role:  # derived from the name: naive, optimised, else a peer
             object.__setattr__(self, "role", self.impl if self.impl in OURS else "peer")
         if not self.impl or (self.impl in OURS) != (self.role == self.impl):

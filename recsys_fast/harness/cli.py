@@ -90,6 +90,8 @@ def add_bench_commands(subparsers) -> None:
     r.add_argument("results", nargs="*", help="results JSON files")
     r.add_argument("--out", default="results", help="folder for README.md and plots/")
     r.add_argument("--no-plots", action="store_true", help="tables only")
+    r.add_argument("--html", action="store_true",
+                   help="also write index.html: the same tables, plots inlined, no network")
     r.add_argument("--force", action="store_true",
                    help="replace a README.md in --out that the report did not write")
     r.set_defaults(func=cmd_report)
@@ -180,8 +182,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from recsys_fast.harness.report import write_report
 
-    path = write_report(args.results, args.out, plots=not args.no_plots, force=args.force)
+    path = write_report(args.results, args.out, plots=not args.no_plots, force=args.force,
+                        html=args.html)
     print(f"report written to {path}")
+    if args.html:
+        print(f"self-contained page written to {path.with_name('index.html')}")
     return 0
 
 

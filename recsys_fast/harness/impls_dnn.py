@@ -5,7 +5,9 @@
 optimised = ``dnn.train`` (length-bucketed tf.data batches of 256, cached and prefetched).
 ``dnn_epoch_sampled``: the optimised path with sampled softmax (1,024 log-uniform negatives),
 the variant meant for large catalogues. ``dnn_pipeline``: the tf.data input pipeline alone
-(steady-state pass over all batches). All report examples/s. The first call of each case (a
+(steady-state pass over all batches). Peer of ``dnn_epoch``: ``tfrs``, TensorFlow
+Recommenders' two-tower retrieval model on the same batches (in-batch softmax, a different
+function: compared on throughput and recall@k). All report examples/s. The first call of each case (a
 full epoch) is the warm-up that traces the training function.
 
 Backend: ``cpu`` runs under ``tf.device('/CPU:0')``; ``gpu`` needs a GPU visible to
@@ -29,9 +31,7 @@ FORWARD_ATOL = 1e-5
 
 
 def _naive():
-    """``recsys_fast.naive.youtube_dnn``, imported after ``recsys_fast.dnn``: importing it first
-    in a fresh process hits a circular import (dnn.train re-exports from it)."""
-    import recsys_fast.dnn  # noqa: F401
+    """``recsys_fast.naive.youtube_dnn`` (imported on use: it imports Keras)."""
     from recsys_fast.naive import youtube_dnn
 
     return youtube_dnn
@@ -177,5 +177,49 @@ class OptimisedDnnPipeline(DnnPipeline):
     def examples(self, st: TrainState) -> float:
         return 2.0 * st.train.features.n_examples
 
+
+class TfrsDnnEpoch(DnnEpoch):
+    """TensorFlow Recommenders' two-tower retrieval model on the same examples and batches
+    (:mod:`recsys_fast.harness.tfrs_retrieval`). It trains a different function (in-batch
+    softmax, no per-item bias) from ours (full softmax), so it is compared on quality
+    (``bench/dnn_tfrs_recall.py``) and its verdict is ``n/a``; the check verifies, after the
+    first epoch, that the TFRS task's loss on one batch equals the in-batch softmax
+    cross-entropy recomputed from its two towers' outputs (else a mismatch).
+    Needs ``TF_USE_LEGACY_KERAS=1`` from the worker's start (``worker_env``); in-process runs
+    where it is not set record the case as skipped."""
+
+    name = "tfrs"
+    note = "TFRS two-tower retrieval on tf_keras, in-batch softmax (not our full softmax)"
+    requires = ("tensorflow_recommenders", "tf_keras")
+    same_function = False
+    worker_env = {"TF_USE_LEGACY_KERAS": "1"}
+
+    def prepare(self, inter):
+        from recsys_fast.dnn.features import build_user_features
+        from recsys_fast.harness.tfrs_retrieval import prepare_retrieval
+
+        return prepare_retrieval(build_user_features(inter), seed=0)
+
+    def run(self, st: TrainState):
+        from recsys_fast.harness.tfrs_retrieval import fit_retrieval_epochs
+
+        with st.device:
+            return fit_retrieval_epochs(st.train, 1)
+
+    def check(self, ctx, st: TrainState, result) -> Verdict:
+        from recsys_fast.harness.tfrs_retrieval import LOSS_RTOL, in_batch_loss_error
+
+        with st.device:
+            err, what = in_batch_loss_error(st.train)
+        against = ("different function (in-batch softmax): compared on quality; checked: its "
+                   f"loss = {what}, rtol {LOSS_RTOL:g}")
+        if not err <= LOSS_RTOL:
+            return Verdict(f"mismatch: loss differs by {err:.3g} (relative)", against)
+        return Verdict("n/a", against)
+
+    def memory_estimate(self, spec) -> int:
+        # features + cached padded batches + 64-d item embeddings with Adam's two slots and
+        # their gradient (no full softmax)
+        return spec.n_ratings * 64 + (spec.n_items + 1) * 64 * 4 * 4 + (512 << 20)
 
 FAMILIES = (DnnEpoch, DnnEpochSampled, DnnPipeline)

@@ -17,6 +17,8 @@ from pathlib import Path
 from recsys_fast.errors import RecsysFastError, format_bytes
 from recsys_fast.harness.bench import OutputDirError, _fmt_time, verdict_text
 from recsys_fast.harness.compare import fmt_ratio, kernels_and_scales, speedups
+from recsys_fast.harness.html import render_page
+from recsys_fast.harness.html import written_by_report as _written_by_report
 from recsys_fast.harness.plots import plot_speedups, plot_times
 from recsys_fast.harness.results import (
     NOT_MACHINES,
@@ -279,8 +281,11 @@ def _quality_lines(out: Path) -> list[str]:
 
 
 def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "results",
-                 plots: bool = True, force: bool = False) -> Path:
+                 plots: bool = True, force: bool = False, html: bool = False) -> Path:
     """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
+
+    ``html`` also writes ``<out_dir>/index.html``: the same text and tables, plots inlined, no
+    network (:mod:`recsys_fast.harness.html`).
 
     Plots are named ``<machine>_<kernel>.png``; a machine's plots that an earlier render listed
     in the manifest and this one no longer makes are removed (nothing else is ever deleted).
@@ -291,7 +296,8 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
     DataFormatError
         A results file is malformed or foreign (the message names it).
     NotOursError
-        ``README.md`` exists and was not written by the report (``force`` replaces it).
+        ``README.md`` (or, with ``html``, ``index.html``) exists and was not written by the
+        report (``force`` replaces it).
     OutputDirError
         ``out_dir`` cannot be written.
     RecsysFastError
@@ -305,6 +311,10 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
     docs = merge_by_machine([(p, load_results(p)) for p in paths], out)  # validate all first
     readme = out / "README.md"
     _check_readme(readme, force)
+    page = out / "index.html"
+    if html and not force and not _written_by_report(page):
+        raise NotOursError(f"{page} exists and was not written by `recsys-fast report --html`; "
+                           "choose another --out (or --force to replace it)")
     lines = [MARKER, "", "# recsys_fast benchmark results", "",
              "Naive course implementations vs the optimised kernels (and peer libraries), timed "
              "side by side by `recsys-fast bench` and rendered by `recsys-fast report`. Every "
@@ -336,6 +346,8 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
         if plots:
             plots_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(plots_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        if html:
+            atomic_write_text(page, render_page(lines, out))
         return atomic_write_text(readme, "\n".join(lines) + "\n")
     except OSError as exc:
         raise OutputDirError(f"cannot write the report under {str(out)!r}: "

@@ -6,7 +6,10 @@ leak into it, and the measurement starts from the same state every time. The par
 scale's data once and hands it over as a pickle file; the worker rebuilds the registry from its
 factory (``Registry.factory``, ``"module:function"``) and runs
 :func:`~recsys_fast.harness.runner.run_group`, reporting JSON lines on a dedicated pipe: before
-each stage ``{"stage": [key, stage]}``, then each final row ``{"row": {...}}``.
+each stage ``{"stage": [key, stage]}``, then each final row ``{"row": {...}}``. A case's
+``worker_env`` (variables that must be set before a library is imported, e.g.
+``TF_USE_LEGACY_KERAS``) is merged into its worker's environment and recorded in the rows'
+``extra``.
 
 The parent enforces ``case_timeout`` per stage. When the worker dies (signal, exit) or times
 out, the case it was in is recorded as an error naming the signal or the limit, and the group's
@@ -52,12 +55,27 @@ def death_text(returncode: int | None) -> str:
     return f"worker exited with code {returncode}"
 
 
-def _child_env() -> dict:
-    """The parent's environment, with its ``sys.path`` so test registries import too."""
+def _child_env(extra: dict[str, str] | None = None) -> dict:
+    """The parent's environment, with its ``sys.path`` so test registries import too, and
+    ``extra`` (the group's :func:`group_env`) on top."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     paths = [p for p in sys.path if p and Path(p).is_dir()]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.update(extra or {})
+    return env
+
+
+def group_env(cases: list[Case]) -> dict[str, str]:
+    """The union of the cases' ``worker_env``; ``ValueError`` when two cases disagree."""
+    env: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for case in cases:
+        for name, value in case.worker_env.items():
+            if env.setdefault(name, value) != value:
+                raise ValueError(f"{case.key} needs {name}={value!r} but {owner[name]} needs "
+                                 f"{name}={env[name]!r}: they cannot share a worker")
+            owner.setdefault(name, case.key)
     return env
 
 
@@ -160,6 +178,7 @@ class GroupRunner:
     def _attempt(self, cases: list[Case], scale: str, ctx: CaseContext
                  ) -> tuple[list[dict], tuple[Case, str] | None, str | None]:
         """One worker over ``cases``: (rows reported, (case, stage) it died in or None, why)."""
+        extra_env = group_env(cases)  # before anything starts: a conflict is a registry bug
         self._n += 1
         worker = self._worker = f"w{os.getpid()}-{self._n}"
         job = self._job(cases, scale, ctx, worker)
@@ -169,7 +188,7 @@ class GroupRunner:
         # line is quoted when the worker dies
         log = self.workdir / f"{worker}.log"
         with open(log, "wb") as fh:
-            proc = subprocess.Popen(cmd, env=_child_env(), pass_fds=(wfd,),
+            proc = subprocess.Popen(cmd, env=_child_env(extra_env), pass_fds=(wfd,),
                                     start_new_session=True, stdout=fh, stderr=subprocess.STDOUT)
         os.close(wfd)
         self._proc = proc
@@ -208,6 +227,8 @@ class GroupRunner:
                         deadline = time.monotonic() + self.settings.case_timeout
                         self.on_stage(key, stage)
                     elif "row" in msg:
+                        if extra_env:  # what the worker ran under, for every row it reports
+                            msg["row"].setdefault("extra", {})["worker_env"] = extra_env
                         rows.append(msg["row"])
                         self.on_row(msg["row"])
                         current = None
