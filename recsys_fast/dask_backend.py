@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from recsys_fast.errors import BackendUnavailableError
+from recsys_fast.errors import BackendUnavailableError, ConfigError
 
 NAME = "dask"
 SCHEDULER_ENV = "RECSYS_FAST_DASK_SCHEDULER"
@@ -52,6 +53,25 @@ def require_dask():
     return distributed
 
 
+_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://([\w.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?"
+                      r"|inproc://\S+")
+
+
+def check_address(address: str, what: str = "scheduler address") -> str:
+    """``address`` without surrounding blanks if it names a scheduler (``tcp://host:port``).
+
+    Raises
+    ------
+    ConfigError
+        It does not look like ``protocol://host:port``.
+    """
+    text = str(address).strip()
+    if not _ADDRESS.fullmatch(text):
+        raise ConfigError(f"{what} {address!r} is not a dask scheduler address like "
+                          "tcp://10.0.0.5:8786")
+    return text
+
+
 def last_cluster() -> dict[str, Any] | None:
     """Where the latest dask-backend call ran (see :func:`describe`), None before any call."""
     return None if _last_cluster is None else dict(_last_cluster)
@@ -60,6 +80,10 @@ def last_cluster() -> dict[str, Any] | None:
 def describe(client: Any, source: str) -> dict[str, Any]:
     """Scheduler address, how the cluster was found, workers, threads and memory per worker.
 
+    ``worker_threads`` and ``worker_memory`` list each worker's threads and memory limit
+    (bytes; 0: none) in the order of the workers' addresses; ``worker_memory_limits`` is the
+    same limits sorted.
+
     Parameters
     ----------
     client : distributed.Client
@@ -67,13 +91,15 @@ def describe(client: Any, source: str) -> dict[str, Any]:
         ``"argument"``, ``"active client"``, ``"scheduler address"`` or ``"LocalCluster"``.
     """
     info = client.scheduler_info()
-    workers = info.get("workers", {})
+    workers = [w for _, w in sorted(info.get("workers", {}).items())]
     return {
         "source": source,
         "scheduler": info.get("address", str(getattr(client, "scheduler", ""))),
         "n_workers": len(workers),
-        "threads": sum(int(w.get("nthreads", 1)) for w in workers.values()),
-        "worker_memory_limits": sorted(int(w.get("memory_limit") or 0) for w in workers.values()),
+        "threads": sum(int(w.get("nthreads", 1)) for w in workers),
+        "worker_threads": [int(w.get("nthreads", 1)) for w in workers],
+        "worker_memory": [int(w.get("memory_limit") or 0) for w in workers],
+        "worker_memory_limits": sorted(int(w.get("memory_limit") or 0) for w in workers),
     }
 
 
@@ -122,6 +148,7 @@ def dask_client(client: Any = None) -> Iterator[Any]:
         return
     address = os.environ.get(SCHEDULER_ENV, "").strip()
     if address:
+        address = check_address(address, f"${SCHEDULER_ENV}")
         with distributed.Client(address, set_as_default=False) as own:
             _last_cluster = describe(own, "scheduler address")
             yield own

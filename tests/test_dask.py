@@ -6,6 +6,7 @@ cluster choice start their own and check that nothing is left running.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -227,3 +228,205 @@ def test_tfidf_topk_on_dask(client):
     assert got.strategy == ref.strategy
     np.testing.assert_array_equal(got.neighbours, ref.neighbours)
     np.testing.assert_array_equal(got.scores, ref.scores)
+
+
+# ---------------------------------------------------------------- faults, external cluster
+
+
+def _children() -> set[int]:
+    """Child processes, except multiprocessing's resource tracker (it lives as long as we do)."""
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())}
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path, monkeypatch):
+    """One task kills its own worker process (once: a marker file); dask reruns the task on
+    a live worker and the result equals the single-process one."""
+    distributed = pytest.importorskip("distributed")
+    from recsys_fast.kernels import _topk_rows
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    marker = str(tmp_path / "killed")
+    real = _topk_rows.row_topk_task
+
+    def dies_once(plan, a, b):  # defined here: cloudpickle ships it by value to the workers
+        import os
+        import signal
+
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return real(plan, a, b)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(_topk_rows, "row_topk_task", dies_once)
+    X = random_matrix(11, 120, 30, 0.2, np.float32, ratings=True)
+    ref = cosine_topk(X, 6, strategy="sparse")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as c:
+        got = cosine_topk_dask(X, 6, strategy="sparse", pairs=False, rows_per_task=10,
+                               client=c)
+    assert (tmp_path / "killed").exists()  # a worker really died mid-run
+    assert got.dask_tasks == ("row ranges", 12)
+    assert_same_csr(got, ref)
+
+
+@pytest.fixture
+def external_scheduler(tmp_path):
+    """``dask scheduler`` + ``dask worker`` subprocesses on 127.0.0.1 (random port)."""
+    pytest.importorskip("distributed")
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    import recsys_fast
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(recsys_fast.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    file = tmp_path / "scheduler.json"
+    procs = []
+
+    def start(*args):
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli." + args[0],
+                                       *args[1:]], env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    try:
+        start("dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+              "--dashboard-address", ":0", "--scheduler-file", str(file))
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(file.read_text())["address"]
+        start("dask_worker", "--scheduler-file", str(file), "--nthreads", "1",
+              "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard")
+        yield address
+    finally:
+        for p in reversed(procs):
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def test_external_scheduler_by_address_and_from_the_harness(external_scheduler, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from recsys_fast.dask_backend import SCHEDULER_ENV, last_cluster
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.registry import default_registry
+    from recsys_fast.harness.runner import RunSettings, run_case
+
+    with distributed.Client(external_scheduler, set_as_default=False) as c:
+        c.wait_for_workers(1, timeout=60)
+    monkeypatch.setenv(SCHEDULER_ENV, external_scheduler)
+    before = _children()
+    X = random_matrix(4, 90, 25, 0.2, np.float32, ratings=True)
+    assert_same_csr(cosine_topk(X, 7, backend="dask"), cosine_topk(X, 7))
+    info = last_cluster()
+    assert info["source"] == "scheduler address"
+    assert info["scheduler"] == external_scheduler
+    assert info["n_workers"] == 1 and info["worker_threads"] == [1]
+
+    reg = default_registry()
+    res = run_case(reg.get("cosine_topk", "optimised", "dask"), "tiny", CaseContext(reg),
+                   RunSettings(repeat=2, min_rounds=1, warmup=1))
+    assert res.status == "ok", res.error or res.skipped_reason
+    assert res.verdict == "equal" and res.rounds == 2
+    assert res.extra["scheduler"] == external_scheduler
+    assert res.extra["n_workers"] == 1 and res.extra["threads_per_worker"] == [1]
+    assert len(res.extra["worker_memory_limit_bytes"]) == 1
+    assert res.extra["worker_peak_rss_bytes"][0] > 0
+    assert _children() == before  # nothing started here; the external cluster stays up
+    with distributed.Client(external_scheduler, set_as_default=False) as c:
+        assert len(c.scheduler_info()["workers"]) == 1
+
+
+def test_scheduler_option_refuses_a_bad_address(capsys):
+    from recsys_fast.cli import main
+
+    assert main(["bench", "--scale", "tiny", "--scheduler", "localhost"]) == 2
+    assert "not a dask scheduler address like tcp://" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- harness cases
+
+
+def test_no_cluster_left_running_after_a_call_or_a_harness_case(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from recsys_fast import dask_backend
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.registry import default_registry
+    from recsys_fast.harness.runner import RunSettings, run_case
+
+    monkeypatch.delenv(dask_backend.SCHEDULER_ENV, raising=False)
+    started = []
+
+    def one_worker(mod):  # as _local_cluster, smaller: the test is about closing it
+        started.append(mod.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                        dashboard_address=":0"))
+        return started[-1]
+
+    monkeypatch.setattr(dask_backend, "_local_cluster", one_worker)
+    before = _children()
+    X = random_matrix(2, 50, 20, 0.3, np.float32, ratings=True)
+    cosine_topk(X, 3, backend="dask")
+    reg = default_registry()
+    res = run_case(reg.get("cosine_topk", "optimised", "dask"), "tiny", CaseContext(reg),
+                   RunSettings(repeat=1, min_rounds=1, warmup=1))
+    assert res.status == "ok", res.error or res.skipped_reason
+    assert res.extra["scheduler"] == "LocalCluster" and res.extra["n_workers"] == 1
+    assert len(started) == 2
+    assert all(c.status.name == "closed" for c in started)
+    assert _children() == before  # every worker process is gone
+    with pytest.raises(ValueError):
+        distributed.default_client()
+
+
+def test_harness_dask_cases_are_skipped_without_dask(monkeypatch):
+    import importlib.util
+
+    from recsys_fast.harness import runner
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.registry import BACKENDS, default_registry
+
+    reg = default_registry()
+    cases = reg.select(backends=["dask"])
+    assert "dask" in BACKENDS and {c.kernel for c in cases} >= {"cosine_topk",
+                                                                 "cf_fixed_recommend"}
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "distributed" else real(name, *a))
+
+    def no_setup(ctx, scale):
+        raise AssertionError("setup of a skipped case ran")
+
+    for case in cases:
+        assert case.requires == ("dask", "distributed")
+        res = runner.run_case(dataclasses.replace(case, setup=no_setup), "tiny",
+                              CaseContext(reg))
+        assert res.status == "skipped"
+        assert "optional package distributed not installed" in res.skipped_reason
+
+
+def test_out_of_core_scales_skip_with_the_reason():
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.registry import default_registry
+    from recsys_fast.harness.runner import run_case
+
+    reg = default_registry()
+    ctx = CaseContext(reg, budget=16 << 30)
+    cpu = run_case(reg.get("cosine_topk", "optimised", "cpu"), "100m", ctx)
+    assert cpu.status == "skipped" and "out-of-core" in cpu.skipped_reason
+    big = run_case(reg.get("cosine_topk", "optimised", "dask"), "1b", ctx)
+    assert big.status == "skipped"
+    assert big.skipped_reason.startswith("needs ") and "memory budget 16.0 GiB" in big.skipped_reason
+    assert big.memory_estimate_bytes > 16 << 30

@@ -144,3 +144,18 @@ def test_csr_from_parquet_refuses_partitions_sharing_users(tmp_path, client):
     frame.iloc[1::2].to_parquet(tmp_path / "part-1.parquet", index=False)
     with pytest.raises(ValueError, match="share users"):
         user_item_csr_from_parquet(tmp_path, client=client)
+
+
+def test_harness_parquet_folder_is_written_once_per_scale_and_seed(tmp_path, monkeypatch):
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.impls_dask import parquet_folder
+
+    monkeypatch.setenv("RECSYS_FAST_DATA", str(tmp_path))
+    folder = parquet_folder(CaseContext(seed=1), "100k")
+    assert folder.parent == tmp_path / "synthetic-parquet"
+    pd.testing.assert_frame_equal(read_parts(folder), generate("100k", seed=1).ratings)
+    stamp = (folder / "part-00000.parquet").stat().st_mtime_ns
+    assert parquet_folder(CaseContext(seed=1), "100k") == folder  # reused, not rewritten
+    assert (folder / "part-00000.parquet").stat().st_mtime_ns == stamp
+    other = parquet_folder(CaseContext(seed=2), "100k")
+    assert other != folder and json.loads((other / "_synthetic.json").read_text())["seed"] == 2

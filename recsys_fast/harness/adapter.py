@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from typing import Any, ClassVar
 
-from recsys_fast.harness.case import BACKENDS, SCALES, Case, Verdict
+from recsys_fast.harness.case import ALL_SCALES, BACKENDS, SCALES, Case, Verdict
 
 ROLES = ("naive", "optimised", "peer")
 MARKERS = {"naive": ("o", "-"), "optimised": ("s", "-")}
@@ -105,6 +105,9 @@ class Adapter:
     def extra(self, state: Any, result: Any) -> dict:
         return {}
 
+    def teardown(self, state: Any) -> None:
+        """Release what ``setup`` started (a cluster); called once the case is done with."""
+
     # work model: ``None`` where not meaningful
     def flops(self, state: Any) -> float | None:
         return None
@@ -143,7 +146,8 @@ class Adapter:
                     examples=given("examples"), dense_flops=given("dense_flops"),
                     bytes=given("bytes"), flops_dtype=self.flops_dtype, requires=self.requires,
                     extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
-                    install_note=self.install_note, worker_env=dict(self.worker_env))
+                    install_note=self.install_note, worker_env=dict(self.worker_env),
+                    teardown=given("teardown"))
 
 
 def version_of_case(case: Case) -> str:
@@ -180,9 +184,9 @@ def validate(cls: type[Adapter]) -> None:
     bad = [b for b in cls.backends if b not in BACKENDS]
     if bad:
         raise TypeError(f"{where}: unknown backends {bad}; valid: {BACKENDS}")
-    bad = [s for s in cls.scales if s not in SCALES]
+    bad = [s for s in cls.scales if s not in ALL_SCALES]
     if bad:
-        raise TypeError(f"{where}: unknown scales {bad}; valid: {SCALES}")
+        raise TypeError(f"{where}: unknown scales {bad}; valid: {ALL_SCALES}")
     if cls.role != "peer" and cls.name != cls.role:
         raise TypeError(f"{where}: the {cls.role} implementation is named {cls.role!r}")
     for method in ("setup", "run"):

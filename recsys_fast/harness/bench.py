@@ -22,6 +22,7 @@ from recsys_fast.harness.context import CaseContext
 from recsys_fast.harness.journal import Journal, JournalError
 from recsys_fast.harness.registry import (
     DEFAULT_SCALES,
+    OUT_OF_CORE_SCALES,
     Registry,
     check_scales,
     default_registry,
@@ -243,10 +244,15 @@ def run_bench(
                     if scale != last_scale:
                         ctx.clear()
                         last_scale = scale
-                        ctx.interactions(scale)  # once, in this process: workers share it
+                        in_memory = scale not in OUT_OF_CORE_SCALES  # else read by the cases
+                        if in_memory:
+                            ctx.interactions(scale)  # once, in this process: workers share it
+                        else:
+                            ctx.data_sources[scale] = (f"synthetic {scale} as Parquet, read "
+                                                       "by partition (recsys_fast.data.parquet)")
                         data_records[scale] = _scale_record(ctx, scale)
                         record(data_records[scale])
-                        if runner is not None:
+                        if runner is not None and in_memory:
                             runner.share(ctx, scale)
                     bar.set_description(f"{kernel} @ {scale}")
                     record({"type": "group_start", "kernel": kernel, "scale": scale})
@@ -354,7 +360,7 @@ def format_table(data: dict) -> str:
     cases = data["cases"]
     idx = index(cases)
     header = ("kernel", "scale", "impl", "backend", "median", "IQR", "rounds", "vs naive",
-              "ours vs peer", "GPU vs CPU", "peak mem", "verdict / note")
+              "ours vs peer", "GPU/dask vs CPU", "peak mem", "verdict / note")
     lines = [header]
     for c in cases:
         sp = row_speedups(c, idx)

@@ -10,11 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCALES = ("tiny", "100k", "1m", "10m", "25m")
-"""Named scales, smallest first. ``tiny`` exists for smoke tests; the others are MovieLens shapes."""
+"""Named in-memory scales, smallest first. ``tiny`` exists for smoke tests; the others are
+MovieLens shapes."""
+OUT_OF_CORE_SCALES = ("100m", "1b")
+"""Synthetic scales read from a Parquet folder by partition, never built as one table in memory:
+only cases that list them in ``scales`` run there."""
+ALL_SCALES = SCALES + OUT_OF_CORE_SCALES
 
 OURS = ("naive", "optimised")
 """The two implementations every kernel may have; any other implementation is a peer library."""
-BACKENDS = ("cpu", "gpu")
+BACKENDS = ("cpu", "gpu", "dask")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,9 @@ class Case:
         ``extra(state, result) -> dict``: anything to record, e.g. the top-k strategy used.
     role
         ``naive``, ``optimised`` or ``peer`` (derived from ``impl`` when not given).
+    teardown
+        ``teardown(state)``: releases what ``setup`` started (a cluster); called once the case
+        leaves the rotation, fails after its setup or is interrupted.
     install_note
         Why ``requires`` may be missing where it is known (e.g. the package cannot be installed
         beside this project's numpy): added to the skip reason, one line.
@@ -105,6 +113,7 @@ class Case:
     role: str = ""
     install_note: str = ""
     worker_env: dict[str, str] = field(default_factory=dict, hash=False)
+    teardown: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.worker_env.items()):
@@ -116,9 +125,9 @@ class Case:
             raise ValueError(f"case {self.kernel}: impl {self.impl!r} with role {self.role!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"case {self.kernel}: unknown backend {self.backend!r}")
-        bad = [s for s in self.scales if s not in SCALES]
+        bad = [s for s in self.scales if s not in ALL_SCALES]
         if bad:
-            raise ValueError(f"case {self.kernel}: unknown scales {bad}; valid: {SCALES}")
+            raise ValueError(f"case {self.kernel}: unknown scales {bad}; valid: {ALL_SCALES}")
 
     @property
     def key(self) -> str:

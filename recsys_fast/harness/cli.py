@@ -9,6 +9,7 @@ prints it without a traceback and exits 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from recsys_fast.errors import RecsysFastError
@@ -72,6 +73,9 @@ def add_bench_commands(subparsers) -> None:
     b.add_argument("--in-process", action="store_true",
                    help="run cases in this process instead of one worker per kernel and scale "
                    "(debugging; a crash then ends the run)")
+    b.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run the dask backend's cases on this running dask cluster (sets "
+                   "RECSYS_FAST_DASK_SCHEDULER for the run; default: a LocalCluster per case)")
     b.add_argument("--out", default="results", help="results folder (default results/)")
     b.add_argument("--ml100k", default=None, metavar="DIR",
                    help="folder of the real MovieLens 100K (u.data...) for scale 100k")
@@ -143,6 +147,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if not args.resume and not check_scales(args.scale):  # before the probe and data
         raise ValueError("no scale selected (e.g. --scale 100k)")
+    if args.scheduler is not None:
+        from recsys_fast.dask_backend import SCHEDULER_ENV, check_address
+
+        os.environ[SCHEDULER_ENV] = check_address(args.scheduler)  # workers inherit it
     try:
         data, path = run_bench(scales=args.scale, kernels=args.kernels, impls=args.impl,
                                backends=args.backend, quick=args.quick, repeat=args.repeat,

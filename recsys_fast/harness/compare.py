@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from recsys_fast.harness.registry import OURS, SCALES
 from recsys_fast.harness.stats import Ratio, ratio_ci
 
-KINDS = ("naive_to_optimised", "peers_to_ours", "cpu_to_gpu")
+KINDS = ("naive_to_optimised", "peers_to_ours", "cpu_to_gpu", "cpu_to_dask")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
     """``{"naive_to_optimised": [...], "peers_to_ours": [...], "cpu_to_gpu": [...]}``.
 
     ``naive_to_optimised``: naive/cpu -> optimised on each backend; ``peers_to_ours``: each
-    peer/cpu -> optimised/cpu; ``cpu_to_gpu``: each impl's cpu -> gpu case. Within one run only.
+    peer/cpu -> optimised/cpu; ``cpu_to_gpu`` / ``cpu_to_dask``: each impl's cpu -> gpu / dask
+    case. Within one run only.
     """
     out: dict[str, list[Speedup]] = {k: [] for k in KINDS}
     for run_cases in _by_run(cases):
@@ -107,6 +108,9 @@ def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
                     sp = pair(get(impl, "cpu"), get(impl, "gpu"))
                     if sp:
                         out["cpu_to_gpu"].append(sp)
+                    sp = pair(get(impl, "cpu"), get(impl, "dask"))
+                    if sp:
+                        out["cpu_to_dask"].append(sp)
     return out
 
 
@@ -125,13 +129,13 @@ def ratios(cases: list[dict]) -> list[dict]:
 
 def row_speedups(row: dict, idx: dict) -> dict[str, Speedup | None]:
     """For one row: ``vs_naive`` (naive/cpu -> this), ``ours_vs_this`` (peer rows: this ->
-    optimised/cpu, i.e. how much faster ours is) and ``gpu_vs_cpu`` (gpu rows: the same impl's
-    cpu case -> this)."""
+    optimised/cpu, i.e. how much faster ours is) and ``gpu_vs_cpu`` (gpu and dask rows: the same
+    impl's cpu case -> this)."""
     k, impl, be, s = row["kernel"], row["impl"], row["backend"], row["scale"]
     return {
         "vs_naive": None if impl == "naive" else pair(idx.get((k, "naive", "cpu", s)), row),
         "ours_vs_this": pair(row, idx.get((k, "optimised", "cpu", s))) if impl not in OURS else None,
-        "gpu_vs_cpu": pair(idx.get((k, impl, "cpu", s)), row) if be == "gpu" else None,
+        "gpu_vs_cpu": pair(idx.get((k, impl, "cpu", s)), row) if be != "cpu" else None,
     }
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recsys_fast.errors import DatasetNotFoundError
-from recsys_fast.harness.registry import SCALES, Registry, SelectionError
+from recsys_fast.errors import DatasetNotFoundError, MemoryBudgetError
+from recsys_fast.harness.registry import ALL_SCALES, OUT_OF_CORE_SCALES, Registry, SelectionError
 from recsys_fast.memory import available_bytes
 
 ENV_SHARED = "RECSYS_FAST_SHARED"
@@ -47,10 +47,25 @@ def _synthetic_spec(scale: str):
 
 def scale_spec(scale: str) -> ScaleSpec:
     """Users, items and ratings of a named scale."""
-    if scale not in SCALES:
-        raise SelectionError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    if scale not in ALL_SCALES:
+        raise SelectionError(f"unknown scale {scale!r}; valid: {', '.join(ALL_SCALES)}")
+    if scale in OUT_OF_CORE_SCALES:
+        from recsys_fast.data.parquet import spec_for
+
+        s = spec_for(scale)
+        return ScaleSpec(scale, int(s.n_users), int(s.n_items), int(s.n_ratings))
     s = _synthetic_spec(scale)
     return ScaleSpec(scale, int(s.n_users), int(s.n_items), int(s.n_ratings))
+
+
+class OutOfCoreScaleError(MemoryBudgetError):
+    """The ratings of an out-of-core scale were asked for as one in-memory table (a skip)."""
+
+    def __init__(self, scale: str):
+        self.what, self.needed, self.available = f"scale {scale}", 0, 0
+        Exception.__init__(self, f"scale {scale} is out-of-core: its ratings are never built "
+                              "as one table in memory; only cases that read its Parquet folder "
+                              "by partition run there")
 
 
 def find_ml100k(path: str | os.PathLike | None = None) -> Path | None:
@@ -119,6 +134,8 @@ class CaseContext:
 
     def _load(self, scale: str):
         scale_spec(scale)
+        if scale in OUT_OF_CORE_SCALES:
+            raise OutOfCoreScaleError(scale)
         if scale == "100k" and self.ml100k is not None:
             inter = _load_real_ml100k(self.ml100k)
             if inter.meta.get("synthetic"):  # a `recsys-fast data synth` folder: say so

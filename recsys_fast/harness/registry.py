@@ -18,9 +18,17 @@ from dataclasses import dataclass, field
 
 from recsys_fast.errors import RecsysFastError
 from recsys_fast.harness.adapter import cases_of
-from recsys_fast.harness.case import BACKENDS, OURS, SCALES, Case, Verdict
+from recsys_fast.harness.case import (
+    ALL_SCALES,
+    BACKENDS,
+    OURS,
+    OUT_OF_CORE_SCALES,
+    SCALES,
+    Case,
+    Verdict,
+)
 
-__all__ = ["BACKENDS", "CASE_MODULES", "DEFAULT_SCALES", "OURS", "SCALES", "Case", "Registry",
+__all__ = ["ALL_SCALES", "BACKENDS", "CASE_MODULES", "OUT_OF_CORE_SCALES", "DEFAULT_SCALES", "OURS", "SCALES", "Case", "Registry",
            "SelectionError", "Verdict", "build_registry", "check_scales", "default_registry"]
 
 DEFAULT_SCALES = ("100k",)
@@ -33,6 +41,7 @@ CASE_MODULES = (
     "recsys_fast.harness.impls_similarity",
     "recsys_fast.harness.impls_content",
     "recsys_fast.harness.impls_dnn",
+    "recsys_fast.harness.impls_dask",
 )
 """Each module lists its kernel families (abstract adapter classes) in ``FAMILIES``."""
 
@@ -123,12 +132,12 @@ def _check_names(what: str, names: Iterable[str] | None, valid: list[str]) -> se
 def check_scales(scales: Iterable[str]) -> list[str]:
     """Validate scale names; raise :class:`SelectionError` listing the valid ones."""
     scales = [s.strip() for s in scales if s.strip()]
-    unknown = [s for s in scales if s not in SCALES]
+    unknown = [s for s in scales if s not in ALL_SCALES]
     if unknown:
         raise SelectionError(
-            f"unknown scale {', '.join(map(repr, unknown))}; valid: {', '.join(SCALES)}"
+            f"unknown scale {', '.join(map(repr, unknown))}; valid: {', '.join(ALL_SCALES)}"
         )
-    return sorted(set(scales), key=SCALES.index)
+    return sorted(set(scales), key=ALL_SCALES.index)
 
 
 def build_registry(modules: Iterable[str] = CASE_MODULES) -> Registry:

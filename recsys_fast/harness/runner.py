@@ -20,6 +20,7 @@ recorded as a case error. Process isolation (one worker per group, timeouts, cra
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import re
@@ -36,7 +37,7 @@ from recsys_fast import backend as _backend
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError, format_bytes
 from recsys_fast.harness.context import CaseContext
 from recsys_fast.harness.memwatch import MemoryProbe
-from recsys_fast.harness.registry import SCALES, Case, Verdict
+from recsys_fast.harness.registry import ALL_SCALES, OUT_OF_CORE_SCALES, Case, Verdict
 
 
 @dataclass
@@ -115,6 +116,9 @@ def missing_requirements(case: Case) -> list[str]:
 def skip_reason(case: Case, scale: str, ctx: CaseContext) -> tuple[str | None, int | None]:
     """Why ``case`` cannot run at ``scale`` here (``None`` if it can), and its memory estimate."""
     if scale not in case.scales:
+        if scale in OUT_OF_CORE_SCALES:
+            return (f"not defined at scale {scale} (out-of-core: only cases that read its "
+                    "Parquet folder by partition run there)"), None
         return f"not defined at scale {scale}", None
     missing = missing_requirements(case)
     if missing:
@@ -247,17 +251,29 @@ def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: N
                 case.run(prep.state)
         return prep
     except KeyboardInterrupt:
+        _release(prep)
         raise
     except BaseException as exc:  # noqa: BLE001 - one bad case must not end the run
         if guard.fired:
+            _release(prep)
             raise KeyboardInterrupt from exc
         msg = _skip_message(exc) if stage in ("setup", "first call") else None
         if msg:
             res.status, res.skipped_reason = "skipped", msg
         else:
             res.status, res.error = "error", f"{stage}: {error_text(exc)}"
-        prep.state = None
+        _release(prep)
         return prep
+
+
+def _release(prep: _Prepared) -> None:
+    """Drop a case's state, first letting the case release what its setup started."""
+    state, prep.state = prep.state, None
+    if state is not None and prep.case.teardown is not None:
+        try:
+            prep.case.teardown(state)
+        except Exception as exc:  # noqa: BLE001 - the timings stand; the failure is recorded
+            prep.res.extra["teardown_error"] = error_text(exc)
 
 
 def _finish(prep: _Prepared) -> CaseResult:
@@ -313,8 +329,8 @@ def run_group(cases: list[Case], scale: str, ctx: CaseContext, settings: RunSett
         out.append(res)
         emit(res)
 
-    with _SigintGuard() as guard:
-        active: list[_Prepared] = []
+    active: list[_Prepared] = []
+    with _SigintGuard() as guard, _releasing(active):
         for case in cases:
             prep = _prepare(case, scale, ctx, s, notify, guard)
             if prep.res.status != "ok":
@@ -340,7 +356,7 @@ def run_group(cases: list[Case], scale: str, ctx: CaseContext, settings: RunSett
                     prep.res.status = "error"
                     prep.res.error = f"round {rnd}: {error_text(exc)}"
                     active.remove(prep)
-                    prep.state = None
+                    _release(prep)
                     done(prep.res)
                     continue
                 prep.times.append(dt)
@@ -350,10 +366,21 @@ def run_group(cases: list[Case], scale: str, ctx: CaseContext, settings: RunSett
                     if pool is not None:
                         prep.res.extra["gpu_pool_bytes"] = int(pool.total_bytes())
                     prep.res.interleaved = interleaved
-                    done(_finish(prep))
+                    res = _finish(prep)
                     active.remove(prep)
-                    prep.state = None
+                    _release(prep)
+                    done(res)
     return out
+
+
+@contextlib.contextmanager
+def _releasing(active: list[_Prepared]):
+    """On the way out (an interrupt included), release the states of cases still active."""
+    try:
+        yield
+    finally:
+        for prep in active:
+            _release(prep)
 
 
 def run_case(case: Case, scale: str, ctx: CaseContext, settings: RunSettings | None = None
@@ -368,5 +395,5 @@ def groups(cases: list[Case], scales: list[str]) -> list[tuple[str, str, list[Ca
     by_kernel: dict[str, list[Case]] = {}
     for c in cases:
         by_kernel.setdefault(c.kernel, []).append(c)
-    return [(k, sc, cs) for sc in sorted(set(scales), key=SCALES.index)
+    return [(k, sc, cs) for sc in sorted(set(scales), key=ALL_SCALES.index)
             for k, cs in by_kernel.items()]

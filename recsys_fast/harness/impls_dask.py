@@ -1,0 +1,249 @@
+"""The ``dask`` backend's implementations: the row-block kernels on a ``dask.distributed`` cluster.
+
+``cosine_topk/optimised/dask``: ``cosine_topk(X, 50, backend="dask")`` on the same items x users
+matrix as the in-process ``cosine_topk/optimised/cpu`` case (same group, so dask vs CPU is a
+same-run ratio), checked as that family checks (sampled rows vs exact float64, tie-aware). At
+the out-of-core scales ``100m`` and ``1b`` the ratings are read from a Parquet folder
+(``recsys_fast.data.parquet``, written to ``$RECSYS_FAST_DATA/synthetic-parquet/`` on first use)
+and the CSR is built by partition on the cluster
+(:func:`~recsys_fast.kernels.distributed.user_item_csr_from_parquet`, in setup).
+
+``cf_fixed_recommend/optimised/dask``: the ``cf_fixed_recommend`` case (``FixedCF("item", 50)``,
+top-10 for up to 2,000 users) with ``backend="dask"``: the fit's neighbour search and the timed
+``recommend`` run on the cluster; checked as the CPU case.
+
+The cluster is the one :func:`recsys_fast.dask_backend.dask_client` picks
+(``$RECSYS_FAST_DASK_SCHEDULER``, set by ``recsys-fast bench --scheduler``, else a LocalCluster
+of one single-threaded worker process per core): opened in setup, used by every call of the
+case, closed by ``teardown`` (or when the state is dropped, for the asv suites). Each row records
+where it ran (scheduler address or ``LocalCluster``, workers, threads and memory limit per
+worker) and the workers' peak resident memory after the checked call.
+
+These families delegate the check and work model to the in-process families' classes rather
+than subclassing them, so those families' implementation lists stay their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recsys_fast.harness import casedata, impls_fixed_cf, impls_similarity
+from recsys_fast.harness.adapter import Adapter
+from recsys_fast.harness.case import ALL_SCALES, OUT_OF_CORE_SCALES, SCALES
+from recsys_fast.harness.casedata import F32
+
+REQUIRES = ("dask", "distributed")
+K = impls_similarity.K
+
+
+def _worker_peak_rss() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
+
+
+@dataclass
+class Cluster:
+    """An open client (and the cluster it started, if any); ``close()`` ends both."""
+
+    client: Any
+    info: dict
+    close: Any
+
+    @classmethod
+    def open(cls) -> Cluster:
+        from recsys_fast.dask_backend import dask_client, last_cluster
+        from recsys_fast.kernels import warmup
+
+        stack = contextlib.ExitStack()
+        client = stack.enter_context(dask_client())
+        out = cls(client, last_cluster(), stack.close)
+        try:
+            warmup()  # numba compiled (or loaded) here and cached on disk for the workers
+            client.run(warmup)  # the workers load it before the timed calls
+        except BaseException:
+            stack.close()
+            raise
+        return out
+
+    def extra(self) -> dict:
+        info = self.info
+        peaks = self.client.run(_worker_peak_rss)
+        return {"scheduler": "LocalCluster" if info["source"] == "LocalCluster"
+                else info["scheduler"], "cluster_source": info["source"],
+                "n_workers": info["n_workers"], "threads_per_worker": info["worker_threads"],
+                "worker_memory_limit_bytes": info["worker_memory"],
+                "worker_peak_rss_bytes": [int(peaks[a]) for a in sorted(peaks)]}
+
+
+def _with_cluster(setup):
+    """``setup(cluster)`` with a cluster open; it is closed if setup fails or when ``state``
+    (what setup returns) is garbage collected without ``teardown``."""
+    cluster = Cluster.open()
+    try:
+        st = setup(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    weakref.finalize(st, cluster.close)
+    return st
+
+
+# -- cosine_topk ----------------------------------------------------------------------------
+def parquet_folder(ctx, scale: str):
+    """The scale's synthetic Parquet folder (seed ``ctx.seed``), written on first use."""
+    from recsys_fast.data.download import cache_dir
+    from recsys_fast.data.parquet import spec_for, write_synthetic_parquet
+
+    spec = dataclasses.replace(spec_for(scale), seed=ctx.seed)
+    folder = cache_dir() / "synthetic-parquet" / f"{scale}-seed{ctx.seed}"
+    meta = folder / "_synthetic.json"
+    want = json.loads(json.dumps(dataclasses.asdict(spec)))  # as the writer stores it
+    if not (meta.is_file() and json.loads(meta.read_text())["spec"] == want):
+        write_synthetic_parquet(spec, folder)
+    return folder
+
+
+@dataclass
+class DaskTopKState(impls_similarity.TopKState):
+    cluster: Any = None
+    csr_from_parquet_s: float | None = None
+
+
+class DaskTopKImpl(Adapter):
+    """``cosine_topk`` on a dask cluster; check and work model as :class:`TopKImpl`'s."""
+
+    kernel = impls_similarity.TopKImpl.kernel
+    description = impls_similarity.TopKImpl.description
+    flops_dtype = "float32"
+    requires = REQUIRES
+    backends = ("dask",)
+    as_reference_form = impls_similarity.TopKImpl.as_reference_form
+    check = impls_similarity.TopKImpl.check
+    flops = impls_similarity.TopKImpl.flops
+    bytes = impls_similarity.TopKImpl.bytes
+
+    def setup(self, ctx, scale: str) -> DaskTopKState:
+        def build(cluster: Cluster) -> DaskTopKState:
+            t_csr = None
+            if scale in OUT_OF_CORE_SCALES:
+                from recsys_fast.kernels.distributed import user_item_csr_from_parquet
+
+                folder = parquet_folder(ctx, scale)
+                t0 = time.perf_counter()
+                R, _, _ = user_item_csr_from_parquet(folder, dtype=np.float32,
+                                                     client=cluster.client)
+                t_csr = time.perf_counter() - t0
+                X = R.T.tocsr()
+                del R
+                ctx.data_sources[scale] = (f"synthetic {scale} Parquet folder {folder.name} "
+                                           "(recsys_fast.data.parquet, stream mode)")
+            else:
+                X = casedata.item_user_csr(ctx, scale, np.float32)
+            return DaskTopKState(ctx, scale, X, k=min(K, X.shape[0] - 1),
+                                 threads=casedata.threads(), input=X, cluster=cluster,
+                                 csr_from_parquet_s=t_csr)
+
+        return _with_cluster(build)
+
+    def teardown(self, st: DaskTopKState) -> None:
+        st.cluster.close()
+
+    def extra(self, st: DaskTopKState, result) -> dict:
+        out = impls_similarity.TopKImpl.extra(self, st, result)
+        if getattr(result, "dask_tasks", None):
+            out["dask_tasks"] = list(result.dask_tasks)
+        if st.csr_from_parquet_s is not None:
+            out["csr_from_parquet_s"] = st.csr_from_parquet_s
+        return {**out, **st.cluster.extra()}
+
+    def memory_estimate(self, spec, n_workers: int | None = None) -> int:
+        """Bytes on this machine: X, its normalised copy and the output here, plus, for a
+        LocalCluster, each worker's scattered copy with its relabelled CSR and CSC; at the
+        out-of-core scales the Parquet-built user x item CSR and its transpose too.
+        ``n_workers``: local worker processes (default one per core; none when
+        ``$RECSYS_FAST_DASK_SCHEDULER`` names a cluster elsewhere)."""
+        import os
+
+        from recsys_fast.dask_backend import SCHEDULER_ENV
+
+        if n_workers is None:
+            n_workers = 0 if os.environ.get(SCHEDULER_ENV, "").strip() else casedata.threads()
+        csr = spec.n_ratings * (F32 + 4)
+        here = 2 * csr + spec.n_items * (K + 1) * 12 + (64 << 20)
+        if spec.name in OUT_OF_CORE_SCALES:
+            here += 2 * csr
+        return int(here + n_workers * 3 * csr)
+
+
+class OptimisedDaskTopK(DaskTopKImpl):
+    name = role = "optimised"
+    scales = ALL_SCALES
+    note = "cosine_topk(backend='dask'): row blocks as tasks on a dask cluster"
+
+    def run(self, st: DaskTopKState):
+        from recsys_fast.kernels import cosine_topk
+
+        with st.cluster.client.as_current():  # backend="dask" finds the case's client
+            return cosine_topk(st.input, st.k, backend="dask")
+
+
+# -- FixedCF recommend ------------------------------------------------------------------------
+@dataclass
+class DaskRecommendState(impls_fixed_cf.RecommendState):
+    cluster: Any = None
+
+
+class DaskRecommendImpl(Adapter):
+    """``FixedCF(backend="dask")`` recommendations; check as the in-process optimised case."""
+
+    kernel = impls_fixed_cf.RecommendImpl.kernel
+    description = impls_fixed_cf.RecommendImpl.description
+    requires = REQUIRES
+    backends = ("dask",)
+    scales = SCALES
+    examples = impls_fixed_cf.RecommendImpl.examples
+    check = impls_fixed_cf.OptimisedRecommend.check
+    memory_estimate = impls_fixed_cf.OptimisedRecommend.memory_estimate
+
+    def setup(self, ctx, scale: str) -> DaskRecommendState:
+        from recsys_fast.harness.checks import sample_rows
+        from recsys_fast.kernels import FixedCF
+
+        def build(cluster: Cluster) -> DaskRecommendState:
+            R = casedata.train_csr(ctx, scale, np.float32)
+            st = DaskRecommendState(ctx, scale, R, sample_rows(R.shape[0],
+                                                               impls_fixed_cf.N_USERS),
+                                    cluster=cluster)
+            with cluster.client.as_current():  # the fit's neighbour search runs there too
+                st.model = FixedCF("item", k=impls_fixed_cf.K_NEIGHBOURS,
+                                   backend="dask").fit(R)
+            return st
+
+        return _with_cluster(build)
+
+    def teardown(self, st: DaskRecommendState) -> None:
+        st.cluster.close()
+
+    def extra(self, st: DaskRecommendState, result) -> dict:
+        return st.cluster.extra()
+
+
+class OptimisedDaskRecommend(DaskRecommendImpl):
+    name = role = "optimised"
+    note = "FixedCF(backend='dask').recommend by user ranges on a dask cluster"
+
+    def run(self, st: DaskRecommendState):
+        with st.cluster.client.as_current():
+            return st.model.recommend(st.users, impls_fixed_cf.N_RECOMMEND)
+
+
+FAMILIES = (DaskTopKImpl, DaskRecommendImpl)
