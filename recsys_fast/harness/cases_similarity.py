@@ -168,14 +168,13 @@ def _topk_naive(st):
 
 
 def _topk_optimised(st):
-    from recsys_fast.kernels import cosine_topk
+    from recsys_fast.kernels import cosine_topk_result
 
-    out = cosine_topk(st["X"], st["k"], backend=st["backend"])
+    res = cosine_topk_result(st["X"], st["k"], backend=st["backend"])
+    st["strategy"] = res.strategy
     if st["backend"] == "cpu":
-        return out
-    host = casedata.to_backend(out, "cpu")  # host in, host out: both transfers are timed
-    host.strategy = out.strategy
-    return host
+        return res.matrix
+    return casedata.to_backend(res.matrix, "cpu")  # host in, host out: both transfers timed
 
 
 def _topk_implicit(st):
@@ -244,8 +243,8 @@ def _topk_check(ctx, st, result) -> Verdict:
 
 def _topk_extra(st, result) -> dict:
     out = {"k": st["k"]}
-    if getattr(result, "strategy", None):
-        out["strategy"] = result.strategy
+    if st.get("strategy"):
+        out["strategy"] = st["strategy"]
     if st.get("threads"):
         out["threads"] = st["threads"]
     return out
