@@ -86,9 +86,9 @@ def measure(name: str, rounds: int, threads: int) -> dict:
     strategy = "?"
     if hasattr(kernels, "cosine_topk_result"):
         strategy = kernels.cosine_topk_result(items, K, n_threads=threads).strategy
-    print(f"  ours     median {med['ours']:.3f} s  {['%.3f' % t for t in times['ours']]}  "
+    print(f"  ours     median {med['ours']:.3f} s  {[round(t, 3) for t in times['ours']]}  "
           f"strategy {strategy}")
-    print(f"  implicit median {med['implicit']:.3f} s  {['%.3f' % t for t in times['implicit']]}")
+    print(f"  implicit median {med['implicit']:.3f} s  {[round(t, 3) for t in times['implicit']]}")
     print(f"  ratio implicit / ours = {med['implicit'] / med['ours']:.2f}x", flush=True)
     return med
 

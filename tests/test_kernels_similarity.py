@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from sklearn.metrics.pairwise import cosine_similarity, pairwise_distances
 
 from recsys_fast.kernels import (
+    TopKResult,
     build_user_item_csr,
     cosine_distances,
-    TopKResult,
     cosine_topk,
     cosine_topk_result,
     warmup,
