@@ -29,7 +29,7 @@ import numpy as np
 
 from recsys_fast.data.synthetic import generate
 from recsys_fast.harness.machine import environment
-from recsys_fast.kernels import build_user_item_csr, cosine_topk, warmup
+from recsys_fast.kernels import build_user_item_csr, cosine_topk_result, warmup
 from recsys_fast.kernels.distributed import cosine_topk_dask
 from recsys_fast.memory import available_bytes
 
@@ -65,7 +65,7 @@ def run(scales: list[str], workers: list[int], rounds: int, k: int,
             kernel_strategy = strategy.removesuffix("-rows")
             pairs = False if strategy.endswith("-rows") else None
             ref, t_single, all_single = _median_time(
-                lambda X=X, s=kernel_strategy: cosine_topk(X, k, strategy=s), rounds)
+                lambda X=X, s=kernel_strategy: cosine_topk_result(X, k, strategy=s), rounds)
             case = {"scale": scale, "kernel": "cosine_topk item-item", "k": k,
                     "shape": list(X.shape), "nnz": int(X.nnz), "strategy": strategy,
                     "strategy_used": ref.strategy, "single_process_s": t_single,
@@ -80,10 +80,10 @@ def run(scales: list[str], workers: list[int], rounds: int, k: int,
                     got, t, all_t = _median_time(
                         lambda X=X, s=kernel_strategy, p=pairs, c=client: cosine_topk_dask(
                             X, k, strategy=s, pairs=p, client=c), rounds)
-                    equal = _equal(got, ref)
+                    equal = _equal(got.matrix, ref.matrix)
                     info = client.scheduler_info()["workers"]
                     row = {"workers": w, "threads_per_worker": 1, "time_s": t,
-                           "tasks": list(got.dask_tasks),
+                           "tasks": list(got.matrix.dask_tasks),
                            "rounds_s": all_t, "equal": equal,
                            "worker_memory_limit": [v["memory_limit"] for v in info.values()],
                            "vs_single_process": t_single / t}
