@@ -5,7 +5,9 @@
 matrix. Three strategies compute the same function:
 
 - ``"sparse"``: numba Gustavson SpGEMM with a dense per-thread accumulator and fused size-k
-  heaps, each pair computed once and scattered to both rows (CPU only; see ``_topk_numba``).
+  heaps, each pair computed once and offered to both rows, rows in blocks of 16 that stream
+  each column of X once per block into a 16-wide accumulator (CPU only; ``_topk_blocked``,
+  bit-identical to the row-by-row ``_topk_numba``).
 - ``"dense"``: X densified once, square blocks ``X_I @ X_J.T`` by GEMM for I <= J only (S is
   symmetric: a block above the diagonal serves the rows of J through its transpose, about half
   the GEMM work), a top-k per block and one more over each row block's candidates. On the GPU
@@ -26,15 +28,17 @@ CSR (columns ascending). :func:`cosine_topk` returns that CSR; :func:`cosine_top
 a :class:`TopKResult` naming also the strategy that ran and its arithmetic precision.
 
 ``"auto"`` picks one strategy per call from the estimated cost (sum of squared column counts
-for sparse, about 0.6 n^2 * n_features for the GEMM blocks plus the selection pass); on the GPU
+for sparse, about 0.6 n^2 * n_features for the GEMM blocks plus the selection pass, at rates
+measured once per process on this machine: ``_topk_cost``); on the GPU
 it is ``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` with
 at most 4 features per row of X, else ``spgemm`` (a rule still to be set from measurements:
 ``bench/gpu/topk_strategies.py``). Mixing strategies
 per row block was tried in a feasibility study (heavy rows offloaded to BLAS) and did not pay.
 
-Memory: ``sparse`` holds X, its transpose and, per thread, an accumulator plus n_rows size-k
-heaps (n_threads * n_rows * k * (itemsize + 4) bytes; it falls back to one heap set, computing
-each pair twice, when that would crowd memory). ``dense`` holds a dense copy of X plus one
+Memory: ``sparse`` holds X, its transpose and, per thread, n_rows size-k heaps
+(n_threads * n_rows * k * (itemsize + 4) bytes), an (n_rows, 16) accumulator and 16 values per
+column; it falls back to one heap set and row-by-row accumulation, computing each pair twice,
+when the heaps would crowd memory. ``dense`` holds a dense copy of X plus one
 ``block_rows`` x ``block_rows`` block of similarities and n_rows x k candidates per column block;
 ``spmm`` holds one ``block_rows`` x n_rows block.
 """
