@@ -267,6 +267,99 @@ def tf32_matmul(backend: str | Backend = "gpu", enable: bool = True) -> Iterator
         lin.set_compute_type(np.float32, old)
 
 
+BF16_LIBRARIES = ("jax", "torch")
+"""Array libraries that give a bfloat16 GEMM with float32 accumulation and output, in the order
+tried. CuPy has no bfloat16; the GPU images have PyTorch and JAX. Only this module imports them."""
+
+
+def bf16_exact(values: Any) -> bool:
+    """True when every value survives rounding to bfloat16 (an 8-bit significand): half-star
+    ratings and integer counts up to 256 do. A bfloat16 GEMM of such raw values with float32
+    accumulation then multiplies exactly: as accurate as a float32 GEMM."""
+    xp = np if isinstance(values, np.ndarray) else _array_module(values)
+    v32 = values.astype(xp.float32)
+    return bool((v32 == values).all()) and not bool((v32.view(xp.uint32) & 0xFFFF).any())
+
+
+def _array_module(x: Any) -> ModuleType:
+    mod = type(x).__module__.split(".")[0]
+    return np if mod == "numpy" else __import__(mod)
+
+
+@functools.lru_cache(maxsize=4)
+def bf16_gemm(backend: str = "gpu") -> tuple[Any, str]:
+    """``(f, how)``: ``f(A, B)`` returns ``A @ B.T`` in float32 from float32 arrays of this
+    backend, the products taken in bfloat16 with float32 accumulation (tensor cores on a GPU of
+    compute capability >= 8.0), through JAX (``preferred_element_type=float32``) or PyTorch
+    (``torch.mm(..., out_dtype=float32)``, CUDA only), arrays passed by DLPack; ``(None, why)``
+    when neither can do it here. Exact only for values :func:`bf16_exact` accepts: callers
+    choose it only then. On the simulated GPU and the CPU it runs the libraries' CPU builds
+    (tests; no speed is expected there).
+    """
+    be = get_backend(backend)
+    real_gpu = be.name == "gpu" and not is_simulated(be)
+    if real_gpu:
+        try:
+            if int(be.xp.cuda.Device().compute_capability) < 80:
+                return None, "bfloat16 tensor cores need compute capability >= 8.0"
+        except Exception as exc:  # no device query: treat as unavailable
+            return None, f"cannot query the device ({type(exc).__name__})"
+    why = []
+    for lib in BF16_LIBRARIES:
+        try:
+            f = _BF16_MAKERS[lib](real_gpu)
+        except Exception as exc:  # not installed, or no device support
+            why.append(f"{lib}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            continue
+        return f, lib
+    return None, "; ".join(why)
+
+
+def _bf16_jax(real_gpu: bool):
+    # JAX would otherwise take 75 % of the device's memory up front, beside CuPy's pool
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+    import jax.numpy as jnp
+
+    device = jax.devices("gpu" if real_gpu else "cpu")[0]
+
+    @jax.jit
+    def mm(a, b):
+        a16, b16 = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+        return jnp.dot(a16, b16.T, preferred_element_type=jnp.float32)
+
+    def f(A, B):
+        a = jax.device_put(jnp.from_dlpack(A) if real_gpu else np.asarray(A), device)
+        b = jax.device_put(jnp.from_dlpack(B) if real_gpu else np.asarray(B), device)
+        out = mm(a, b)
+        if real_gpu:
+            import cupy
+
+            return cupy.from_dlpack(out)
+        return np.asarray(out)
+
+    return f
+
+
+def _bf16_torch(real_gpu: bool):
+    import torch
+
+    if not real_gpu:
+        raise RuntimeError("torch.mm(out_dtype=float32) for bfloat16 is CUDA-only")
+
+    def f(A, B):
+        import cupy
+
+        a = torch.from_dlpack(A).to(torch.bfloat16)
+        b = torch.from_dlpack(B).to(torch.bfloat16)
+        return cupy.from_dlpack(torch.mm(a, b.T, out_dtype=torch.float32))
+
+    return f
+
+
+_BF16_MAKERS = {"jax": _bf16_jax, "torch": _bf16_torch}
+
+
 def block_rows_for(
     bytes_per_row: int,
     backend: str | Backend = "cpu",

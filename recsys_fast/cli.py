@@ -1,4 +1,4 @@
-"""``recsys-fast``: data, recommend, bench and report commands.
+"""``recsys-fast``: data, recommend, bench, report and eval commands.
 
 Errors from bad input (:class:`~recsys_fast.errors.RecsysFastError`, ``ValueError``) and
 from the file system (``OSError``: a read-only or missing output folder, a full disk) are
@@ -48,11 +48,11 @@ def _print_summary(s: dict) -> None:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    if args.name.startswith("synthetic-"):
-        s = load_dataset(args.name).summary()
-    else:
-        from recsys_fast.data import catalogue
+    from recsys_fast.data import catalogue
 
+    if args.name.startswith("synthetic-"):
+        s = catalogue.load_named(args.name).summary()
+    else:
         s = catalogue.info(args.name, path=args.path)
     if args.json:
         print(json.dumps(s, indent=2, default=str))
@@ -104,17 +104,6 @@ def _synth_parquet(args: argparse.Namespace) -> int:
           f"[{len(meta['parts'])} partitions by user, {rows:,} ratings, {meta['mode']} mode, "
           f"{time.perf_counter() - t0:.1f} s]")
     return 0
-
-
-def load_dataset(name: str, path: str | None = None):
-    """Load a named data set: ``synthetic-<scale>`` or a catalogue name (with optional path)."""
-    if name.startswith("synthetic-"):
-        from recsys_fast.data.synthetic import generate
-
-        return generate(name.removeprefix("synthetic-"))
-    from recsys_fast.data import catalogue
-
-    return catalogue.load(name, path=path)
 
 
 # -- recommend (the naive course recommenders, with timings) ------------------------------
@@ -184,12 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=20, help="training epochs of the DNN (default 20)")
     r.set_defaults(func=_cmd_recommend)
 
-    try:
-        from recsys_fast.harness.cli import add_bench_commands
-    except ImportError:  # harness not installed in this build
-        pass
-    else:
-        add_bench_commands(sub)
+    from recsys_fast.harness.cli import add_bench_commands
+    from recsys_fast.quality.cli import add_eval_command
+
+    add_bench_commands(sub)
+    add_eval_command(sub)
     return p
 
 

@@ -97,7 +97,7 @@ def run(
     int
         The exit status (0).
     """
-    from recsys_fast.cli import load_dataset
+    from recsys_fast.data.catalogue import load_named
 
     chosen = [w.strip() for w in which.split(",") if w.strip()]
     bad = [w for w in chosen if w not in VALID]
@@ -107,7 +107,7 @@ def run(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be a positive integer, got {value!r}")
     with _timed("load"):
-        inter = load_dataset(dataset, path)
+        inter = load_named(dataset, path)
     print(f"{inter.name}: {inter.n_users:,} users, {inter.n_items:,} items, {inter.n_ratings:,} ratings")
 
     if "simple" in chosen:

@@ -19,7 +19,6 @@ from recsys_fast.harness import cli, machine, results, runner
 from recsys_fast.harness.context import CaseContext, scale_spec
 from recsys_fast.harness.registry import (
     BACKENDS,
-    IMPLS,
     SCALES,
     Case,
     Registry,
@@ -89,7 +88,7 @@ def test_default_registry_has_every_kernel_once():
         assert [c for c in cases if c.impl == "optimised" and c.backend == "cpu"], kernel
     keys = [c.key for c in reg]
     assert len(keys) == len(set(keys))
-    assert all(c.impl in IMPLS and c.backend in BACKENDS for c in reg)
+    assert all(c.backend in BACKENDS and c.role in ("naive", "optimised", "peer") for c in reg)
     # peers compared with ours on the similarity kernel
     assert {"implicit", "sparse_dot_topn", "sklearn"} <= set(reg.impls("cosine_topk"))
 
@@ -99,7 +98,7 @@ def test_fixed_cf_reference_and_check_catch_a_wrong_ranking():
     definition in test_kernels_predict) and fails on a wrong score or a swapped item."""
     import scipy.sparse
 
-    from recsys_fast.harness import cases_fixed_cf as fx
+    from recsys_fast.harness import impls_fixed_cf as fx
     from recsys_fast.kernels import FixedCF
 
     rng = np.random.default_rng(3)
@@ -129,7 +128,8 @@ def test_fixed_cf_reference_and_check_catch_a_wrong_ranking():
 def test_select_orders_and_filters():
     reg = toy_registry()
     got = [c.key for c in reg.select(kernels=["toy"], backends=["cpu"])]
-    assert got == ["toy/naive/cpu", "toy/optimised/cpu", "toy/sklearn/cpu", "toy/scipy/cpu"]
+    # ours first, then the peers in the order they were registered
+    assert got == ["toy/naive/cpu", "toy/optimised/cpu", "toy/scipy/cpu", "toy/sklearn/cpu"]
     assert [c.key for c in reg.select(impls=["scipy"])] == ["toy/scipy/cpu"]
 
 
@@ -154,7 +154,9 @@ def test_scales():
 
 def test_case_rejects_bad_definitions():
     with pytest.raises(ValueError, match="impl"):
-        Case("k", "fastest", "cpu", lambda c, s: None, lambda s: None)
+        Case("k", "", "cpu", lambda c, s: None, lambda s: None)
+    with pytest.raises(ValueError, match="role"):
+        Case("k", "naive", "cpu", lambda c, s: None, lambda s: None, role="peer")
     with pytest.raises(ValueError, match="scales"):
         Case("k", "naive", "cpu", lambda c, s: None, lambda s: None, scales=("2m",))
     reg = Registry()
@@ -471,7 +473,7 @@ def test_asv_suite_runs_each_case_once(cls, no_gpu):
             try:
                 bench.setup(impl, backend, "tiny")
             except NotImplementedError as exc:
-                assert backend == "gpu" or "not available" in str(exc), (impl, backend, exc)
+                assert backend == "gpu" or "not installed" in str(exc), (impl, backend, exc)
                 continue
             bench.time_kernel(impl, backend, "tiny")
             bench.teardown(impl, backend, "tiny")

@@ -238,3 +238,22 @@ def test_compare_two_runs_marks_drift_and_intervals(results_file, tmp_path, caps
     rows = compare_runs(results.load_results(results_file), slower)
     assert rows and all(abs(r["ratio"] - 3) < 1e-9 for r in rows)
     assert all(r["lo"] <= r["ratio"] <= r["hi"] for r in rows)
+
+
+def test_report_adds_the_quality_tables_of_the_eval_files(results_file, tmp_path):
+    """Quality (``recsys-fast eval``) files under a machine folder are shown beside the speed
+    tables, and are never taken as a speed run."""
+    import shutil
+
+    repo_results = Path(__file__).resolve().parents[1] / "results"
+    quality = sorted(repo_results.glob(f"*/{results.QUALITY_PREFIX}*.json"))
+    if not quality:
+        pytest.skip("no committed quality files")
+    out = tmp_path / "results"
+    (out / quality[0].parent.name).mkdir(parents=True)
+    shutil.copy(quality[0], out / quality[0].parent.name / quality[0].name)
+    text = report.write_report([results_file], out).read_text()
+    assert "## Quality" in text and "RMSE" in text
+    assert "| toy_sum | tiny | cpu |" in text  # the speed tables are still there
+    assert not any(p.name.startswith(results.QUALITY_PREFIX)  # never taken as a speed run
+                   for p in results.latest_results(out))

@@ -24,13 +24,10 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from recsys_fast.data.manifest import changed_files, read_manifest, sha256_file, write_json_atomic
+from recsys_fast.data.specs import DatasetSpec, get_spec
 from recsys_fast.errors import DataFormatError, DatasetMismatchError, DownloadError
-
-if TYPE_CHECKING:
-    from recsys_fast.data.catalogue import DatasetSpec
 
 ENV_DATA = "RECSYS_FAST_DATA"
 CHUNK = 1 << 20
@@ -87,7 +84,7 @@ def fetch(
     Parameters
     ----------
     name : a catalogue name (see :func:`recsys_fast.data.catalogue.list_datasets`) or a
-        :class:`~recsys_fast.data.catalogue.DatasetSpec`.
+        :class:`~recsys_fast.data.specs.DatasetSpec`.
     cache : cache folder; default :func:`cache_dir`.
     url : download from here instead of the catalogue's URL (same checksum expected).
     force : unzip again from the cached archive when it verifies (no network); download
@@ -105,8 +102,6 @@ def fetch(
         archive is kept as ``<archive>.corrupt``), a bad zip, or an entry with no direct
         download.
     """
-    from recsys_fast.data.catalogue import get_spec
-
     spec = get_spec(name) if isinstance(name, str) else name
     src = url or spec.url
     if not src:

@@ -2,14 +2,14 @@
 
 Modules: :mod:`.registry` (cases), :mod:`.context` (scales, data, references), :mod:`.runner`
 (timing, memory, skips), :mod:`.machine`, :mod:`.results` (JSON), :mod:`.report` / :mod:`.plots`,
-:mod:`.cli`; ``cases_*.py`` hold each kernel's cases. Names below are imported lazily so that
+:mod:`.cli`; :mod:`.adapter` and ``impls_*.py`` hold every kernel's implementations. Names below are imported lazily so that
 asv, which starts one process per benchmark parameter, pays only for what it uses.
 """
 
 import importlib
 
 _EXPORTS = {
-    "BACKENDS": "registry", "IMPLS": "registry", "SCALES": "registry", "Case": "registry",
+    "BACKENDS": "registry", "OURS": "registry", "SCALES": "registry", "Case": "registry",
     "Registry": "registry", "SelectionError": "registry", "Verdict": "registry",
     "default_registry": "registry", "CaseContext": "context", "ScaleSpec": "context",
     "scale_spec": "context", "CaseResult": "runner", "RunSettings": "runner",

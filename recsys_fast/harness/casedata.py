@@ -8,6 +8,7 @@ the data sets have no duplicate pairs), not with the kernel under test.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -91,6 +92,11 @@ def vote_metadata(ctx, scale: str) -> pd.DataFrame:
         return items[["title"]].join(stats, how="inner")
 
     return ctx.memo((scale, "vote_metadata"), build)
+
+
+def threads() -> int:
+    """CPU threads this process may use (what the peers are given, as ours uses them all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def to_backend(x, backend: str):

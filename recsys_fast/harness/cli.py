@@ -42,7 +42,7 @@ def _positive_float(text: str) -> float:
 
 def add_bench_commands(subparsers) -> None:
     """Add ``bench`` and ``report`` to an argparse sub-parsers object."""
-    from recsys_fast.harness.registry import BACKENDS, IMPLS, SCALES
+    from recsys_fast.harness.registry import BACKENDS, SCALES
 
     b = subparsers.add_parser(
         "bench", help="time naive vs optimised kernels and peers; write results JSON",
@@ -55,7 +55,8 @@ def add_bench_commands(subparsers) -> None:
     b.add_argument("--kernels", type=_csv, default=None,
                    help="comma list of kernels (default all; --list shows them)")
     b.add_argument("--impl", type=_csv, default=None,
-                   help=f"comma list of implementations ({', '.join(IMPLS)})")
+                   help="comma list of implementations: naive, optimised or a peer "
+                   "library's name (--list shows each kernel's)")
     b.add_argument("--backend", type=_csv, default=None,
                    help=f"comma list of backends ({', '.join(BACKENDS)})")
     b.add_argument("--quick", action="store_true",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recsys_fast.harness.registry import IMPLS, PEERS, SCALES
+from recsys_fast.harness.registry import OURS, SCALES
 from recsys_fast.harness.stats import Ratio, ratio_ci
 
 KINDS = ("naive_to_optimised", "peers_to_ours", "cpu_to_gpu")
@@ -66,6 +66,12 @@ def kernels_and_scales(cases: list[dict]) -> tuple[list[str], list[str]]:
     return kernels, scales
 
 
+def impl_order(cases: list[dict]) -> list[str]:
+    """Implementations of some result rows: naive, optimised, then peers in first-seen order."""
+    found = dict.fromkeys(c["impl"] for c in cases)
+    return sorted(found, key=lambda i: OURS.index(i) if i in OURS else len(OURS))
+
+
 def _by_run(cases: list[dict]) -> list[list[dict]]:
     runs: dict[object, list[dict]] = {}
     for c in cases:
@@ -83,6 +89,7 @@ def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
     for run_cases in _by_run(cases):
         idx = index(run_cases)
         kernels, scales = kernels_and_scales(run_cases)
+        impls = impl_order(run_cases)
         for k in kernels:
             for s in scales:
                 def get(impl, be, k=k, s=s, idx=idx):
@@ -92,11 +99,11 @@ def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
                     sp = pair(get("naive", "cpu"), get("optimised", be))
                     if sp:
                         out["naive_to_optimised"].append(sp)
-                for peer in PEERS:
+                for peer in (i for i in impls if i not in OURS):
                     sp = pair(get(peer, "cpu"), get("optimised", "cpu"))
                     if sp:
                         out["peers_to_ours"].append(sp)
-                for impl in IMPLS:
+                for impl in impls:
                     sp = pair(get(impl, "cpu"), get(impl, "gpu"))
                     if sp:
                         out["cpu_to_gpu"].append(sp)
@@ -123,7 +130,7 @@ def row_speedups(row: dict, idx: dict) -> dict[str, Speedup | None]:
     k, impl, be, s = row["kernel"], row["impl"], row["backend"], row["scale"]
     return {
         "vs_naive": None if impl == "naive" else pair(idx.get((k, "naive", "cpu", s)), row),
-        "ours_vs_this": pair(row, idx.get((k, "optimised", "cpu", s))) if impl in PEERS else None,
+        "ours_vs_this": pair(row, idx.get((k, "optimised", "cpu", s))) if impl not in OURS else None,
         "gpu_vs_cpu": pair(idx.get((k, impl, "cpu", s)), row) if be == "gpu" else None,
     }
 

@@ -33,13 +33,6 @@ class ScaleSpec:
     n_ratings: int
 
 
-# MovieLens shapes; used only if recsys_fast.data.synthetic (the source of truth) is absent.
-_FALLBACK_SHAPES = {
-    "100k": (943, 1682, 100_000),
-    "1m": (6040, 3706, 1_000_209),
-    "10m": (69_878, 10_677, 10_000_054),
-    "25m": (162_541, 59_047, 25_000_095),
-}
 TINY_SHAPE = (300, 400, 12_000)  # big enough for top-50 neighbours, small enough for CI
 
 
@@ -56,12 +49,8 @@ def scale_spec(scale: str) -> ScaleSpec:
     """Users, items and ratings of a named scale."""
     if scale not in SCALES:
         raise SelectionError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    try:
-        s = _synthetic_spec(scale)
-        return ScaleSpec(scale, int(s.n_users), int(s.n_items), int(s.n_ratings))
-    except ImportError:
-        u, i, r = TINY_SHAPE if scale == "tiny" else _FALLBACK_SHAPES[scale]
-        return ScaleSpec(scale, u, i, r)
+    s = _synthetic_spec(scale)
+    return ScaleSpec(scale, int(s.n_users), int(s.n_items), int(s.n_ratings))
 
 
 def find_ml100k(path: str | os.PathLike | None = None) -> Path | None:

@@ -22,8 +22,9 @@ import psutil
 from recsys_fast import backend as _backend
 
 LIBRARIES = ("recsys-fast", "numpy", "scipy", "pandas", "scikit-learn", "tensorflow", "keras",
-             "implicit", "sparse_dot_topn", "numba", "threadpoolctl", "matplotlib", "cupy-cuda12x",
-             "cupy", "asv", "pytest-benchmark")
+             "numba", "threadpoolctl", "matplotlib", "cupy-cuda12x", "cupy", "asv",
+             "pytest-benchmark")
+"""Always recorded; every peer library an adapter requires is added (:func:`libraries`)."""
 THREAD_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
               "NUMBA_NUM_THREADS", "RECSYS_FAST_MEMORY_BUDGET")
 ENV_MACHINE_ID = "RECSYS_FAST_MACHINE_ID"
@@ -74,9 +75,18 @@ def machine_id(info: dict | None = None) -> str:
     return "-".join(parts)
 
 
+def libraries() -> list[str]:
+    """:data:`LIBRARIES` plus the distributions the registered adapters require."""
+    from recsys_fast.harness.adapter import distribution
+    from recsys_fast.harness.registry import default_registry
+
+    peers = [distribution(name) for case in default_registry() for name in case.requires]
+    return list(dict.fromkeys([*LIBRARIES, *peers]))
+
+
 def library_versions() -> dict:
     out = {"python": sys.version.split()[0], "implementation": platform.python_implementation()}
-    for name in LIBRARIES:
+    for name in libraries():
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -150,16 +160,10 @@ def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
     n = n or min(max(2 * llc, 64 << 20), 512 << 20) // 8
     b, c = np.full(n, 1.0), np.full(n, 2.0)
     a = np.zeros(n)
-    try:
-        from recsys_fast.harness._triad import triad
+    from recsys_fast.harness._triad import triad
 
-        run, method, per_elem = (lambda: triad(a, b, c, 3.0)), "numba prange triad", 24
-    except ImportError:
-        def run():
-            np.multiply(c, 3.0, out=a)
-            np.add(a, b, out=a)
-        method, per_elem = "numpy two-pass triad (40 B/element moved)", 40
-    t = _median_time(run, rounds)
+    method, per_elem = "numba prange triad", 24
+    t = _median_time(lambda: triad(a, b, c, 3.0), rounds)
     return {"cpu_triad_gbytes_per_s": per_elem * n / t / 1e9, "n": int(n),
             "array_bytes": int(n * 8), "llc_bytes": int(llc), "rounds": rounds,
             "method": method}

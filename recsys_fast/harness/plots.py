@@ -10,12 +10,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from recsys_fast.harness.compare import kernels_and_scales, speedups
+from recsys_fast.harness.adapter import styles
+from recsys_fast.harness.compare import impl_order, kernels_and_scales, speedups
 from recsys_fast.harness.context import scale_spec
-from recsys_fast.harness.registry import IMPLS, SCALES
-
-_STYLE = {"naive": ("o", "-"), "optimised": ("s", "-"), "implicit": ("^", "--"),
-          "sparse_dot_topn": ("v", "--"), "sklearn": ("D", "--"), "scipy": ("P", "--")}
+from recsys_fast.harness.registry import SCALES
 
 
 def _ratings(data: dict, scale: str) -> float:
@@ -39,13 +37,15 @@ def plot_times(data: dict, kernel: str, path: Path) -> Path | None:
         return None
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
+    order = impl_order(rows)
+    style = styles(order)
     series = sorted({(c["impl"], c["backend"]) for c in rows},
-                    key=lambda ib: (IMPLS.index(ib[0]) if ib[0] in IMPLS else 99, ib[1]))
+                    key=lambda ib: (order.index(ib[0]), ib[1]))
     crossed = False
     for impl, be in series:
         pts = sorted(((_ratings(data, c["scale"]), c) for c in rows
                       if c["impl"] == impl and c["backend"] == be), key=lambda p: p[0])
-        marker, line = _STYLE.get(impl, ("x", ":"))
+        marker, line = style[impl]
         bars = ax.errorbar([p[0] for p in pts], [p[1]["median_s"] for p in pts],
                            yerr=[p[1].get("iqr_s") or 0 for p in pts], marker=marker,
                            linestyle="none", capsize=3, label=f"{impl} ({be})")

@@ -1,133 +1,44 @@
 """The one registry of benchmark cases: kernel x implementation x backend, run at named scales.
 
-A :class:`Case` is defined once (in a ``cases_<area>.py`` module) and reused by the CLI runner,
-the asv suites (``bench/asv``) and the pytest-benchmark suites (``bench/pytest``). Case modules
-import kernels lazily inside ``setup`` so the registry itself always loads, whatever is installed.
-An optional third-party package a case needs is declared in ``Case.requires``: when it is not
-installed the case is *skipped* with that reason. Any other import failure (a broken module inside
-recsys_fast) is an *error*.
+Each implementation of a kernel is one adapter class (:mod:`.adapter`), grouped by kernel family
+in the ``impls_<area>.py`` modules; the registry turns every (adapter, backend) into a
+:class:`Case`, the record the CLI runner, the asv suites (``bench/asv``) and the pytest-benchmark
+suites (``bench/pytest``) share. Adapters import kernels lazily inside ``setup``/``run`` so the
+registry itself always loads, whatever is installed. An optional third-party package a case needs
+is declared in ``requires``: when it is not installed the case is *skipped* with that reason. Any
+other import failure (a broken module inside recsys_fast) is an *error*.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from recsys_fast.errors import RecsysFastError
+from recsys_fast.harness.adapter import cases_of
+from recsys_fast.harness.case import BACKENDS, OURS, SCALES, Case, Verdict
 
-SCALES = ("tiny", "100k", "1m", "10m", "25m")
-"""Named scales, smallest first. ``tiny`` exists for smoke tests; the others are MovieLens shapes."""
+__all__ = ["BACKENDS", "CASE_MODULES", "DEFAULT_SCALES", "OURS", "SCALES", "Case", "Registry",
+           "SelectionError", "Verdict", "build_registry", "check_scales", "default_registry"]
 
 DEFAULT_SCALES = ("100k",)
-IMPLS = ("naive", "optimised", "implicit", "sparse_dot_topn", "sklearn", "scipy")
-"""Implementations, in report order. Everything after ``optimised`` is a peer library."""
-PEERS = IMPLS[2:]
-BACKENDS = ("cpu", "gpu")
 
 CASE_MODULES = (
-    "recsys_fast.harness.cases_popularity",
-    "recsys_fast.harness.cases_cf",
-    "recsys_fast.harness.cases_fixed_cf",
-    "recsys_fast.harness.cases_similarity",
-    "recsys_fast.harness.cases_content",
-    "recsys_fast.harness.cases_dnn",
+    "recsys_fast.harness.impls_popularity",
+    "recsys_fast.harness.impls_cf",
+    "recsys_fast.harness.impls_fixed_cf",
+    "recsys_fast.harness.impls_predict",
+    "recsys_fast.harness.impls_similarity",
+    "recsys_fast.harness.impls_content",
+    "recsys_fast.harness.impls_dnn",
 )
-"""Each module defines ``register(registry)``: the one place a kernel contributes its cases."""
+"""Each module lists its kernel families (abstract adapter classes) in ``FAMILIES``."""
 
 
 class SelectionError(RecsysFastError, ValueError):
     """An unknown kernel, implementation, backend or scale was asked for."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Outcome of an equivalence check.
-
-    ``text`` is ``"equal"``, ``"equal up to ties"``, ``"mismatch: ..."``, ``"n/a"`` or
-    ``"reference"``; ``against`` says what it was compared with (e.g. ``"naive"``,
-    ``"optimised float64"``, ``"200 sampled rows vs exact"``).
-    """
-
-    text: str
-    against: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.text.startswith("mismatch")
-
-
-def _zero(_spec: Any) -> int:
-    return 0
-
-
-@dataclass(frozen=True)
-class Case:
-    """One benchmark case.
-
-    Parameters
-    ----------
-    kernel, impl, backend
-        What is timed; ``impl`` is one of :data:`IMPLS`, ``backend`` one of :data:`BACKENDS`.
-    setup
-        ``setup(ctx, scale) -> state``: builds inputs (not timed). Data is cached per scale in
-        ``ctx``. Raise ``ImportError`` / ``MemoryBudgetError`` / ``BackendUnavailableError`` to
-        have the case recorded as skipped.
-    run
-        ``run(state) -> result``: the timed call. GPU cases synchronise the device before
-        returning.
-    check
-        ``check(ctx, state, result) -> Verdict``, run once before timing; ``None`` means n/a.
-    memory_estimate
-        ``memory_estimate(spec) -> bytes`` from the scale's shape alone (a
-        :class:`~recsys_fast.harness.context.ScaleSpec`); over the budget -> skipped.
-    flops, examples
-        ``f(state) -> float``: floating-point operations actually done per call (nnz-based for
-        sparse work) / examples per call, for GFLOP/s and examples/s (``None`` when not
-        meaningful). ``flops_dtype`` picks the GEMM peak they are compared with.
-    dense_flops
-        ``f(state) -> float``: the dense-equivalent work (what a dense kernel would do), reported
-        separately and labelled as such, never as achieved throughput.
-    bytes
-        ``f(state) -> float``: bytes a call must move at least (inputs read + outputs written),
-        for GB/s and the roofline floor.
-    requires
-        Optional third-party packages (import names) the case needs; missing -> skipped.
-    extra
-        ``extra(state, result) -> dict``: anything to record, e.g. the top-k strategy used.
-    """
-
-    kernel: str
-    impl: str
-    backend: str
-    setup: Callable[[Any, str], Any]
-    run: Callable[[Any], Any]
-    check: Callable[[Any, Any, Any], Verdict] | None = None
-    memory_estimate: Callable[[Any], int] = _zero
-    flops: Callable[[Any], float] | None = None
-    examples: Callable[[Any], float] | None = None
-    dense_flops: Callable[[Any], float] | None = None
-    bytes: Callable[[Any], float] | None = None
-    flops_dtype: str = "float64"
-    requires: tuple[str, ...] = ()
-    extra: Callable[[Any, Any], dict] | None = None
-    scales: tuple[str, ...] = SCALES
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        if self.impl not in IMPLS:
-            raise ValueError(f"case {self.kernel}: unknown impl {self.impl!r}; valid: {IMPLS}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"case {self.kernel}: unknown backend {self.backend!r}")
-        bad = [s for s in self.scales if s not in SCALES]
-        if bad:
-            raise ValueError(f"case {self.kernel}: unknown scales {bad}; valid: {SCALES}")
-
-    @property
-    def key(self) -> str:
-        return f"{self.kernel}/{self.impl}/{self.backend}"
 
 
 @dataclass
@@ -162,8 +73,9 @@ class Registry:
         return iter(self.cases_by_key.values())
 
     def impls(self, kernel: str | None = None) -> list[str]:
-        found = {c.impl for c in self if kernel is None or c.kernel == kernel}
-        return [i for i in IMPLS if i in found]
+        """Implementation names in report order: naive, optimised, then peers as registered."""
+        found = dict.fromkeys(c.impl for c in self if kernel is None or c.kernel == kernel)
+        return sorted(found, key=lambda i: OURS.index(i) if i in OURS else len(OURS))
 
     def select(
         self,
@@ -179,7 +91,8 @@ class Registry:
             A name is unknown; the message lists the valid ones.
         """
         kernels = _check_names("kernel", kernels, list(self.kernels))
-        impls = _check_names("implementation", impls, list(IMPLS))
+        order_impl = {i: n for n, i in enumerate(self.impls())}
+        impls = _check_names("implementation", impls, list(order_impl))
         backends = _check_names("backend", backends, list(BACKENDS))
         chosen = [
             c
@@ -190,7 +103,7 @@ class Registry:
         ]
         order = {k: i for i, k in enumerate(self.kernels)}
         chosen.sort(
-            key=lambda c: (order[c.kernel], IMPLS.index(c.impl), BACKENDS.index(c.backend))
+            key=lambda c: (order[c.kernel], order_impl[c.impl], BACKENDS.index(c.backend))
         )
         return chosen
 
@@ -219,10 +132,13 @@ def check_scales(scales: Iterable[str]) -> list[str]:
 
 
 def build_registry(modules: Iterable[str] = CASE_MODULES) -> Registry:
-    """A fresh registry filled by each case module's ``register(registry)``."""
+    """A fresh registry: one case per (adapter, backend) of each module's ``FAMILIES``."""
     reg = Registry()
     for name in modules:
-        importlib.import_module(name).register(reg)
+        for family in importlib.import_module(name).FAMILIES:
+            reg.add_kernel(family.kernel, family.description)
+            for case in cases_of([family]):
+                reg.add(case)
     return reg
 
 

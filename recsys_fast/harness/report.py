@@ -19,6 +19,8 @@ from recsys_fast.harness.bench import OutputDirError, _fmt_time, verdict_text
 from recsys_fast.harness.compare import fmt_ratio, kernels_and_scales, speedups
 from recsys_fast.harness.plots import plot_speedups, plot_times
 from recsys_fast.harness.results import (
+    NOT_MACHINES,
+    QUALITY_PREFIX,
     atomic_write_text,
     check_name,
     latest_results,
@@ -266,6 +268,16 @@ def _load_manifest(plots_dir: Path) -> dict[str, list[str]]:
             for k, v in data.items() if isinstance(v, list)}
 
 
+def _quality_lines(out: Path) -> list[str]:
+    """The quality tables (``recsys-fast eval``) of every machine folder under ``out``."""
+    from recsys_fast.quality.report import quality_markdown
+
+    files = sorted(p for p in out.glob(f"*/{QUALITY_PREFIX}*.json")
+                   if p.parent.name not in NOT_MACHINES)
+    text = quality_markdown(files) if files else ""
+    return ["", text] if text else []
+
+
 def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "results",
                  plots: bool = True, force: bool = False) -> Path:
     """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
@@ -320,6 +332,7 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
                         (plots_dir / old).unlink(missing_ok=True)
                 manifest[machine] = sorted(keep)
             lines += _section(data, made)
+        lines += _quality_lines(out)
         if plots:
             plots_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(plots_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")

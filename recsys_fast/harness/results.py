@@ -38,6 +38,7 @@ REQUIRED_TOP = ("created", "machine_id", "machine", "software", "gemm_peak", "ca
 REQUIRED_CASE = ("kernel", "impl", "backend", "scale", "status")
 STATUSES = ("ok", "skipped", "error")
 NOT_MACHINES = ("asv", "plots")  # folders under results/ that hold no runs of ours
+QUALITY_PREFIX = "quality-"  # accuracy files (recsys_fast.quality.store), not speed runs
 
 
 def build_results(cases: list[dict], *, machine: dict, machine_id: str, software: dict,
@@ -257,7 +258,7 @@ def latest_results(out_dir: str | os.PathLike) -> list[Path]:
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in NOT_MACHINES):
         dated = []
         for f in sub.glob("*.json"):
-            if f.name.startswith("."):
+            if f.name.startswith((".", QUALITY_PREFIX)):
                 continue
             created = datetime.fromisoformat(load_results(f)["created"])
             if created.tzinfo is None:

@@ -118,8 +118,10 @@ def skip_reason(case: Case, scale: str, ctx: CaseContext) -> tuple[str | None, i
         return f"not defined at scale {scale}", None
     missing = missing_requirements(case)
     if missing:
-        return (f"optional package {', '.join(missing)} not installed "
-                f"(pip install {' '.join(missing)})"), None
+        from recsys_fast.harness.adapter import distribution
+
+        hint = case.install_note or f"pip install {' '.join(map(distribution, missing))}"
+        return f"optional package {', '.join(missing)} not installed ({hint})", None
     if case.backend == "gpu" and not gpu_available():
         return f"gpu backend unavailable: {gpu_unavailable_reason()}", None
     estimate = int(case.memory_estimate(ctx.spec(scale)))

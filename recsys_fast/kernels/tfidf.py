@@ -226,9 +226,14 @@ def tfidf_topk(
         be.to_device(X.tocsr()), k, include_self=True, block_rows=block_rows,
         strategy=strategy, dtype=dtype, backend="dask" if distributed else be,
     )
-    used = res.strategy
-    topk = to_host(res.matrix).tocsr()
+    return neighbours_from_topk(ids, res.matrix, k, strategy=res.strategy)
+
+
+def neighbours_from_topk(ids: np.ndarray, topk: Any, k: int, strategy: str = "") -> TfidfNeighbours:
+    """The course's lists from a top-k similarity matrix that includes each item itself (k
+    entries per row at most): best first, the first slot (the item) dropped, padded."""
+    topk = to_host(topk).tocsr()
     pos, val = _order_rows(topk, k)
     pos, val = pos[:, 1:].copy(), val[:, 1:].copy()  # the course's similar_items[1:]
     _pad(pos, val)
-    return TfidfNeighbours(ids=ids, neighbours=pos, scores=val, strategy=used)
+    return TfidfNeighbours(ids=ids, neighbours=pos, scores=val, strategy=strategy)

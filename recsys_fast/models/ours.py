@@ -1,0 +1,94 @@
+"""Our models: the course's CF (through the optimised kernel) and :class:`FixedCF`.
+
+``course-user`` / ``course-item`` are the course's dense prediction, quirks included, computed by
+:func:`recsys_fast.kernels.predict_course` (tested equal to ``naive.collaborative.predict``):
+user: ``mean_u + sum_v d(u, v) (r_vi - mean_v) / sum_v |d(u, v)|`` over *all* users v, with
+``d`` the cosine *distance* used as the weight and ``mean`` over all items (zeros included);
+item: ``sum_j r_uj d(i, j) / sum_j |d(i, j)|``. The weight grows with dissimilarity, so these
+are not neighbourhood models in the usual sense; Surprise's ``KNNBasic`` with k=all computes a
+different function (true similarity over common items, neighbours restricted to the users who
+rated the item, no zeros averaged in).
+
+``fixed-*`` wrap :class:`recsys_fast.kernels.predict.FixedCF` (true cosine on the raw rating
+vectors, the k most similar users/items, means over rated entries only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recsys_fast.models.base import RatingPredictor, Recommender, TopN, check_n, check_pairs
+
+
+class CourseCF(RatingPredictor):
+    """The course's memory-based CF prediction matrix (see the module docstring)."""
+
+    def __init__(self, kind: str = "user"):
+        if kind not in ("user", "item"):
+            raise ValueError(f"kind must be 'user' or 'item', got {kind!r}")
+        self.kind = kind
+        self.name = f"course-{kind}"
+        self.note = (
+            f"course {kind}-based CF: cosine distance as the weight, over all "
+            f"{kind}s{', user mean over all items (zeros included)' if kind == 'user' else ''}"
+            "; dense prediction via predict_course"
+        )
+        self.pred_ = None
+
+    def fit(self, train: Any) -> CourseCF:
+        from recsys_fast.kernels.predict import predict_course
+
+        R = self._set_train(train)
+        self.pred_ = np.asarray(predict_course(R, self.kind, dtype=np.float64))
+        return self
+
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        R = self._require_fit()
+        u, i = check_pairs(users, items, R.shape)
+        return self.pred_[u, i]
+
+    def predict_users(self, users: np.ndarray) -> np.ndarray:
+        self._require_fit()
+        return self.pred_[np.asarray(users, dtype=np.int64)]
+
+
+class FixedCFModel(RatingPredictor, Recommender):
+    """:class:`~recsys_fast.kernels.predict.FixedCF`: true cosine top-k neighbours, centred on
+    means over rated entries, baseline mean where no neighbour rated the item."""
+
+    def __init__(self, kind: str = "user", k: int = 50):
+        if kind not in ("user", "item"):
+            raise ValueError(f"kind must be 'user' or 'item', got {kind!r}")
+        self.kind, self.k = kind, int(k)
+        self.name = f"fixed-{kind}-k{self.k}"
+        mean = "user" if kind == "user" else "item"
+        self.note = (
+            f"{kind}-based kNN: cosine on full rating vectors, {self.k} most similar {kind}s "
+            f"(positive only), centred on {mean} means over rated entries"
+        )
+        self.model_ = None
+
+    def fit(self, train: Any) -> FixedCFModel:
+        from recsys_fast.kernels.predict import FixedCF
+
+        R = self._set_train(train)
+        self.model_ = FixedCF(self.kind, self.k).fit(R)
+        return self
+
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        R = self._require_fit()
+        u, i = check_pairs(users, items, R.shape)
+        return np.asarray(self.model_.predict(u, i), dtype=np.float64)
+
+    def predict_users(self, users: np.ndarray) -> np.ndarray:
+        self._require_fit()
+        return np.asarray(self.model_.predict_users(np.asarray(users, dtype=np.int64)))
+
+    def recommend(self, users: Any, n: int) -> TopN:
+        R = self._require_fit()
+        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
+        n = check_n(n, R.shape[1])
+        items, scores = self.model_.recommend(u, n)
+        return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))

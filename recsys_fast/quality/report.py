@@ -1,0 +1,166 @@
+"""Markdown tables of quality results files (:mod:`recsys_fast.quality.store`).
+
+Files of one machine are merged: for each (task, data set, split, model) an ``ok`` row wins
+over a ``skipped`` or ``error`` one, and among rows of equal standing the newest file's wins
+(so a peer measured in a second environment, e.g. LensKit beside torch, fills its row).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from recsys_fast.quality.evaluate import RATING_ONLY
+from recsys_fast.quality.published import FOLD_FIGURES
+from recsys_fast.quality.store import load_document
+
+_RANK = {"ok": 2, "error": 1, "skipped": 0}
+RATING_COLUMNS = (("ml-100k", "ua"), ("ml-100k", "ub"), ("ml-100k", "u1-u5"),
+                  ("ml-latest-small", "random-80-20-seed0"))
+TOPN_DATASETS = ("ml-100k", "ml-latest-small", "synthetic-1m")
+
+
+def _merge(docs: list[tuple[Path, dict]]) -> dict:
+    best: dict = {}
+    for path, doc in sorted(docs, key=lambda pd: pd[1]["created"]):
+        for row in doc["rows"]:
+            key = (row["task"], row["dataset"], row["split"], row["model"])
+            old = best.get(key)
+            if old is None or _RANK[row["status"]] >= _RANK[old["status"]]:
+                best[key] = {**row, "_file": path.name}
+    return best
+
+
+def _f(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _cell(row: dict | None, fmt) -> str:
+    if row is None:
+        return "—"
+    if row["status"] != "ok":
+        return row["status"]
+    return fmt(row)
+
+
+def _models(rows: dict, task: str) -> list[str]:
+    return list(dict.fromkeys(k[3] for k in rows if k[0] == task))
+
+
+def _rating_table(rows: dict) -> list[str]:
+    models = _models(rows, "rating")
+    if not models:
+        return []
+    cols = [c for c in RATING_COLUMNS if any(("rating", *c, m) in rows for m in models)]
+    out = ["**Rating prediction**, RMSE / MAE (lower is better; unclipped predictions)", "",
+           "| model | " + " | ".join(f"{d} {s}" for d, s in cols) + " |",
+           "|---|" + "---:|" * len(cols)]
+    for m in models:
+        cells = [_cell(rows.get(("rating", d, s, m)),
+                       lambda r: f"{_f(r['rmse'])} / {_f(r['mae'])}") for d, s in cols]
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    fb = []
+    for d, s in cols:
+        counts = {r.get("fallback_unknown") for k, r in rows.items()
+                  if k[:3] == ("rating", d, s) and r["status"] == "ok"}
+        n = {r.get("n_test") for k, r in rows.items()
+             if k[:3] == ("rating", d, s) and r["status"] == "ok" and r.get("n_test")}
+        if counts:
+            fb.append(f"{d} {s}: {', '.join(map(str, sorted(counts)))}"
+                      + (f" of {max(n):,}" if n else ""))
+    nonfinite = sorted({k[3] for k, r in rows.items()
+                        if k[0] == "rating" and (r.get("fallback_nonfinite") or 0) > 0})
+    out += ["", "Test pairs predicted by the global-mean fallback (user or item unknown in "
+            "train): " + "; ".join(fb) + ". Non-finite model predictions replaced by it: "
+            + (", ".join(nonfinite) if nonfinite else "none") + "."]
+    return out
+
+
+def _rating_only(row: dict) -> bool:
+    return row["status"] == "skipped" and row.get("reason", "").startswith(RATING_ONLY)
+
+
+def _topn_table(rows: dict) -> list[str]:
+    out = []
+    for d in TOPN_DATASETS:
+        models = [m for m in _models(rows, "topn") if ("topn", d, "leave-last-out", m) in rows
+                  and not _rating_only(rows[("topn", d, "leave-last-out", m)])]
+        if not models:
+            continue
+        any_ok = next((r for k, r in rows.items()
+                       if k[:3] == ("topn", d, "leave-last-out") and r["status"] == "ok"), None)
+        users = f", {any_ok['users']:,} users" if any_ok else ""
+        unknown = (f", {any_ok['test_items_unknown']} held-out items unknown in train"
+                   if any_ok else "")
+        out += ["", f"**Top-10, {d}** (leave-last-out{users}{unknown})", "",
+                "| model | precision@10 | recall@10 | nDCG@10 | coverage | fit + recommend (s, shared CPU) |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for m in models:
+            r = rows[("topn", d, "leave-last-out", m)]
+            if r["status"] != "ok":
+                out.append(f"| {m} | {r['status']} | | | | |")
+                continue
+            out.append(f"| {m} | {_f(r['precision'], 4)} | {_f(r['recall'], 4)} | "
+                       f"{_f(r['ndcg'], 4)} | {_f(r['coverage'])} | "
+                       f"{r['fit_s'] + r['recommend_s']:.1f} |")
+    return out
+
+
+def _published_table(rows: dict) -> list[str]:
+    pub = [r for k, r in rows.items() if k[0] == "published"]
+    if not pub:
+        return []
+    out = ["", "**Published figures** (Surprise, ML-100K, 5-fold, RMSE / MAE)", "",
+           "| model | published | measured, Surprise's procedure | measured, u1-u5 (this protocol) |",
+           "|---|---:|---:|---:|"]
+    for r in pub:
+        ours = rows.get(("rating", "ml-100k", "u1-u5", r["model"]))
+        measured = _cell(r, lambda r: f"{_f(r['rmse'])} / {_f(r['mae'])}")
+        folds = _cell(ours, lambda o: f"{_f(o['rmse'])} / {_f(o['mae'])}")
+        out.append(f"| {r['model']} | {_f(r.get('published_rmse'))} / {_f(r.get('published_mae'))} | "
+                   f"{measured} | {folds} |")
+    out += ["", "Surprise's procedure: 5 random folds of u.data (KFold(random_state=0)) and "
+            "clipped predictions; this protocol: ML-100K's own u1..u5 folds, unclipped."]
+    for (model, split), (value, source) in FOLD_FIGURES.items():
+        fold = rows.get(("rating", "ml-100k", split, model))
+        if fold is not None and fold["status"] == "ok":
+            out.append(f"On fold {split} alone, {model} measures RMSE {fold['rmse']:.4f}; "
+                       f"published {value} ({source}).")
+    return out
+
+
+def _skips(rows: dict) -> list[str]:
+    """One line per (status, reason), naming the models and the tasks it applies to."""
+    groups: dict[tuple[str, str], dict[str, set]] = {}
+    for k, r in rows.items():
+        if r["status"] != "ok":
+            by_model = groups.setdefault((r["status"], r.get("reason", "")), {})
+            by_model.setdefault(k[3], set()).add(k[0] if k[0] != "topn" else "top-N")
+    if not groups:
+        return []
+    out = ["", "Not measured:", ""]
+    for (status, why), by_model in groups.items():
+        tasks = sorted(set().union(*by_model.values()))
+        out.append(f"- {status} ({', '.join(tasks)}): {', '.join(by_model)}: {why}")
+    return out
+
+
+def quality_markdown(paths: Iterable[str | os.PathLike]) -> str:
+    """The quality tables of the given results files, one section per machine."""
+    docs = [(Path(p), load_document(p)) for p in paths]
+    if not docs:
+        return ""
+    parts = ["## Quality", ""]
+    for mid in dict.fromkeys(d["machine_id"] for _, d in docs):
+        mine = [(p, d) for p, d in docs if d["machine_id"] == mid]
+        newest = max(mine, key=lambda pd: pd[1]["created"])[1]
+        commits = sorted({(d.get("git") or {}).get("commit", "?")[:7] for _, d in mine})
+        parts += [f"### {mid}", "",
+                  f"{newest['machine'].get('cpu_model', '?')}; files "
+                  + ", ".join(f"`{p.name}`" for p, _ in mine)
+                  + f"; commit {', '.join(commits)}; newest {newest['created']}.", ""]
+        rows = _merge(mine)
+        parts += _rating_table(rows) + _published_table(rows) + _topn_table(rows) + _skips(rows)
+        parts.append("")
+    return "\n".join(parts)

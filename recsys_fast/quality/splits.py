@@ -1,0 +1,96 @@
+"""Train/test splits of a ratings frame, and the train matrix on internal indices.
+
+* ML-100K: its own files, ``ua``/``ub`` (10 ratings per user in test) and ``u1``..``u5``
+  (5 disjoint 20 % folds), through :func:`recsys_fast.data.load_ml100k_split`.
+* :func:`random_split`: a seeded random ``test_fraction`` of the ratings (ml-latest-small:
+  20 %, seed 0; ``numpy.random.default_rng(seed).permutation``).
+* :func:`leave_last_out`: per user with at least 2 ratings, the latest rating (largest
+  timestamp; equal timestamps broken by the larger item id) is the test item; the rest is
+  train. Users with one rating stay in train and are not evaluated.
+
+:func:`encode` indexes users and items *as they appear in train*; a test pair whose user or
+item has no train rating gets index -1 (the protocol predicts the global mean there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+
+COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+
+
+@dataclass
+class Encoded:
+    """``train`` (CSR float32, train users x train items) and the test pairs on its indices."""
+
+    train: scipy.sparse.csr_matrix
+    test_users: np.ndarray  # int64, -1 = user unknown in train
+    test_items: np.ndarray  # int64, -1 = item unknown in train
+    test_ratings: np.ndarray  # float64
+    user_ids: np.ndarray  # original id of each train row
+    item_ids: np.ndarray  # original id of each train column
+
+    @property
+    def known(self) -> np.ndarray:
+        return (self.test_users >= 0) & (self.test_items >= 0)
+
+
+def _check_frame(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{what} must be a ratings DataFrame, got {type(frame).__name__}")
+    lack = [c for c in COLUMNS if c not in frame.columns]
+    if lack:
+        raise ValueError(f"{what} lacks columns {lack} (has {list(frame.columns)})")
+    if len(frame) == 0:
+        raise ValueError(f"{what} is empty")
+    return frame
+
+
+def random_split(ratings: pd.DataFrame, test_fraction: float = 0.2,
+                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded random ``test_fraction`` of the rows as test, the rest as train."""
+    _check_frame(ratings, "ratings")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    order = np.random.default_rng(seed).permutation(len(ratings))
+    n_test = int(round(test_fraction * len(ratings)))
+    test = ratings.iloc[np.sort(order[:n_test])].reset_index(drop=True)
+    train = ratings.iloc[np.sort(order[n_test:])].reset_index(drop=True)
+    return train, test
+
+
+def leave_last_out(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each user's latest rating (ties: larger item id) as test; users with one rating keep
+    it in train."""
+    _check_frame(ratings, "ratings")
+    ordered = ratings.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    last = ~ordered["user_id"].duplicated(keep="last")
+    counts = ordered.groupby("user_id")["user_id"].transform("size")
+    is_test = last & (counts >= 2)
+    return (ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True))
+
+
+def encode(train: pd.DataFrame, test: pd.DataFrame) -> Encoded:
+    """The train CSR on train's own users/items and the test pairs on those indices."""
+    _check_frame(train, "train")
+    _check_frame(test, "test")
+    u_codes, user_ids = pd.factorize(train["user_id"], sort=True)
+    i_codes, item_ids = pd.factorize(train["item_id"], sort=True)
+    R = scipy.sparse.csr_matrix(
+        (train["rating"].to_numpy(np.float32), (u_codes, i_codes)),
+        shape=(len(user_ids), len(item_ids)),
+    )
+    if R.nnz != len(train):
+        raise ValueError(f"train holds {len(train) - R.nnz} duplicate (user, item) pairs")
+    return Encoded(
+        train=R,
+        test_users=pd.Index(user_ids).get_indexer(test["user_id"]).astype(np.int64),
+        test_items=pd.Index(item_ids).get_indexer(test["item_id"]).astype(np.int64),
+        test_ratings=test["rating"].to_numpy(np.float64),
+        user_ids=np.asarray(user_ids),
+        item_ids=np.asarray(item_ids),
+    )
