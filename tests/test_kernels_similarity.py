@@ -215,6 +215,16 @@ def test_topk_ties_go_to_lower_column(strategy):
 
 
 @pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm", "spgemm"])
+def test_topk_ties_go_to_lower_original_column_whatever_the_degrees(strategy):
+    """Rows 1 and 2 tie for row 0 (both 1/sqrt 2); row 2 has more non-zeros, so the sparse
+    kernel's popularity relabelling puts it first: the tie must still go to column 1."""
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=np.float64))
+    for dt in (np.float32, np.float64):
+        out = cosine_topk(X, 1, strategy=strategy, dtype=dt)
+        assert out[0].indices.tolist() == [1]
+
+
+@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm", "spgemm"])
 def test_topk_zero_rows_and_negative_similarities(strategy):
     X = sp.csr_matrix(
         np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0], [-1, 0, 0], [0, 0, 2]], dtype=np.float64)

@@ -132,12 +132,13 @@ def block_costs(indptr, indices, colptr, pos):
 
 @njit(cache=True, parallel=True)
 def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets,
-                       k, include_self):
+                       k, include_self, labels):
     """Heaps ``(hv, hi, hn)`` of every row, as ``topk_heaps(..., half=True)``; ``order``: the
     blocks (of LANES consecutive rows) to run, costliest first; ``cost``: per block. Blocks
     are handed to threads as they free up (set ``numba.set_parallel_chunksize(1)``);
     ``n_sets``: numba's thread count (the caller's ``numba.get_num_threads()``; asked for here,
-    it would keep numba from caching the kernel)."""
+    it would keep numba from caching the kernel); ``labels``: original index of each relabelled
+    row, what the heaps hold (ties go to the lower original column)."""
     n = indptr.size - 1
     m = colptr.size - 1
     hv = np.empty(n_sets * n * k, dtype=data.dtype)
@@ -175,7 +176,7 @@ def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, orde
                     nu += 1
                 weights[c * LANES + b] = v
             if include_self and self_dot > zero:
-                _offer(hv, hi, hn, thr, hbase + r, k, self_dot, r)
+                _offer(hv, hi, hn, thr, hbase + r, k, self_dot, labels[r])
         ucols = np.sort(cols[:nu])  # ascending: the summation order of topk_heaps
         # a block touching a good share of the rows after it is read back by a scan
         scan = 4 * cost[blk] > n - i0
@@ -213,8 +214,8 @@ def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, orde
                 bits &= bits - np.uint64(1)
                 r = i0 + b
                 s = a[b]
-                _offer(hv, hi, hn, thr, hbase + r, k, s, j)
-                _offer(hv, hi, hn, thr, hbase + j, k, s, r)
+                _offer(hv, hi, hn, thr, hbase + r, k, s, labels[j])
+                _offer(hv, hi, hn, thr, hbase + j, k, s, labels[r])
             a[:] = zero
     if n_sets > 1:
         for rr in prange(n):  # merge the other threads' heaps of row r into set 0

@@ -301,14 +301,14 @@ def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | No
             try:
                 hv, hi, hn = bl.topk_heaps_blocked(indptr, indices, data, colptr, rowidx,
                                                    coldata, pos, order, cost, n_threads, k,
-                                                   include_self)
+                                                   include_self, perm)
             finally:
                 numba.set_parallel_chunksize(chunk)
         else:
             cost = nb.row_costs(indptr, indices, colptr, pos, False)
             order = np.argsort(-cost, kind="stable").astype(np.int64)
             hv, hi, hn = nb.topk_heaps(indptr, indices, data, colptr, rowidx, coldata, pos,
-                                       order, cost, n_threads, k, False, include_self)
+                                       order, cost, n_threads, k, False, include_self, perm)
         counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
     finally:
         numba.set_num_threads(prev)
