@@ -20,9 +20,9 @@ whose kept set does not depend on the arrival order. The column tail starts afte
 first row holding the column, so a block row also receives sums for columns j <= itself inside
 its block; those are discarded.
 
-Blocks are handed out in descending order of cost to whichever thread is free (dynamic
-scheduling: on a shared machine a static split waits for the slowest thread); as in
-``topk_heaps`` each thread owns a full set of heaps (pairs reach any row), merged at the end.
+Blocks are sorted by cost and dealt round-robin to the threads (numba's dynamic chunks with
+one block each measured slower: about one thread busy); as in ``topk_heaps`` each thread owns
+a full set of heaps (pairs reach any row), merged at the end.
 Per thread: the heaps, an (n_rows, LANES) accumulator and an (n_features * LANES) array of
 block values, ``n_threads * (n_rows * (k * (itemsize + 4) + LANES * itemsize + 16) +
 n_features * (LANES * itemsize + 16))`` bytes in all.
@@ -30,7 +30,6 @@ n_features * (LANES * itemsize + 16))`` bytes in all.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -134,9 +133,8 @@ def block_costs(indptr, indices, colptr, pos):
 def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets,
                        k, include_self, labels):
     """Heaps ``(hv, hi, hn)`` of every row, as ``topk_heaps(..., half=True)``; ``order``: the
-    blocks (of LANES consecutive rows) to run, costliest first; ``cost``: per block. Blocks
-    are handed to threads as they free up (set ``numba.set_parallel_chunksize(1)``);
-    ``n_sets``: numba's thread count (the caller's ``numba.get_num_threads()``; asked for here,
+    blocks (of LANES consecutive rows) to run, costliest first; ``cost``: per block;
+    ``n_sets``: tasks, one heap set each (numba's thread count (the caller's ``numba.get_num_threads()``; asked for here,
     it would keep numba from caching the kernel); ``labels``: original index of each relabelled
     row, what the heaps hold (ties go to the lower original column)."""
     n = indptr.size - 1
@@ -154,11 +152,12 @@ def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, orde
     mark_t = np.full((n_sets, n), -1, dtype=np.int64)
     touched_t = np.empty((n_sets, n), dtype=np.int64)
     w_t = np.empty((n_sets, LANES), dtype=data.dtype)
-    for q in prange(order.size):
-        t = np.int64(numba.get_thread_id())
-        acc, weights, first, cols = acc_t[t], weights_t[t], first_t[t], cols_t[t]
-        mark, touched, w = mark_t[t], touched_t[t], w_t[t]
-        hbase = t * n
+    for tt in prange(n_sets):
+      t = np.int64(tt)  # prange indices may be unsigned; uint64 + int64 gives float64
+      acc, weights, first, cols = acc_t[t], weights_t[t], first_t[t], cols_t[t]
+      mark, touched, w = mark_t[t], touched_t[t], w_t[t]
+      hbase = t * n
+      for q in range(t, order.size, n_sets):  # blocks by cost, dealt round-robin
         blk = order[q]
         i0 = blk * LANES
         nb = min(LANES, n - i0)

@@ -296,14 +296,9 @@ def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | No
         if half:  # blocks of rows, each pair once (see _topk_blocked)
             cost = bl.block_costs(indptr, indices, colptr, pos)
             order = np.argsort(-cost, kind="stable").astype(np.int64)
-            chunk = numba.get_parallel_chunksize()
-            numba.set_parallel_chunksize(1)  # blocks go to threads as they free up
-            try:
-                hv, hi, hn = bl.topk_heaps_blocked(indptr, indices, data, colptr, rowidx,
-                                                   coldata, pos, order, cost, n_threads, k,
-                                                   include_self, perm)
-            finally:
-                numba.set_parallel_chunksize(chunk)
+            hv, hi, hn = bl.topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata,
+                                               pos, order, cost, n_threads, k, include_self,
+                                               perm)
         else:
             cost = nb.row_costs(indptr, indices, colptr, pos, False)
             order = np.argsort(-cost, kind="stable").astype(np.int64)
