@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
 
     from recsys_fast.harness.machine import environment
-    from recsys_fast.kernels import cosine_topk, last_strategy, warmup
+    from recsys_fast.kernels import cosine_topk_result, warmup
 
     t0 = time.perf_counter()
     try:
@@ -162,14 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
 
     def ours():
-        return cosine_topk(items, k, include_self=True, n_threads=threads, strategy="sparse")
+        return cosine_topk_result(items, k, include_self=True, n_threads=threads,
+                                  strategy="sparse")
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with PeakRSS() as mem:
-        times, cpu, ours_out = timed(ours, rounds)
+        times, cpu, ours_res = timed(ours, rounds)
+    ours_out = ours_res.matrix
     results["ours"] = {
         "call": f"cosine_topk(X.T.tocsr(), {k}, include_self=True, strategy='sparse')",
-        "strategy": last_strategy(),
+        "strategy": ours_res.strategy,
         "times_s": times,
         "median_s": statistics.median(times),
         "cpu_s": cpu,

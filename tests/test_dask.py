@@ -17,7 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recsys_fast.errors import BackendUnavailableError
-from recsys_fast.kernels import FixedCF, build_user_item_csr, cosine_topk, tfidf_topk, warmup
+from recsys_fast.kernels import (
+    FixedCF,
+    build_user_item_csr,
+    cosine_topk,
+    cosine_topk_result,
+    tfidf_topk,
+    warmup,
+)
 
 PROPS = settings(max_examples=12, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -92,10 +99,10 @@ def test_cosine_topk_dask_equals_single_process(client, seed, n_rows, n_cols, de
     X = random_matrix(seed, n_rows, n_cols, density, dtype, ratings)
     k = 1 + int(k_frac * ((n_rows if include_self else n_rows - 1) - 1))
     kw = dict(include_self=include_self, strategy=strategy, dtype=dtype, block_rows=block)
-    ref = cosine_topk(X, k, **kw)
+    ref = cosine_topk_result(X, k, **kw)
     got = cosine_topk_dask(X, k, rows_per_task=rows_per_task, pairs=pairs, client=client, **kw)
     assert got.strategy == ref.strategy
-    assert_same_csr(got, ref)
+    assert_same_csr(got.matrix, ref.matrix)
 
 
 @pytest.mark.parametrize("include_self", [False, True])
@@ -108,7 +115,7 @@ def test_sparse_pairs_and_row_ranges_equal_single_process(client, include_self, 
     X = sp.csr_matrix(D)
     ref = cosine_topk(X, 9, include_self=include_self, strategy="sparse")
     got = cosine_topk_dask(X, 9, include_self=include_self, strategy="sparse", pairs=pairs,
-                           rows_per_task=11, client=client)
+                           rows_per_task=11, client=client).matrix
     assert_same_csr(got, ref)
     assert got[7].nnz == 0 and got[:, 7].nnz == 0
 
@@ -136,13 +143,14 @@ def test_ml100k_top50_equal_on_dask(client, ml100k_dir, strategy):
     from recsys_fast.kernels.distributed import cosine_topk_dask
 
     for X in (R.T.tocsr(), R):  # item-item, user-user
-        ref = cosine_topk(X, 50, strategy=strategy)
-        got = cosine_topk(X, 50, strategy=strategy, backend="dask")
-        assert got.strategy == ref.strategy
-        assert_same_csr(got, ref)
-        if ref.strategy == "sparse":  # both forms: pairs once with merged heaps, full rows
-            assert_same_csr(cosine_topk_dask(X, 50, pairs=True, client=client), ref)
-            assert_same_csr(cosine_topk_dask(X, 50, pairs=False, client=client), ref)
+        res = cosine_topk_result(X, 50, strategy=strategy)
+        got = cosine_topk_result(X, 50, strategy=strategy, backend="dask")
+        assert got.strategy == res.strategy
+        ref = res.matrix
+        assert_same_csr(got.matrix, ref)
+        if res.strategy == "sparse":  # both forms: pairs once with merged heaps, full rows
+            assert_same_csr(cosine_topk_dask(X, 50, pairs=True, client=client).matrix, ref)
+            assert_same_csr(cosine_topk_dask(X, 50, pairs=False, client=client).matrix, ref)
 
 
 # ---------------------------------------------------------------- which cluster
@@ -268,7 +276,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as c:
         got = cosine_topk_dask(X, 6, strategy="sparse", pairs=False, rows_per_task=10,
-                               client=c)
+                               client=c).matrix
     assert (tmp_path / "killed").exists()  # a worker really died mid-run
     assert got.dask_tasks == ("row ranges", 12)
     assert_same_csr(got, ref)

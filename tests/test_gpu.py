@@ -299,14 +299,15 @@ def test_cosine_distances_gpu_equals_cpu(device, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("include_self", [False, True])
 def test_cosine_topk_gpu_equals_cpu(device, dtype, include_self):
-    from recsys_fast.kernels import cosine_topk
+    from recsys_fast.kernels import cosine_topk, cosine_topk_result
 
     R = ratings(3, continuous=True)
     for X in (R, R.T.tocsr()):  # user-user and item-item
         cpu = cosine_topk(X, 20, include_self=include_self, strategy="dense", dtype=dtype)
-        dev = cosine_topk(X, 20, include_self=include_self, block_rows=37, dtype=dtype,
-                          backend=device)
-        assert on_device(device, dev) and dev.strategy == "dense"
+        res = cosine_topk_result(X, 20, include_self=include_self, block_rows=37, dtype=dtype,
+                                 backend=device)
+        dev = res.matrix
+        assert on_device(device, dev) and res.strategy == "dense"
         assert_topk_close(dev, cpu, dtype)
 
 
@@ -315,29 +316,30 @@ def test_cosine_topk_gpu_plans_equal_cpu(device, dtype):
     """Integer ratings are exact in TF32: float32 takes the raw-value GEMM (TF32 on a real
     device); ``spmm`` and the fallback to it when dense X does not fit give the same top-k."""
     from recsys_fast.backend import tf32_matmul
-    from recsys_fast.kernels import cosine_topk
+    from recsys_fast.kernels import cosine_topk, cosine_topk_result
 
     with tf32_matmul(device) as tf32_works:
         pass
     R = ratings(10)
     for X in (R, R.T.tocsr()):
         cpu = cosine_topk(X, 20, strategy="dense", dtype=dtype)
-        auto = cosine_topk(X, 20, block_rows=37, dtype=dtype, backend=device)
-        assert on_device(device, auto)
+        auto = cosine_topk_result(X, 20, block_rows=37, dtype=dtype, backend=device)
+        assert on_device(device, auto.matrix)
         tf32 = tf32_works and np.dtype(dtype) == np.float32
         assert auto.strategy == ("dense-tf32" if tf32 else "dense")
-        assert_topk_close(auto, cpu, dtype)
+        assert_topk_close(auto.matrix, cpu, dtype)
         for how in ("spmm", "spgemm"):
-            out = cosine_topk(X, 20, strategy=how, block_rows=37, dtype=dtype, backend=device)
+            out = cosine_topk_result(X, 20, strategy=how, block_rows=37, dtype=dtype,
+                                     backend=device)
             assert out.strategy == how
-            assert_topk_close(out, cpu, dtype)
+            assert_topk_close(out.matrix, cpu, dtype)
     if isinstance(device, SimulatedGPU):  # too little memory for dense X: spmm, or spgemm
         for X, want in ((R, "spmm"), (sp.hstack([R] * 7).tocsr(), "spgemm")):  # many features
             n, m = X.shape
             small = SimulatedGPU(free=2 * n * m * np.dtype(dtype).itemsize)
-            out = cosine_topk(X, 20, block_rows=37, dtype=dtype, backend=small)
+            out = cosine_topk_result(X, 20, block_rows=37, dtype=dtype, backend=small)
             assert out.strategy == want
-            assert_topk_close(out, cosine_topk(X, 20, dtype=dtype), dtype)
+            assert_topk_close(out.matrix, cosine_topk(X, 20, dtype=dtype), dtype)
 
 
 @pytest.mark.gpu

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from sklearn.metrics.pairwise import cosine_similarity, pairwise_distances
 
 from recsys_fast.kernels import (
+    TopKResult,
     build_user_item_csr,
     cosine_distances,
     cosine_topk,
-    last_strategy,
+    cosine_topk_result,
     warmup,
 )
 from recsys_fast.kernels import similarity as sim_mod
@@ -192,11 +193,14 @@ def test_topk_matches_full_reference(X, k_frac, include_self, strategy):
             cosine_topk(X, 1, include_self=include_self, strategy=strategy)
         return
     k = 1 + int(k_frac * (limit - 1))
-    out = cosine_topk(X, k, include_self=include_self, strategy=strategy, dtype=X.dtype)
+    res = cosine_topk_result(X, k, include_self=include_self, strategy=strategy, dtype=X.dtype)
+    out = res.matrix
     assert out.dtype == X.dtype
-    assert out.strategy == last_strategy()
+    assert res.precision == np.dtype(X.dtype).name
     if strategy != "auto":
-        assert out.strategy == strategy
+        assert res.strategy == strategy
+    else:
+        assert res.strategy in ("sparse", "dense")
     atol = 1e-5 if X.dtype == np.float32 else 1e-12
     assert_topk_matches(out, X, k, include_self, atol=atol)
 
@@ -208,6 +212,16 @@ def test_topk_ties_go_to_lower_column(strategy):
     expected_cols = {0: [1, 2], 1: [0, 2], 3: [0, 1], 5: [0, 1]}
     for row, cols in expected_cols.items():
         np.testing.assert_array_equal(np.flatnonzero(out[row]), cols)
+
+
+@pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm", "spgemm"])
+def test_topk_ties_go_to_lower_original_column_whatever_the_degrees(strategy):
+    """Rows 1 and 2 tie for row 0 (both 1/sqrt 2); row 2 has more non-zeros, so the sparse
+    kernel's popularity relabelling puts it first: the tie must still go to column 1."""
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=np.float64))
+    for dt in (np.float32, np.float64):
+        out = cosine_topk(X, 1, strategy=strategy, dtype=dt)
+        assert out[0].indices.tolist() == [1]
 
 
 @pytest.mark.parametrize("strategy", ["sparse", "dense", "spmm", "spgemm"])
@@ -239,6 +253,105 @@ def test_topk_strategies_threads_and_halving_agree(density):
     assert_topk_matches(full_rows, X, 10, include_self=False)
     dense = cosine_topk(X, 10, strategy="dense", block_rows=37)
     assert_topk_matches(dense, X, 10, include_self=False)
+
+
+blocked_inputs = st.builds(
+    random_matrix,
+    seed=st.integers(0, 2**31 - 1),
+    n_rows=st.integers(1, 90),  # several blocks of LANES rows, a ragged last one
+    n_cols=st.integers(1, 60),
+    density=st.sampled_from([0.0, 0.01, 0.05, 0.2, 0.6, 1.0]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    ratings=st.booleans(),
+)
+
+
+@PROPS
+@given(X=blocked_inputs, k=st.integers(1, 120), include_self=st.booleans(),
+       zero_rows=st.lists(st.integers(0, 89), max_size=5), threads=st.sampled_from([1, 2]))
+def test_blocked_sparse_kernel_equals_reference_and_row_kernel(X, k, include_self, zero_rows,
+                                                               threads):
+    """Rows in blocks of LANES (each pair once, both heaps fed): the exact float64 top-k, and
+    bit for bit the per-row kernel (every row in full), ties, empty rows and k >= the number
+    of positive neighbours included."""
+    import numba
+
+    X = X.tolil()
+    for r in zero_rows:
+        if r < X.shape[0]:
+            X[r] = 0
+    X = X.tocsr()
+    n = X.shape[0]
+    k = min(k, n if include_self else max(1, n - 1))
+    if n == 1 and not include_self:
+        return
+    Xn = sim_mod._normalized(sim_mod._canonical(X), sim_mod.get_backend("cpu"), X.dtype)
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    blocked = sim_mod._sparse_topk(Xn, k, include_self, threads, half=True)
+    rows = sim_mod._sparse_topk(Xn, k, include_self, 1, half=False)
+    atol = 1e-5 if X.dtype == np.float32 else 1e-12
+    assert_topk_matches(blocked, X, k, include_self, atol=atol)
+    np.testing.assert_array_equal(blocked.indptr, rows.indptr)
+    np.testing.assert_array_equal(blocked.indices, rows.indices)
+    np.testing.assert_array_equal(blocked.data, rows.data)
+
+
+@pytest.mark.parametrize(("n_rows", "n_cols", "density"),
+                         [(400, 3000, 0.002), (300, 200, 0.3), (200, 20, 1.0)])
+def test_blocked_kernel_on_list_and_scan_blocks(n_rows, n_cols, density):
+    """Light blocks (touched-list read-back) and heavy ones (scan of the accumulator)."""
+    X = random_matrix(5, n_rows, n_cols, density, np.float32, ratings=True)
+    Xn = sim_mod._normalized(X, sim_mod.get_backend("cpu"), np.float32)
+    blocked = sim_mod._sparse_topk(Xn, 25, False, 2 if n_rows > 250 else 1, half=True)
+    rows = sim_mod._sparse_topk(Xn, 25, False, 1, half=False)
+    assert_topk_matches(blocked, X, 25, include_self=False)
+    assert (blocked != rows).nnz == 0
+
+
+def test_topk_result_reports_the_strategy_that_ran(monkeypatch):
+    ran = []
+    sparse_fn, dense_fn = sim_mod._sparse_topk, sim_mod._dense_topk
+
+    def sparse_spy(*a, **kw):
+        ran.append("sparse")
+        return sparse_fn(*a, **kw)
+
+    def dense_spy(*a, **kw):
+        ran.append("dense")
+        return dense_fn(*a, **kw)
+
+    monkeypatch.setattr(sim_mod, "_sparse_topk", sparse_spy)
+    monkeypatch.setattr(sim_mod, "_dense_topk", dense_spy)
+    for X in (random_matrix(1, 60, 500, 0.01, np.float32, ratings=False),
+              random_matrix(2, 60, 8, 1.0, np.float64, ratings=False)):
+        for strategy in ("auto", "sparse", "dense"):
+            ran.clear()
+            res = cosine_topk_result(X, 5, strategy=strategy)
+            assert isinstance(res, TopKResult)
+            assert ran == [res.strategy]
+            if strategy != "auto":
+                assert res.strategy == strategy
+            assert res.precision == "float32"
+            assert not hasattr(res.matrix, "strategy")
+            assert (cosine_topk(X, 5, strategy=res.strategy) != res.matrix).nnz == 0
+    with pytest.raises(AttributeError):
+        res.strategy = "dense"  # frozen
+
+
+def test_auto_strategy_follows_the_cost_models(monkeypatch):
+    """``auto`` takes the strategy with the lower modelled time, from the measured rates."""
+    from recsys_fast.kernels import _topk_cost
+
+    r = _topk_cost.rates(1)
+    assert all(np.isfinite(v) and v > 0 for v in r.values())
+    X = random_matrix(3, 50, 40, 0.5, np.float32, ratings=False)
+    Xn = sim_mod._normalized(X, sim_mod.get_backend("cpu"), np.float32)
+    for fast, want in (("sparse_madds_per_s", "sparse"), ("gemm_madds_per_s", "dense")):
+        rates = {"sparse_call_s": 0.0, "sparse_madds_per_s": 1.0, "gemm_madds_per_s": 1.0,
+                 "select_s_per_entry": 0.0, fast: 1e15}
+        monkeypatch.setattr(_topk_cost, "rates", lambda n_threads, rates=rates: rates)
+        assert _topk_cost.sparse_or_dense(Xn, 1) == want
+        assert cosine_topk_result(X, 5, n_threads=1).strategy == want
 
 
 @pytest.mark.parametrize("block", [1, 5, 13, 64, 500])
@@ -290,7 +403,7 @@ def test_topk_tf32_and_dense_memory_errors(monkeypatch):
     monkeypatch.setenv("RECSYS_FAST_MEMORY_BUDGET", "200K")  # dense X is 240 KB
     with pytest.raises(MemoryBudgetError, match=r"dense copy of X \(300x200\)"):
         cosine_topk(X, 3, strategy="dense")
-    assert cosine_topk(X, 3, strategy="spmm", block_rows=50).strategy == "spmm"
+    assert cosine_topk_result(X, 3, strategy="spmm", block_rows=50).strategy == "spmm"
 
 
 def test_topk_accepts_other_formats_and_dense():
@@ -357,8 +470,9 @@ def test_ml100k_item_item_top50(ml100k_dir, strategy):
     )
     assert R.shape == (943, 1682) and R.nnz == 100_000
     items = R.T.tocsr()
-    out = cosine_topk(items, 50, strategy=strategy)
-    assert out.strategy == strategy
+    res = cosine_topk_result(items, 50, strategy=strategy)
+    assert res.strategy == strategy
+    out = res.matrix
     assert_topk_matches(out, items, 50, include_self=False)
     d = cosine_distances(R)  # user-user course matrix, float32
     exact = pairwise_distances(R.astype(np.float64), metric="cosine")

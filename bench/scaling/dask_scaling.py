@@ -97,7 +97,7 @@ def _parts(client, X, k: int) -> dict:
 
     with get_task_stream(client=client) as ts:
         t0 = time.perf_counter()
-        out = cosine_topk_dask(X, k, client=client)
+        out = cosine_topk_dask(X, k, client=client).matrix
         wall = time.perf_counter() - t0
     per_worker: dict = {}
     for task in ts.data:
@@ -118,7 +118,7 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:
     from distributed import Client, LocalCluster
 
     from recsys_fast.data.synthetic import spec_for
-    from recsys_fast.kernels import cosine_topk, warmup
+    from recsys_fast.kernels import cosine_topk_result, warmup
     from recsys_fast.kernels.distributed import cosine_topk_dask
     from recsys_fast.memory import available_bytes
 
@@ -142,18 +142,19 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:
             X = _item_user(spec)
             print(f"{spec.name}: {X.shape[0]} items x {X.shape[1]} users, nnz {X.nnz:,}",
                   flush=True)
-            calls = {"single": lambda X=X: cosine_topk(X, k)}
+            calls = {"single": lambda X=X: cosine_topk_result(X, k)}
             ws = workers if kind == "strong" else [w_data]
             for w in ws:
                 calls[f"dask{w}"] = lambda X=X, c=clients[w]: cosine_topk_dask(X, k, client=c)
             res = _interleaved(calls, rounds)
-            ref = res["single"][0]
+            strategy, ref = res["single"][0].strategy, res["single"][0].matrix
             row = {"data": spec.name, "shape": list(X.shape), "nnz": int(X.nnz),
                    "pair_work": float(np.sum(np.diff(X.tocsc().indptr).astype(float) ** 2)),
                    "single_process_s": res["single"][1], "single_rounds_s": res["single"][2],
-                   "strategy": ref.strategy, "dask": []}
+                   "strategy": strategy, "dask": []}
             for w in ws:
                 got, t, all_t = res[f"dask{w}"]
+                got = got.matrix
                 parts = _parts(clients[w], X, k)
                 row["dask"].append({"workers": w, "threads_per_worker": 1, "time_s": t,
                                     "rounds_s": all_t, "equal": _equal(got, ref),
@@ -189,7 +190,7 @@ def _parquet_run(scale: str, workers: int, k: int) -> dict:
     from recsys_fast.harness.context import CaseContext
     from recsys_fast.harness.impls_dask import parquet_folder
     from recsys_fast.harness.impls_similarity import TOPK_TOL
-    from recsys_fast.kernels import cosine_topk, warmup
+    from recsys_fast.kernels import cosine_topk_result, warmup
     from recsys_fast.kernels.distributed import user_item_csr_from_parquet
     from recsys_fast.memory import available_bytes
 
@@ -209,7 +210,8 @@ def _parquet_run(scale: str, workers: int, k: int) -> dict:
         del R
         t0 = time.perf_counter()
         with client.as_current():
-            out = cosine_topk(X, k, backend="dask")
+            res = cosine_topk_result(X, k, backend="dask")
+            out = res.matrix
         t_topk = time.perf_counter() - t0
         peaks = client.run(_peak_rss)
         limits = [v["memory_limit"] for v in client.scheduler_info()["workers"].values()]
@@ -218,7 +220,7 @@ def _parquet_run(scale: str, workers: int, k: int) -> dict:
                            tol=TOPK_TOL, against=f"{len(rows)} sampled rows vs exact float64")
     return {"scale": scale, "folder_ready_s": t_synth, "csr_from_parquet_s": t_csr,
             "cosine_topk_s": t_topk, "shape": list(X.shape), "nnz": int(X.nnz),
-            "strategy": out.strategy, "tasks": list(out.dask_tasks), "workers": workers,
+            "strategy": res.strategy, "tasks": list(out.dask_tasks), "workers": workers,
             "worker_memory_limit": limits, "worker_peak_rss_bytes": sorted(peaks.values()),
             "client_peak_rss_bytes": _peak_rss(), "verdict": verdict.text,
             "checked_against": verdict.against}

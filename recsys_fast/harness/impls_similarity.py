@@ -134,6 +134,7 @@ class TopKState:
     k: int
     threads: int
     input: Any = None  # what this implementation takes (prepared in setup, not timed)
+    strategy: str = ""  # the cosine_topk strategy that ran (optimised only)
 
 
 def normalised_rows(X):
@@ -200,8 +201,8 @@ class TopKImpl(Adapter):
 
     def extra(self, st: TopKState, result) -> dict:
         out = {"k": st.k, "threads": st.threads}
-        if getattr(result, "strategy", None):
-            out["strategy"] = result.strategy
+        if st.strategy:
+            out["strategy"] = st.strategy
         return out
 
     def flops(self, st: TopKState) -> float:
@@ -254,14 +255,13 @@ class OptimisedTopK(TopKImpl):
         return st.X  # on the host: the GPU case times the transfers too (end to end)
 
     def run(self, st: TopKState):
-        from recsys_fast.kernels import cosine_topk
+        from recsys_fast.kernels import cosine_topk_result
 
-        out = cosine_topk(st.input, st.k, backend=self.backend)
+        res = cosine_topk_result(st.input, st.k, backend=self.backend)
+        st.strategy = res.strategy
         if self.backend == "cpu":
-            return out
-        host = casedata.to_backend(out, "cpu")  # host in, host out: both transfers are timed
-        host.strategy = out.strategy
-        return host
+            return res.matrix
+        return casedata.to_backend(res.matrix, "cpu")  # host in, host out: both timed
 
 
 class ImplicitTopK(TopKImpl):

@@ -19,7 +19,13 @@ from recsys_fast.kernels.predict import (
     predict_course,
     rmse,
 )
-from recsys_fast.kernels.similarity import cosine_distances, cosine_topk, last_strategy, warmup
+from recsys_fast.kernels.similarity import (
+    TopKResult,
+    cosine_distances,
+    cosine_topk,
+    cosine_topk_result,
+    warmup,
+)
 from recsys_fast.kernels.tfidf import TfidfNeighbours, tfidf_topk
 
 __all__ = [
@@ -28,14 +34,15 @@ __all__ = [
     "Recommendations",
     "SwitchingHybrid",
     "TfidfNeighbours",
+    "TopKResult",
     "WeightedRating",
     "as_train_csr",
     "build_user_item_csr",
     "cosine_distances",
     "cosine_topk",
+    "cosine_topk_result",
     "evaluate_rmse_ua",
     "item_popularity",
-    "last_strategy",
     "predict_course",
     "rmse",
     "tfidf_topk",

@@ -126,9 +126,12 @@ def row_costs(indptr, indices, colptr, pos, half):
 
 @njit(cache=True, parallel=True)
 def topk_heaps(
-    indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_tasks, k, half, include_self
+    indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_tasks, k, half, include_self,
+    labels,
 ):
-    """Fill size-k heaps of every row; return (hv, hi, hn) of the merged heap set 0."""
+    """Fill size-k heaps of every row; return (hv, hi, hn) of the merged heap set 0. The heaps
+    hold ``labels[j]`` (the original row index of relabelled row j), so that ties go to the
+    lower original column, as in the other strategies."""
     n = indptr.size - 1
     n_sets = n_tasks if half else 1
     hv = np.empty(n_sets * n * k, dtype=data.dtype)
@@ -181,11 +184,11 @@ def topk_heaps(
                     continue
                 acc[j] = zero
                 if s > zero:
-                    _offer(hv, hi, hn, thr, h_i, k, s, j)
+                    _offer(hv, hi, hn, thr, h_i, k, s, labels[j])
                     if half:
-                        _offer(hv, hi, hn, thr, hset * n + j, k, s, i)
+                        _offer(hv, hi, hn, thr, hset * n + j, k, s, labels[i])
             if include_self and self_dot > zero:
-                _offer(hv, hi, hn, thr, h_i, k, self_dot, i)
+                _offer(hv, hi, hn, thr, h_i, k, self_dot, labels[i])
     if n_sets > 1:
         for rr in prange(n):  # merge the other threads' heaps of row r into set 0
             r = np.int64(rr)
@@ -201,7 +204,8 @@ def topk_heaps(
 
 @njit(cache=True, parallel=True)
 def heaps_to_csr(hv, hi, hn, perm, k):
-    """CSR (in original labels, columns ascending) from heap set 0 of a relabelled matrix."""
+    """CSR (in original labels, columns ascending) from heap set 0 of a relabelled matrix
+    (heap h is relabelled row h; its entries already hold original column labels)."""
     n = perm.size
     counts = np.zeros(n + 1, dtype=np.int64)
     for r in range(n):
@@ -217,7 +221,7 @@ def heaps_to_csr(hv, hi, hn, perm, k):
         m = hn[r]
         for e in range(m):
             # insertion sort by original column index (m <= k, small)
-            c = perm[hi[r * k + e]]
+            c = hi[r * k + e]
             v = hv[r * k + e]
             q = start + e
             while q > start and out_idx[q - 1] > c:

@@ -146,7 +146,7 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
     The rows, relabelled by popularity as in the single-process kernel, are sorted by the cost
     of their remaining pairs and dealt round-robin to ``n_parts`` parts; this part computes each
     of its rows' pairs once and offers it to both rows' heaps. Returns ``(hv, hi, hn)`` (values,
-    relabelled columns, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
+    original column labels, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
     """
     import numba
 
@@ -159,14 +159,15 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
     prev = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        return nb.topk_heaps(*arrays, order, half_cost, 1, plan.k, True, plan.include_self)
+        return nb.topk_heaps(*arrays, order, half_cost, 1, plan.k, True, plan.include_self,
+                             perm)
     finally:
         numba.set_num_threads(prev)
 
 
 def merge_pair_heaps(Xn, sets: list, k: int, chunk: int = 1 << 16) -> scipy.sparse.csr_matrix:
     """The top-k CSR from the parts' heaps: per row, the k best candidates by value, ties to
-    the lower relabelled column (the heap order of the single-process kernel, so the same
+    the lower (original) column (the heap order of the single-process kernel, so the same
     result); a pair reaches a row from one part only."""
     from recsys_fast.kernels import _topk_numba as nb
 
@@ -225,7 +226,7 @@ def _sparse_rows(prep, a: int, b: int, k: int, include_self: bool):
     sel = inverse[a:b]
     order = sel[np.argsort(-cost[sel], kind="stable")]
     threads = numba.get_num_threads()
-    hv, hi, hn = nb.topk_heaps(*arrays, order, cost, threads, k, False, include_self)
+    hv, hi, hn = nb.topk_heaps(*arrays, order, cost, threads, k, False, include_self, perm)
     counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
     lo, hi_ = int(counts[a]), int(counts[b])
     indptr = counts[a : b + 1] - lo

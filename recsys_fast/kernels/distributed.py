@@ -92,10 +92,10 @@ def cosine_topk_dask(
 
     Returns
     -------
-    csr_matrix, shape (n_rows, n_rows)
-        Equal, index for index, to ``cosine_topk(X, k)`` with the same strategy; the
-        ``strategy`` attribute names it, ``dask_tasks`` the task form and count
-        (``("pairs", 4)``, ``("row ranges", 16)``).
+    TopKResult
+        ``matrix`` equal, index for index, to ``cosine_topk(X, k)`` with the same strategy,
+        its ``dask_tasks`` attribute the task form and count (``("pairs", 4)``,
+        ``("row ranges", 16)``); ``strategy`` the strategy that ran.
 
     Raises
     ------
@@ -159,9 +159,7 @@ def cosine_topk_dask(
             ranges = even_ranges(n, rows, block if used == "dense" else 1)
             out = stack(map_ranges(c, plan, row_topk_task, ranges), n, dt)
             out.dask_tasks = ("row ranges", len(ranges))
-    sim._last_strategy = used
-    out.strategy = used
-    return out
+    return sim.TopKResult(out, used, dt.name)
 
 
 # -- FixedCF ----------------------------------------------------------------------------------

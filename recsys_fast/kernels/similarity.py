@@ -5,7 +5,9 @@
 matrix. Three strategies compute the same function:
 
 - ``"sparse"``: numba Gustavson SpGEMM with a dense per-thread accumulator and fused size-k
-  heaps, each pair computed once and scattered to both rows (CPU only; see ``_topk_numba``).
+  heaps, each pair computed once and offered to both rows, rows in blocks of 16 that stream
+  each column of X once per block into a 16-wide accumulator (CPU only; ``_topk_blocked``,
+  bit-identical to the row-by-row ``_topk_numba``).
 - ``"dense"``: X densified once, square blocks ``X_I @ X_J.T`` by GEMM for I <= J only (S is
   symmetric: a block above the diagonal serves the rows of J through its transpose, about half
   the GEMM work), a top-k per block and one more over each row block's candidates. On the GPU
@@ -22,19 +24,21 @@ also the GPU path (and runs on the simulated GPU in CI).
 Top-k policy, identical for both strategies: only strictly positive similarities are kept (a
 zero-norm row gets no neighbours and is nobody's neighbour; a row may hold fewer than k
 entries), ties at the k-th value go to the lower column index, and the output is a canonical
-CSR (columns ascending). The strategy that ran is returned by :func:`last_strategy` and set as
-the ``strategy`` attribute of the result.
+CSR (columns ascending). :func:`cosine_topk` returns that CSR; :func:`cosine_topk_result` returns
+a :class:`TopKResult` naming also the strategy that ran and its arithmetic precision.
 
 ``"auto"`` picks one strategy per call from the estimated cost (sum of squared column counts
-for sparse, about 0.6 n^2 * n_features for the GEMM blocks plus the selection pass); on the GPU
+for sparse, about 0.6 n^2 * n_features for the GEMM blocks plus the selection pass, at rates
+measured once per process on this machine: ``_topk_cost``); on the GPU
 it is ``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` with
 at most 4 features per row of X, else ``spgemm`` (a rule still to be set from measurements:
 ``bench/gpu/topk_strategies.py``). Mixing strategies
 per row block was tried in a feasibility study (heavy rows offloaded to BLAS) and did not pay.
 
-Memory: ``sparse`` holds X, its transpose and, per thread, an accumulator plus n_rows size-k
-heaps (n_threads * n_rows * k * (itemsize + 4) bytes; it falls back to one heap set, computing
-each pair twice, when that would crowd memory). ``dense`` holds a dense copy of X plus one
+Memory: ``sparse`` holds X, its transpose and, per thread, n_rows size-k heaps
+(n_threads * n_rows * k * (itemsize + 4) bytes), an (n_rows, 16) accumulator and 16 values per
+column; it falls back to one heap set and row-by-row accumulation, computing each pair twice,
+when the heaps would crowd memory. ``dense`` holds a dense copy of X plus one
 ``block_rows`` x ``block_rows`` block of similarities and n_rows x k candidates per column block;
 ``spmm`` holds one ``block_rows`` x n_rows block.
 """
@@ -42,6 +46,7 @@ each pair twice, when that would crowd memory). ``dense`` holds a dense copy of 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,17 +58,28 @@ from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 STRATEGIES = ("auto", "sparse", "dense", "spmm", "spgemm")
 # Rough throughputs on the 2-vCPU development machine, used only to pick a strategy.
-_SPARSE_MADDS_PER_S = 1.0e9  # numba scatter-adds per second per thread
-_DENSE_FLOPS_PER_S = 2.0e10  # BLAS sgemm multiply-adds per second per thread
-_SELECT_S_PER_ENTRY = 4.0e-9  # partition + masks per entry of S (single-threaded)
 _BLOCK_BYTES = 32 << 20  # working block of S in the dense strategy
 
-_last_strategy: str | None = None
 
 
-def last_strategy() -> str | None:
-    """Strategy (``"sparse"`` or ``"dense"``) used by the latest :func:`cosine_topk` call."""
-    return _last_strategy
+@dataclass(frozen=True)
+class TopKResult:
+    """What :func:`cosine_topk_result` returns.
+
+    Attributes
+    ----------
+    matrix : csr_matrix (scipy; cupyx on the GPU backend), shape (n_rows, n_rows)
+        The top-k similarities, as :func:`cosine_topk` returns them.
+    strategy : str
+        The strategy that ran: ``sparse``, ``dense``, ``dense-tf32``, ``spmm`` or ``spgemm``.
+    precision : str
+        Arithmetic of the products: ``float32``, ``float64``, or ``tf32`` (TF32 tensor-core
+        multiplies, float32 accumulation).
+    """
+
+    matrix: Any
+    strategy: str
+    precision: str
 
 
 def _check_real(dtype, name: str) -> None:
@@ -235,13 +251,10 @@ def _choose_strategy(Xn, k: int, n_threads: int, be: Backend) -> str:
             return "dense"
         n, m = Xn.shape  # a dense slice of X per block costs m / n times the block of S
         return "spmm" if m <= 4 * n else "spgemm"
-    n, m = Xn.shape
-    col_nnz = np.bincount(Xn.indices, minlength=m).astype(np.float64)
-    sparse_s = float((col_nnz * col_nnz).sum()) / 2 / (_SPARSE_MADDS_PER_S * n_threads)
-    dense_s = 0.6 * n * n * m / (_DENSE_FLOPS_PER_S * n_threads) + n * n * _SELECT_S_PER_ENTRY
-    if dense_s < sparse_s and _dense_fits(Xn, be):
-        return "dense"
-    return "sparse"
+    from recsys_fast.kernels._topk_cost import sparse_or_dense
+
+    used = sparse_or_dense(Xn, n_threads)
+    return used if used == "sparse" or _dense_fits(Xn, be) else "sparse"
 
 
 def _resolve_threads(n_threads: int | None) -> int:
@@ -259,6 +272,7 @@ def _resolve_threads(n_threads: int | None) -> int:
 def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | None = None):
     import numba
 
+    from recsys_fast.kernels import _topk_blocked as bl
     from recsys_fast.kernels import _topk_numba as nb
 
     n, m = Xn.shape
@@ -276,26 +290,20 @@ def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | No
     if half is None:
         half = n_threads == 1 or heap_bytes < min(available_bytes() // 4, 2 << 30)
     check_memory("cosine_topk heaps", (n_threads if half else 1) * n * k * (data.itemsize + 4))
-    cost = nb.row_costs(indptr, indices, colptr, pos, half)
-    order = np.argsort(-cost, kind="stable").astype(np.int64)
     prev = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
-        hv, hi, hn = nb.topk_heaps(
-            indptr,
-            indices,
-            data,
-            colptr,
-            rowidx,
-            coldata,
-            pos,
-            order,
-            cost,
-            n_threads,
-            k,
-            half,
-            include_self,
-        )
+        if half:  # blocks of rows, each pair once (see _topk_blocked)
+            cost = bl.block_costs(indptr, indices, colptr, pos)
+            order = np.argsort(-cost, kind="stable").astype(np.int64)
+            hv, hi, hn = bl.topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata,
+                                               pos, order, cost, n_threads, k, include_self,
+                                               perm)
+        else:
+            cost = nb.row_costs(indptr, indices, colptr, pos, False)
+            order = np.argsort(-cost, kind="stable").astype(np.int64)
+            hv, hi, hn = nb.topk_heaps(indptr, indices, data, colptr, rowidx, coldata, pos,
+                                       order, cost, n_threads, k, False, include_self, perm)
         counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
     finally:
         numba.set_num_threads(prev)
@@ -498,7 +506,13 @@ def _spmm_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backe
     return xp.concatenate(parts_r), xp.concatenate(parts_c), xp.concatenate(parts_v)
 
 
-def cosine_topk(
+def cosine_topk(X: Any, k: int, **kwargs: Any):
+    """For each row of X, its k most similar rows by cosine similarity, as a sparse matrix:
+    ``cosine_topk_result(X, k, **kwargs).matrix`` (see :func:`cosine_topk_result`)."""
+    return cosine_topk_result(X, k, **kwargs).matrix
+
+
+def cosine_topk_result(
     X: Any,
     k: int,
     *,
@@ -509,8 +523,8 @@ def cosine_topk(
     dtype: Any = np.float32,
     tf32: bool | None = None,
     backend: str | Backend = "cpu",
-):
-    """For each row of X, its k most similar rows by cosine similarity, as a sparse matrix.
+) -> TopKResult:
+    """For each row of X, its k most similar rows by cosine similarity, with the strategy run.
 
     Parameters
     ----------
@@ -526,8 +540,10 @@ def cosine_topk(
     n_threads : int, optional
         Threads for numba (sparse) and BLAS (dense); default numba's thread count.
     strategy : {"auto", "sparse", "dense", "spmm", "spgemm"}
-        ``auto`` picks by estimated cost once per call; on the GPU ``dense`` while a dense copy
-        of X fits in half the free device memory, else ``spmm`` (few features) or ``spgemm``.
+        ``auto`` picks by estimated cost once per call: on the CPU ``sparse`` or ``dense`` by
+        cost models scaled by rates measured once per process on this machine
+        (:mod:`recsys_fast.kernels._topk_cost`); on the GPU ``dense`` while a dense copy of X
+        fits in half the free device memory, else ``spmm`` (few features) or ``spgemm``.
     dtype : float dtype, default float32
         Precision of the normalised data, the accumulation and the result.
     tf32 : bool, optional
@@ -544,10 +560,10 @@ def cosine_topk(
 
     Returns
     -------
-    csr_matrix, shape (n_rows, n_rows)
-        Row i holds up to k entries (j, sim(i, j)) with sim > 0, columns ascending; the
-        ``strategy`` attribute names the strategy that ran (``dense-tf32`` when the GEMM ran
-        on TF32 tensor cores).
+    TopKResult
+        ``matrix``: CSR (n_rows, n_rows) whose row i holds up to k entries (j, sim(i, j)) with
+        sim > 0, columns ascending; ``strategy``: the strategy that ran (``dense-tf32`` when
+        the GEMM ran on TF32 tensor cores); ``precision``: ``float32``, ``float64`` or ``tf32``.
 
     Raises
     ------
@@ -560,7 +576,6 @@ def cosine_topk(
     MemoryBudgetError
         ``strategy="dense"`` and a dense copy of X does not fit.
     """
-    global _last_strategy
     from recsys_fast.dask_backend import is_dask
 
     if is_dask(backend):
@@ -606,9 +621,7 @@ def cosine_topk(
             out, tf32_on = _dense_topk(Xn, k, include_self, block_rows, be, plan, X)
         if tf32_on:
             used = "dense-tf32"
-    _last_strategy = used
-    out.strategy = used
-    return out
+    return TopKResult(out, used, "tf32" if used == "dense-tf32" else dt.name)
 
 
 def warmup() -> None:
@@ -617,3 +630,6 @@ def warmup() -> None:
     for dt in (np.float32, np.float64):
         X = scipy.sparse.random(8, 6, density=0.5, random_state=rng, dtype=dt, format="csr")
         cosine_topk(X, 2, strategy="sparse", dtype=dt)
+    from recsys_fast.kernels._topk_cost import rates
+
+    rates(_resolve_threads(None))  # the one-time calibration of strategy="auto"

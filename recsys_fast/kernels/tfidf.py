@@ -207,7 +207,7 @@ def tfidf_topk(
         Bad descriptions (missing columns, repeated ids, non-text), ``k`` < 2,
         ``block_rows`` not a positive integer.
     """
-    from recsys_fast.kernels.similarity import check_block_rows, cosine_topk
+    from recsys_fast.kernels.similarity import check_block_rows, cosine_topk_result
 
     block_rows = check_block_rows(block_rows)
     ids, texts = _check_descriptions(descriptions)
@@ -222,11 +222,11 @@ def tfidf_topk(
         raise ValueError(f"need at least 2 descriptions to find neighbours, got {n}")
     k = min(int(k), n)
     X = TfidfVectorizer(**TFIDF_PARAMS).fit_transform(texts)
-    topk = cosine_topk(
+    res = cosine_topk_result(
         be.to_device(X.tocsr()), k, include_self=True, block_rows=block_rows,
         strategy=strategy, dtype=dtype, backend="dask" if distributed else be,
     )
-    return neighbours_from_topk(ids, topk, k, strategy=getattr(topk, "strategy", ""))
+    return neighbours_from_topk(ids, res.matrix, k, strategy=res.strategy)
 
 
 def neighbours_from_topk(ids: np.ndarray, topk: Any, k: int, strategy: str = "") -> TfidfNeighbours:

@@ -1,0 +1,229 @@
+"""numba kernel behind ``cosine_topk(strategy="sparse")``: rows in blocks of ``LANES``.
+
+``_topk_numba.topk_heaps`` computes row i of S = X @ X.T by streaming, for each column c of
+row i, the tail of column c (the rows j > i sharing c) and scattering ``x_ic * x_jc`` into an
+accumulator. Every multiply-add then costs a load of ``(j, x_jc)`` from a column that, at the
+10M-rating scale, is far out of cache: the kernel is bound by those loads, not by arithmetic.
+
+Here ``LANES`` consecutive rows (after the popularity relabelling, rows of similar degree
+sharing most of their columns) are computed together. The block's columns are merged into one
+ascending list, each with a vector of the block rows' values (zero where a row lacks the
+column); each column tail is streamed once per block, and each loaded ``(j, x_jc)`` updates a
+``LANES``-wide slice of an interleaved accumulator ``acc[j * LANES + b]`` (one SIMD multiply
+and add). For hot rows the loads fall by up to ``LANES`` times; a column a block row lacks adds
+``0 * x_jc``, which changes no sum.
+
+Results are bit-identical to ``topk_heaps``: each S[i, j] is the sum of the same products in
+the same (ascending column) order, multiplied and added separately (no FMA contraction), and
+each pair (i, j > i) is computed once and offered to both rows' heaps with the same tie rule,
+whose kept set does not depend on the arrival order. The column tail starts after the block's
+first row holding the column, so a block row also receives sums for columns j <= itself inside
+its block; those are discarded.
+
+Blocks are sorted by cost and dealt round-robin to the threads (numba's dynamic chunks with
+one block each measured slower: about one thread busy); as in ``topk_heaps`` each thread owns
+a full set of heaps (pairs reach any row), merged at the end.
+Per thread: the heaps, an (n_rows, LANES) accumulator and an (n_features * LANES) array of
+block values, ``n_threads * (n_rows * (k * (itemsize + 4) + LANES * itemsize + 16) +
+n_features * (LANES * itemsize + 16))`` bytes in all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
+
+from recsys_fast.kernels._topk_numba import _heap_push, _offer
+
+LANES = 16  # rows per block: one 64-byte cache line of float32 accumulators per column j
+
+
+@intrinsic
+def _axpy_row(typingctx, acc, j, w, y):
+    """``acc[j, :] += w * y`` as one LANES-wide vector multiply, then add (numba leaves LLVM's
+    SLP vectorizer off, and a constant 8-trip loop is unrolled before the loop vectorizer
+    sees it). ``acc``: C-ordered (n, LANES); ``w``: LANES values. Lane by lane the same
+    rounding as the scalar ``acc[j, b] += w[b] * y`` (no FMA contraction)."""
+    sig = types.void(acc, j, w, y)
+
+    def codegen(context, builder, sig, args):
+        vec, align, ptr = _row_pointer(context, builder, sig.args[0], args[0], sig.args[1],
+                                       args[1])
+        old = builder.load(ptr)
+        old.align = align
+        wa = context.make_array(sig.args[2])(context, builder, args[2])
+        wv = builder.load(builder.bitcast(wa.data, vec.as_pointer()))
+        wv.align = align
+        store = builder.store(builder.fadd(old, builder.fmul(wv, _splat(builder, vec, args[3]))),
+                              ptr)
+        store.align = align
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _take_row(typingctx, acc, j, thr, t0, tj):
+    """The bit mask of the lanes b of ``acc[j, :]`` worth offering: ``s > 0`` and
+    ``s >= thr[t0 + b]`` (row b's heap) or ``s >= tj`` (row j's heap), ``s = acc[j, b]``.
+    Thresholds only rise, so a stale ``thr`` lets through more lanes, never fewer."""
+    sig = types.uint64(acc, j, thr, t0, tj)
+
+    def codegen(context, builder, sig, args):
+        vec, align, ptr = _row_pointer(context, builder, sig.args[0], args[0], sig.args[1],
+                                       args[1])
+        s = builder.load(ptr)
+        s.align = align
+        zero = ir.Constant(vec, None)
+        ta = context.make_array(sig.args[2])(context, builder, args[2])
+        tp = builder.bitcast(builder.gep(ta.data, [args[3]]), vec.as_pointer())
+        t = builder.load(tp)
+        t.align = align
+        keep = builder.and_(
+            builder.fcmp_ordered(">", s, zero),
+            builder.or_(builder.fcmp_ordered(">=", s, t),
+                        builder.fcmp_ordered(">=", s, _splat(builder, vec, args[4]))))
+        bits = builder.bitcast(keep, ir.IntType(LANES))
+        return builder.zext(bits, ir.IntType(64))
+
+    return sig, codegen
+
+
+def _row_pointer(context, builder, acc_t, acc, j_t, j):
+    """(vector type, alignment, pointer to row j) of a C-ordered (n, LANES) array."""
+    a = context.make_array(acc_t)(context, builder, acc)
+    vec = ir.VectorType(context.get_value_type(acc_t.dtype), LANES)
+    i64 = ir.IntType(64)
+    if j.type.width < 64:
+        j = builder.sext(j, i64) if j_t.signed else builder.zext(j, i64)
+    ptr = builder.gep(a.data, [builder.mul(j, ir.Constant(i64, LANES))])
+    return vec, acc_t.dtype.bitwidth // 8, builder.bitcast(ptr, vec.as_pointer())
+
+
+def _splat(builder, vec, x):
+    i32 = ir.IntType(32)
+    v = builder.insert_element(ir.Constant(vec, ir.Undefined), x, ir.Constant(i32, 0))
+    return builder.shuffle_vector(v, ir.Constant(vec, ir.Undefined),
+                                  ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
+
+
+@njit(cache=True)
+def block_costs(indptr, indices, colptr, pos):
+    """Column-tail entries each block streams (its scheduling weight), per block of LANES."""
+    n = indptr.size - 1
+    n_blocks = (n + LANES - 1) // LANES
+    cost = np.zeros(n_blocks, dtype=np.int64)
+    seen = np.full(colptr.size - 1, -1, dtype=np.int64)
+    for blk in range(n_blocks):
+        s = 0
+        for r in range(blk * LANES, min(n, (blk + 1) * LANES)):
+            for p in range(indptr[r], indptr[r + 1]):
+                c = indices[p]
+                if seen[c] != blk:
+                    seen[c] = blk
+                    s += colptr[c + 1] - pos[p] - 1
+        cost[blk] = s
+    return cost
+
+
+@njit(cache=True, parallel=True)
+def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets,
+                       k, include_self, labels):
+    """Heaps ``(hv, hi, hn)`` of every row, as ``topk_heaps(..., half=True)``; ``order``: the
+    blocks (of LANES consecutive rows) to run, costliest first; ``cost``: per block;
+    ``n_sets``: tasks, one heap set each (numba's thread count (the caller's ``numba.get_num_threads()``; asked for here,
+    it would keep numba from caching the kernel); ``labels``: original index of each relabelled
+    row, what the heaps hold (ties go to the lower original column)."""
+    n = indptr.size - 1
+    m = colptr.size - 1
+    hv = np.empty(n_sets * n * k, dtype=data.dtype)
+    hi = np.empty(n_sets * n * k, dtype=np.int32)
+    hn = np.zeros(n_sets * n, dtype=np.int32)
+    thr = np.full(n_sets * n + LANES, -np.inf, dtype=data.dtype)  # + a full last block
+    zero = data.dtype.type(0)
+    # per-thread scratch, indexed by numba's thread id
+    acc_t = np.zeros((n_sets, n, LANES), dtype=data.dtype)
+    weights_t = np.zeros((n_sets, m * LANES), dtype=data.dtype)
+    first_t = np.full((n_sets, m), -1, dtype=np.int64)
+    cols_t = np.empty((n_sets, m), dtype=np.int64)
+    mark_t = np.full((n_sets, n), -1, dtype=np.int64)
+    touched_t = np.empty((n_sets, n), dtype=np.int64)
+    w_t = np.empty((n_sets, LANES), dtype=data.dtype)
+    for tt in prange(n_sets):
+      t = np.int64(tt)  # prange indices may be unsigned; uint64 + int64 gives float64
+      acc, weights, first, cols = acc_t[t], weights_t[t], first_t[t], cols_t[t]
+      mark, touched, w = mark_t[t], touched_t[t], w_t[t]
+      hbase = t * n
+      for q in range(t, order.size, n_sets):  # blocks by cost, dealt round-robin
+        blk = order[q]
+        i0 = blk * LANES
+        nb = min(LANES, n - i0)
+        nu = 0
+        for b in range(nb):
+            r = i0 + b
+            self_dot = zero
+            for p in range(indptr[r], indptr[r + 1]):
+                c = indices[p]
+                v = data[p]
+                self_dot += v * v
+                if first[c] < 0:
+                    first[c] = pos[p]
+                    cols[nu] = c
+                    nu += 1
+                weights[c * LANES + b] = v
+            if include_self and self_dot > zero:
+                _offer(hv, hi, hn, thr, hbase + r, k, self_dot, labels[r])
+        ucols = np.sort(cols[:nu])  # ascending: the summation order of topk_heaps
+        # a block touching a good share of the rows after it is read back by a scan
+        scan = 4 * cost[blk] > n - i0
+        nt = 0
+        for u in range(nu):
+            c = ucols[u]
+            cb = c * LANES
+            for b in range(LANES):
+                w[b] = weights[cb + b]
+                weights[cb + b] = zero
+            start = first[c] + 1
+            first[c] = -1
+            if scan:
+                for pp in range(start, colptr[c + 1]):
+                    y = coldata[pp]
+                    _axpy_row(acc, rowidx[pp], w, y)
+            else:
+                for pp in range(start, colptr[c + 1]):
+                    j = np.int64(rowidx[pp])
+                    if mark[j] != blk:
+                        mark[j] = blk
+                        touched[nt] = j
+                        nt += 1
+                    _axpy_row(acc, j, w, coldata[pp])
+        if scan:
+            nt = n - i0 - 1
+        for q2 in range(nt):
+            j = i0 + 1 + q2 if scan else touched[q2]
+            a = acc[j]
+            bits = _take_row(acc, j, thr, hbase + i0, thr[hbase + j])
+            # lanes of rows r < j only: the sums for j <= r inside the block are discarded
+            bits &= (np.uint64(1) << np.uint64(min(j - i0, LANES))) - np.uint64(1)
+            while bits:
+                b = np.int64(trailing_zeros(bits))
+                bits &= bits - np.uint64(1)
+                r = i0 + b
+                s = a[b]
+                _offer(hv, hi, hn, thr, hbase + r, k, s, labels[j])
+                _offer(hv, hi, hn, thr, hbase + j, k, s, labels[r])
+            a[:] = zero
+    if n_sets > 1:
+        for rr in prange(n):  # merge the other threads' heaps of row r into set 0
+            r = np.int64(rr)
+            base0 = r * k
+            size = hn[r]
+            for s in range(1, n_sets):
+                b = (s * n + r) * k
+                for e in range(hn[s * n + r]):
+                    size = _heap_push(hv, hi, base0, size, k, hv[b + e], hi[b + e])
+            hn[r] = size
+    return hv, hi, hn
