@@ -336,7 +336,7 @@ def _bf16_jax(real_gpu: bool):
             import cupy
 
             return cupy.from_dlpack(out)
-        return np.asarray(out)
+        return np.array(out)  # a writable host copy (JAX's own buffer is read-only)
 
     return f
 

@@ -54,3 +54,27 @@ def test_bf16_gemm_is_exact_on_ratings_and_rounds_other_values(where, monkeypatc
     C = rng.random((20, 300), dtype=np.float32)
     err = np.abs(f(C, C) - C.astype(np.float64) @ C.T).max()
     assert 1e-4 < err < 1.0  # bfloat16 rounding of non-exact inputs is visible
+
+
+@needs_jax
+def test_cosine_topk_bf16_on_the_simulated_gpu_equals_float32():
+    """The dense-bf16 plan (raw ratings in bfloat16, float32 accumulation, norms divided out)
+    gives the float32 result on half-star ratings, and is refused on values bfloat16 rounds."""
+    import scipy.sparse as sp
+
+    from recsys_fast.kernels import cosine_topk_result
+
+    rng = np.random.default_rng(1)
+    D = np.where(rng.random((120, 400)) < 0.1, rng.integers(1, 11, (120, 400)) / 2, 0)
+    X = sp.csr_matrix(D.astype(np.float32))
+    gpu = backend.SimulatedGPU()
+    ref = cosine_topk_result(X, 10, strategy="dense", tf32=False, backend=gpu)
+    got = cosine_topk_result(X, 10, strategy="dense", bf16=True, backend=gpu)
+    assert got.strategy == "dense-bf16" and "bfloat16" in got.precision
+    np.testing.assert_array_equal(got.matrix.indptr, ref.matrix.indptr)
+    np.testing.assert_array_equal(got.matrix.indices, ref.matrix.indices)
+    np.testing.assert_allclose(got.matrix.data, ref.matrix.data, rtol=1e-6)
+    with pytest.raises(ValueError, match="not exact in bfloat16"):
+        cosine_topk_result(X * np.float32(1.1), 10, strategy="dense", bf16=True, backend=gpu)
+    with pytest.raises(ValueError, match="GPU backend"):
+        cosine_topk_result(X, 10, strategy="dense", bf16=True)

@@ -53,7 +53,7 @@ import numpy as np
 import scipy.sparse
 
 from recsys_fast.backend import Backend, block_rows_for, get_backend
-from recsys_fast.errors import MemoryBudgetError
+from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 STRATEGIES = ("auto", "sparse", "dense", "spmm", "spgemm")
@@ -354,7 +354,7 @@ def _padded_topk(S, k: int, col0: int, xp):
     return vals, idx
 
 
-def _gemm_pairs_topk(D, inv, k: int, include_self: bool, block: int, xp):
+def _gemm_pairs_topk(D, inv, k: int, include_self: bool, block: int, xp, matmul=None):
     """Rows, columns, values of the top-k from square blocks ``D_I @ D_J.T`` with I <= J only:
     S is symmetric, so each block above the diagonal also serves the rows of J through its
     transpose, and the GEMM work falls to (p + 1) / 2p of the full product for p blocks.
@@ -362,7 +362,8 @@ def _gemm_pairs_topk(D, inv, k: int, include_self: bool, block: int, xp):
     Each (row block, column block) keeps its top-k candidates (padded); a row block's
     candidates, laid side by side in column-block order, hold their columns in ascending order,
     so one more top-k selection over them applies the same tie rule as a single pass over the
-    full row (lower column first) and yields columns already sorted.
+    full row (lower column first) and yields columns already sorted. ``matmul(A, B)`` gives
+    ``A @ B.T`` (default: the array library's GEMM).
     """
     n = D.shape[0]
     starts = list(range(0, n, block))
@@ -372,7 +373,7 @@ def _gemm_pairs_topk(D, inv, k: int, include_self: bool, block: int, xp):
         for bj in range(bi, len(starts)):
             j0 = starts[bj]
             j1 = min(n, j0 + block)
-            S = D[i0:i1] @ D[j0:j1].T
+            S = D[i0:i1] @ D[j0:j1].T if matmul is None else matmul(D[i0:i1], D[j0:j1])
             if inv is not None:
                 S *= inv[i0:i1, None]
                 S *= inv[None, j0:j1]
@@ -426,16 +427,23 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
     X kept sparse (``spmm``, ``spgemm``).
 
     ``dense-tf32`` multiplies the raw values of ``X_raw`` (exact in TF32, see :func:`tf32_exact`)
-    and scales each block by the inverse row norms afterwards; elsewhere the rows are normalised
-    first. Returns the CSR result and whether TF32 was actually on.
+    and scales each block by the inverse row norms afterwards; ``dense-bf16`` does the same
+    with bfloat16 products and float32 accumulation (:func:`recsys_fast.backend.bf16_gemm`;
+    values exact in bfloat16 only); elsewhere the rows are normalised first. Returns the CSR
+    result and whether TF32 was actually on.
     """
-    from recsys_fast.backend import tf32_matmul
+    from recsys_fast.backend import bf16_gemm, tf32_matmul
 
     xp = be.xp
     n = Xn.shape[0]
     itemsize = Xn.dtype.itemsize
     inv = None
-    if plan == "dense-tf32":
+    matmul = None
+    if plan == "dense-bf16":
+        matmul, how = bf16_gemm(be)
+        if matmul is None:
+            raise BackendUnavailableError(f"no bfloat16 GEMM here: {how}")
+    if plan in ("dense-tf32", "dense-bf16"):
         inv = _inverse_norms(X_raw, be).astype(Xn.dtype)
         D = be.dense(X_raw, Xn.dtype)
     elif plan == "dense":
@@ -445,7 +453,7 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
     with tf32_matmul(be, plan == "dense-tf32") as tf32_on:
         if D is not None:
             block = block_rows or _pair_block(n, itemsize, be)
-            rows, cols, vals = _gemm_pairs_topk(D, inv, k, include_self, block, xp)
+            rows, cols, vals = _gemm_pairs_topk(D, inv, k, include_self, block, xp, matmul)
         else:
             rows, cols, vals = _spmm_topk(Xn, k, include_self, block_rows, be, plan)
     del D
@@ -522,6 +530,7 @@ def cosine_topk_result(
     strategy: str = "auto",
     dtype: Any = np.float32,
     tf32: bool | None = None,
+    bf16: bool = False,
     backend: str | Backend = "cpu",
 ) -> TopKResult:
     """For each row of X, its k most similar rows by cosine similarity, with the strategy run.
@@ -551,6 +560,13 @@ def cosine_topk_result(
         of X is exact in TF32 (:func:`tf32_exact`: half-star ratings, small counts), where the
         raw values are multiplied and the norms divided out afterwards, so the result matches
         float32 to float32 rounding. ``True`` also rounds inexact values to a 10-bit mantissa.
+    bf16 : bool, default False
+        GPU, float32, ``dense`` only: multiply the raw values in bfloat16 with float32
+        accumulation (twice TF32's tensor-core rate on Ampere/Hopper) through JAX or PyTorch
+        (:func:`recsys_fast.backend.bf16_gemm`), the norms divided out afterwards. Allowed only
+        when every value of X is exact in bfloat16 (:func:`recsys_fast.backend.bf16_exact`:
+        half-star ratings, counts up to 256), so the result is float32-accurate; refused
+        otherwise. Opt-in until measured on a GPU (``strategy`` then reads ``dense-bf16``).
     backend : "cpu", "gpu", "dask" or Backend
         ``sparse`` runs on the CPU only. ``dask`` computes the same result by row blocks on a
         ``dask.distributed`` cluster (the active Client, ``$RECSYS_FAST_DASK_SCHEDULER``, or a
@@ -572,7 +588,10 @@ def cosine_topk_result(
         integer.
     ValueError
         k out of range, ``block_rows`` below 1, unknown strategy, non-finite values,
-        ``sparse`` on the GPU, ``tf32`` on the CPU.
+        ``sparse`` on the GPU, ``tf32`` or ``bf16`` on the CPU, ``bf16`` on values that bfloat16
+        cannot hold exactly.
+    BackendUnavailableError
+        ``bf16`` with neither JAX nor PyTorch able to run a bfloat16 GEMM here.
     MemoryBudgetError
         ``strategy="dense"`` and a dense copy of X does not fit.
     """
@@ -597,6 +616,14 @@ def cosine_topk_result(
         raise ValueError("strategy='sparse' is CPU-only (numba); use 'dense' on the GPU")
     if tf32 and be.name == "cpu":
         raise ValueError("tf32=True needs the GPU backend (TF32 is a tensor-core mode)")
+    if bf16:
+        from recsys_fast.backend import bf16_exact
+
+        if be.name == "cpu" or dt != np.float32:
+            raise ValueError("bf16=True needs the GPU backend and dtype float32")
+        if not bf16_exact(_canonical(X).data):
+            raise ValueError("bf16=True refused: some values of X are not exact in bfloat16 "
+                             "(8-bit significand), so the result would not be float32-accurate")
     threads = _resolve_threads(n_threads)
     X = _canonical(X)
     Xn = _normalized(X, be, dt)
@@ -612,6 +639,7 @@ def cosine_topk_result(
         plan = used
         if used == "dense" and be.name == "gpu" and dt == np.float32:
             plan = "dense-tf32" if (tf32 if tf32 is not None else tf32_exact(X)) else "dense"
+            plan = "dense-bf16" if bf16 else plan
         limits = contextlib.nullcontext()
         if be.name == "cpu" and n_threads is not None:
             from threadpoolctl import threadpool_limits
@@ -621,7 +649,10 @@ def cosine_topk_result(
             out, tf32_on = _dense_topk(Xn, k, include_self, block_rows, be, plan, X)
         if tf32_on:
             used = "dense-tf32"
-    return TopKResult(out, used, "tf32" if used == "dense-tf32" else dt.name)
+        if plan == "dense-bf16":
+            used = plan
+    precision = {"dense-tf32": "tf32", "dense-bf16": "bfloat16 x float32"}.get(used, dt.name)
+    return TopKResult(out, used, precision)
 
 
 def warmup() -> None:
