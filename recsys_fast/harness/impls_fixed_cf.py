@@ -134,26 +134,24 @@ class ModelRecommend(RecommendImpl):
         return {"model": st.model.name}
 
 
-class ImplicitCosineRecommend(ModelRecommend):
-    name = "implicit"
+class _ImplicitRecommend(ModelRecommend):
     requires = ("implicit",)
+    kind = ""  # ImplicitItemKNN's kind
+
+    def model(self):
+        from recsys_fast.models import ImplicitItemKNN
+
+        return ImplicitItemKNN(self.kind, K_NEIGHBOURS)
+
+
+class ImplicitCosineRecommend(_ImplicitRecommend):
+    name, kind = "implicit", "cosine"
     note = f"implicit CosineRecommender(K={K_NEIGHBOURS}).recommend"
 
-    def model(self):
-        from recsys_fast.models import ImplicitItemKNN
 
-        return ImplicitItemKNN("cosine", K_NEIGHBOURS)
-
-
-class ImplicitItemItemRecommend(ModelRecommend):
-    name = "implicit_itemitem"
-    requires = ("implicit",)
+class ImplicitItemItemRecommend(_ImplicitRecommend):
+    name, kind = "implicit_itemitem", "itemitem"
     note = f"implicit ItemItemRecommender(K={K_NEIGHBOURS}).recommend (dot product)"
-
-    def model(self):
-        from recsys_fast.models import ImplicitItemKNN
-
-        return ImplicitItemKNN("itemitem", K_NEIGHBOURS)
 
 
 class LensKitRecommend(ModelRecommend):

@@ -36,7 +36,7 @@ from numba import njit, prange, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from recsys_fast.kernels._topk_numba import _heap_push, _offer
+from recsys_fast.kernels._topk_numba import _offer, merge_heap_sets
 
 LANES = 16  # rows per block: one 64-byte cache line of float32 accumulators per column j
 
@@ -216,14 +216,5 @@ def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, orde
                 _offer(hv, hi, hn, thr, hbase + r, k, s, labels[j])
                 _offer(hv, hi, hn, thr, hbase + j, k, s, labels[r])
             a[:] = zero
-    if n_sets > 1:
-        for rr in prange(n):  # merge the other threads' heaps of row r into set 0
-            r = np.int64(rr)
-            base0 = r * k
-            size = hn[r]
-            for s in range(1, n_sets):
-                b = (s * n + r) * k
-                for e in range(hn[s * n + r]):
-                    size = _heap_push(hv, hi, base0, size, k, hv[b + e], hi[b + e])
-            hn[r] = size
+    merge_heap_sets(hv, hi, hn, n, k, n_sets)
     return hv, hi, hn

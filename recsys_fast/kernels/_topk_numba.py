@@ -189,17 +189,25 @@ def topk_heaps(
                         _offer(hv, hi, hn, thr, hset * n + j, k, s, labels[i])
             if include_self and self_dot > zero:
                 _offer(hv, hi, hn, thr, h_i, k, self_dot, labels[i])
-    if n_sets > 1:
-        for rr in prange(n):  # merge the other threads' heaps of row r into set 0
-            r = np.int64(rr)
-            base0 = r * k
-            size = hn[r]
-            for s in range(1, n_sets):
-                b = (s * n + r) * k
-                for e in range(hn[s * n + r]):
-                    size = _heap_push(hv, hi, base0, size, k, hv[b + e], hi[b + e])
-            hn[r] = size
+    merge_heap_sets(hv, hi, hn, n, k, n_sets)
     return hv, hi, hn
+
+
+@njit(cache=True, parallel=True)
+def merge_heap_sets(hv, hi, hn, n, k, n_sets):
+    """Push the heaps of sets 1.. of each row into set 0's (in place): per-thread heap sets
+    become one top-k heap per row."""
+    if n_sets < 2:
+        return
+    for rr in prange(n):
+        r = np.int64(rr)
+        base0 = r * k
+        size = hn[r]
+        for s in range(1, n_sets):
+            b = (s * n + r) * k
+            for e in range(hn[s * n + r]):
+                size = _heap_push(hv, hi, base0, size, k, hv[b + e], hi[b + e])
+        hn[r] = size
 
 
 @njit(cache=True, parallel=True)
