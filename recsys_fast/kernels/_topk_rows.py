@@ -9,9 +9,9 @@ index for index and value for value, whatever the row ranges:
   order whichever row scans it, and the heap's tie rule does not depend on the arrival order,
   so the rows equal the single-process result (which computes each pair once). The cost is
   every pair twice. :func:`pair_topk_task` / :func:`merge_pair_heaps` are the other form:
-  each part computes the pairs (i, j > i) of its rows once, as the single-process kernel does,
-  and returns heaps for all rows, merged afterwards (half the multiply-adds, but every part
-  sends n_rows x k candidates back).
+  each part runs the single-process blocked kernel on its share of the row blocks, computing
+  each pair (i, j > i) once, and returns heaps for all rows, merged afterwards (half the
+  multiply-adds, but every part sends n_rows x k candidates back).
 - ``dense``: the same square GEMM blocks as the single-process kernel (side from the matrix
   size), each row range a whole number of blocks. A block above the diagonal is computed as
   ``D_I @ D_J.T`` and one below as ``(D_J @ D_I.T).T``, exactly the products the single-process
@@ -141,57 +141,45 @@ def stack(pieces: list, n_cols: int, dtype) -> scipy.sparse.csr_matrix:
 
 
 def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
-    """Heaps of every row from the pairs (i, j > i) of the rows dealt to ``part`` (``sparse``).
+    """Heaps of every row from the pairs (i, j > i) of the row blocks dealt to ``part``
+    (``sparse``).
 
-    The rows, relabelled by popularity as in the single-process kernel, are sorted by the cost
-    of their remaining pairs and dealt round-robin to ``n_parts`` parts; this part computes each
-    of its rows' pairs once and offers it to both rows' heaps. Returns ``(hv, hi, hn)`` (values,
-    original column labels, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
+    The rows, relabelled by popularity as in the single-process kernel, form blocks of
+    ``_topk_blocked.LANES``; the blocks, sorted by cost, are dealt round-robin to ``n_parts``
+    parts, and this part runs the single-process blocked kernel on its blocks (one thread):
+    each pair once, offered to both rows' heaps. Returns ``(hv, hi, hn)`` (values, original
+    column labels, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
     """
     import numba
 
-    from recsys_fast.kernels import _topk_numba as nb
+    from recsys_fast.kernels import _topk_blocked as bl
 
     if plan.strategy != "sparse":
         raise ValueError("pair tasks need strategy='sparse'")
-    perm, inverse, arrays, cost, half_cost = plan._prepare()
-    order = np.argsort(-half_cost, kind="stable").astype(np.int64)[int(part)::int(n_parts)]
+    perm, _, arrays, _, block_cost = plan._prepare()
+    order = np.argsort(-block_cost, kind="stable").astype(np.int64)[int(part)::int(n_parts)]
     prev = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        return nb.topk_heaps(*arrays, order, half_cost, 1, plan.k, True, plan.include_self,
-                             perm)
+        return bl.topk_heaps_blocked(*arrays, order, block_cost, 1, plan.k, plan.include_self,
+                                     perm)
     finally:
         numba.set_num_threads(prev)
 
 
-def merge_pair_heaps(Xn, sets: list, k: int, chunk: int = 1 << 16) -> scipy.sparse.csr_matrix:
-    """The top-k CSR from the parts' heaps: per row, the k best candidates by value, ties to
-    the lower (original) column (the heap order of the single-process kernel, so the same
-    result); a pair reaches a row from one part only."""
+def merge_pair_heaps(Xn, sets: list, k: int) -> scipy.sparse.csr_matrix:
+    """The top-k CSR from the parts' heaps, merged as the single-process kernel merges its
+    threads' heap sets (:func:`~recsys_fast.kernels._topk_numba.merge_heap_sets`): the same
+    tie rule, whose kept set does not depend on the order the candidates arrive in, so the
+    same result; a pair reaches a row from one part only."""
     from recsys_fast.kernels import _topk_numba as nb
 
     n = Xn.shape[0]
     perm = np.argsort(-np.diff(Xn.indptr), kind="stable").astype(np.int64)
-    hv = np.empty(n * k, dtype=Xn.dtype)
-    hi = np.empty(n * k, dtype=np.int32)
-    hn = np.zeros(n, dtype=np.int32)
-    width = len(sets) * k
-    slots = np.arange(k)
-    big = np.iinfo(np.int32).max
-    for r0 in range(0, n, chunk):
-        r1 = min(n, r0 + chunk)
-        V = np.full((r1 - r0, width), -np.inf, dtype=Xn.dtype)
-        J = np.full((r1 - r0, width), big, dtype=np.int32)
-        for t, (v, j, size) in enumerate(sets):
-            keep = slots[None, :] < size[r0:r1, None]
-            V[:, t * k : (t + 1) * k] = np.where(keep, v[r0 * k : r1 * k].reshape(-1, k), -np.inf)
-            J[:, t * k : (t + 1) * k] = np.where(keep, j[r0 * k : r1 * k].reshape(-1, k), big)
-        best = np.lexsort((J, -V), axis=1)[:, :k]
-        Vb = np.take_along_axis(V, best, axis=1)
-        hv[r0 * k : r1 * k] = Vb.ravel()
-        hi[r0 * k : r1 * k] = np.take_along_axis(J, best, axis=1).ravel()
-        hn[r0:r1] = (Vb > -np.inf).sum(axis=1)  # filled slots come first
+    hv = np.concatenate([v for v, _, _ in sets])
+    hi = np.concatenate([j for _, j, _ in sets])
+    hn = np.concatenate([size for _, _, size in sets])
+    nb.merge_heap_sets(hv, hi, hn, n, k, len(sets))
     counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
     out = scipy.sparse.csr_matrix((out_val, out_idx, counts), shape=(n, n))
     out.has_sorted_indices = True
@@ -199,7 +187,9 @@ def merge_pair_heaps(Xn, sets: list, k: int, chunk: int = 1 << 16) -> scipy.spar
 
 
 def _sparse_prep(Xn):
-    """The relabelled CSR, its CSC with positions and full-row costs (as ``_sparse_topk``)."""
+    """The relabelled CSR, its CSC with positions, full-row costs and the costs of the row
+    blocks of the pair tasks (as ``_sparse_topk``)."""
+    from recsys_fast.kernels import _topk_blocked as bl
     from recsys_fast.kernels import _topk_numba as nb
 
     m = Xn.shape[1]
@@ -212,8 +202,8 @@ def _sparse_prep(Xn):
     data = Xp.data
     colptr, rowidx, coldata, pos = nb.csc_with_positions(indptr, indices, data, m)
     cost = nb.row_costs(indptr, indices, colptr, pos, False)
-    half_cost = nb.row_costs(indptr, indices, colptr, pos, True)
-    return perm, inverse, (indptr, indices, data, colptr, rowidx, coldata, pos), cost, half_cost
+    block_cost = bl.block_costs(indptr, indices, colptr, pos)
+    return perm, inverse, (indptr, indices, data, colptr, rowidx, coldata, pos), cost, block_cost
 
 
 def _sparse_rows(prep, a: int, b: int, k: int, include_self: bool):
