@@ -20,9 +20,13 @@ whose kept set does not depend on the arrival order. The column tail starts afte
 first row holding the column, so a block row also receives sums for columns j <= itself inside
 its block; those are discarded.
 
-Blocks are sorted by cost and dealt round-robin to the threads (numba's dynamic chunks with
-one block each measured slower: about one thread busy); as in ``topk_heaps`` each thread owns
-a full set of heaps (pairs reach any row), merged at the end.
+Blocks are sorted by cost, costliest first, and each goes to the next thread that asks for one
+(an atomic counter): a thread slowed by another process on its core (or by blocks costlier
+than their count of entries says) then takes fewer blocks, where a fixed round-robin deal left
+the other thread idle at the end. numba's own dynamic schedule (``parallel_chunksize(1)``)
+measured slower, about one thread busy. As in ``topk_heaps`` each thread owns a full set of
+heaps (pairs reach any row), merged at the end; the kept set does not depend on which thread
+computed a pair, so the result is the same whichever thread took which block.
 Per thread: the heaps, an (n_rows, LANES) accumulator and an (n_features * LANES) array of
 block values, ``n_threads * (n_rows * (k * (itemsize + 4) + LANES * itemsize + 16) +
 n_features * (LANES * itemsize + 16))`` bytes in all.
@@ -92,6 +96,19 @@ def _take_row(typingctx, acc, j, thr, t0, tj):
     return sig, codegen
 
 
+@intrinsic
+def _next_index(typingctx, counter):
+    """Atomically ``counter[0] += 1``; the value before (work handed out one item at a time to
+    whichever thread asks first)."""
+    sig = types.int64(counter)
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", a.data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return sig, codegen
+
+
 def _row_pointer(context, builder, acc_t, acc, j_t, j):
     """(vector type, alignment, pointer to row j) of a C-ordered (n, LANES) array."""
     a = context.make_array(acc_t)(context, builder, acc)
@@ -152,12 +169,16 @@ def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, orde
     mark_t = np.full((n_sets, n), -1, dtype=np.int64)
     touched_t = np.empty((n_sets, n), dtype=np.int64)
     w_t = np.empty((n_sets, LANES), dtype=data.dtype)
+    taken = np.zeros(1, dtype=np.int64)  # blocks handed out so far
     for tt in prange(n_sets):
       t = np.int64(tt)  # prange indices may be unsigned; uint64 + int64 gives float64
       acc, weights, first, cols = acc_t[t], weights_t[t], first_t[t], cols_t[t]
       mark, touched, w = mark_t[t], touched_t[t], w_t[t]
       hbase = t * n
-      for q in range(t, order.size, n_sets):  # blocks by cost, dealt round-robin
+      while True:  # blocks by cost, each to the next thread that is free
+        q = _next_index(taken)
+        if q >= order.size:
+            break
         blk = order[q]
         i0 = blk * LANES
         nb = min(LANES, n - i0)
