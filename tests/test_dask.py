@@ -399,6 +399,25 @@ def test_no_cluster_left_running_after_a_call_or_a_harness_case(monkeypatch):
         distributed.default_client()
 
 
+def test_tfidf_harness_case_runs_on_the_named_cluster_and_equals_the_naive_lists(cluster,
+                                                                                 monkeypatch):
+    from recsys_fast.dask_backend import SCHEDULER_ENV
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.registry import default_registry
+    from recsys_fast.harness.runner import RunSettings, run_case
+
+    monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
+    reg = default_registry()
+    res = run_case(reg.get("tfidf_topk", "optimised", "dask"), "tiny", CaseContext(reg),
+                   RunSettings(repeat=1, min_rounds=1, warmup=1))
+    assert res.status == "ok", res.error or res.skipped_reason
+    assert res.verdict == "equal" and res.checked_against == "naive"
+    assert res.extra["scheduler"] == cluster.scheduler_address
+    assert res.extra["n_workers"] == 2 and res.extra["threads_per_worker"] == [1, 1]
+    assert res.extra["strategy"]
+    assert cluster.status.name == "running"  # the case closed its client, not the cluster
+
+
 def test_harness_dask_cases_are_skipped_without_dask(monkeypatch):
     import importlib.util
 
@@ -409,7 +428,8 @@ def test_harness_dask_cases_are_skipped_without_dask(monkeypatch):
     reg = default_registry()
     cases = reg.select(backends=["dask"])
     assert "dask" in BACKENDS and {c.kernel for c in cases} >= {"cosine_topk",
-                                                                 "cf_fixed_recommend"}
+                                                                 "cf_fixed_recommend",
+                                                                 "tfidf_topk"}
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "distributed" else real(name, *a))

@@ -143,6 +143,28 @@ def test_page_fetches_nothing(page):
     assert text.startswith("<!DOCTYPE html>") and MARKER in text.splitlines()[1]
 
 
+def test_page_has_the_cpu_to_dask_table(tmp_path):
+    from test_report import LOCAL, _dask_doc
+
+    from recsys_fast.harness import results
+
+    doc = _dask_doc([("cpu", "100k", 0.1, None), ("dask", "100k", 0.25, LOCAL)],
+                    "2030-01-01T00:00:00+00:00")
+    out = tmp_path / "results"
+    report.write_report([results.write_results(doc, tmp_path / "in")], out, plots=False,
+                        html=True)
+    text = (out / "index.html").read_text()
+    assert "<h3>CPU → dask</h3>" in text
+    table = next(t for t in _parse(text).tables if "dask vs cpu: speedup [95 % CI]" in t[0])
+    assert table[0] == ["kernel", "scale", "impl", "cpu", "dask",
+                        "dask vs cpu: speedup [95 % CI]", "cluster", "run"]
+    [row] = table[1:]
+    assert row[:5] == ["toy_sum", "100k", "optimised", "100 ms", "250 ms"]
+    assert row[5].startswith("0.4x [") and row[5].endswith("(dask 2.5x slower)")
+    assert row[6:] == ["LocalCluster, 2 workers x 1 thread", "R1"]
+    assert table in _markdown_tables((out / "README.md").read_text())
+
+
 def test_markup_in_results_is_escaped(tmp_path):
     body = markdown_to_html(["## a <b>", "", "| x | y |", "|---|---|",
                              "| <script>alert(1)</script> | p \\| q **r** `s*t` |"], tmp_path)

@@ -87,7 +87,7 @@ def test_report_writes_readme_and_plots(results_file, tmp_path):
                  "**BLAS:**", "**GEMM peak", "GFLOP/s"):
         assert word in head, word
     for section in ("### Naive → optimised", "### Ours → peers", "### CPU → GPU",
-                    "### All cases", "### Skipped and failed cases", "### Plots"):
+                    "### CPU → dask", "### All cases", "### Skipped and failed cases", "### Plots"):
         assert section in text, section
     assert "| toy_sum | tiny | cpu |" in text and "equal (vs naive)" in text
     assert "needs 7.0 TiB" in text and "gpu backend unavailable" in text
@@ -257,3 +257,78 @@ def test_report_adds_the_quality_tables_of_the_eval_files(results_file, tmp_path
     assert "| toy_sum | tiny | cpu |" in text  # the speed tables are still there
     assert not any(p.name.startswith(results.QUALITY_PREFIX)  # never taken as a speed run
                    for p in results.latest_results(out))
+
+
+def _dask_doc(rows: list[tuple[str, str, float, dict | None]], created: str) -> dict:
+    """A results document of ``toy_sum/optimised`` rows: (backend, scale, median s, extra);
+    eight rounds each, spread ±1 % around the median."""
+    from datetime import datetime
+
+    cases = []
+    for backend, scale, med, extra in rows:
+        times = [med * (1 + d) for d in (-0.01, 0.0, 0.01, 0.005, -0.005, 0.0, 0.002, -0.002)]
+        cases.append({"kernel": "toy_sum", "impl": "optimised", "backend": backend,
+                      "scale": scale, "status": "ok", "median_s": med, "iqr_s": med * 0.01,
+                      "rounds": len(times), "times_s": times, "verdict": "equal",
+                      "checked_against": "naive", "extra": extra or {}})
+    return results.build_results(
+        cases, machine={"cpu_model": "x", "ram_bytes": 1, "gpu": {"gpu": None, "reason": "none"}},
+        machine_id="m", software={"python": "3"}, blas=[], thread_env={}, gemm_peak={},
+        git=None, settings={}, data_sources={}, created=datetime.fromisoformat(created))
+
+
+LOCAL = {"scheduler": "LocalCluster", "cluster_source": "LocalCluster", "n_workers": 2,
+         "threads_per_worker": [1, 1], "worker_memory_limit_bytes": [1 << 30, 1 << 30]}
+REMOTE = {"scheduler": "tcp://10.0.0.5:8786", "cluster_source": "scheduler address",
+          "n_workers": 3, "threads_per_worker": [2, 2, 4]}
+
+
+def _row(text: str, prefix: str) -> str:
+    found = [line for line in text.splitlines() if line.startswith(prefix)]
+    assert len(found) == 1, (prefix, found)
+    return found[0]
+
+
+def test_cpu_to_dask_table_names_the_cluster_and_says_which_side_is_slower(tmp_path):
+    doc = _dask_doc([("cpu", "tiny", 0.1, None), ("dask", "tiny", 0.2, LOCAL),
+                     ("cpu", "100k", 0.9, None), ("dask", "100k", 0.3, REMOTE)],
+                    "2030-01-01T00:00:00+00:00")
+    path = results.write_results(doc, tmp_path / "in")
+    sp = speedups(results.load_results(path)["cases"])["cpu_to_dask"]
+    assert [(s.scale, round(s.factor, 6)) for s in sp] == [("tiny", 0.5), ("100k", 3.0)]
+    text = report.write_report([path], tmp_path / "out", plots=False).read_text()
+    assert "### CPU → dask" in text and "< 1 it is slower" in text
+    header = _row(text, "| kernel | scale | impl | cpu | dask |")
+    assert "dask vs cpu: speedup [95 % CI]" in header and "| cluster | run |" in header
+    slow = _row(text, "| toy_sum | tiny | optimised | 100 ms | 200 ms |")
+    assert "**0.5x** [" in slow and "(dask 2x slower)" in slow
+    assert slow.endswith("| LocalCluster, 2 workers x 1 thread | R1 |")
+    fast = _row(text, "| toy_sum | 100k | optimised | 900 ms | 300 ms |")
+    assert "**3x** [" in fast and "slower" not in fast
+    assert fast.endswith("| tcp://10.0.0.5:8786, 3 workers x 2/2/4 threads | R1 |")
+
+
+def test_cpu_to_dask_ratio_is_never_formed_across_two_runs(tmp_path):
+    """An older run with cpu and dask rows, a newer one with the cpu row only: the group comes
+    whole from the newer run, so the table has no dask row; a hand-made cross-run pair is
+    refused as for the other kinds."""
+    old = _dask_doc([("cpu", "100k", 0.1, None), ("dask", "100k", 0.2, LOCAL)],
+                    "2030-01-01T00:00:00+00:00")
+    new = _dask_doc([("cpu", "100k", 0.4, None)], "2030-01-02T00:00:00+00:00")
+    paths = [results.write_results(d, tmp_path / "in") for d in (old, new)]
+    text = report.write_report(paths, tmp_path / "out", plots=False).read_text()
+    section = text.split("### CPU → dask", 1)[1].split("###", 1)[0]
+    assert "No dask case ran beside its cpu case." in section and "|" not in section
+    cpu_new = dict(new["cases"][0], _run="R2")
+    dask_old = dict(old["cases"][1], _run="R1")
+    assert speedups([cpu_new, dask_old])["cpu_to_dask"] == []
+    assert len(speedups([dict(cpu_new, _run="R1"), dask_old])["cpu_to_dask"]) == 1
+
+
+def test_speedups_plot_has_bars_for_a_run_with_only_cpu_and_dask_cases(tmp_path):
+    from recsys_fast.harness.plots import plot_speedups
+
+    doc = _dask_doc([("cpu", "tiny", 0.1, None), ("dask", "tiny", 0.2, LOCAL)],
+                    "2030-01-01T00:00:00+00:00")
+    path = plot_speedups(doc, tmp_path / "speedups.png")
+    assert path is not None and path.read_bytes()[:8] == PNG_MAGIC

@@ -12,6 +12,11 @@ and the CSR is built by partition on the cluster
 top-10 for up to 2,000 users) with ``backend="dask"``: the fit's neighbour search and the timed
 ``recommend`` run on the cluster; checked as the CPU case.
 
+``tfidf_topk/optimised/dask``: ``tfidf_topk(docs, k=99, backend="dask")`` on the scale's
+synthetic catalogue, as the in-process ``tfidf_topk/optimised/cpu`` case (same group): the
+vectoriser runs here, the top-k by row blocks on the cluster; checked as that family checks
+(against the naive lists, or sampled items vs exact float64).
+
 The cluster is the one :func:`recsys_fast.dask_backend.dask_client` picks
 (``$RECSYS_FAST_DASK_SCHEDULER``, set by ``recsys-fast bench --scheduler``, else a LocalCluster
 of one single-threaded worker process per core): opened in setup, used by every call of the
@@ -35,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness import casedata, impls_fixed_cf, impls_similarity
+from recsys_fast.harness import casedata, impls_content, impls_fixed_cf, impls_similarity
 from recsys_fast.harness.adapter import Adapter
 from recsys_fast.harness.case import ALL_SCALES, OUT_OF_CORE_SCALES, SCALES
 from recsys_fast.harness.casedata import F32
@@ -246,4 +251,46 @@ class OptimisedDaskRecommend(DaskRecommendImpl):
             return st.model.recommend(st.users, impls_fixed_cf.N_RECOMMEND)
 
 
-FAMILIES = (DaskTopKImpl, DaskRecommendImpl)
+# -- TF-IDF content neighbours ---------------------------------------------------------------
+@dataclass
+class DaskDocsState(impls_content.DocsState):
+    cluster: Any = None
+
+
+class DaskTfidfImpl(Adapter):
+    """``tfidf_topk(backend="dask")``; check and work model as :class:`TextNeighboursImpl`'s."""
+
+    kernel = impls_content.TextNeighboursImpl.kernel
+    description = impls_content.TextNeighboursImpl.description
+    requires = REQUIRES
+    backends = ("dask",)
+    results = impls_content.TextNeighboursImpl.results
+    check = impls_content.TextNeighboursImpl.check
+    examples = impls_content.TextNeighboursImpl.examples
+    memory_estimate = impls_content.TextNeighboursImpl.memory_estimate
+
+    def setup(self, ctx, scale: str) -> DaskDocsState:
+        def build(cluster: Cluster) -> DaskDocsState:
+            return DaskDocsState(scale, casedata.documents(ctx, scale), cluster=cluster)
+
+        return _with_cluster(build)
+
+    def teardown(self, st: DaskDocsState) -> None:
+        st.cluster.close()
+
+    def extra(self, st: DaskDocsState, result) -> dict:
+        return {**impls_content.TextNeighboursImpl.extra(self, st, result), **st.cluster.extra()}
+
+
+class OptimisedDaskTfidf(DaskTfidfImpl):
+    name = role = "optimised"
+    note = "kernels.tfidf_topk(backend='dask'): vectoriser here, top-k row blocks on a dask cluster"
+
+    def run(self, st: DaskDocsState):
+        from recsys_fast.kernels import tfidf_topk
+
+        with st.cluster.client.as_current():  # backend="dask" finds the case's client
+            return tfidf_topk(st.docs, k=impls_content.K, backend="dask")
+
+
+FAMILIES = (DaskTopKImpl, DaskRecommendImpl, DaskTfidfImpl)

@@ -81,7 +81,8 @@ def plot_times(data: dict, kernel: str, path: Path) -> Path | None:
 
 
 def plot_speedups(data: dict, path: Path) -> Path | None:
-    """Bars of naive->optimised and peer->ours speedups per kernel and scale (log axis)."""
+    """Bars of naive->optimised, peer->ours, cpu->gpu and cpu->dask speedups per kernel and
+    scale (log axis; a bar below the 1x line: the side after ``->`` is slower)."""
     sp = speedups(data["cases"])
     bars = [(f"{s.kernel}\n{s.scale}", s.factor, f"naive -> ours ({s.candidate.split('/')[1]})")
             for s in sp["naive_to_optimised"]]
@@ -89,6 +90,8 @@ def plot_speedups(data: dict, path: Path) -> Path | None:
              for s in sp["peers_to_ours"]]
     bars += [(f"{s.kernel}\n{s.scale}", s.factor, f"{s.baseline.split('/')[0]} cpu -> gpu")
              for s in sp["cpu_to_gpu"]]
+    bars += [(f"{s.kernel}\n{s.scale}", s.factor, f"{s.baseline.split('/')[0]} cpu -> dask")
+             for s in sp["cpu_to_dask"]]
     if not bars:
         return None
     groups = list(dict.fromkeys(b[0] for b in bars))
@@ -108,7 +111,7 @@ def plot_speedups(data: dict, path: Path) -> Path | None:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xticks(range(len(groups)), groups, fontsize=7)
-    ax.set_ylabel("speedup (x, > 1 = ours faster)")
+    ax.set_ylabel("speedup (x): > 1 = the side after -> is faster, < 1 slower")
     _kernels, scales = kernels_and_scales(data["cases"])
     ax.set_title(f"speedups ({data['machine_id']}, scales {', '.join(scales)})", fontsize=10)
     ax.legend(fontsize=7)

@@ -138,6 +138,32 @@ def _roofline(c: dict, run: dict) -> str:
     return ", ".join(parts)
 
 
+def _dask_ratio(sp) -> str:
+    """:func:`fmt_ratio`, plus ``(dask 1.28x slower)`` where dask is slower (and, with an
+    interval, significantly so): a ratio below 1 is not read as a speedup."""
+    text = fmt_ratio(sp, bold=True)
+    if sp.factor < 1 and (sp.ci is None or sp.ci.significant):
+        text += f" (dask {1 / sp.factor:.3g}x slower)"
+    return text
+
+
+def _cluster_text(row: dict | None) -> str:
+    """Where a dask case ran, from its ``extra`` (see ``impls_dask.Cluster.extra``):
+    ``LocalCluster, 2 workers x 1 thread`` or ``tcp://host:8786, 4 workers x 2/2/4/4 threads``."""
+    x = (row or {}).get("extra") or {}
+    if not x.get("scheduler"):
+        return "-"
+    text = str(x["scheduler"])
+    n, threads = x.get("n_workers"), list(x.get("threads_per_worker") or [])
+    if n is None:
+        return text
+    if len(set(threads)) == 1:
+        per = f"{threads[0]} thread{'' if threads[0] == 1 else 's'}"
+    else:
+        per = f"{'/'.join(map(str, threads)) or '?'} threads"
+    return f"{text}, {n} worker{'' if n == 1 else 's'} x {per}"
+
+
 def _section(data: dict, plots: list[tuple[str, str]]) -> list[str]:
     cases = data["cases"]
     runs = {r["label"]: r for r in data["runs"]}
@@ -169,6 +195,16 @@ def _section(data: dict, plots: list[tuple[str, str]]) -> list[str]:
             for s in sp["cpu_to_gpu"]]
     lines += _table(["kernel", "scale", "impl", "cpu", "gpu", "speedup [95 % CI]", "run"],
                     rows) if rows else ["No GPU case ran on this machine.", ""]
+    lines += ["### CPU → dask", "",
+              "Speedup = cpu median / dask median, both of one run: > 1 the dask case is "
+              "faster, < 1 it is slower.", ""]
+    rows = [[s.kernel, s.scale, s.baseline.split("/")[0], _fmt_time(s.baseline_s),
+             _fmt_time(s.candidate_s), _dask_ratio(s),
+             _cluster_text(idx.get((s.kernel, s.candidate.split("/")[0], "dask", s.scale))),
+             s.run or "-"] for s in sp["cpu_to_dask"]]
+    lines += _table(["kernel", "scale", "impl", "cpu", "dask",
+                     "dask vs cpu: speedup [95 % CI]", "cluster", "run"],
+                    rows) if rows else ["No dask case ran beside its cpu case.", ""]
     lines += ["### All cases", "",
               "Peak memory: the high-water mark above the post-setup baseline during the "
               "case's first warm-up call (the one after the checked call), after a heap trim (see `bench/README.md`). Throughput is "
