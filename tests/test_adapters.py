@@ -116,6 +116,30 @@ def test_a_missing_optional_package_is_a_skip_with_the_install_hint(no_gpu):
         NeedsPkg.name = ""
 
 
+def test_an_unavailable_runtime_is_a_skip_before_setup(no_gpu):
+    class NeedsRuntime(TopKImpl):
+        name, note = "needs_runtime", "a peer whose runtime outside Python is absent"
+
+        @classmethod
+        def unavailable(cls):
+            return "no frobnicator runtime here"
+
+        def setup(self, ctx, scale):
+            raise AssertionError("must not set up")
+
+        def run(self, st):
+            raise AssertionError("must not run")
+
+    try:
+        reg = Registry()
+        reg.add(NeedsRuntime().case())
+        res = runner.run_group(reg.select(), "tiny", CaseContext(reg), FAST)[0]
+        assert (res.status, res.skipped_reason) == ("skipped", "no frobnicator runtime here")
+        assert TopKImpl.unavailable() is None  # the default: nothing beyond ``requires``
+    finally:
+        NeedsRuntime.name = ""
+
+
 # the DNN families train TensorFlow models: covered by tests/test_dnn.py and the asv smoke
 CHECKED = [c for c in ADAPTERS if not c.kernel.startswith("dnn") and c.role != "naive"]
 
@@ -124,6 +148,8 @@ CHECKED = [c for c in ADAPTERS if not c.kernel.startswith("dnn") and c.role != "
 def test_adapter_computes_its_familys_function_at_tiny_scale(cls, no_gpu):
     if cls.missing():
         pytest.skip(f"optional package {', '.join(cls.missing())} not installed")
+    if cls.unavailable():
+        pytest.skip(cls.unavailable())
     reg = default_registry()
     cases = reg.select(kernels=[cls.kernel], impls=["naive", cls.name] if "naive" in
                        reg.impls(cls.kernel) else [cls.name], backends=["cpu"])

@@ -46,9 +46,9 @@ def params_for(kernel: str) -> list[list[str]]:
 
 def why_skipped(kernel: str, impl: str, backend: str, scale: str) -> str | None:
     """Why ``setup`` would skip this combination here, from the declared conditions alone
-    (no data is built): not registered, scale disabled, optional package or backend missing,
-    memory estimate over the budget. ``None``: it runs (setup may still find the backend
-    unusable or the memory short, and then says so in its ``NotImplementedError``)."""
+    (no data is built): not registered, scale disabled, optional package, runtime or backend
+    missing, memory estimate over the budget. ``None``: it runs (setup may still find the
+    backend unusable or the memory short, and then says so in its ``NotImplementedError``)."""
     from recsys_fast.harness.runner import skip_reason  # imports the kernels' dependencies
 
     try:

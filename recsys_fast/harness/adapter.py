@@ -121,6 +121,12 @@ class Adapter:
     def examples(self, state: Any) -> float | None:
         return None
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this implementation cannot run here although ``requires`` is installed (e.g. no
+        JVM for Spark), or ``None``; checked before setup, a reason makes the case skipped."""
+        return None
+
     # -- derived -------------------------------------------------------------------------------
     @classmethod
     def missing(cls) -> list[str]:
@@ -147,7 +153,7 @@ class Adapter:
                     bytes=given("bytes"), flops_dtype=self.flops_dtype, requires=self.requires,
                     extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
                     install_note=self.install_note, worker_env=dict(self.worker_env),
-                    teardown=given("teardown"))
+                    teardown=given("teardown"), unavailable=type(self).unavailable)
 
 
 def version_of_case(case: Case) -> str:

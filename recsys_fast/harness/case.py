@@ -92,6 +92,10 @@ class Case:
         environment of the worker that runs its group, and recorded in its row's ``extra``.
         In-process runs cannot apply them; the case itself must then raise
         ``BackendUnavailableError``.
+    unavailable
+        ``unavailable() -> str | None``: why the case cannot run here although ``requires`` is
+        installed (a runtime outside Python missing, e.g. a JVM), else ``None``; checked
+        before setup, a reason makes the case skipped.
     """
 
     kernel: str
@@ -114,6 +118,7 @@ class Case:
     install_note: str = ""
     worker_env: dict[str, str] = field(default_factory=dict, hash=False)
     teardown: Callable[[Any], None] | None = None
+    unavailable: Callable[[], str | None] | None = None
 
     def __post_init__(self) -> None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.worker_env.items()):

@@ -11,11 +11,14 @@ the full dense similarity matrix then ``argsort`` per row; optimised = ``kernels
 (blocked, never n x n; the strategy that ran is recorded; on the GPU from host input to host
 output, so both transfers are timed); peers: implicit ``CosineRecommender(K=k+1)`` (keeps the
 item itself), sparse_dot_topn ``sp_matmul_topn`` on L2-normalised rows (``top_n=k+1``), sklearn
-brute-force ``NearestNeighbors(metric='cosine')``, chunkdot ``cosine_similarity_top_k`` and
-scipy's full sparse product ``Xn @ Xn.T`` (no selection: a lower bound, verdict n/a). For the
-peers the normalisation and transposition happen in setup (not timed); ours does them inside
-the timed call. Every top-k result is checked on up to 300 sampled rows (all rows when fewer)
-against exact float64 similarities, tie-aware (1e-4).
+brute-force ``NearestNeighbors(metric='cosine')``, chunkdot ``cosine_similarity_top_k``, Spark
+MLlib ``RowMatrix.columnSimilarities(0.0)`` with its top-k in Spark SQL (threshold 0: DIMSUM
+without sampling, exact; :mod:`~recsys_fast.harness.spark_topk`) and scipy's full sparse
+product ``Xn @ Xn.T`` (no selection: a lower bound, verdict n/a). For the peers the
+normalisation and transposition happen in setup (not timed; for Spark also the session start
+and its cached ``RowMatrix``); ours does them inside the timed call. Every top-k result is
+checked on up to 300 sampled rows (all rows when fewer) against exact float64 similarities,
+tie-aware (1e-4).
 """
 
 from __future__ import annotations
@@ -342,6 +345,56 @@ class ChunkdotTopK(TopKImpl):
 
     def as_reference_form(self, st, result):
         return drop_self_keep_k(result, st.k)  # keeps the item itself
+
+
+class SparkTopK(TopKImpl):
+    name = "spark"
+    requires = ("pyspark",)
+    install_note = ("pip install -e '.[spark]' (large: not in dev) and a Java runtime (java on "
+                    "PATH or JAVA_HOME)")
+    note = ("Spark MLlib RowMatrix.columnSimilarities(0.0) (DIMSUM, threshold 0 = exact, no "
+            "sampling) + row_number top-k in Spark SQL, local[N]")
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        from recsys_fast.harness.spark_topk import java_problem
+
+        return java_problem()
+
+    def prepare(self, st: TopKState):
+        """A ``local[threads]`` session holding the users x items ``RowMatrix`` (untimed)."""
+        import weakref
+
+        from recsys_fast.errors import BackendUnavailableError
+        from recsys_fast.harness import spark_topk
+
+        problem = spark_topk.java_problem()
+        if problem:  # asv and direct calls reach setup without the runner's skip check
+            raise BackendUnavailableError(problem)
+        X = st.X
+        heap = spark_topk.driver_heap_bytes(X.nnz, X.shape[0])
+        sm = spark_topk.start(X.T.tocsr(), st.threads, heap)
+        weakref.finalize(st, sm.close)  # when the state is dropped without teardown (asv)
+        return sm
+
+    def run(self, st: TopKState):
+        from recsys_fast.harness.spark_topk import column_topk
+
+        return column_topk(st.input, st.k)
+
+    def teardown(self, st: TopKState) -> None:
+        st.input.close()
+
+    def extra(self, st: TopKState, result) -> dict:
+        return {**super().extra(st, result), **st.input.info()}
+
+    def memory_estimate(self, spec) -> int:
+        from recsys_fast.harness import spark_topk
+
+        heap = spark_topk.driver_heap_bytes(spec.n_ratings, spec.n_items)
+        python = spec.n_ratings * 36 + spec.n_items * (K + 1) * 200  # X.T, vectors, rows
+        workers = casedata.threads() * (100 << 20)  # pyspark workers converting the rows
+        return heap + spark_topk.JVM_OVERHEAD + python + workers
 
 
 class ScipyProduct(TopKImpl):

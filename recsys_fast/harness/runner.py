@@ -1,21 +1,21 @@
 """Run one group of cases (a kernel at a scale): prepare each, then time them interleaved.
 
 Per case, in registry order (naive first, so it becomes the reference of the others):
-skip (scale not defined, an optional package declared in ``Case.requires`` missing, GPU absent,
-memory estimate over budget) -> set up (not timed) -> the first call, whose result is checked
-against the reference (it also absorbs JIT compilation, graph tracing, caches) -> ``warmup``
-untimed calls, the first of which is the **memory probe** (see
-:mod:`~recsys_fast.harness.memwatch`). Then the prepared cases are timed
+skip (scale not defined, an optional package declared in ``Case.requires`` missing, a runtime
+named by ``Case.unavailable`` missing, GPU absent, memory estimate over budget) -> set up (not
+timed) -> the first call, whose result is checked against the reference (it also absorbs JIT
+compilation, graph tracing, caches) -> ``warmup`` untimed calls, the first of which is the
+**memory probe** (see :mod:`~recsys_fast.harness.memwatch`). Then the prepared cases are timed
 **round-robin**: round ``r`` runs every case still short of its rounds once, back to back, so
 machine drift hits all alike and round ``r`` of two cases can be paired
 (:mod:`~recsys_fast.harness.stats`). A case leaves the rotation after ``repeat`` rounds, or
 once it has spent ``max_time`` seconds and has ``min_rounds``.
 
 Skips are only the declared "cannot run here" conditions (:class:`MemoryBudgetError`,
-:class:`BackendUnavailableError`, a missing package named in ``requires``). Any other exception,
-an ``ImportError`` from inside recsys_fast included, is ``status="error"``. Ctrl-C is never
-recorded as a case error. Process isolation (one worker per group, timeouts, crashes) is
-:mod:`~recsys_fast.harness.workers`.
+:class:`BackendUnavailableError`, a missing package named in ``requires``, a reason from
+``Case.unavailable``). Any other exception, an ``ImportError`` from inside recsys_fast
+included, is ``status="error"``. Ctrl-C is never recorded as a case error. Process isolation
+(one worker per group, timeouts, crashes) is :mod:`~recsys_fast.harness.workers`.
 """
 
 from __future__ import annotations
@@ -126,6 +126,9 @@ def skip_reason(case: Case, scale: str, ctx: CaseContext) -> tuple[str | None, i
 
         hint = case.install_note or f"pip install {' '.join(map(distribution, missing))}"
         return f"optional package {', '.join(missing)} not installed ({hint})", None
+    why = case.unavailable() if case.unavailable is not None else None
+    if why:
+        return scrub_paths(why), None
     if case.backend == "gpu" and not gpu_available():
         return f"gpu backend unavailable: {gpu_unavailable_reason()}", None
     estimate = int(case.memory_estimate(ctx.spec(scale)))
