@@ -78,32 +78,57 @@ def _offer(hv, hi, hn, thr, h, k, v, j):
         thr[h] = hv[h * k]
 
 
-@njit(cache=True)
-def csc_with_positions(indptr, indices, data, n_cols):
+def csc_with_positions(indptr, indices, data, n_cols, n_chunks=None):
     """Transpose a CSR (sorted or not) into CSC with rows ascending in each column.
 
     Returns ``colptr, rowidx, coldata, pos`` where ``pos[p]`` is the CSC position of CSR entry p.
+    Parallel over ``n_chunks`` row ranges of about equal entry counts (default: numba's thread
+    count): each range counts its entries per column, and scatters them after the earlier
+    ranges' entries of the same column, so each column's rows still come out ascending.
     """
-    n_rows = indptr.size - 1
+    import numba
+
+    if n_chunks is None:
+        n_chunks = numba.get_num_threads()
+    nnz = int(indptr[-1])
+    n_chunks = max(1, min(int(n_chunks), nnz // (1 << 16) + 1))  # small inputs: one range
+    bounds = np.searchsorted(indptr, (np.arange(n_chunks + 1) * nnz) // n_chunks)
+    bounds[0], bounds[-1] = 0, indptr.size - 1
+    return _csc_with_positions(indptr, indices, data, n_cols, bounds.astype(np.int64))
+
+
+@njit(cache=True, parallel=True)
+def _csc_with_positions(indptr, indices, data, n_cols, bounds):
+    n_chunks = bounds.size - 1
     nnz = indices.size
-    colptr = np.zeros(n_cols + 1, dtype=np.int64)
-    for p in range(nnz):
-        colptr[indices[p] + 1] += 1
-    for c in range(n_cols):
-        colptr[c + 1] += colptr[c]
-    fill = colptr[:-1].copy()
+    counts = np.zeros((n_chunks, n_cols), dtype=np.int64)
+    for t in prange(n_chunks):
+        cnt = counts[t]
+        for p in range(indptr[bounds[t]], indptr[bounds[t + 1]]):
+            cnt[indices[p]] += 1
+    colptr = np.empty(n_cols + 1, dtype=np.int64)
+    acc = 0
+    for c in range(n_cols):  # chunk t's entries of column c start after chunks < t's
+        colptr[c] = acc
+        for t in range(n_chunks):
+            k = counts[t, c]
+            counts[t, c] = acc
+            acc += k
+    colptr[n_cols] = acc
     # unsigned: numba adds no negative-index wraparound to the hot acc[rowidx[pp]] access
     rowidx = np.empty(nnz, dtype=np.uint32)
     coldata = np.empty(nnz, dtype=data.dtype)
     pos = np.empty(nnz, dtype=np.int64)
-    for i in range(n_rows):  # rows in order, so each column's rows come out ascending
-        for p in range(indptr[i], indptr[i + 1]):
-            c = indices[p]
-            q = fill[c]
-            fill[c] = q + 1
-            rowidx[q] = i
-            coldata[q] = data[p]
-            pos[p] = q
+    for t in prange(n_chunks):
+        fill = counts[t]
+        for i in range(bounds[t], bounds[t + 1]):  # rows in order: each column ascending
+            for p in range(indptr[i], indptr[i + 1]):
+                c = indices[p]
+                q = fill[c]
+                fill[c] = q + 1
+                rowidx[q] = i
+                coldata[q] = data[p]
+                pos[p] = q
     return colptr, rowidx, coldata, pos
 
 

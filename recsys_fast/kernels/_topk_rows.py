@@ -197,8 +197,8 @@ def _sparse_prep(Xn):
     inverse = np.empty_like(perm)
     inverse[perm] = np.arange(perm.size, dtype=np.int64)
     Xp = Xn[perm]
-    indptr = Xp.indptr.astype(np.int64)
-    indices = Xp.indices.astype(np.int32)
+    indptr = Xp.indptr.astype(np.int64, copy=False)
+    indices = Xp.indices.astype(np.int32, copy=False)
     data = Xp.data
     colptr, rowidx, coldata, pos = nb.csc_with_positions(indptr, indices, data, m)
     cost = nb.row_costs(indptr, indices, colptr, pos, False)
