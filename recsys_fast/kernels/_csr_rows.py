@@ -1,10 +1,8 @@
-"""Parallel O(nnz) CSR build on the CPU: one pass when the rows are in order, else a row
-scan, a stable row scatter and a per-row bitmap merge.
+"""Parallel O(nnz) CSR build on the CPU: row scan, (stable row scatter,) per-row bitmap merge.
 
-1. :func:`merge_ordered` (rows in order, the usual layout): each thread takes chunks of the
-   input cut at row starts, checks each row index against the shape, gives the row pointers
-   where the index steps, and merges each row as in 3. as soon as it ends: the input is read
-   once. Rows found out of order fall back to :func:`scan` (per-chunk row counts) and
+1. :func:`scan_ordered` reads the row indices once: checks each against the shape and, where
+   the row index steps from a to b, gives the row pointers a+1..b that position. Rows found
+   out of order fall back to :func:`scan` (per-chunk row counts) and
 2. :func:`scatter_rows`: a stable counting sort by row, each thread scattering its input chunk
    to the slots its earlier chunks leave free, so every row keeps the input order.
 3. :func:`merge_rows` walks the rows, split between threads by entry count, and checks each
@@ -52,71 +50,38 @@ def chunk_bounds(total: int, n_chunks: int) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def merge_ordered(rows, cols, vals, n_rows, n_cols, limit, bounds, out_cols, out_vals):  # noqa: E501 # pragma: no cover
-    """Row pointer and merged rows in one pass over non-decreasing ``rows``.
-
-    Each chunk of ``bounds`` starts at the first row starting inside it (a row belongs whole
-    to the chunk where it starts). Where the row index steps from a to b, the pointers of rows
-    a+1..b get that position; each row is merged (as :func:`merge_rows`) as it ends. Returns
-    ``(indptr, kept, status)``; status 0: done, 1: a row index outside ``[0, n_rows)`` or a
-    column or value failing its check, 2: the rows are not in order (the outputs are then
-    meaningless)."""
+def scan_ordered(rows, n_rows, bounds):  # pragma: no cover - numba compiled
+    """Row pointer of non-decreasing ``rows``, read once: where the row index steps from a to
+    b, the pointers of rows a+1..b get that position. Returns ``(indptr, status)``; status 0:
+    done, 1: a row index outside ``[0, n_rows)``, 2: the rows are not in order (``indptr`` is
+    then meaningless). Columns and values are checked by :func:`merge_rows`."""
     nnz = rows.size
     n_chunks = bounds.size - 1
     indptr = np.empty(n_rows + 1, np.int64)
-    kept = np.zeros(n_rows, np.int64)
     status = np.zeros(n_chunks, np.int64)
-    n_words = (n_cols + WORD - 1) // WORD
-    n_summary = (n_words + WORD - 1) // WORD
     for t in prange(n_chunks):
         lo, hi = bounds[t], bounds[t + 1]
-        # both ends moved forward to a row start: rows never straddle two chunks
-        while 0 < lo < nnz and rows[lo] == rows[lo - 1]:
-            lo += 1
-        while 0 < hi < nnz and rows[hi] == rows[hi - 1]:
-            hi += 1
-        prev = rows[lo - 1] if lo > 0 else -1
-        if prev < 0 or prev >= n_rows:  # the chunk holding it reports it
-            prev = -1 if lo == 0 or lo >= hi else (rows[lo] - 1 if rows[lo] > 0 else 0)
-        bits = np.zeros(n_words, np.uint64)
-        summary = np.zeros(n_summary, np.uint64)
-        last = np.empty(n_cols, vals.dtype)
-        p = lo
-        while p < hi:
-            r = rows[p]
+        prev = -1
+        if lo > 0:
+            prev = rows[lo - 1]
+            if prev < 0 or prev >= n_rows:  # that chunk reports it
+                prev = rows[lo] if lo < hi else 0
+        for k in range(lo, hi):
+            r = rows[k]
             if r < 0 or r >= n_rows:
                 status[t] = 1
                 break
-            if r <= prev:  # equal rows were consumed with the previous row
-                status[t] = 2
-                break
-            for j in range(prev + 1, r + 1):
-                indptr[j] = p
-            e = p + 1
-            while e < hi and rows[e] == r:
-                e += 1
-            if e - p == 1:  # common in sparse data: no bitmap round trip
-                c = cols[p]
-                x = vals[p]
-                if c < 0 or c >= n_cols or not abs(x) <= limit:
-                    status[t] = 1
+            if r != prev:
+                if r < prev:
+                    status[t] = 2
                     break
-                out_cols[p] = c
-                out_vals[p] = x
-                kept[r] = 1
-            else:
-                n = _merge_row(p, e, cols, vals, n_cols, limit, bits, summary, last,
-                               out_cols, out_vals)
-                if n < 0:
-                    status[t] = 1
-                    break
-                kept[r] = n
-            prev = r
-            p = e
-        if t == n_chunks - 1 and status[t] == 0:
+                for j in range(prev + 1, r + 1):
+                    indptr[j] = k
+                prev = r
+        if t == n_chunks - 1:
             for j in range(prev + 1, n_rows + 1):
                 indptr[j] = nnz
-    return indptr, kept, status.max()
+    return indptr, status.max()
 
 
 @njit(cache=True, parallel=True, nogil=True)

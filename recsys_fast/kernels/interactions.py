@@ -263,18 +263,11 @@ def _merge_on(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit, n_thread
     from recsys_fast.kernels import _csr_rows
 
     n_chunks = n_threads * _csr_rows.CHUNKS_PER_THREAD if n_threads > 1 else 1
-    nnz = rows.size
-    out_cols = np.empty(nnz, index_dtype)
-    out_vals = np.empty(nnz, dt)
     with numba.parallel_chunksize(1):  # chunks handed out one by one: see CHUNKS_PER_THREAD
-        # rows in order (the usual layout of ratings files): row pointer and merge in one pass
-        indptr, kept, status = _csr_rows.merge_ordered(
-            rows, cols, vals, n_rows, n_cols, limit, _csr_rows.chunk_bounds(nnz, n_chunks),
-            out_cols, out_vals)
+        indptr, status = _csr_rows.scan_ordered(rows, n_rows,
+                                                _csr_rows.chunk_bounds(rows.size, n_chunks))
     if status == 1:
         return None
-    if status == 0:
-        return _finish(indptr, kept, out_cols, out_vals, index_dtype)
     if status == 2:  # rows not in order: stable scatter by row first
         bounds = _csr_rows.chunk_bounds(rows.size, n_threads)  # one count row per chunk
         counts, rows_ok = _csr_rows.scan(rows, n_rows, bounds)
@@ -284,20 +277,16 @@ def _merge_on(rows, cols, vals, n_rows, n_cols, dt, index_dtype, limit, n_thread
         by_row_cols, by_row_vals = np.empty_like(cols), np.empty_like(vals)
         _csr_rows.scatter_rows(rows, cols, vals, indptr, counts, bounds, by_row_cols, by_row_vals)
         cols, vals = by_row_cols, by_row_vals
+    nnz = rows.size
+    out_cols = np.empty(nnz, index_dtype)
+    out_vals = np.empty(nnz, dt)
     row_bounds = _csr_rows.row_chunks(indptr, n_chunks)
     with numba.parallel_chunksize(1):
         kept, ok = _csr_rows.merge_rows(indptr, cols, vals, n_cols, limit, row_bounds,
                                         out_cols, out_vals)
     if not ok:
         return None
-    return _finish(indptr, kept, out_cols, out_vals, index_dtype)
-
-
-def _finish(indptr, kept, out_cols, out_vals, index_dtype):
-    """The CSR arrays, with the gaps duplicates left (``kept`` below a row's length) closed."""
-    from recsys_fast.kernels import _csr_rows
-
-    if int(kept.sum()) != out_cols.size:
+    if int(kept.sum()) != nnz:  # duplicates left gaps
         indptr = _csr_rows.compact(indptr, kept, out_cols, out_vals)
         w = int(indptr[-1])
         out_cols, out_vals = out_cols[:w].copy(), out_vals[:w].copy()
