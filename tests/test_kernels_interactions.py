@@ -3,6 +3,8 @@ counting sort) against the course's dense fill and an independent numpy referenc
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import pandas as pd
@@ -176,12 +178,22 @@ def test_thread_count_capped_by_free_cores(monkeypatch):
     numba.set_num_threads(max(THREADS))
     try:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-        monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+        monkeypatch.setattr(interactions, "_runnable", lambda: 9)
         assert interactions._n_threads() == 1  # oversubscribed: one thread
-        monkeypatch.setattr(os, "getloadavg", lambda: (float(max(THREADS)), 0.0, 0.0))
-        assert interactions._n_threads() == max(THREADS)  # only our own threads running
+        monkeypatch.setattr(interactions, "_runnable", lambda: 1)  # only this thread runs
+        assert interactions._n_threads() == min(2, max(THREADS))
+        monkeypatch.setattr(interactions, "_runnable", lambda: None)  # no /proc: trust numba
+        assert interactions._n_threads() == max(THREADS)
     finally:
         numba.set_num_threads(before)
+
+
+def test_runnable_threads_read_from_proc():
+    n = interactions._runnable()
+    if not os.path.exists("/proc/loadavg"):
+        assert n is None
+    else:
+        assert isinstance(n, int) and n >= 1  # at least the thread asking
 
 
 def test_row_chunks_balance_entries():

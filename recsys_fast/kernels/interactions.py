@@ -93,7 +93,7 @@ def build_user_item_csr(
     """CSR matrix with ``m[user_idx[n], item_idx[n]] = values[n]``; last duplicate wins.
 
     O(nnz) on the CPU. From :data:`PARALLEL_MIN_NNZ` entries on, parallel over numba's
-    threads (as many as the load average leaves cores free): one pass over the
+    threads (as many as the threads runnable right now leave cores free): one pass over the
     row indices (validated, row pointer; a stable scatter by row only when they are not in
     order), then one over the columns and values, row by row through a per-thread bitmap that
     sorts and deduplicates each row (see :mod:`recsys_fast.kernels._csr_rows`); below it (and
@@ -224,21 +224,36 @@ def _parallel_pays(n_rows: int, n_cols: int, nnz: int) -> bool:
     return nnz >= PARALLEL_MIN_NNZ and _csr_rows.fits_bitmap(n_rows, n_cols, nnz)
 
 
+def _runnable() -> int | None:
+    """Threads runnable on the whole machine right now, this one included (the fourth field of
+    ``/proc/loadavg``); ``None`` where that is not available."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _n_threads() -> int:
-    """numba's thread count, capped by the cores the load average leaves free (our own threads
-    counted as part of the load). A parallel region ends only when every thread reaches its
-    barrier, so a thread with no free core to run on delays the call instead of helping: on a
-    2-vCPU machine with other work on it (load 9), 2 threads took 72 ms at 1m where 1 took 28."""
+    """numba's thread count, capped by the cores that other runnable threads leave free now.
+
+    A parallel region ends only when every thread reaches its barrier, so a thread with no free
+    core to run on delays the call instead of helping: on a 2-vCPU machine with other work on
+    it (load 9), 2 threads took 72 ms at 1m where 1 took 28. The count is taken at the call
+    (``/proc/loadavg``'s runnable threads), not from the one-minute load average, which still
+    counts work that has just ended: in a benchmark run, the previous case and the machine
+    probes kept it near 2.5 and the 1m case ran on one thread (9.3 ms where two take 5)."""
     import numba
 
     n = numba.get_num_threads()
     if n > 1:
+        running = _runnable()
         try:
             cores = len(os.sched_getaffinity(0))
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # not on Linux / no load average: trust numba
+        except (AttributeError, OSError):
             return n
-        n = max(1, min(n, int(cores - load + n + 0.5)))  # our own n threads are in the load
+        if running is not None:
+            n = max(1, min(n, cores - (running - 1)))
     return n
 
 
