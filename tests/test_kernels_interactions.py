@@ -182,6 +182,11 @@ def test_thread_count_capped_by_free_cores(monkeypatch):
         assert interactions._n_threads() == 1  # oversubscribed: one thread
         monkeypatch.setattr(interactions, "_runnable", lambda: 1)  # only this thread runs
         assert interactions._n_threads() == min(2, max(THREADS))
+        # this thread and our own workers, still spinning after the last call: no other work
+        monkeypatch.setattr(interactions, "_runnable", lambda: max(THREADS))
+        assert interactions._n_threads() == min(2, max(THREADS))
+        monkeypatch.setattr(interactions, "_runnable", lambda: max(THREADS) + 1)  # one other
+        assert interactions._n_threads() == max(1, min(2, max(THREADS)) - 1)
         monkeypatch.setattr(interactions, "_runnable", lambda: None)  # no /proc: trust numba
         assert interactions._n_threads() == max(THREADS)
     finally:

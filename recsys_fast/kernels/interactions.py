@@ -242,7 +242,9 @@ def _n_threads() -> int:
     it (load 9), 2 threads took 72 ms at 1m where 1 took 28. The count is taken at the call
     (``/proc/loadavg``'s runnable threads), not from the one-minute load average, which still
     counts work that has just ended: in a benchmark run, the previous case and the machine
-    probes kept it near 2.5 and the 1m case ran on one thread (9.3 ms where two take 5)."""
+    probes kept it near 2.5 and the 1m case ran on one thread (9.3 ms where two take 5).
+    Our own workers, still runnable just after the previous call, are not counted against us
+    (counting them sent every other call of a loop to one thread)."""
     import numba
 
     n = numba.get_num_threads()
@@ -253,7 +255,10 @@ def _n_threads() -> int:
         except (AttributeError, OSError):
             return n
         if running is not None:
-            n = max(1, min(n, cores - (running - 1)))
+            # numba's n - 1 workers spin for a moment after each parallel region and may still
+            # show as runnable: count only what exceeds this thread and them as other work
+            others = max(0, running - n)
+            n = max(1, min(n, cores - others))
     return n
 
 
