@@ -183,9 +183,9 @@ def test_thread_count_capped_by_free_cores(monkeypatch):
         monkeypatch.setattr(interactions, "_runnable", lambda: 1)  # only this thread runs
         assert interactions._n_threads() == min(2, max(THREADS))
         # this thread and our own workers, still spinning after the last call: no other work
-        monkeypatch.setattr(interactions, "_runnable", lambda: max(THREADS))
+        monkeypatch.setattr(interactions, "_runnable", lambda: 1 + max(THREADS))
         assert interactions._n_threads() == min(2, max(THREADS))
-        monkeypatch.setattr(interactions, "_runnable", lambda: max(THREADS) + 1)  # one other
+        monkeypatch.setattr(interactions, "_runnable", lambda: 2 + max(THREADS))  # one other
         assert interactions._n_threads() == max(1, min(2, max(THREADS)) - 1)
         monkeypatch.setattr(interactions, "_runnable", lambda: None)  # no /proc: trust numba
         assert interactions._n_threads() == max(THREADS)

@@ -255,9 +255,9 @@ def _n_threads() -> int:
         except (AttributeError, OSError):
             return n
         if running is not None:
-            # numba's n - 1 workers spin for a moment after each parallel region and may still
+            # numba's n workers spin for a moment after each parallel region and may still
             # show as runnable: count only what exceeds this thread and them as other work
-            others = max(0, running - n)
+            others = max(0, running - 1 - n)
             n = max(1, min(n, cores - others))
     return n
 
