@@ -93,7 +93,7 @@ def build_user_item_csr(
     """CSR matrix with ``m[user_idx[n], item_idx[n]] = values[n]``; last duplicate wins.
 
     O(nnz) on the CPU. From :data:`PARALLEL_MIN_NNZ` entries on, parallel over numba's
-    threads (as many as the threads runnable right now leave cores free): one pass over the
+    threads (one when the machine is oversubscribed): one pass over the
     row indices (validated, row pointer; a stable scatter by row only when they are not in
     order), then one over the columns and values, row by row through a per-thread bitmap that
     sorts and deduplicates each row (see :mod:`recsys_fast.kernels._csr_rows`); below it (and
@@ -224,41 +224,28 @@ def _parallel_pays(n_rows: int, n_cols: int, nnz: int) -> bool:
     return nnz >= PARALLEL_MIN_NNZ and _csr_rows.fits_bitmap(n_rows, n_cols, nnz)
 
 
-def _runnable() -> int | None:
-    """Threads runnable on the whole machine right now, this one included (the fourth field of
-    ``/proc/loadavg``); ``None`` where that is not available."""
-    try:
-        with open("/proc/loadavg") as f:
-            return int(f.read().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _n_threads() -> int:
-    """numba's thread count, capped by the cores that other runnable threads leave free now.
+    """numba's thread count; one thread when the machine is oversubscribed (one-minute load
+    average at least twice the cores).
 
     A parallel region ends only when every thread reaches its barrier, so a thread with no free
     core to run on delays the call instead of helping: on a 2-vCPU machine with other work on
-    it (load 9), 2 threads took 72 ms at 1m where 1 took 28. The count is taken at the call
-    (``/proc/loadavg``'s runnable threads), not from the one-minute load average, which still
-    counts work that has just ended: in a benchmark run, the previous case and the machine
-    probes kept it near 2.5 and the 1m case ran on one thread (9.3 ms where two take 5).
-    Our own workers, still runnable just after the previous call, are not counted against us
-    (counting them sent every other call of a loop to one thread)."""
+    it (load 9), 2 threads took 72 ms at 1m where 1 took 28. A finer cap measured worse: the
+    load average lags (in a benchmark run the machine probes and the previous case kept it near
+    2.5, and a cap at ``cores - load + own threads`` ran the 1m case on one thread, 9.3 ms where
+    two take ~5), and ``/proc/loadavg``'s runnable count at the call also counts this process's
+    own workers and helper threads (one thread on every other call of a plain loop)."""
     import numba
 
     n = numba.get_num_threads()
     if n > 1:
-        running = _runnable()
         try:
             cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not on Linux / no load average: trust numba
             return n
-        if running is not None:
-            # numba's n workers spin for a moment after each parallel region and may still
-            # show as runnable: count only what exceeds this thread and them as other work
-            others = max(0, running - 1 - n)
-            n = max(1, min(n, cores - others))
+        if load >= 2 * cores:
+            n = 1
     return n
 
 
