@@ -102,6 +102,20 @@ def _with_cluster(setup):
     return st
 
 
+class DaskAdapter(Adapter):
+    """What every dask-backend adapter shares: its requirement, its backend, and a state with
+    an open :class:`Cluster` (``st.cluster``), closed by ``teardown`` and described in ``extra``."""
+
+    requires = REQUIRES
+    backends = ("dask",)
+
+    def teardown(self, st) -> None:
+        st.cluster.close()
+
+    def extra(self, st, result) -> dict:
+        return st.cluster.extra()
+
+
 # -- cosine_topk ----------------------------------------------------------------------------
 def parquet_folder(ctx, scale: str):
     """The scale's synthetic Parquet folder (seed ``ctx.seed``), written on first use."""
@@ -123,14 +137,12 @@ class DaskTopKState(impls_similarity.TopKState):
     csr_from_parquet_s: float | None = None
 
 
-class DaskTopKImpl(Adapter):
+class DaskTopKImpl(DaskAdapter):
     """``cosine_topk`` on a dask cluster; check and work model as :class:`TopKImpl`'s."""
 
     kernel = impls_similarity.TopKImpl.kernel
     description = impls_similarity.TopKImpl.description
     flops_dtype = "float32"
-    requires = REQUIRES
-    backends = ("dask",)
     as_reference_form = impls_similarity.TopKImpl.as_reference_form
     check = impls_similarity.TopKImpl.check
     flops = impls_similarity.TopKImpl.flops
@@ -158,9 +170,6 @@ class DaskTopKImpl(Adapter):
                                  csr_from_parquet_s=t_csr)
 
         return _with_cluster(build)
-
-    def teardown(self, st: DaskTopKState) -> None:
-        st.cluster.close()
 
     def extra(self, st: DaskTopKState, result) -> dict:
         out = impls_similarity.TopKImpl.extra(self, st, result)
@@ -207,13 +216,11 @@ class DaskRecommendState(impls_fixed_cf.RecommendState):
     cluster: Any = None
 
 
-class DaskRecommendImpl(Adapter):
+class DaskRecommendImpl(DaskAdapter):
     """``FixedCF(backend="dask")`` recommendations; check as the in-process optimised case."""
 
     kernel = impls_fixed_cf.RecommendImpl.kernel
     description = impls_fixed_cf.RecommendImpl.description
-    requires = REQUIRES
-    backends = ("dask",)
     scales = SCALES
     examples = impls_fixed_cf.RecommendImpl.examples
     check = impls_fixed_cf.OptimisedRecommend.check
@@ -235,12 +242,6 @@ class DaskRecommendImpl(Adapter):
 
         return _with_cluster(build)
 
-    def teardown(self, st: DaskRecommendState) -> None:
-        st.cluster.close()
-
-    def extra(self, st: DaskRecommendState, result) -> dict:
-        return st.cluster.extra()
-
 
 class OptimisedDaskRecommend(DaskRecommendImpl):
     name = role = "optimised"
@@ -257,13 +258,11 @@ class DaskDocsState(impls_content.DocsState):
     cluster: Any = None
 
 
-class DaskTfidfImpl(Adapter):
+class DaskTfidfImpl(DaskAdapter):
     """``tfidf_topk(backend="dask")``; check and work model as :class:`TextNeighboursImpl`'s."""
 
     kernel = impls_content.TextNeighboursImpl.kernel
     description = impls_content.TextNeighboursImpl.description
-    requires = REQUIRES
-    backends = ("dask",)
     results = impls_content.TextNeighboursImpl.results
     check = impls_content.TextNeighboursImpl.check
     examples = impls_content.TextNeighboursImpl.examples
@@ -274,9 +273,6 @@ class DaskTfidfImpl(Adapter):
             return DaskDocsState(scale, casedata.documents(ctx, scale), cluster=cluster)
 
         return _with_cluster(build)
-
-    def teardown(self, st: DaskDocsState) -> None:
-        st.cluster.close()
 
     def extra(self, st: DaskDocsState, result) -> dict:
         return {**impls_content.TextNeighboursImpl.extra(self, st, result), **st.cluster.extra()}
