@@ -61,7 +61,9 @@ def fault_registry() -> Registry:
     reg.add(Case("hang", "optimised", "cpu", _sum_setup, _hang))
     reg.add(Case("alloc", "naive", "cpu", _sum_setup, _alloc))
     for k in SLOW_KERNELS:
-        reg.add(Case(k, "optimised", "cpu", _sum_setup, lambda st: time.sleep(0.15)))
+        # slow enough that a signal sent after the first group lands before the last ends,
+        # even on a loaded machine
+        reg.add(Case(k, "optimised", "cpu", _sum_setup, lambda st: time.sleep(0.4)))
     return reg
 
 
@@ -75,6 +77,11 @@ def _run(tmp_path, kernels, **kw):
 def _machine(monkeypatch):
     monkeypatch.setenv("RECSYS_FAST_MACHINE_ID", "fault-box")
     monkeypatch.setenv("RECSYS_FAST_TRIAD_BYTES", "4M")  # a quick (meaningless) bandwidth probe
+    # Ctrl-C as a user's shell delivers it, whatever handler earlier tests' libraries left
+    # (a handler is reset in the CLI children at exec; an ignored SIGINT would be inherited)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 # -- crashes and hangs ---------------------------------------------------------------------
@@ -356,3 +363,24 @@ def test_ctrl_c_turned_into_another_exception_is_still_an_interrupt():
     reg.add(Case("k", "scipy", "cpu", _sum_setup, lambda st: 0))
     with pytest.raises(KeyboardInterrupt):
         run_group(reg.select(), "tiny", CaseContext(reg), FAST)
+
+
+def test_ctrl_c_is_an_interrupt_under_a_library_sigint_handler():
+    """A library may have put its own SIGINT handler in place (one that only notes the
+    signal): the runner still stops on Ctrl-C, and that handler still sees it."""
+    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.runner import run_group
+
+    seen = []
+    signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+
+    def run(st):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+        return 0
+
+    reg = Registry()
+    reg.add(Case("k", "optimised", "cpu", _sum_setup, run))
+    with pytest.raises(KeyboardInterrupt):
+        run_group(reg.select(), "tiny", CaseContext(reg), FAST)
+    assert seen == [signal.SIGINT]

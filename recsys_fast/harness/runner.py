@@ -169,9 +169,10 @@ def _gpu_pool():
 
 
 class _SigintGuard:
-    """While active (main thread only), Ctrl-C sets ``fired`` before raising KeyboardInterrupt,
-    so an interrupt that a C extension turns into another exception (TensorFlow: SystemError) is
-    still recognised as an interrupt and never recorded as a case error."""
+    """While active (main thread only), Ctrl-C sets ``fired`` before the SIGINT handler in place
+    runs (Python's, raising KeyboardInterrupt, or one a library installed), so an interrupt that
+    a C extension turns into another exception (TensorFlow: SystemError) is still recognised as
+    an interrupt and never recorded as a case error. An ignored SIGINT stays ignored."""
 
     def __init__(self) -> None:
         self.fired = False
@@ -180,14 +181,16 @@ class _SigintGuard:
     def __enter__(self) -> _SigintGuard:
         if threading.current_thread() is threading.main_thread():
             old = signal.getsignal(signal.SIGINT)
-            if old is signal.default_int_handler:
+            if old is not signal.SIG_IGN:
                 self._old = old
                 signal.signal(signal.SIGINT, self._handler)
         return self
 
     def _handler(self, signum, frame):
         self.fired = True
-        raise KeyboardInterrupt
+        if callable(self._old):
+            self._old(signum, frame)
+        raise KeyboardInterrupt  # SIG_DFL, None, or a handler that returned
 
     def __exit__(self, *exc) -> None:
         if self._old is not None:
