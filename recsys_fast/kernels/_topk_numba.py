@@ -78,6 +78,26 @@ def _offer(hv, hi, hn, thr, h, k, v, j):
         thr[h] = hv[h * k]
 
 
+def popularity_order(Xn) -> np.ndarray:
+    """Row labels by descending row length (stable): the relabelling of the sparse top-k
+    kernels, whose heaps then hold original labels."""
+    return np.argsort(-np.diff(Xn.indptr), kind="stable").astype(np.int64)
+
+
+def relabelled(Xn):
+    """``perm`` (:func:`popularity_order`) and the arrays the sparse top-k kernels read:
+    ``(indptr, indices, data, colptr, rowidx, coldata, pos)`` of ``Xn[perm]`` and its CSC.
+    Relabelling rows by popularity puts the accumulator entries hit most often together at
+    low labels, sharing cache lines (about 1.4x in the feasibility study)."""
+    perm = popularity_order(Xn)
+    Xp = Xn[perm]
+    indptr = Xp.indptr.astype(np.int64, copy=False)
+    indices = Xp.indices.astype(np.int32, copy=False)
+    data = Xp.data
+    return perm, (indptr, indices, data,
+                  *csc_with_positions(indptr, indices, data, Xn.shape[1]))
+
+
 def csc_with_positions(indptr, indices, data, n_cols, n_chunks=None):
     """Transpose a CSR (sorted or not) into CSC with rows ascending in each column.
 

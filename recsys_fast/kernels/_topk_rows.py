@@ -61,10 +61,12 @@ class RowTopk:
         self.block = max(1, int(block))
         self.blas_threads = blas_threads
         self._derived = None
+        self._costs = {}
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_derived"] = None  # rebuilt by each worker
+        state["_costs"] = {}
         return state
 
     @property
@@ -81,6 +83,21 @@ class RowTopk:
                 self._derived = self.Xn.T.tocsr() if self.strategy == "spgemm" else ()
         return self._derived
 
+    def _sparse_costs(self, blocks: bool) -> np.ndarray:
+        """Scheduling weights of a ``sparse`` task form, computed once per worker and only for
+        the form that runs: per block of rows for pair tasks (``blocks``), else per full row."""
+        if blocks not in self._costs:
+            _, _, (indptr, indices, _, colptr, _, _, pos) = self._prepare()
+            if blocks:
+                from recsys_fast.kernels._topk_blocked import block_costs
+
+                self._costs[blocks] = block_costs(indptr, indices, colptr, pos)
+            else:
+                from recsys_fast.kernels._topk_numba import row_costs
+
+                self._costs[blocks] = row_costs(indptr, indices, colptr, pos, False)
+        return self._costs[blocks]
+
     def rows(self, a: int, b: int) -> scipy.sparse.csr_matrix:
         """Rows a..b-1 of the top-k matrix, shape (b - a, n_rows)."""
         a, b = int(a), int(b)
@@ -88,7 +105,8 @@ class RowTopk:
             raise ValueError(f"row range [{a}, {b}) outside [0, {self.n})")
         prep = self._prepare()
         if self.strategy == "sparse":
-            return _sparse_rows(prep, a, b, self.k, self.include_self)
+            return _sparse_rows(prep, self._sparse_costs(False), a, b, self.k,
+                                self.include_self)
         if self.strategy == "dense":
             limits = contextlib.nullcontext()
             if self.blas_threads:
@@ -156,7 +174,8 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
 
     if plan.strategy != "sparse":
         raise ValueError("pair tasks need strategy='sparse'")
-    perm, _, arrays, _, block_cost = plan._prepare()
+    perm, _, arrays = plan._prepare()
+    block_cost = plan._sparse_costs(True)
     order = np.argsort(-block_cost, kind="stable").astype(np.int64)[int(part)::int(n_parts)]
     prev = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -175,7 +194,7 @@ def merge_pair_heaps(Xn, sets: list, k: int) -> scipy.sparse.csr_matrix:
     from recsys_fast.kernels import _topk_numba as nb
 
     n = Xn.shape[0]
-    perm = np.argsort(-np.diff(Xn.indptr), kind="stable").astype(np.int64)
+    perm = nb.popularity_order(Xn)
     hv = np.concatenate([v for v, _, _ in sets])
     hi = np.concatenate([j for _, j, _ in sets])
     hn = np.concatenate([size for _, _, size in sets])
@@ -187,31 +206,21 @@ def merge_pair_heaps(Xn, sets: list, k: int) -> scipy.sparse.csr_matrix:
 
 
 def _sparse_prep(Xn):
-    """The relabelled CSR, its CSC with positions, full-row costs and the costs of the row
-    blocks of the pair tasks (as ``_sparse_topk``)."""
-    from recsys_fast.kernels import _topk_blocked as bl
-    from recsys_fast.kernels import _topk_numba as nb
+    """``perm``, its inverse and the relabelled CSR and CSC arrays (as ``_sparse_topk``)."""
+    from recsys_fast.kernels._topk_numba import relabelled
 
-    m = Xn.shape[1]
-    perm = np.argsort(-np.diff(Xn.indptr), kind="stable").astype(np.int64)
+    perm, arrays = relabelled(Xn)
     inverse = np.empty_like(perm)
     inverse[perm] = np.arange(perm.size, dtype=np.int64)
-    Xp = Xn[perm]
-    indptr = Xp.indptr.astype(np.int64, copy=False)
-    indices = Xp.indices.astype(np.int32, copy=False)
-    data = Xp.data
-    colptr, rowidx, coldata, pos = nb.csc_with_positions(indptr, indices, data, m)
-    cost = nb.row_costs(indptr, indices, colptr, pos, False)
-    block_cost = bl.block_costs(indptr, indices, colptr, pos)
-    return perm, inverse, (indptr, indices, data, colptr, rowidx, coldata, pos), cost, block_cost
+    return perm, inverse, arrays
 
 
-def _sparse_rows(prep, a: int, b: int, k: int, include_self: bool):
+def _sparse_rows(prep, cost, a: int, b: int, k: int, include_self: bool):
     import numba
 
     from recsys_fast.kernels import _topk_numba as nb
 
-    perm, inverse, arrays, cost, _ = prep
+    perm, inverse, arrays = prep
     n = perm.size
     sel = inverse[a:b]
     order = sel[np.argsort(-cost[sel], kind="stable")]
