@@ -19,14 +19,10 @@ import argparse
 import os
 import sys
 
-_threads = "2"
-for _i, _a in enumerate(sys.argv):  # thread env must be set before numpy/numba load
-    if _a == "--threads" and _i + 1 < len(sys.argv):
-        _threads = sys.argv[_i + 1]
-    elif _a.startswith("--threads="):
-        _threads = _a.split("=", 1)[1]
-for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_v] = _threads
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _threads import pin_threads_from_argv  # noqa: E402  (before numpy / numba)
+
+_threads = pin_threads_from_argv()
 
 import statistics  # noqa: E402
 import time  # noqa: E402
