@@ -7,7 +7,9 @@ cluster choice start their own and check that nothing is left running.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -90,34 +92,130 @@ def client(cluster):
     rows_per_task=st.sampled_from([None, 1, 7, 100]),
     block=st.sampled_from([None, 3, 16]),
     pairs=st.sampled_from([None, True, False]),
+    transport=st.sampled_from(["auto", "scatter"]),
 )
 def test_cosine_topk_dask_equals_single_process(client, seed, n_rows, n_cols, density, dtype,
                                                 ratings, k_frac, include_self, strategy,
-                                                rows_per_task, block, pairs):
+                                                rows_per_task, block, pairs, transport):
     from recsys_fast.kernels.distributed import cosine_topk_dask
 
     X = random_matrix(seed, n_rows, n_cols, density, dtype, ratings)
     k = 1 + int(k_frac * ((n_rows if include_self else n_rows - 1) - 1))
     kw = dict(include_self=include_self, strategy=strategy, dtype=dtype, block_rows=block)
     ref = cosine_topk_result(X, k, **kw)
-    got = cosine_topk_dask(X, k, rows_per_task=rows_per_task, pairs=pairs, client=client, **kw)
+    got = cosine_topk_dask(X, k, rows_per_task=rows_per_task, pairs=pairs, client=client,
+                           transport=transport, **kw)
     assert got.strategy == ref.strategy
     assert_same_csr(got.matrix, ref.matrix)
+    shared = transport == "auto" and got.strategy == "sparse"  # this cluster sees our files
+    assert got.matrix.dask_timing["transport"] == ("shared memory" if shared else "scatter")
 
 
+@pytest.mark.parametrize("transport", ["shared", "scatter"])
 @pytest.mark.parametrize("include_self", [False, True])
 @pytest.mark.parametrize("pairs", [True, False])
-def test_sparse_pairs_and_row_ranges_equal_single_process(client, include_self, pairs):
+def test_sparse_pairs_and_row_ranges_equal_single_process(client, include_self, pairs,
+                                                          transport, tmp_path, monkeypatch):
+    from recsys_fast.dask_shared import ROOT_ENV
     from recsys_fast.kernels.distributed import cosine_topk_dask
 
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
     D = random_matrix(21, 150, 12, 0.3, np.float32, ratings=True).toarray()  # many ties
     D[7] = 0  # a zero row: no neighbours, nobody's neighbour
     X = sp.csr_matrix(D)
     ref = cosine_topk(X, 9, include_self=include_self, strategy="sparse")
     got = cosine_topk_dask(X, 9, include_self=include_self, strategy="sparse", pairs=pairs,
-                           rows_per_task=11, client=client).matrix
+                           rows_per_task=11, transport=transport, client=client).matrix
     assert_same_csr(got, ref)
     assert got[7].nnz == 0 and got[:, 7].nnz == 0
+    assert got.dask_timing["transport"] == ("shared memory" if transport == "shared"
+                                            else "scatter")
+    assert list(tmp_path.iterdir()) == []  # the shared folder is gone after the call
+
+
+# ---------------------------------------------------------------- shared-memory transport
+
+
+def test_shared_folder_removed_when_a_task_fails(client, tmp_path, monkeypatch):
+    from recsys_fast.dask_shared import ROOT_ENV
+    from recsys_fast.kernels import _topk_rows
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    def fails(plan, a, b):  # shipped by value to the workers
+        raise RuntimeError("task failed on purpose")
+
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    monkeypatch.setattr(_topk_rows, "row_topk_task", fails)
+    X = random_matrix(3, 40, 10, 0.3, np.float32, ratings=True)
+    with pytest.raises(RuntimeError, match="on purpose"):
+        cosine_topk_dask(X, 3, strategy="sparse", pairs=False, transport="shared",
+                         client=client)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_scatters_where_workers_cannot_see_the_folder_and_shared_refuses(
+        client, tmp_path, monkeypatch):
+    from recsys_fast import dask_shared
+    from recsys_fast.errors import ConfigError
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    monkeypatch.setenv(dask_shared.ROOT_ENV, str(tmp_path))
+    with dask_shared.SharedArrays() as shared:  # the real check: every worker reads the token
+        assert shared.visible_to(client)
+        (Path(shared.path) / "token").write_text("another machine's folder")
+        assert not shared.visible_to(client)
+    monkeypatch.setattr(dask_shared.SharedArrays, "visible_to", lambda self, c: False)
+    X = random_matrix(4, 50, 12, 0.3, np.float32, ratings=True)
+    ref = cosine_topk(X, 4, strategy="sparse")
+    got = cosine_topk_dask(X, 4, strategy="sparse", client=client).matrix
+    assert got.dask_timing["transport"] == "scatter"
+    assert_same_csr(got, ref)
+    with pytest.raises(ConfigError, match="cannot read .*transport='scatter'"):
+        cosine_topk_dask(X, 4, strategy="sparse", transport="shared", client=client)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_scatters_when_the_shared_folder_has_no_room(client, tmp_path, monkeypatch):
+    import collections
+
+    from recsys_fast import dask_shared
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    monkeypatch.setenv(dask_shared.ROOT_ENV, str(tmp_path))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(dask_shared.shutil, "disk_usage", lambda p: usage(100, 90, 10))
+    X = random_matrix(5, 50, 12, 0.3, np.float32, ratings=True)
+    ref = cosine_topk(X, 4, strategy="sparse")
+    got = cosine_topk_dask(X, 4, strategy="sparse", client=client).matrix
+    assert got.dask_timing["transport"] == "scatter"
+    assert_same_csr(got, ref)
+    with pytest.raises(dask_shared.SharedSpaceError, match="do not fit in the 0 MiB free"):
+        cosine_topk_dask(X, 4, strategy="sparse", transport="shared", client=client)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_folders_of_dead_processes_are_swept(tmp_path):
+    import subprocess
+
+    from recsys_fast import dask_shared
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = tmp_path / f"{dask_shared.PREFIX}{int(done.stdout)}-abc"
+    live = tmp_path / f"{dask_shared.PREFIX}{os.getpid()}-def"
+    other = tmp_path / "unrelated"
+    for d in (dead, live, other):
+        d.mkdir()
+    with dask_shared.SharedArrays(tmp_path) as shared:
+        assert Path(shared.path).is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+
+
+def test_bad_transport_is_refused(client):
+    from recsys_fast.kernels.distributed import cosine_topk_dask
+
+    with pytest.raises(ValueError, match="transport must be"):
+        cosine_topk_dask(sp.eye(3, format="csr"), 1, transport="tcp", client=client)
 
 
 def test_cosine_topk_backend_dask_runs_on_the_active_client(client, cluster):
@@ -249,9 +347,12 @@ def _children() -> set[int]:
             if "resource_tracker" not in " ".join(p.cmdline())}
 
 
-def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path, monkeypatch):
+@pytest.mark.parametrize("transport", ["shared", "scatter"])
+def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path, monkeypatch,
+                                                                       transport):
     """One task kills its own worker process (once: a marker file); dask reruns the task on
-    a live worker and the result equals the single-process one."""
+    a live worker (which maps the shared arrays afresh, or gets X scattered again) and the
+    result equals the single-process one."""
     distributed = pytest.importorskip("distributed")
     from recsys_fast.kernels import _topk_rows
     from recsys_fast.kernels.distributed import cosine_topk_dask
@@ -276,7 +377,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as c:
         got = cosine_topk_dask(X, 6, strategy="sparse", pairs=False, rows_per_task=10,
-                               client=c).matrix
+                               transport=transport, client=c).matrix
     assert (tmp_path / "killed").exists()  # a worker really died mid-run
     assert got.dask_tasks == ("row ranges", 12)
     assert_same_csr(got, ref)

@@ -16,8 +16,9 @@ data set are timed interleaved (round r runs each once), medians of ``--rounds``
 warm-up call; each dask result is checked equal (indices and values) to the single-process one.
 
 For the cost model (``bench/README.md``, "Dask") each dask configuration also records the parts
-of one call: the client-side normalisation, the broadcast scatter of the task plan, the
-compute time of every task (dask's task stream), and the rest (gather, merge, scheduling).
+of one call (``dask_timing`` of the result): the transport (shared memory or scatter), the
+client-side preparation, the tasks (scatter, compute, gather), the merge, and the compute time
+of every task (dask's task stream).
 
 ``--parquet 100m``: the out-of-core path once: the Parquet folder (written with
 ``recsys_fast.data.parquet`` if absent, under ``$RECSYS_FAST_DATA/synthetic-parquet``) read by
@@ -81,19 +82,12 @@ def _interleaved(calls: dict, rounds: int) -> dict:
 
 
 def _parts(client, X, k: int) -> dict:
-    """One call split up: normalisation, scatter, task compute per worker, the rest."""
-    from recsys_fast.backend import CPU
-    from recsys_fast.kernels import similarity as sim
-    from recsys_fast.kernels.distributed import cosine_topk_dask
-
-    t0 = time.perf_counter()
-    Xn = sim._normalized(sim._canonical(X), CPU, np.float32)
-    t_norm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    [remote] = client.scatter([Xn], broadcast=True, hash=False)
-    t_scatter = time.perf_counter() - t0
-    remote.release()
+    """One call split up: the client-side preparation (normalisation; with the shared-memory
+    transport also the relabelled arrays and their write), the tasks (scatter, compute,
+    gather) with each task's compute time from dask's task stream, and the merge."""
     from distributed import get_task_stream
+
+    from recsys_fast.kernels.distributed import cosine_topk_dask
 
     with get_task_stream(client=client) as ts:
         t0 = time.perf_counter()
@@ -106,12 +100,11 @@ def _parts(client, X, k: int) -> dict:
         busy = sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
         per_worker.setdefault(task["worker"], []).append(busy)
     compute = [sum(v) for v in per_worker.values()]
-    return {"wall_s": wall, "normalise_s": t_norm, "scatter_s": t_scatter,
-            "x_bytes": int(Xn.data.nbytes + Xn.indices.nbytes + Xn.indptr.nbytes),
+    return {"wall_s": wall, **out.dask_timing,
+            "x_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes),
             "tasks": list(out.dask_tasks), "task_compute_s": sorted(t for v in per_worker.values()
                                                                     for t in v),
-            "worker_compute_s": compute,
-            "rest_s": wall - t_norm - t_scatter - (max(compute) if compute else 0.0)}
+            "worker_compute_s": compute}
 
 
 def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:

@@ -175,6 +175,8 @@ class DaskTopKImpl(DaskAdapter):
         out = impls_similarity.TopKImpl.extra(self, st, result)
         if getattr(result, "dask_tasks", None):
             out["dask_tasks"] = list(result.dask_tasks)
+        if getattr(result, "dask_timing", None):
+            out["dask_transport"] = result.dask_timing["transport"]
         if st.csr_from_parquet_s is not None:
             out["csr_from_parquet_s"] = st.csr_from_parquet_s
         return {**out, **st.cluster.extra()}

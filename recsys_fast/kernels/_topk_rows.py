@@ -21,7 +21,9 @@ index for index and value for value, whatever the row ranges:
 - ``spmm`` / ``spgemm``: row blocks of ``X @ X.T``, whose rows do not depend on the blocking.
 
 What a worker derives from X (the relabelled CSC, the dense copy) is built once per worker on
-first use and kept with the scattered object.
+first use and kept with the scattered object. For ``sparse``, :meth:`RowTopk.share` instead
+prepares those arrays once on the client and hands them over in shared memory
+(:mod:`recsys_fast.dask_shared`); the plan then pickles without X.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import numpy as np
 import scipy.sparse
 
 from recsys_fast.backend import CPU
+
+_SPARSE_ARRAYS = ("indptr", "indices", "data", "colptr", "rowidx", "coldata", "pos")
 
 
 class RowTopk:
@@ -60,22 +64,46 @@ class RowTopk:
         self.strategy = strategy
         self.block = max(1, int(block))
         self.blas_threads = blas_threads
+        self.n = int(Xn.shape[0])
+        self.dtype = Xn.dtype
+        self.shared = None
         self._derived = None
         self._costs = {}
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_derived"] = None  # rebuilt by each worker
+        state["_derived"] = None  # rebuilt by each worker (or mapped from ``shared``)
         state["_costs"] = {}
+        if self.shared is not None:
+            state["Xn"] = None
         return state
 
-    @property
-    def n(self) -> int:
-        return int(self.Xn.shape[0])
+    def share(self, shared, blocks: bool) -> np.ndarray:
+        """Prepare the ``sparse`` arrays here, once, and write them (with the scheduling costs
+        of the task form: per block for pair tasks, else per row) into ``shared``
+        (:class:`~recsys_fast.dask_shared.SharedArrays`); workers map them instead of building
+        their own. Returns the popularity order (what :func:`merge_pair_heaps` needs)."""
+        if self.strategy != "sparse":
+            raise ValueError("only the sparse strategy's arrays are shared")
+        self._prepare()
+        costs = self._sparse_costs(blocks)
+        perm, inverse, arrays = self._derived
+        shared.put({"perm": perm, "inverse": inverse, **dict(zip(_SPARSE_ARRAYS, arrays,
+                                                                  strict=True)),
+                    "block_cost" if blocks else "row_cost": costs})
+        self.shared = shared
+        self._derived, self._costs = None, {}
+        return perm
 
     def _prepare(self):
         if self._derived is None:
-            if self.strategy == "sparse":
+            if self.shared is not None:
+                a = self.shared.arrays()
+                self._derived = (a["perm"], a["inverse"], tuple(a[n] for n in _SPARSE_ARRAYS))
+                for blocks, name in ((True, "block_cost"), (False, "row_cost")):
+                    if name in a:
+                        self._costs[blocks] = a[name]
+            elif self.strategy == "sparse":
                 self._derived = _sparse_prep(self.Xn)
             elif self.strategy == "dense":
                 self._derived = CPU.dense(self.Xn)
@@ -120,7 +148,7 @@ class RowTopk:
 
             r, c, v = _spmm_topk(self.Xn, self.k, self.include_self, self.block, CPU,
                                  self.strategy, rows=(a, b))
-        return _piece(r - a, c, v.astype(self.Xn.dtype, copy=False), b - a, self.n)
+        return _piece(r - a, c, v.astype(self.dtype, copy=False), b - a, self.n)
 
 
 def row_topk_task(plan: RowTopk, a: int, b: int) -> scipy.sparse.csr_matrix:
@@ -186,15 +214,15 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
         numba.set_num_threads(prev)
 
 
-def merge_pair_heaps(Xn, sets: list, k: int) -> scipy.sparse.csr_matrix:
+def merge_pair_heaps(perm: np.ndarray, sets: list, k: int) -> scipy.sparse.csr_matrix:
     """The top-k CSR from the parts' heaps, merged as the single-process kernel merges its
     threads' heap sets (:func:`~recsys_fast.kernels._topk_numba.merge_heap_sets`): the same
     tie rule, whose kept set does not depend on the order the candidates arrive in, so the
-    same result; a pair reaches a row from one part only."""
+    same result; a pair reaches a row from one part only. ``perm``: the popularity order
+    (:func:`~recsys_fast.kernels._topk_numba.popularity_order` of the normalised X)."""
     from recsys_fast.kernels import _topk_numba as nb
 
-    n = Xn.shape[0]
-    perm = nb.popularity_order(Xn)
+    n = perm.size
     hv = np.concatenate([v for v, _, _ in sets])
     hi = np.concatenate([j for _, j, _ in sets])
     hn = np.concatenate([size for _, _, size in sets])

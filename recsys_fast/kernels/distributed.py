@@ -11,7 +11,9 @@ tells where the latest call ran.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import time
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,7 @@ from recsys_fast.dask_backend import (
     total_threads,
     worker_memory,
 )
-from recsys_fast.errors import MemoryBudgetError
+from recsys_fast.errors import ConfigError, MemoryBudgetError
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 TASKS_PER_THREAD = 4  # row ranges per worker thread: rows differ in cost, so balance by count
@@ -63,11 +65,14 @@ def cosine_topk_dask(
     dtype: Any = np.float32,
     rows_per_task: int | None = None,
     pairs: bool | None = None,
+    transport: str = "auto",
     client: Any = None,
 ):
     """``cosine_topk(X, k, ...)`` computed by row blocks on a dask cluster; the same result.
 
-    The normalised X is scattered to every worker once; each task returns the top-k of a row
+    The normalised X is scattered to every worker once (or, for ``sparse`` on workers that see
+    this machine's files, the arrays the kernel reads are prepared here once and shared, see
+    ``transport``); each task returns the top-k of a row
     range (:class:`recsys_fast.kernels._topk_rows.RowTopk`) and the CSR pieces are stacked in
     order. ``auto`` picks the strategy as the single-process call does (``dense`` only while a
     dense copy of X also fits in a quarter of a worker's memory limit). ``dense`` tasks run
@@ -87,6 +92,13 @@ def cosine_topk_dask(
         size-k heaps for *all* rows, merged here (half the multiply-adds of the row ranges,
         ``tasks x n_rows x k`` candidates gathered). False: row ranges, each row in full.
         Default: pairs while the gathered heaps fit in a quarter of the local memory budget.
+    transport : {"auto", "shared", "scatter"}
+        ``sparse`` only. ``shared``: the relabelled CSR/CSC and the scheduling costs are built
+        once in this process (with its threads) and written to shared memory, which every
+        worker maps (:mod:`recsys_fast.dask_shared`): one copy on the machine, no pickling,
+        no per-worker preparation. ``scatter``: X is scattered and each worker prepares its
+        own copy (what works across machines). ``auto``: shared when every worker sees the
+        shared folder and it has room, else scatter.
     client : distributed.Client, optional
         Cluster to use; default as :func:`recsys_fast.dask_backend.dask_client`.
 
@@ -95,7 +107,10 @@ def cosine_topk_dask(
     TopKResult
         ``matrix`` equal, index for index, to ``cosine_topk(X, k)`` with the same strategy,
         its ``dask_tasks`` attribute the task form and count (``("pairs", 4)``,
-        ``("row ranges", 16)``); ``strategy`` the strategy that ran.
+        ``("row ranges", 16)``), its ``dask_timing`` attribute the transport that ran and the
+        seconds of each phase (``prepare_s``: normalise, and for ``shared`` the preparation
+        and the write; ``tasks_s``: scatter, tasks and gather; ``merge_s``: merge or stack);
+        ``strategy`` the strategy that ran.
 
     Raises
     ------
@@ -103,7 +118,10 @@ def cosine_topk_dask(
         dask.distributed is not installed.
     MemoryBudgetError
         X (and, for ``dense``, its dense copy) does not fit in half a worker's memory.
+    ConfigError
+        ``transport="shared"`` and some worker does not see the shared folder.
     """
+    from recsys_fast.kernels import _topk_numba as nb
     from recsys_fast.kernels import similarity as sim
     from recsys_fast.kernels._topk_rows import (
         RowTopk,
@@ -114,6 +132,9 @@ def cosine_topk_dask(
     )
 
     require_dask()
+    if transport not in ("auto", "shared", "scatter"):
+        raise ValueError(f"transport must be 'auto', 'shared' or 'scatter', got {transport!r}")
+    t0 = time.perf_counter()
     X = sim._as_csr(X, CPU)
     n, m = X.shape
     k = sim._check_topk_args(n, k, include_self, strategy)
@@ -151,15 +172,49 @@ def cosine_topk_dask(
         n_parts = 2 * total_threads(c)
         if used == "sparse" and pairs is None:
             pairs = 2 * n_parts * n * k * (item + 4) <= available_bytes() // 4
-        if used == "sparse" and pairs:
-            sets = map_ranges(c, plan, pair_topk_task, [(p, n_parts) for p in range(n_parts)])
-            out = merge_pair_heaps(Xn, sets, k)
-            out.dask_tasks = ("pairs", n_parts)
-        else:
-            ranges = even_ranges(n, rows, block if used == "dense" else 1)
-            out = stack(map_ranges(c, plan, row_topk_task, ranges), n, dt)
-            out.dask_tasks = ("row ranges", len(ranges))
+        with contextlib.ExitStack() as cleanup:
+            perm = None
+            if used == "sparse" and transport != "scatter":
+                perm = _share_sparse(c, plan, bool(pairs), transport, cleanup)
+            timing = {"transport": "scatter" if perm is None else "shared memory",
+                      "prepare_s": time.perf_counter() - t0}
+            t1 = time.perf_counter()
+            if used == "sparse" and pairs:
+                sets = map_ranges(c, plan, pair_topk_task, [(p, n_parts) for p in range(n_parts)])
+                t2 = time.perf_counter()
+                out = merge_pair_heaps(nb.popularity_order(Xn) if perm is None else perm, sets, k)
+                out.dask_tasks = ("pairs", n_parts)
+            else:
+                ranges = even_ranges(n, rows, block if used == "dense" else 1)
+                pieces = map_ranges(c, plan, row_topk_task, ranges)
+                t2 = time.perf_counter()
+                out = stack(pieces, n, dt)
+                out.dask_tasks = ("row ranges", len(ranges))
+        timing.update(tasks_s=t2 - t1, merge_s=time.perf_counter() - t2)
+        out.dask_timing = timing
     return sim.TopKResult(out, used, dt.name)
+
+
+def _share_sparse(c, plan, blocks: bool, transport: str, cleanup) -> np.ndarray | None:
+    """Prepare ``plan``'s sparse arrays here and put them in shared memory for the workers;
+    the popularity order, or None (``auto``) where the workers cannot see the folder or it
+    has no room. Registers the release and removal on ``cleanup``."""
+    from recsys_fast.dask_shared import SharedArrays, SharedSpaceError
+
+    shared = cleanup.enter_context(SharedArrays())
+    if not shared.visible_to(c):
+        if transport == "shared":
+            raise ConfigError(f"transport='shared': some workers of this cluster cannot read "
+                              f"{shared.path} (other machines?); use transport='scatter'")
+        return None
+    cleanup.callback(shared.release, c)
+    try:
+        return plan.share(shared, blocks)
+    except SharedSpaceError:
+        if transport == "shared":
+            raise
+        plan._derived, plan._costs = None, {}
+        return None
 
 
 # -- FixedCF ----------------------------------------------------------------------------------
