@@ -267,6 +267,7 @@ def _main(argv: list[str]) -> int:
 
 @pytest.mark.parametrize("argv", [["--scale", ""], ["--scale", ","], ["--repeat", "0"],
                                   ["--repeat", "-3"], ["--case-timeout", "inf"],
+                                  ["--max-time", "0"], ["--max-time", "nan"],
                                   ["--ml100k", "/does/not/exist"],
                                   ["--resume", "20990101T000000Z-000000"]])
 def test_bench_misuse_is_one_line(tmp_path, capsys, argv):

@@ -283,6 +283,16 @@ def _toy_results(tmp_path, **kw) -> tuple[dict, Path]:
                                settings=RunSettings(repeat=2, max_time=0.5), **kw)
 
 
+def test_max_time_option_is_used_and_recorded(tmp_path, no_gpu):
+    """``--max-time`` (``run_bench(max_time=...)``) replaces the 20 s early stop and is written
+    into the results file's settings."""
+    data, path = _toy_results(tmp_path, max_time=123.0)
+    assert results.load_results(path)["settings"]["max_time"] == 123.0
+    assert bench_mod._settings(True, None, None, None, None).max_time == runner.QUICK.max_time
+    with pytest.raises(ValueError, match="max_time must be a positive number"):
+        bench_mod._settings(False, None, None, None, -1.0)
+
+
 def test_run_bench_writes_a_valid_results_file(tmp_path, no_gpu, monkeypatch):
     monkeypatch.setenv(machine.ENV_MACHINE_ID, "Test Box #1")
     data, path = _toy_results(tmp_path)

@@ -76,7 +76,7 @@ def ensure_writable(out_dir: str | os.PathLike) -> Path:
 
 
 def _settings(quick: bool, repeat: int | None, settings: RunSettings | None,
-              case_timeout: float | None) -> RunSettings:
+              case_timeout: float | None, max_time: float | None = None) -> RunSettings:
     s = settings or RunSettings(**asdict(QUICK if quick else RunSettings()))
     s = RunSettings(**asdict(s))
     if repeat is not None:
@@ -85,6 +85,8 @@ def _settings(quick: bool, repeat: int | None, settings: RunSettings | None,
         s.repeat = repeat
     if case_timeout is not None:
         s.case_timeout = case_timeout
+    if max_time is not None:
+        s.max_time = max_time
     return s.validate()
 
 
@@ -137,6 +139,7 @@ def run_bench(
     isolate: bool = True,
     case_timeout: float | None = None,
     resume: str | None = None,
+    max_time: float | None = None,
 ) -> tuple[dict, Path | None]:
     """Run the selected cases and write ``<out_dir>/<machine-id>/<run>.json``.
 
@@ -197,7 +200,7 @@ def run_bench(
         raise RecsysFastError("no case matches that selection "
                               f"(kernels={kernels}, impl={impls}, backend={backends})")
     if resume is None:
-        s = _settings(quick, repeat, settings, case_timeout)
+        s = _settings(quick, repeat, settings, case_timeout, max_time)
     if out_dir is not None:
         ensure_writable(out_dir)
     isolate = isolate and registry.factory is not None

@@ -64,6 +64,10 @@ def add_bench_commands(subparsers) -> None:
                    help="fewer rounds (5, at least 3, at most ~3 s per case), smaller GEMM probe")
     b.add_argument("--repeat", type=_positive_int, default=None,
                    help="timed rounds per case (default 10)")
+    b.add_argument("--max-time", type=_positive_float, default=None, metavar="SECONDS",
+                   help="a case stops its rounds early once its timed rounds add up to this "
+                   "and it has its minimum rounds (default 20; 3 with --quick): raise it for "
+                   "slow, noisy cases whose intervals need every --repeat round")
     b.add_argument("--case-timeout", type=_positive_float, default=None, metavar="SECONDS",
                    help="limit per stage of a case (setup, first call, one round); a case "
                    "that exceeds it is recorded as an error and the run goes on (default 1800)")
@@ -156,6 +160,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                backends=args.backend, quick=args.quick, repeat=args.repeat,
                                out_dir=args.out, ml100k=args.ml100k,
                                progress=not args.no_progress, case_timeout=args.case_timeout,
+                               max_time=args.max_time,
                                resume=args.resume, isolate=not args.in_process,
                                registry=reg)
     except RunInterrupted as exc:
