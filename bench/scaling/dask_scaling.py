@@ -8,7 +8,9 @@ Run from the repository root::
 **Strong scaling**: the items x users matrix of the synthetic ``--scale`` set, fixed; the
 single-process kernel (``strategy`` auto, this process's threads) and ``cosine_topk(backend=
 "dask")`` on a LocalCluster of each ``--workers`` count (worker processes, one thread each).
-Efficiency ``E(w) = T(1) / (w T(w))``. **Weak scaling**: the data grow with the workers:
+Efficiency ``E(w) = T(1) / (w T(w))``. The single-process kernel is also timed with each
+``--workers`` count as its thread count: its efficiency is what this machine's cores give
+threads that share one copy of the data, the ceiling for the workers. **Weak scaling**: the data grow with the workers:
 ``w`` workers get the ``--scale`` spec with ``w`` times its users and ratings (the same items,
 as the ``100m`` preset is ML-25M with 4x the users), so the pair work grows ``w``-fold too;
 ``E(w) = T(1) / T(w)``. Every cluster is open for the whole study and the configurations of a
@@ -137,6 +139,9 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:
                   flush=True)
             calls = {"single": lambda X=X: cosine_topk_result(X, k)}
             ws = workers if kind == "strong" else [w_data]
+            if kind == "strong":  # the machine's own ceiling: threads sharing one process
+                for w in ws:
+                    calls[f"threads{w}"] = lambda X=X, w=w: cosine_topk_result(X, k, n_threads=w)
             for w in ws:
                 calls[f"dask{w}"] = lambda X=X, c=clients[w]: cosine_topk_dask(X, k, client=c)
             res = _interleaved(calls, rounds)
@@ -145,6 +150,15 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:
                    "pair_work": float(np.sum(np.diff(X.tocsc().indptr).astype(float) ** 2)),
                    "single_process_s": res["single"][1], "single_rounds_s": res["single"][2],
                    "strategy": strategy, "dask": []}
+            if kind == "strong":
+                t1 = res["threads1"][1]
+                row["threads"] = [{"threads": w, "time_s": res[f"threads{w}"][1],
+                                   "rounds_s": res[f"threads{w}"][2],
+                                   "efficiency": t1 / (w * res[f"threads{w}"][1]),
+                                   "equal": _equal(res[f"threads{w}"][0].matrix, ref)}
+                                  for w in ws]
+                print("  single process by threads: " + ", ".join(
+                    f"{r['threads']}: {r['time_s']:.3f} s" for r in row["threads"]), flush=True)
             for w in ws:
                 got, t, all_t = res[f"dask{w}"]
                 got = got.matrix

@@ -39,8 +39,12 @@ def plot_scaling(path: str | Path) -> Path:
     ax_e.plot(w_s, [r["efficiency"] for r in strong["dask"]], "o-", label="strong T1/(w Tw)")
     ax_e.plot([r["workers"] for r in weak_rows], [r["efficiency"] for r in weak_rows], "s-",
               label="weak T1/Tw")
+    if strong.get("threads"):
+        ax_e.plot([r["threads"] for r in strong["threads"]],
+                  [r["efficiency"] for r in strong["threads"]], "^--", color="grey",
+                  label="single process, threads (this machine's ceiling)")
     ax_e.axhline(1.0, color="grey", ls=":", label="ideal")
-    ax_e.set(xlabel="dask workers (1 thread each)", ylabel="parallel efficiency",
+    ax_e.set(xlabel="dask workers (1 thread each) / threads", ylabel="parallel efficiency",
              title="efficiency vs 1 worker", xticks=w_s, ylim=(0, 1.2))
     ax_e.legend(fontsize=8)
     cpu = d["environment"]["machine"].get("cpu_model", "")
