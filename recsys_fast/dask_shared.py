@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,13 @@ class SharedArrays:
         if need * 1.1 > free:
             raise SharedSpaceError(f"{need / 2**20:.0f} MiB of shared arrays do not fit in the "
                                    f"{free / 2**20:.0f} MiB free under {self.path}")
-        for name, a in arrays.items():
+        def write(item):
+            name, a = item
             np.save(os.path.join(self.path, f"{name}.npy"), np.ascontiguousarray(a))
+
+        # the copies into the page cache release the GIL: one writer thread per core
+        with ThreadPoolExecutor(max(1, min(len(arrays), os.cpu_count() or 1))) as pool:
+            list(pool.map(write, arrays.items()))
         self.names = self.names + tuple(arrays)
 
     def arrays(self) -> dict[str, np.ndarray]:

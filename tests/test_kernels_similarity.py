@@ -505,3 +505,32 @@ def test_csr_numba_path_equals_the_sort_path(n_rows, n_cols, nnz, seed, idx_dtyp
     np.testing.assert_array_equal(m.indptr, ip)
     np.testing.assert_array_equal(m.indices, c)
     np.testing.assert_array_equal(m.data, v)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n_rows=st.integers(0, 80), n_cols=st.integers(1, 50),
+       density=st.sampled_from([0.0, 0.05, 0.3, 0.9]), n_chunks=st.sampled_from([None, 1, 3, 64]))
+def test_relabelled_arrays_equal_scipy_row_permutation_and_transpose(seed, n_rows, n_cols,
+                                                                     density, n_chunks):
+    """The sparse kernel's inputs: X[perm] (parallel copy) and its CSC with positions."""
+    from recsys_fast.kernels import _topk_numba as nb
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_rows, n_cols, density=density, format="csr", dtype=np.float32, rng=rng)
+    X.sort_indices()
+    perm = nb.popularity_order(X)
+    indptr, indices, data = nb.permute_rows(X.indptr, X.indices, X.data, perm, n_chunks)
+    ref = X[perm]
+    np.testing.assert_array_equal(indptr, ref.indptr)
+    np.testing.assert_array_equal(indices, ref.indices)
+    np.testing.assert_array_equal(data, ref.data)
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32 and data.dtype == X.dtype
+    _, arrays = nb.relabelled(X)
+    colptr, rowidx, coldata, pos = arrays[3:]
+    csc = ref.tocsc()
+    csc.sort_indices()
+    np.testing.assert_array_equal(colptr, csc.indptr)
+    np.testing.assert_array_equal(rowidx, csc.indices)
+    np.testing.assert_array_equal(coldata, csc.data)
+    np.testing.assert_array_equal(rowidx[pos], np.repeat(np.arange(n_rows), np.diff(indptr)))
+    np.testing.assert_array_equal(coldata[pos], data)

@@ -90,12 +90,42 @@ def relabelled(Xn):
     Relabelling rows by popularity puts the accumulator entries hit most often together at
     low labels, sharing cache lines (about 1.4x in the feasibility study)."""
     perm = popularity_order(Xn)
-    Xp = Xn[perm]
-    indptr = Xp.indptr.astype(np.int64, copy=False)
-    indices = Xp.indices.astype(np.int32, copy=False)
-    data = Xp.data
+    indptr, indices, data = permute_rows(Xn.indptr, Xn.indices, Xn.data, perm)
     return perm, (indptr, indices, data,
                   *csc_with_positions(indptr, indices, data, Xn.shape[1]))
+
+
+def permute_rows(indptr, indices, data, perm, n_chunks=None):
+    """CSR arrays (int64 pointers, int32 indices) of the rows ``perm`` of a CSR, in that
+    order: ``X[perm]`` copied in parallel over ``n_chunks`` ranges of about equal entry counts
+    (default: numba's threads x 8, so the long rows the popularity order puts first spread)."""
+    import numba
+
+    lengths = np.diff(indptr)[perm]
+    new_indptr = np.zeros(perm.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_indptr[1:])
+    nnz = int(new_indptr[-1])
+    if n_chunks is None:
+        n_chunks = 8 * numba.get_num_threads()
+    n_chunks = max(1, min(int(n_chunks), nnz // (1 << 16) + 1))
+    bounds = np.searchsorted(new_indptr, (np.arange(n_chunks + 1) * nnz) // n_chunks)
+    bounds[0], bounds[-1] = 0, perm.size
+    out_idx = np.empty(nnz, dtype=np.int32)
+    out_data = np.empty(nnz, dtype=data.dtype)
+    _permute_rows(indptr, indices, data, perm.astype(np.int64, copy=False), new_indptr,
+                  bounds.astype(np.int64), out_idx, out_data)
+    return new_indptr, out_idx, out_data
+
+
+@njit(cache=True, parallel=True)
+def _permute_rows(indptr, indices, data, perm, new_indptr, bounds, out_idx, out_data):
+    for t in prange(bounds.size - 1):
+        for r in range(bounds[t], bounds[t + 1]):
+            s = indptr[perm[r]]
+            o = new_indptr[r]
+            for p in range(indptr[perm[r] + 1] - s):
+                out_idx[o + p] = indices[s + p]
+                out_data[o + p] = data[s + p]
 
 
 def csc_with_positions(indptr, indices, data, n_cols, n_chunks=None):
