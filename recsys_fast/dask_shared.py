@@ -10,7 +10,9 @@ The folder is ``$RECSYS_FAST_SHM_DIR`` when set, else ``/dev/shm`` where it is w
 the temporary directory. :meth:`SharedArrays.visible_to` asks every worker to read a random
 token from the folder, so workers on other machines (which cannot see it) are detected and the
 caller scatters instead. The folder is removed when the ``with`` block ends; folders left by a
-process that was killed are removed by the next :class:`SharedArrays` of this machine.
+process that was killed are removed by the next :class:`SharedArrays` of this machine (a
+folder is named by host and process id, and only this host's folders of processes that no
+longer run are removed: containers that share ``/dev/shm`` have their own hostnames).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +32,6 @@ import numpy as np
 
 ROOT_ENV = "RECSYS_FAST_SHM_DIR"
 PREFIX = "recsys-fast-shm-"
-_STALE = re.compile(re.escape(PREFIX) + r"(\d+)-")
 
 _mapped: dict[str, dict[str, np.ndarray]] = {}  # worker side: token -> name -> mapped array
 
@@ -59,12 +61,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def folder_prefix(pid: int | None = None) -> str:
+    """``recsys-fast-shm-<host>-<pid>-``: the start of this process's folder names."""
+    return f"{PREFIX}{_host()}-{os.getpid() if pid is None else int(pid)}-"
+
+
 def sweep_stale(root: Path) -> list[Path]:
-    """Remove the folders under ``root`` whose writing process no longer runs; return them."""
+    """Remove the folders under ``root`` that this host's processes wrote and that no longer
+    run; return them."""
     gone = []
+    stale = re.compile(re.escape(f"{PREFIX}{_host()}-") + r"(\d+)-")
     with contextlib.suppress(OSError):
         for entry in root.iterdir():
-            match = _STALE.match(entry.name)
+            match = stale.match(entry.name)
             if match and entry.is_dir() and not _alive(int(match.group(1))):
                 shutil.rmtree(entry, ignore_errors=True)
                 gone.append(entry)
@@ -83,7 +96,7 @@ class SharedArrays:
         root = Path(root) if root is not None else shm_root()
         root.mkdir(parents=True, exist_ok=True)
         sweep_stale(root)
-        self.path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root)
+        self.path = tempfile.mkdtemp(prefix=folder_prefix(), dir=root)
         self.token = uuid.uuid4().hex
         self.names: tuple[str, ...] = ()
         Path(self.path, "token").write_text(self.token)

@@ -7,7 +7,6 @@ cluster choice start their own and check that nothing is left running.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
@@ -201,14 +200,17 @@ def test_folders_of_dead_processes_are_swept(tmp_path):
 
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    dead = tmp_path / f"{dask_shared.PREFIX}{int(done.stdout)}-abc"
-    live = tmp_path / f"{dask_shared.PREFIX}{os.getpid()}-def"
+    dead = tmp_path / f"{dask_shared.folder_prefix(int(done.stdout))}abc"
+    live = tmp_path / f"{dask_shared.folder_prefix()}def"
+    other_host = tmp_path / f"{dask_shared.PREFIX}another.host-{int(done.stdout)}-ghi"
     other = tmp_path / "unrelated"
-    for d in (dead, live, other):
+    for d in (dead, live, other_host, other):
         d.mkdir()
     with dask_shared.SharedArrays(tmp_path) as shared:
         assert Path(shared.path).is_dir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+        assert Path(shared.path).name.startswith(dask_shared.folder_prefix())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other_host.name,
+                                                                 other.name])
 
 
 def test_bad_transport_is_refused(client):
