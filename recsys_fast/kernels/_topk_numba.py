@@ -105,16 +105,21 @@ def permute_rows(indptr, indices, data, perm, n_chunks=None):
     new_indptr = np.zeros(perm.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=new_indptr[1:])
     nnz = int(new_indptr[-1])
-    if n_chunks is None:
-        n_chunks = 8 * numba.get_num_threads()
-    n_chunks = max(1, min(int(n_chunks), nnz // (1 << 16) + 1))
-    bounds = np.searchsorted(new_indptr, (np.arange(n_chunks + 1) * nnz) // n_chunks)
-    bounds[0], bounds[-1] = 0, perm.size
+    bounds = _entry_ranges(new_indptr, 8 * numba.get_num_threads() if n_chunks is None
+                           else n_chunks)
     out_idx = np.empty(nnz, dtype=np.int32)
     out_data = np.empty(nnz, dtype=data.dtype)
     _permute_rows(indptr, indices, data, perm.astype(np.int64, copy=False), new_indptr,
-                  bounds.astype(np.int64), out_idx, out_data)
+                  bounds, out_idx, out_data)
     return new_indptr, out_idx, out_data
+
+
+def _entry_ranges(indptr, n_chunks: int) -> np.ndarray:
+    """Row bounds of up to ``n_chunks`` ranges of about equal entry counts; small inputs get
+    fewer (one range per 64 Ki entries at most)."""
+    from recsys_fast.kernels._csr_rows import row_chunks
+
+    return row_chunks(indptr, max(1, min(int(n_chunks), int(indptr[-1]) // (1 << 16) + 1)))
 
 
 @njit(cache=True, parallel=True)
@@ -138,13 +143,8 @@ def csc_with_positions(indptr, indices, data, n_cols, n_chunks=None):
     """
     import numba
 
-    if n_chunks is None:
-        n_chunks = numba.get_num_threads()
-    nnz = int(indptr[-1])
-    n_chunks = max(1, min(int(n_chunks), nnz // (1 << 16) + 1))  # small inputs: one range
-    bounds = np.searchsorted(indptr, (np.arange(n_chunks + 1) * nnz) // n_chunks)
-    bounds[0], bounds[-1] = 0, indptr.size - 1
-    return _csc_with_positions(indptr, indices, data, n_cols, bounds.astype(np.int64))
+    bounds = _entry_ranges(indptr, numba.get_num_threads() if n_chunks is None else n_chunks)
+    return _csc_with_positions(indptr, indices, data, n_cols, bounds)
 
 
 @njit(cache=True, parallel=True)
