@@ -88,11 +88,13 @@ class RowTopk:
         self._prepare()
         costs = self._sparse_costs(blocks)
         perm, inverse, arrays = self._derived
-        shared.put({"perm": perm, "inverse": inverse, **dict(zip(_SPARSE_ARRAYS, arrays,
-                                                                  strict=True)),
-                    "block_cost" if blocks else "row_cost": costs})
-        self.shared = shared
-        self._derived, self._costs = None, {}
+        try:
+            shared.put({"perm": perm, "inverse": inverse,
+                        **dict(zip(_SPARSE_ARRAYS, arrays, strict=True)),
+                        "block_cost" if blocks else "row_cost": costs})
+            self.shared = shared
+        finally:  # shared or not (no room: the caller scatters), the client keeps no copy
+            self._derived, self._costs = None, {}
         return perm
 
     def _prepare(self):

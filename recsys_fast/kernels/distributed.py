@@ -213,7 +213,6 @@ def _share_sparse(c, plan, blocks: bool, transport: str, cleanup) -> np.ndarray 
     except SharedSpaceError:
         if transport == "shared":
             raise
-        plan._derived, plan._costs = None, {}
         return None
 
 
