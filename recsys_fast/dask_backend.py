@@ -104,13 +104,9 @@ def describe(client: Any, source: str) -> dict[str, Any]:
 
 
 def _local_cluster(distributed):
-    from recsys_fast.memory import available_bytes
+    from recsys_fast.memory import available_bytes, available_cores
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    cores = max(1, cores)
+    cores = available_cores()
     return distributed.LocalCluster(
         n_workers=cores,
         threads_per_worker=1,

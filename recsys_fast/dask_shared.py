@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys_fast.memory import available_cores
+
 ROOT_ENV = "RECSYS_FAST_SHM_DIR"
 PREFIX = "recsys-fast-shm-"
 
@@ -128,7 +130,7 @@ class SharedArrays:
             np.save(os.path.join(self.path, f"{name}.npy"), np.ascontiguousarray(a))
 
         # the copies into the page cache release the GIL: one writer thread per core
-        with ThreadPoolExecutor(max(1, min(len(arrays), os.cpu_count() or 1))) as pool:
+        with ThreadPoolExecutor(max(1, min(len(arrays), available_cores()))) as pool:
             list(pool.map(write, arrays.items()))
         self.names = self.names + tuple(arrays)
 

@@ -1,4 +1,5 @@
-"""Memory guard: estimate an allocation and refuse it before the OS kills the process."""
+"""Memory guard: estimate an allocation and refuse it before the OS kills the process; and the
+cores this process may use."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def parse_size_env(name: str) -> int:
         return _parse_size(text)
     except (ValueError, OverflowError):
         raise ConfigError(f"{name}={text!r} is not a positive finite size like 8G or 512M") from None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def available_bytes() -> int:

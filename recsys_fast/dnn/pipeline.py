@@ -35,6 +35,7 @@ import keras
 import numpy as np
 
 from recsys_fast.dnn.features import FIELDS, UserFeatures
+from recsys_fast.memory import available_cores
 
 TARGETS = ("full", "sampled")
 WIDTH_POLICIES = ("tight", "bucket")
@@ -243,7 +244,7 @@ def make_tf_dataset(
             return (*x, y), tf.zeros_like(y)
         return x, y
 
-    ds = ds.map(gather, num_parallel_calls=_cores(), deterministic=True)
+    ds = ds.map(gather, num_parallel_calls=available_cores(), deterministic=True)
     if cache:
         ds = ds.cache()
     if shuffle:
@@ -260,14 +261,6 @@ def make_tf_dataset(
 
 PREFETCH_BATCHES = 2  # padded batches ready ahead of the model: one being used, one next
 
-
-def _cores() -> int:
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def numpy_batches_as_tf_dataset(batches: NumpyBatches):

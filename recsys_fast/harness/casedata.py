@@ -8,7 +8,6 @@ the data sets have no duplicate pairs), not with the kernel under test.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -96,7 +95,9 @@ def vote_metadata(ctx, scale: str) -> pd.DataFrame:
 
 def threads() -> int:
     """CPU threads this process may use (what the peers are given, as ours uses them all)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from recsys_fast.memory import available_cores
+
+    return available_cores()
 
 
 def to_backend(x, backend: str):
