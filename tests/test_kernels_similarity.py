@@ -534,3 +534,39 @@ def test_relabelled_arrays_equal_scipy_row_permutation_and_transpose(seed, n_row
     np.testing.assert_array_equal(coldata, csc.data)
     np.testing.assert_array_equal(rowidx[pos], np.repeat(np.arange(n_rows), np.diff(indptr)))
     np.testing.assert_array_equal(coldata[pos], data)
+
+
+def test_deal_blocks_covers_every_block_once_with_even_loads():
+    from recsys_fast.kernels._topk_rows import deal_blocks
+
+    rng = np.random.default_rng(5)
+    cost = (rng.pareto(1.2, 500) * 1000).astype(np.int64)  # a few costly blocks, many light
+    for n_parts in (1, 2, 3, 7):
+        parts = deal_blocks(cost, n_parts)
+        assert len(parts) == n_parts
+        assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(cost.size))
+        loads = [int(cost[p].sum()) for p in parts]
+        assert max(loads) - min(loads) <= cost.max()  # the LPT bound
+        for p in parts:
+            assert (np.diff(cost[p]) <= 0).all()  # costliest first
+
+
+@pytest.mark.parametrize("n_parts", [1, 2, 3, 5])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_pair_tasks_merge_to_the_single_process_result(n_parts, include_self):
+    """The dask backend's pair form, run here: every split of the blocks merges to the same
+    top-k, index for index (ties included)."""
+    from recsys_fast.backend import CPU
+    from recsys_fast.kernels._topk_rows import RowTopk, merge_pair_heaps, pair_topk_task
+
+    D = random_matrix(11, 300, 25, 0.25, np.float32, ratings=True).toarray()  # many ties
+    D[3] = 0
+    X = sp.csr_matrix(D)
+    ref = cosine_topk(X, 7, include_self=include_self, strategy="sparse")
+    Xn = sim_mod._normalized(sim_mod._canonical(X), CPU, np.dtype(np.float32))
+    plan = RowTopk(Xn, 7, include_self, "sparse", 1)
+    sets = [pair_topk_task(plan, p, n_parts) for p in range(n_parts)]
+    got = merge_pair_heaps(plan._prepare()[0], sets, 7)
+    assert np.array_equal(got.indptr, ref.indptr)
+    assert np.array_equal(got.indices, ref.indices)
+    assert np.array_equal(got.data, ref.data)

@@ -193,8 +193,8 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
     (``sparse``).
 
     The rows, relabelled by popularity as in the single-process kernel, form blocks of
-    ``_topk_blocked.LANES``; the blocks, sorted by cost, are dealt round-robin to ``n_parts``
-    parts, and this part runs the single-process blocked kernel on its blocks (one thread):
+    ``_topk_blocked.LANES``; the blocks are dealt to ``n_parts`` parts by cost
+    (:func:`deal_blocks`), and this part runs the single-process blocked kernel on its blocks (one thread):
     each pair once, offered to both rows' heaps. Returns ``(hv, hi, hn)`` (values, original
     column labels, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
     """
@@ -206,7 +206,7 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
         raise ValueError("pair tasks need strategy='sparse'")
     perm, _, arrays = plan._prepare()
     block_cost = plan._sparse_costs(True)
-    order = np.argsort(-block_cost, kind="stable").astype(np.int64)[int(part)::int(n_parts)]
+    order = deal_blocks(block_cost, int(n_parts))[int(part)]
     prev = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
@@ -214,6 +214,23 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
                                      perm)
     finally:
         numba.set_num_threads(prev)
+
+
+def deal_blocks(block_cost: np.ndarray, n_parts: int) -> list[np.ndarray]:
+    """The blocks of each part, costliest first: longest-processing-time order, each block to
+    the part with the least cost so far (ties to the lower part). Evener than a round-robin
+    deal of the sorted blocks, which gives part 0 the costlier block of every round; with
+    one part per worker there is no later task to even the load out."""
+    import heapq
+
+    order = np.argsort(-block_cost, kind="stable")
+    loads = [(0, p) for p in range(n_parts)]
+    parts: list[list[int]] = [[] for _ in range(n_parts)]
+    for b, c in zip(order.tolist(), block_cost[order].tolist(), strict=True):
+        load, p = heapq.heappop(loads)
+        parts[p].append(b)
+        heapq.heappush(loads, (load + c, p))
+    return [np.asarray(q, dtype=np.int64) for q in parts]
 
 
 def merge_pair_heaps(perm: np.ndarray, sets: list, k: int) -> scipy.sparse.csr_matrix:
