@@ -6,11 +6,15 @@ Run from the repository root::
     python bench/scaling/dask_scaling.py --parquet 100m      # one out-of-core run, see below
 
 **Strong scaling**: the items x users matrix of the synthetic ``--scale`` set, fixed; the
-single-process kernel (``strategy`` auto, this process's threads) and ``cosine_topk(backend=
-"dask")`` on a LocalCluster of each ``--workers`` count (worker processes, one thread each).
+single-process kernel (this process's threads) and ``cosine_topk(backend="dask")`` on a
+LocalCluster of each ``--workers`` count (worker processes, one thread each).
 Efficiency ``E(w) = T(1) / (w T(w))``. The single-process kernel is also timed with each
 ``--workers`` count as its thread count: its efficiency is what this machine's cores give
-threads that share one copy of the data, the ceiling for the workers. **Weak scaling**: the data grow with the workers:
+threads that share one copy of the data, the ceiling for the workers. Every configuration
+runs one strategy: ``--strategy``, or with ``auto`` (the default) the one the single-process
+call picks for the data set (``auto`` weighs measured costs and the thread count, and two
+strategies round the same sums differently, so mixing them would fail the equality check).
+**Weak scaling**: the data grow with the workers:
 ``w`` workers get the ``--scale`` spec with ``w`` times its users and ratings (the same items,
 as the ``100m`` preset is ML-25M with 4x the users), so the pair work grows ``w``-fold too;
 ``E(w) = T(1) / T(w)``. Every cluster is open for the whole study and the configurations of a
@@ -63,6 +67,17 @@ def _equal(a, b) -> bool:
             and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data))
 
 
+def _close_values(a, b, atol: float = 1e-6) -> bool:
+    """Each row keeps as many neighbours with the same similarities within ``atol`` (indices
+    may differ among near-ties): what ``dense`` gives with another BLAS thread count."""
+    if a.shape != b.shape or not np.array_equal(a.indptr, b.indptr):
+        return False
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    va = a.data[np.lexsort((a.data, rows))]
+    vb = b.data[np.lexsort((b.data, rows))]
+    return bool(np.allclose(va, vb, rtol=0, atol=atol))
+
+
 def _item_user(spec):
     from recsys_fast.data.synthetic import generate
     from recsys_fast.kernels import build_user_item_csr
@@ -83,7 +98,7 @@ def _interleaved(calls: dict, rounds: int) -> dict:
     return {n: (last[n], statistics.median(times[n]), times[n]) for n in calls}
 
 
-def _parts(client, X, k: int) -> dict:
+def _parts(client, X, k: int, strategy: str) -> dict:
     """One call split up: the client-side preparation (normalisation; with the shared-memory
     transport also the relabelled arrays and their write), the tasks (scatter, compute,
     gather) with each task's compute time from dask's task stream, and the merge."""
@@ -93,7 +108,7 @@ def _parts(client, X, k: int) -> dict:
 
     with get_task_stream(client=client) as ts:
         t0 = time.perf_counter()
-        out = cosine_topk_dask(X, k, client=client).matrix
+        out = cosine_topk_dask(X, k, client=client, strategy=strategy).matrix
         wall = time.perf_counter() - t0
     per_worker: dict = {}
     for task in ts.data:
@@ -109,7 +124,8 @@ def _parts(client, X, k: int) -> dict:
             "worker_compute_s": compute}
 
 
-def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:
+def _study(spec_name: str, workers: list[int], rounds: int, k: int,
+           strategy: str = "auto") -> dict:
     from distributed import Client, LocalCluster
 
     from recsys_fast.data.synthetic import spec_for
@@ -137,32 +153,40 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int) -> dict:
             X = _item_user(spec)
             print(f"{spec.name}: {X.shape[0]} items x {X.shape[1]} users, nnz {X.nnz:,}",
                   flush=True)
-            calls = {"single": lambda X=X: cosine_topk_result(X, k)}
+            # one strategy for every configuration: ``auto`` decides by measured cost (and
+            # the thread count), and two strategies round the same sums differently
+            used = cosine_topk_result(X, k, strategy=strategy).strategy
+            calls = {"single": lambda X=X: cosine_topk_result(X, k, strategy=used)}
             ws = workers if kind == "strong" else [w_data]
             if kind == "strong":  # the machine's own ceiling: threads sharing one process
                 for w in ws:
-                    calls[f"threads{w}"] = lambda X=X, w=w: cosine_topk_result(X, k, n_threads=w)
+                    calls[f"threads{w}"] = lambda X=X, w=w: cosine_topk_result(
+                        X, k, n_threads=w, strategy=used)
             for w in ws:
-                calls[f"dask{w}"] = lambda X=X, c=clients[w]: cosine_topk_dask(X, k, client=c)
+                calls[f"dask{w}"] = lambda X=X, c=clients[w]: cosine_topk_dask(
+                    X, k, client=c, strategy=used)
             res = _interleaved(calls, rounds)
-            strategy, ref = res["single"][0].strategy, res["single"][0].matrix
+            ref = res["single"][0].matrix
             row = {"data": spec.name, "shape": list(X.shape), "nnz": int(X.nnz),
                    "pair_work": float(np.sum(np.diff(X.tocsc().indptr).astype(float) ** 2)),
                    "single_process_s": res["single"][1], "single_rounds_s": res["single"][2],
-                   "strategy": strategy, "dask": []}
+                   "strategy": used, "dask": []}
             if kind == "strong":
                 t1 = res["threads1"][1]
                 row["threads"] = [{"threads": w, "time_s": res[f"threads{w}"][1],
                                    "rounds_s": res[f"threads{w}"][2],
                                    "efficiency": t1 / (w * res[f"threads{w}"][1]),
-                                   "equal": _equal(res[f"threads{w}"][0].matrix, ref)}
+                                   "equal": _equal(res[f"threads{w}"][0].matrix, ref),
+                                   # dense: OpenBLAS rounds by its thread count (last bits)
+                                   "values_within_1e-6": _close_values(
+                                       res[f"threads{w}"][0].matrix, ref)}
                                   for w in ws]
                 print("  single process by threads: " + ", ".join(
                     f"{r['threads']}: {r['time_s']:.3f} s" for r in row["threads"]), flush=True)
             for w in ws:
                 got, t, all_t = res[f"dask{w}"]
                 got = got.matrix
-                parts = _parts(clients[w], X, k)
+                parts = _parts(clients[w], X, k, used)
                 row["dask"].append({"workers": w, "threads_per_worker": 1, "time_s": t,
                                     "rounds_s": all_t, "equal": _equal(got, ref),
                                     "tasks": list(got.dask_tasks), "parts": parts})
@@ -243,6 +267,10 @@ def main() -> None:
     p.add_argument("--parquet", default=None, metavar="SCALE",
                    help="one out-of-core run from the Parquet folder of SCALE (e.g. 100m)")
     p.add_argument("-k", type=int, default=K)
+    p.add_argument("--strategy", default="auto",
+                   choices=("auto", "sparse", "dense", "spmm", "spgemm"),
+                   help="cosine_topk strategy for every configuration (default auto: the "
+                        "single-process call's choice, then fixed)")
     p.add_argument("--out", help="output file (default results/<machine_id>/studies/...)")
     a = p.parse_args()
     workers = sorted({int(w) for w in a.workers.split(",")})
@@ -255,7 +283,7 @@ def main() -> None:
         res = {"study": "dask_parquet", **_parquet_run(a.parquet, workers[-1], a.k)}
     else:
         res = {"study": "dask_scaling", "scale": a.scale, "k": a.k, "rounds": a.rounds,
-               **_study(a.scale, workers, a.rounds, a.k)}
+               **_study(a.scale, workers, a.rounds, a.k, a.strategy)}
     res["date"] = started.isoformat()
     res["environment"] = env
     # other work on a shared machine shows here (1-, 5-, 15-minute load averages)
