@@ -31,6 +31,7 @@ def test_scaling_study_writes_equal_results_efficiencies_and_a_plot(tmp_path):
         assert r["equal"] is True and r["time_s"] > 0 and r["efficiency"] > 0
     assert strong["dask"][0]["efficiency"] == pytest.approx(1.0)
     assert strong["threads"][0]["efficiency"] == pytest.approx(1.0)
+    assert all(r["values_within_1e-6"] is True for r in strong["threads"])
     from recsys_fast.kernels.distributed import PARTS_PER_THREAD
 
     parts = strong["dask"][1]["parts"]  # 2 workers x 1 thread

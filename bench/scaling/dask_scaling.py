@@ -155,16 +155,17 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int,
                   flush=True)
             # one strategy for every configuration: ``auto`` decides by measured cost (and
             # the thread count), and two strategies round the same sums differently
-            used = cosine_topk_result(X, k, strategy=strategy).strategy
-            calls = {"single": lambda X=X: cosine_topk_result(X, k, strategy=used)}
+            used = (strategy if strategy != "auto"
+                    else cosine_topk_result(X, k, strategy="auto").strategy)
+            calls = {"single": lambda X=X, s=used: cosine_topk_result(X, k, strategy=s)}
             ws = workers if kind == "strong" else [w_data]
             if kind == "strong":  # the machine's own ceiling: threads sharing one process
                 for w in ws:
-                    calls[f"threads{w}"] = lambda X=X, w=w: cosine_topk_result(
-                        X, k, n_threads=w, strategy=used)
+                    calls[f"threads{w}"] = lambda X=X, w=w, s=used: cosine_topk_result(
+                        X, k, n_threads=w, strategy=s)
             for w in ws:
-                calls[f"dask{w}"] = lambda X=X, c=clients[w]: cosine_topk_dask(
-                    X, k, client=c, strategy=used)
+                calls[f"dask{w}"] = lambda X=X, c=clients[w], s=used: cosine_topk_dask(
+                    X, k, client=c, strategy=s)
             res = _interleaved(calls, rounds)
             ref = res["single"][0].matrix
             row = {"data": spec.name, "shape": list(X.shape), "nnz": int(X.nnz),

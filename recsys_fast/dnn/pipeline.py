@@ -262,7 +262,6 @@ def make_tf_dataset(
 PREFETCH_BATCHES = 2  # padded batches ready ahead of the model: one being used, one next
 
 
-
 def numpy_batches_as_tf_dataset(batches: NumpyBatches):
     """Feed a :class:`NumpyBatches` to Keras on the TensorFlow backend.
 

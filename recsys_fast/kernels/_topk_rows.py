@@ -194,8 +194,8 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
 
     The rows, relabelled by popularity as in the single-process kernel, form blocks of
     ``_topk_blocked.LANES``; the blocks are dealt to ``n_parts`` parts by cost
-    (:func:`deal_blocks`), and this part runs the single-process blocked kernel on its blocks (one thread):
-    each pair once, offered to both rows' heaps. Returns ``(hv, hi, hn)`` (values, original
+    (:func:`deal_blocks`), and this part runs the single-process blocked kernel on its blocks
+    (one thread): each pair once, offered to both rows' heaps. Returns ``(hv, hi, hn)`` (values, original
     column labels, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
     """
     import numba
