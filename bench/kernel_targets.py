@@ -15,22 +15,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import numpy as np
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from recsys_fast.memory import cpu_model
 
 
 def interleaved(runs: dict, rounds: int, states: dict) -> dict[str, list[float]]:

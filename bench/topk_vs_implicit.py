@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=int(_threads))
     args = ap.parse_args(argv)
-    from recsys_fast.harness.machine import cpu_model
+    from recsys_fast.memory import cpu_model
 
     print(f"CPU: {cpu_model()}, {args.threads} threads, load {os.getloadavg()[0]:.2f}",
           flush=True)

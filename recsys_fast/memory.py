@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import platform
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +42,17 @@ def parse_size_env(name: str) -> int:
         return _parse_size(text)
     except (ValueError, OverflowError):
         raise ConfigError(f"{name}={text!r} is not a positive finite size like 8G or 512M") from None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor name elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def available_cores() -> int:

@@ -309,18 +309,20 @@ def test_blocked_kernel_on_list_and_scan_blocks(n_rows, n_cols, density):
 
 
 def test_topk_result_reports_the_strategy_that_ran(monkeypatch):
+    from recsys_fast.kernels import _topk_sparse
+
     ran = []
-    sparse_fn, dense_fn = sim_mod._sparse_topk, sim_mod._dense_topk
+    finish, dense_fn = _topk_sparse.SparseTopk.finish, sim_mod._dense_topk
 
     def sparse_spy(*a, **kw):
         ran.append("sparse")
-        return sparse_fn(*a, **kw)
+        return finish(*a, **kw)
 
     def dense_spy(*a, **kw):
         ran.append("dense")
         return dense_fn(*a, **kw)
 
-    monkeypatch.setattr(sim_mod, "_sparse_topk", sparse_spy)
+    monkeypatch.setattr(_topk_sparse.SparseTopk, "finish", sparse_spy)
     monkeypatch.setattr(sim_mod, "_dense_topk", dense_spy)
     for X in (random_matrix(1, 60, 500, 0.01, np.float32, ratings=False),
               random_matrix(2, 60, 8, 1.0, np.float64, ratings=False)):
@@ -338,20 +340,140 @@ def test_topk_result_reports_the_strategy_that_ran(monkeypatch):
         res.strategy = "dense"  # frozen
 
 
-def test_auto_strategy_follows_the_cost_models(monkeypatch):
-    """``auto`` takes the strategy with the lower modelled time, from the measured rates."""
+def _fixed_dense_model(monkeypatch, seconds_per_call: float):
+    """The dense model's rates pinned: every dense call is modelled at ``seconds_per_call``."""
     from recsys_fast.kernels import _topk_cost
 
-    r = _topk_cost.rates(1)
-    assert all(np.isfinite(v) and v > 0 for v in r.values())
-    X = random_matrix(3, 50, 40, 0.5, np.float32, ratings=False)
-    Xn = sim_mod._normalized(X, sim_mod.get_backend("cpu"), np.float32)
-    for fast, want in (("sparse_madds_per_s", "sparse"), ("gemm_madds_per_s", "dense")):
-        rates = {"sparse_call_s": 0.0, "sparse_madds_per_s": 1.0, "gemm_madds_per_s": 1.0,
-                 "select_s_per_entry": 0.0, fast: 1e15}
-        monkeypatch.setattr(_topk_cost, "rates", lambda n_threads, rates=rates: rates)
-        assert _topk_cost.sparse_or_dense(Xn, 1) == want
-        assert cosine_topk_result(X, 5, n_threads=1).strategy == want
+    coef = np.array([0.0, 0.0, 0.0, 0.0, seconds_per_call])
+    monkeypatch.setattr(_topk_cost, "coefficients", lambda *a, **kw: coef)
+
+
+def _fake_clock(monkeypatch, seconds_per_block: float) -> list:
+    """``SparseTopk.run`` advances a fake clock by ``seconds_per_block`` per block it runs;
+    returns the sizes of the runs."""
+    from recsys_fast.kernels import _topk_sparse
+
+    now = [0.0]
+    sizes = []
+    real_run = _topk_sparse.SparseTopk.run
+
+    def run(self, blocks):
+        sizes.append(int(blocks.size))
+        now[0] += seconds_per_block * blocks.size
+        real_run(self, blocks)
+
+    monkeypatch.setattr(_topk_sparse.SparseTopk, "run", run)
+    monkeypatch.setattr(_topk_sparse.time, "perf_counter", lambda: now[0])
+    return sizes
+
+
+@pytest.mark.parametrize("per_block, want", [(1e-6, "sparse"), (1.0, "dense")])
+def test_auto_takes_the_faster_strategy_by_its_rule(monkeypatch, per_block, want):
+    """The rule with fixed rates: a dense call modelled at 1 s; sparse blocks at 1 us go on as
+    sparse (the trial's work kept: every block runs once), at 1 s each dense runs, after a
+    trial that stayed within its budget (4 % of the dense time, plus the chunk that crossed
+    it)."""
+    from recsys_fast.kernels import _topk_sparse
+
+    _fixed_dense_model(monkeypatch, 1.0)
+    sizes = _fake_clock(monkeypatch, per_block)
+    X = random_matrix(3, 700, 300, 0.05, np.float32, ratings=True)
+    res = cosine_topk_result(X, 10, n_threads=2)
+    sizes = list(sizes)
+    assert res.strategy == want
+    ref = cosine_topk(X, 10, strategy=want, n_threads=2)
+    assert (res.matrix != ref).nnz == 0
+    n_blocks = -(-700 // 16)
+    if want == "sparse":
+        assert sum(sizes) == n_blocks  # each block once: the trial's share is not redone
+    else:
+        assert sizes == [4]  # 4 s at the first chunk (2 blocks a thread) is past the budget
+        assert per_block * sum(sizes) <= _topk_sparse.TRIAL_SHARE * 1.0 + per_block * sizes[-1]
+
+
+def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
+    """Sparse wins exactly when the blocks not yet run, at the trial's measured time per
+    block, take no longer than the modelled dense call."""
+    from recsys_fast.kernels import _topk_sparse
+    from recsys_fast.kernels.similarity import _normalized, get_backend
+
+    X = random_matrix(4, 800, 300, 0.05, np.float32, ratings=True)
+    Xn = _normalized(X, get_backend("cpu"), np.float32)
+    per_block = 1e-3
+    _fake_clock(monkeypatch, per_block)
+    run = _topk_sparse.SparseTopk(Xn, 5, False, 2)
+    for dense_s in (0.01, 0.03, 0.05, 0.2, 1.0):
+        run = _topk_sparse.SparseTopk(Xn, 5, False, 2)
+        wins, rest, rec = _topk_sparse.trial(run, dense_s)
+        assert rec["trial_blocks"] + rest.size == run.n_blocks
+        assert rec["sparse_rest_s"] == pytest.approx(per_block * rest.size)
+        assert wins == (per_block * rest.size <= dense_s)
+        assert np.all(np.diff(run.cost[rest]) <= 0)  # the rest runs costliest first
+
+
+def test_sparse_blocks_in_any_split_give_the_one_call_result(rng):
+    """The kept set does not depend on which call offered a pair: blocks run in a random
+    split into calls give the result of one call over all blocks, index for index."""
+    from recsys_fast.kernels import _topk_sparse
+    from recsys_fast.kernels.similarity import _normalized, get_backend
+
+    X = random_matrix(5, 900, 120, 0.08, np.float32, ratings=True)  # integer ratings: ties
+    Xn = _normalized(X, get_backend("cpu"), np.float32)
+    whole = _topk_sparse.SparseTopk(Xn, 12, True, 2).run_all()
+    run = _topk_sparse.SparseTopk(Xn, 12, True, 2)
+    perm = rng.permutation(run.order)
+    for part in np.array_split(perm, [3, 4, 20, 41]):
+        run.run(part)
+    split = run.finish()
+    assert (split != whole).nnz == 0
+    np.testing.assert_array_equal(split.indices, whole.indices)
+    assert_topk_matches(split, X, 12, include_self=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 64, 1000])
+def test_stratified_prefixes_spread_over_the_range(n):
+    from recsys_fast.kernels._topk_cost import stratified
+
+    s = stratified(n)
+    assert sorted(s.tolist()) == list(range(n))
+    for size in (1, 2, 4, 8, 16):
+        if size * 4 <= n:  # each quarter of the range holds about a quarter of a prefix
+            quarter = np.bincount(4 * s[: 4 * size] // n, minlength=4)
+            assert quarter.min() >= size - 1
+
+
+def test_dense_rates_are_cached_per_machine(monkeypatch, tmp_path):
+    """The dense model is measured once, cached under the data cache, read back by the next
+    process (no measurement), and measured again when its key changes or the file is
+    unreadable."""
+    from recsys_fast.kernels import _topk_cost
+
+    monkeypatch.setenv("RECSYS_FAST_DATA", str(tmp_path))
+    calls = []
+
+    def measure(n, m, k, n_threads):
+        calls.append((n, m, k))
+        return float(_topk_cost.dense_work(n, m, k, 512) @ [1e-11, 5e-9, 2e-8, 1e-9, 1e-3])
+
+    block = lambda n: 512  # noqa: E731
+    _topk_cost._coefficients_cached.cache_clear()
+    first = _topk_cost.dense_seconds(2000, 700, 50, 1, measure, block)
+    assert len(calls) == len(_topk_cost._CAL_RUNS)
+    files = list((tmp_path / "calibration").glob("*.json"))
+    assert len(files) == 1
+    want = float(_topk_cost.dense_work(2000, 700, 50, 512) @ [1e-11, 5e-9, 2e-8, 1e-9, 1e-3])
+    assert first == pytest.approx(want, rel=1e-6)  # the fit recovers exact linear rates
+    _topk_cost._coefficients_cached.cache_clear()  # a fresh process
+    assert _topk_cost.dense_seconds(2000, 700, 50, 1, measure, block) == first
+    assert len(calls) == len(_topk_cost._CAL_RUNS)  # read back, not measured
+    _topk_cost._coefficients_cached.cache_clear()
+    _topk_cost.dense_seconds(2000, 700, 50, 2, measure, block)  # other thread count: new key
+    assert len(calls) == 2 * len(_topk_cost._CAL_RUNS)
+    files[0].write_text("{not json")
+    _topk_cost._coefficients_cached.cache_clear()
+    _topk_cost.dense_seconds(2000, 700, 50, 1, measure, block)
+    assert len(calls) == 3 * len(_topk_cost._CAL_RUNS)
+    _topk_cost._coefficients_cached.cache_clear()
 
 
 @pytest.mark.parametrize("block", [1, 5, 13, 64, 500])

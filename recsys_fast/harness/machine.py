@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 
 from recsys_fast import backend as _backend
+from recsys_fast.memory import cpu_model
 
 LIBRARIES = ("recsys-fast", "numpy", "scipy", "pandas", "scikit-learn", "tensorflow", "keras",
              "numba", "threadpoolctl", "matplotlib", "cupy-cuda12x", "cupy", "asv",
@@ -30,16 +31,6 @@ THREAD_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "M
 ENV_MACHINE_ID = "RECSYS_FAST_MACHINE_ID"
 ENV_TRIAD_BYTES = "RECSYS_FAST_TRIAD_BYTES"  # size of each triad array (default: see below)
 REPO = Path(__file__).resolve().parents[2]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def machine_info() -> dict:

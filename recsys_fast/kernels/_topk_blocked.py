@@ -146,20 +146,38 @@ def block_costs(indptr, indices, colptr, pos):
     return cost
 
 
-@njit(cache=True, parallel=True)
+def new_heaps(n: int, k: int, n_sets: int, dtype):
+    """Empty heap sets ``(hv, hi, hn, thr)`` for :func:`run_blocks`: values, labels, sizes and
+    each heap's admission threshold (its root once full), ``n_sets`` sets of ``n`` rows."""
+    return (np.empty(n_sets * n * k, dtype=dtype), np.empty(n_sets * n * k, dtype=np.int32),
+            np.zeros(n_sets * n, dtype=np.int32),
+            np.full(n_sets * n + LANES, -np.inf, dtype=dtype))  # + a full last block
+
+
 def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets,
                        k, include_self, labels):
-    """Heaps ``(hv, hi, hn)`` of every row, as ``topk_heaps(..., half=True)``; ``order``: the
-    blocks (of LANES consecutive rows) to run, costliest first; ``cost``: per block;
-    ``n_sets``: tasks, one heap set each (numba's thread count (the caller's ``numba.get_num_threads()``; asked for here,
-    it would keep numba from caching the kernel); ``labels``: original index of each relabelled
-    row, what the heaps hold (ties go to the lower original column)."""
+    """Heaps ``(hv, hi, hn)`` of every row, as ``topk_heaps(..., half=True)``: the blocks
+    ``order`` run by :func:`run_blocks` into fresh heap sets, merged into set 0."""
+    n = indptr.size - 1
+    hv, hi, hn, thr = new_heaps(n, k, n_sets, data.dtype)
+    run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets, k,
+               include_self, labels, hv, hi, hn, thr)
+    merge_heap_sets(hv, hi, hn, n, k, n_sets)
+    return hv, hi, hn
+
+
+@njit(cache=True, parallel=True)
+def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets, k,
+               include_self, labels, hv, hi, hn, thr):
+    """Offer the pairs of the blocks ``order`` (of LANES consecutive rows, costliest first;
+    ``cost``: per block) to the heap sets ``(hv, hi, hn, thr)`` (:func:`new_heaps`), in place.
+    ``n_sets``: tasks, one heap set each (numba's thread count (the caller's
+    ``numba.get_num_threads()``; asked for here, it would keep numba from caching the
+    kernel); ``labels``: original index of each relabelled row, what the heaps hold (ties go
+    to the lower original column). The kept set does not depend on which call or thread
+    offered a pair, so the blocks may be run in several calls into the same heaps."""
     n = indptr.size - 1
     m = colptr.size - 1
-    hv = np.empty(n_sets * n * k, dtype=data.dtype)
-    hi = np.empty(n_sets * n * k, dtype=np.int32)
-    hn = np.zeros(n_sets * n, dtype=np.int32)
-    thr = np.full(n_sets * n + LANES, -np.inf, dtype=data.dtype)  # + a full last block
     zero = data.dtype.type(0)
     # per-thread scratch, indexed by numba's thread id
     acc_t = np.zeros((n_sets, n, LANES), dtype=data.dtype)
@@ -237,5 +255,3 @@ def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, orde
                 _offer(hv, hi, hn, thr, hbase + r, k, s, labels[j])
                 _offer(hv, hi, hn, thr, hbase + j, k, s, labels[r])
             a[:] = zero
-    merge_heap_sets(hv, hi, hn, n, k, n_sets)
-    return hv, hi, hn

@@ -1,91 +1,152 @@
-"""Which CPU strategy of ``cosine_topk`` is cheaper on this machine: ``sparse`` or ``dense``.
+"""What the CPU ``dense`` strategy of ``cosine_topk`` costs on this machine: a model whose rates
+are measured once per machine and thread count, then cached on disk.
 
-Two cost models, in units whose rates are measured here, once per process and thread count
-(:func:`rates`, about 0.1 s), instead of constants set on one machine:
+The model is linear in the work the dense code does (:func:`dense_work`): the GEMM
+multiply-adds of the pair blocks on and above the diagonal, the ``n**2`` entries of S each
+selected once, the candidates of each row block merged (``n * p * k`` for ``p`` column
+blocks), the dense copy of X (``n * m``) and a fixed cost per call. Its coefficients come from
+timing the dense kernel itself on seeded random inputs of several shapes and ``k`` (best of
+several rounds each, a few seconds in all) and fitting them by non-negative least squares.
 
-- ``sparse``: a fixed cost per call plus the multiply-adds of the pairs computed once,
-  ``sum_c c_c**2 / 2`` over the columns of X (``c_c`` their non-zeros), at the rate the sparse
-  kernel reaches on a seeded random matrix (the fixed cost: its time on a tiny one);
-- ``dense``: the GEMM multiply-adds of the upper pair blocks, about ``0.6 n**2 m``, at the rate
-  of a float32 GEMM of a block's shape, plus the selection of each row's top-k from the
-  ``n**2`` entries of S, at the rate measured on one such block.
-
-The calibration matrix is in cache and the large inputs are not, so the sparse rate is
-optimistic for large, cache-missing inputs and the dense rate pessimistic (a small GEMM); the
-two strategies differ by orders of magnitude on real ratings matrices (1-5 % full), so only
-near-dense inputs, where the GEMM really is cheaper, change sides.
+The fit is kept in ``<cache>/calibration/`` (the data cache, :func:`recsys_fast.data.cache_dir`)
+under a key of the CPU model, the thread count, the BLAS library and the versions of numpy and
+numba: every later process on the machine reads the same rates, so the same input gets the
+same estimate. It is measured again when the key changes or the file is older than
+:data:`MAX_AGE_DAYS`, or when it cannot be read.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
-import scipy.sparse
 
-_CAL_SHAPES = ((64, 128), (3000, 6000))  # calibration matrices: rows x features
-_CAL_DENSITY = 0.03
-_CAL_K = 10
+from recsys_fast.memory import cpu_model
 
-
-def _best_time(fn, rounds: int = 3) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return max(best, 1e-9)
+CACHE_VERSION = 2
+MAX_AGE_DAYS = 30
+FEATURES = ("gemm_madds", "selected_entries", "merged_candidates", "densified_entries", "call")
+# Calibration inputs (rows, features, k): 1 to 8 pair blocks a side, narrow to wide rows
+# (wide ones set the GEMM and densify rates), k over the range auto decides for.
+_CAL_RUNS = ((512, 256, 10), (512, 4096, 100), (1024, 8192, 10), (1536, 256, 10),
+             (1536, 1024, 100), (3072, 256, 100), (3072, 2048, 10), (4096, 4096, 100),
+             (6144, 512, 10))
 
 
-def sparse_madds(Xn) -> float:
-    """Multiply-adds of the pairs (i, j > i) of ``Xn @ Xn.T``: sum over columns of c**2 / 2."""
-    col_nnz = np.bincount(Xn.indices, minlength=Xn.shape[1]).astype(np.float64)
-    return float(col_nnz @ col_nnz) / 2
+def dense_work(n: int, m: int, k: int, block: int) -> np.ndarray:
+    """The work of one dense call in the units of :data:`FEATURES` (``block``: the side of the
+    square pair blocks, ``similarity._pair_block``)."""
+    sizes = [min(block, n - s) for s in range(0, n, block)]
+    p = len(sizes)
+    sq = sum(b * b for b in sizes)
+    pairs = (sum(sizes) ** 2 + sq) / 2  # entries of the blocks on and above the diagonal
+    return np.array([pairs * m, float(n) * n, float(n) * p * min(k, n), float(n) * m, 1.0])
+
+
+def cache_key(n_threads: int) -> dict:
+    """What the rates depend on: a cached fit with another key is measured again."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return {"version": CACHE_VERSION, "cpu": cpu_model(), "cpus": os.cpu_count(),
+            "n_threads": int(n_threads), "blas": sorted(blas), "numpy": np.__version__,
+            "numba": numba.__version__}
+
+
+def _cache_path(key: dict) -> Path:
+    import hashlib
+
+    from recsys_fast.data import cache_dir
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / "calibration" / f"cosine_topk_dense-{digest}.json"
+
+
+def _read(path: Path, key: dict) -> np.ndarray | None:
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        fresh = time.time() - float(rec["measured_at"]) < MAX_AGE_DAYS * 86400
+        coef = np.asarray(rec["coefficients"], dtype=np.float64)
+        if rec["key"] == key and fresh and coef.shape == (len(FEATURES),) and \
+                np.isfinite(coef).all() and (coef >= 0).all():
+            return coef
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def fit(rows: list[np.ndarray], seconds: list[float]) -> np.ndarray:
+    """Non-negative coefficients of :data:`FEATURES`, fitted to relative error (each run
+    weighs alike, whatever its length)."""
+    from scipy.optimize import nnls
+
+    A = np.asarray(rows, dtype=np.float64)
+    t = np.asarray(seconds, dtype=np.float64)
+    scale = A.max(axis=0)
+    scale[scale == 0] = 1
+    coef, _ = nnls((A / scale) / t[:, None], np.ones_like(t))
+    return coef / scale
+
+
+def calibrate(n_threads: int, measure: Callable[[int, int, int], float],
+              block: Callable[[int], int]) -> dict:
+    """Time ``measure(n, m, k, n_threads)`` (seconds of one dense call, best of its rounds) on the
+    calibration shapes and fit the model; ``block(n)``: the pair block side for n rows."""
+    rows, seconds, runs = [], [], []
+    for n, m, k in _CAL_RUNS:
+        s = measure(n, m, k, n_threads)
+        rows.append(dense_work(n, m, k, block(n)))
+        seconds.append(s)
+        runs.append({"n": n, "m": m, "k": k, "seconds": s})
+    coef = fit(rows, seconds)
+    for r, row in zip(runs, rows, strict=True):
+        r["modelled"] = float(row @ coef)
+    return {"coefficients": coef.tolist(), "features": list(FEATURES), "runs": runs}
 
 
 @functools.lru_cache(maxsize=8)
-def rates(n_threads: int) -> dict[str, float]:
-    """Measured ``sparse_call_s``, ``sparse_madds_per_s``, ``gemm_madds_per_s`` and
-    ``select_s_per_entry``."""
-    from threadpoolctl import threadpool_limits
+def _coefficients_cached(n_threads: int, measure, block) -> tuple[float, ...]:
+    from recsys_fast.data.manifest import write_json_atomic
 
-    from recsys_fast.backend import CPU
-    from recsys_fast.kernels import similarity as sim
-
-    rng = np.random.default_rng(0)
-    t_sparse, madds = [], []
-    for n, m in _CAL_SHAPES:
-        X = scipy.sparse.random(n, m, density=_CAL_DENSITY, random_state=rng, dtype=np.float32,
-                                format="csr")
-        Xn = sim._normalized(sim._canonical(X), CPU, np.float32)
-        t_sparse.append(_best_time(lambda Xn=Xn: sim._sparse_topk(Xn, _CAL_K, False, n_threads)))
-        madds.append(sparse_madds(Xn))
-    b = 512
-    D = rng.random((b, 4 * b), dtype=np.float32)
-    with threadpool_limits(limits=n_threads, user_api="blas"):
-        t_gemm = _best_time(lambda: D @ D.T)
-    S = D[:, :b] @ D[:, :b].T
-    t_select = _best_time(lambda: sim._padded_topk(S.copy(), _CAL_K, 0, np))
-    return {
-        "sparse_call_s": t_sparse[0],
-        "sparse_madds_per_s": (madds[1] - madds[0]) / max(1e-9, t_sparse[1] - t_sparse[0]),
-        "gemm_madds_per_s": b * b * 4 * b / t_gemm,
-        "select_s_per_entry": t_select / (b * b),
-    }
+    key = cache_key(n_threads)
+    path = _cache_path(key)
+    coef = _read(path, key)
+    if coef is None:
+        rec = calibrate(n_threads, measure, block)
+        coef = np.asarray(rec["coefficients"])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, {"key": key, "measured_at": time.time(), **rec})
+        except OSError:
+            pass  # a read-only cache: this process keeps its own measurement
+    return tuple(float(c) for c in coef)
 
 
-def estimated_seconds(Xn, n_threads: int) -> dict[str, float]:
-    """Modelled seconds of ``sparse`` and ``dense`` for the normalised CSR ``Xn``."""
-    r = rates(n_threads)
-    n, m = Xn.shape
-    return {
-        "sparse": r["sparse_call_s"] + sparse_madds(Xn) / r["sparse_madds_per_s"],
-        "dense": 0.6 * n * n * m / r["gemm_madds_per_s"] + n * n * r["select_s_per_entry"],
-    }
+def coefficients(n_threads: int, measure, block) -> np.ndarray:
+    """The dense model's coefficients for ``n_threads``: from the cache file, else measured
+    (and cached); once per process."""
+    return np.asarray(_coefficients_cached(int(n_threads), measure, block))
 
 
-def sparse_or_dense(Xn, n_threads: int) -> str:
-    """The CPU strategy with the lower modelled time (memory is the caller's check)."""
-    est = estimated_seconds(Xn, n_threads)
-    return "dense" if est["dense"] < est["sparse"] else "sparse"
+def dense_seconds(n: int, m: int, k: int, n_threads: int, measure, block) -> float:
+    """Modelled seconds of one CPU ``dense`` call on an n x m input."""
+    return float(dense_work(n, m, k, block(n)) @ coefficients(n_threads, measure, block))
+
+
+def stratified(n: int) -> np.ndarray:
+    """A permutation of ``range(n)`` whose every prefix spreads evenly over the range (the
+    bit-reversal, van der Corput, order): a prefix of blocks sorted by cost samples every
+    cost level, so its time extrapolates to all blocks by counts."""
+    bits = max(1, int(n - 1).bit_length())
+    i = np.arange(1 << bits, dtype=np.int64)
+    rev = np.zeros_like(i)
+    for b in range(bits):
+        rev |= ((i >> b) & 1) << (bits - 1 - b)
+    return rev[rev < n]

@@ -152,7 +152,7 @@ def cosine_topk_dask(
         dense_size = dense_bytes((n, m), dt)
         used = strategy
         if strategy == "auto":
-            used = sim._choose_strategy(Xn, k, threads, CPU)
+            used = sim._choose_strategy(Xn, k, include_self, threads, CPU)
             if used == "dense" and dense_size > mem // 4:
                 used = "sparse"
         x_bytes = Xn.data.nbytes + Xn.indices.nbytes + Xn.indptr.nbytes

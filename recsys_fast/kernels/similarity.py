@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from recsys_fast.backend import Backend, block_rows_for, get_backend
+from recsys_fast.backend import CPU, Backend, block_rows_for, get_backend
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
@@ -245,16 +245,78 @@ def _dense_fits(Xn, be: Backend) -> bool:
     return dense_bytes((n, m), Xn.dtype) < be.free_bytes() // share
 
 
-def _choose_strategy(Xn, k: int, n_threads: int, be: Backend) -> str:
+def _choose_strategy(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
+    """``auto``'s strategy, without running it (the dask driver's choice; the single-process
+    CPU call keeps its trial's work instead, see :func:`_auto_cpu`)."""
     if be.name != "cpu":  # numba is CPU-only; GEMM on tensor cores while dense X fits
         if _dense_fits(Xn, be):
             return "dense"
         n, m = Xn.shape  # a dense slice of X per block costs m / n times the block of S
         return "spmm" if m <= 4 * n else "spgemm"
-    from recsys_fast.kernels._topk_cost import sparse_or_dense
+    if not _trial_pays(Xn, k, n_threads):
+        return "sparse"
+    from recsys_fast.kernels._topk_sparse import SparseTopk, trial
 
-    used = sparse_or_dense(Xn, n_threads)
-    return used if used == "sparse" or _dense_fits(Xn, be) else "sparse"
+    wins, _, _ = trial(SparseTopk(Xn, k, include_self, n_threads),
+                       _dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
+    return "sparse" if wins else "dense"
+
+
+def _trial_pays(Xn, k: int, n_threads: int) -> bool:
+    """Whether ``dense`` is a candidate on the CPU at all: its dense copy of X fits, and the
+    sparse heaps fit one set per thread (the blocked kernel the trial runs)."""
+    return _dense_fits(Xn, CPU) and _sparse_half(Xn.shape[0], k, Xn.dtype.itemsize, n_threads)
+
+
+def _dense_seconds(shape: tuple[int, int], k: int, n_threads: int) -> float:
+    """Modelled seconds of a CPU ``dense`` call (:mod:`._topk_cost`, rates cached per machine)."""
+    from recsys_fast.kernels import _topk_cost
+
+    n, m = shape
+    return _topk_cost.dense_seconds(n, m, k, n_threads, _time_dense, _cpu_pair_block)
+
+
+def _cpu_pair_block(n: int) -> int:
+    return _pair_block(n, np.dtype(np.float32).itemsize, CPU)
+
+
+def _time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float:
+    """Best-of-``rounds`` seconds of a CPU ``dense`` call on a seeded random n x m float32
+    input (5 % full), after one untimed call: a calibration run of :mod:`._topk_cost`."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(n * 7919 + m)
+    X = scipy.sparse.random(n, m, density=0.05, random_state=rng, dtype=np.float32,
+                            format="csr")
+    X.data += 0.5
+    Xn = _normalized(_canonical(X), CPU, np.float32)
+    best = float("inf")
+    with threadpool_limits(limits=n_threads, user_api="blas"):
+        for r in range(rounds + 1):
+            t0 = time.perf_counter()
+            _dense_topk(Xn, min(k, n - 1), False, None, CPU)
+            if r:
+                best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _auto_cpu(Xn, k: int, include_self: bool, n_threads: int):
+    """``(strategy, result)`` of ``auto`` on the CPU; result None when ``dense`` is to run.
+
+    Rule: ``sparse`` unless a dense copy of X fits (a quarter of free RAM); else the sparse
+    kernel runs on a stratified sample of its row blocks while that costs at most 4 % of the
+    dense call's modelled time (:func:`._topk_sparse.run_or_yield`; rates measured once per
+    machine, :mod:`._topk_cost`), and finishes when the rest of its blocks, extrapolated from
+    the sample, take no longer than a whole dense call; else ``dense`` runs."""
+    from recsys_fast.kernels._topk_sparse import SparseTopk, run_or_yield
+
+    if not _trial_pays(Xn, k, n_threads):
+        return "sparse", _sparse_topk(Xn, k, include_self, n_threads)
+    out, _ = run_or_yield(SparseTopk(Xn, k, include_self, n_threads),
+                          _dense_seconds(Xn.shape, k, n_threads))
+    return ("dense", None) if out is None else ("sparse", out)
 
 
 def _resolve_threads(n_threads: int | None) -> int:
@@ -269,34 +331,34 @@ def _resolve_threads(n_threads: int | None) -> int:
     return n_threads
 
 
+def _sparse_half(n: int, k: int, itemsize: int, n_threads: int) -> bool:
+    """Whether each thread may own n_rows heaps (pairs computed once, the blocked kernel);
+    else one heap set and full rows, so that the heaps do not crowd memory."""
+    heap_bytes = n_threads * n * k * (itemsize + 4)
+    return n_threads == 1 or heap_bytes < min(available_bytes() // 4, 2 << 30)
+
+
 def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | None = None):
     import numba
 
-    from recsys_fast.kernels import _topk_blocked as bl
     from recsys_fast.kernels import _topk_numba as nb
+    from recsys_fast.kernels._topk_sparse import SparseTopk
 
     n = Xn.shape[0]
+    if half is None:
+        half = _sparse_half(n, k, Xn.dtype.itemsize, n_threads)
+    check_memory("cosine_topk heaps", (n_threads if half else 1) * n * k * (Xn.dtype.itemsize + 4))
+    if half:  # blocks of rows, each pair once (see _topk_blocked)
+        return SparseTopk(Xn, k, include_self, n_threads).run_all()
     perm, arrays = nb.relabelled(Xn)
     indptr, indices, data, colptr, _, _, pos = arrays
-    # Each thread owns n_rows heaps when pairs are computed once; fall back to full rows
-    # (one heap set) if those would crowd memory.
-    heap_bytes = n_threads * n * k * (data.itemsize + 4)
-    if half is None:
-        half = n_threads == 1 or heap_bytes < min(available_bytes() // 4, 2 << 30)
-    check_memory("cosine_topk heaps", (n_threads if half else 1) * n * k * (data.itemsize + 4))
     prev = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
-        if half:  # blocks of rows, each pair once (see _topk_blocked)
-            cost = bl.block_costs(indptr, indices, colptr, pos)
-            order = np.argsort(-cost, kind="stable").astype(np.int64)
-            hv, hi, hn = bl.topk_heaps_blocked(*arrays, order, cost, n_threads, k,
-                                               include_self, perm)
-        else:
-            cost = nb.row_costs(indptr, indices, colptr, pos, False)
-            order = np.argsort(-cost, kind="stable").astype(np.int64)
-            hv, hi, hn = nb.topk_heaps(*arrays, order, cost, n_threads, k, False, include_self,
-                                       perm)
+        cost = nb.row_costs(indptr, indices, colptr, pos, False)
+        order = np.argsort(-cost, kind="stable").astype(np.int64)
+        hv, hi, hn = nb.topk_heaps(*arrays, order, cost, n_threads, k, False, include_self,
+                                   perm)
         counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
     finally:
         numba.set_num_threads(prev)
@@ -620,14 +682,20 @@ def cosine_topk_result(
     threads = _resolve_threads(n_threads)
     X = _canonical(X)
     Xn = _normalized(X, be, dt)
-    used = _choose_strategy(Xn, k, threads, be) if strategy == "auto" else strategy
+    out = None
+    if strategy != "auto":
+        used = strategy
+    elif be.name == "cpu":
+        used, out = _auto_cpu(Xn, k, include_self, threads)
+    else:
+        used = _choose_strategy(Xn, k, include_self, threads, be)
     if used == "dense" and not _dense_fits(Xn, be):
         n, m = Xn.shape
         raise MemoryBudgetError(f"dense copy of X ({n}x{m}) for strategy='dense' "
                                 "(use 'auto' or 'spmm')", dense_bytes((n, m), dt),
                                 be.free_bytes() // (4 if be.name == "cpu" else 2))
     if used == "sparse":
-        out = _sparse_topk(Xn, k, include_self, threads)
+        out = _sparse_topk(Xn, k, include_self, threads) if out is None else out
     else:
         plan = used
         if used == "dense" and be.name == "gpu" and dt == np.float32:
@@ -654,6 +722,4 @@ def warmup() -> None:
     for dt in (np.float32, np.float64):
         X = scipy.sparse.random(8, 6, density=0.5, random_state=rng, dtype=dt, format="csr")
         cosine_topk(X, 2, strategy="sparse", dtype=dt)
-    from recsys_fast.kernels._topk_cost import rates
-
-    rates(_resolve_threads(None))  # the one-time calibration of strategy="auto"
+    _dense_seconds((2, 2), 1, _resolve_threads(None))  # auto's dense rates, cached per machine

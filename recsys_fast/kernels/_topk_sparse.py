@@ -1,0 +1,111 @@
+"""The CPU ``sparse`` strategy of ``cosine_topk`` as steps, and ``auto``'s trial of it.
+
+:class:`SparseTopk` prepares the relabelled arrays once, offers the pairs of any subset of
+row blocks to one set of heaps per thread (:func:`._topk_blocked.run_blocks`), and turns the
+heaps into the top-k CSR. Blocks may run in several calls: the kept set does not depend on
+which call offered a pair, so the result equals one call over all blocks.
+
+:func:`run_or_yield` is ``auto``'s rule on the CPU: run the sparse strategy on a growing,
+stratified prefix of its blocks (every cost level sampled) while the time spent stays within
+:data:`TRIAL_SHARE` of the dense strategy's modelled time, extrapolate the remaining blocks'
+time from that prefix by counts, and finish by the sparse strategy when that is no more than
+the dense time, the trial's work kept; else hand over to ``dense``, having spent at most
+about that share.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+import scipy.sparse
+
+from recsys_fast.kernels import _topk_blocked as bl
+from recsys_fast.kernels import _topk_numba as nb
+from recsys_fast.kernels._topk_cost import stratified
+
+TRIAL_SHARE = 0.04  # most of the dense strategy's modelled time a trial may spend
+_TRIAL_PREFIX = 1 / 8  # largest share of the blocks a trial runs before it decides
+
+
+class SparseTopk:
+    """One blocked sparse top-k call on the normalised CSR ``Xn``, in steps."""
+
+    def __init__(self, Xn, k: int, include_self: bool, n_threads: int):
+        self.n = Xn.shape[0]
+        self.k, self.include_self, self.n_threads = k, include_self, n_threads
+        self.perm, self.arrays = nb.relabelled(Xn)
+        indptr, indices, data, colptr, _, _, pos = self.arrays
+        self.cost = bl.block_costs(indptr, indices, colptr, pos)
+        self.order = np.argsort(-self.cost, kind="stable").astype(np.int64)  # costliest first
+        self.heaps = bl.new_heaps(self.n, k, n_threads, data.dtype)
+
+    @property
+    def n_blocks(self) -> int:
+        return int(self.order.size)
+
+    def run(self, blocks: np.ndarray) -> None:
+        """Offer the pairs of ``blocks`` (block indices) to the heaps."""
+        prev = numba.get_num_threads()
+        numba.set_num_threads(self.n_threads)
+        try:
+            bl.run_blocks(*self.arrays, blocks, self.cost, self.n_threads, self.k,
+                          self.include_self, self.perm, *self.heaps)
+        finally:
+            numba.set_num_threads(prev)
+
+    def finish(self):
+        """The top-k CSR (original labels, columns ascending) from the heaps."""
+        hv, hi, hn, _ = self.heaps
+        prev = numba.get_num_threads()
+        numba.set_num_threads(self.n_threads)
+        try:
+            nb.merge_heap_sets(hv, hi, hn, self.n, self.k, self.n_threads)
+            counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, self.perm, self.k)
+        finally:
+            numba.set_num_threads(prev)
+        out = scipy.sparse.csr_matrix((out_val, out_idx, counts), shape=(self.n, self.n))
+        out.has_sorted_indices = True
+        return out
+
+    def run_all(self):
+        self.run(self.order)
+        return self.finish()
+
+
+def trial(run: SparseTopk, dense_s: float,
+          prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.ndarray, dict]:
+    """Run a stratified prefix of ``run``'s blocks; ``(sparse_wins, rest, record)``.
+
+    The prefix grows in chunks that double from two blocks per thread and stops at the first
+    of: the time spent reaching ``TRIAL_SHARE * dense_s``, a share ``prefix`` of the blocks
+    run. The remaining blocks ``rest`` (costliest first) are expected to take
+    ``spent * remaining / done``; the sparse strategy wins when that is at most ``dense_s``,
+    the time of a whole dense call."""
+    seq = run.order[stratified(run.n_blocks)]
+    budget = TRIAL_SHARE * dense_s
+    limit = min(run.n_blocks, max(1, int(run.n_blocks * prefix)))
+    done, spent, size = 0, 0.0, 2 * run.n_threads
+    while done < limit and spent < budget:
+        chunk = seq[done : min(done + size, limit)]
+        t0 = time.perf_counter()
+        run.run(chunk)
+        spent += time.perf_counter() - t0
+        done += chunk.size
+        size *= 2
+    rest_s = spent * (run.n_blocks - done) / max(1, done)
+    record = {"blocks": run.n_blocks, "trial_blocks": done, "trial_s": spent,
+              "sparse_rest_s": rest_s, "dense_s": dense_s}
+    rest = run.order[np.isin(run.order, seq[done:], assume_unique=True)]
+    return rest_s <= dense_s, rest, record
+
+
+def run_or_yield(run: SparseTopk, dense_s: float):
+    """``(result, record)``: the sparse top-k CSR, its trial's blocks kept, when
+    :func:`trial` finds it no slower than ``dense_s``; else ``(None, record)``."""
+    wins, rest, record = trial(run, dense_s)
+    if not wins:
+        return None, record
+    run.run(rest)
+    return run.finish(), record
