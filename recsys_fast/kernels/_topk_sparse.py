@@ -80,21 +80,25 @@ def trial(run: SparseTopk, dense_s: float,
 
     The prefix grows in chunks that double from two blocks per thread and stops at the first
     of: the time spent reaching ``TRIAL_SHARE * dense_s``, a share ``prefix`` of the blocks
-    run. The remaining blocks ``rest`` (costliest first) are expected to take
-    ``spent * remaining / done``; the sparse strategy wins when that is at most ``dense_s``,
-    the time of a whole dense call."""
+    run. Each chunk of the bit-reversal order is itself spread over every cost level, so the
+    remaining blocks ``rest`` (costliest first) are expected to take the last chunk's time
+    per block times their count: the freshest measurement, past the first blocks' cold
+    caches and any BLAS threads still spinning from an earlier call. The sparse strategy
+    wins when that is at most ``dense_s``, the time of a whole dense call."""
     seq = run.order[stratified(run.n_blocks)]
     budget = TRIAL_SHARE * dense_s
     limit = min(run.n_blocks, max(1, int(run.n_blocks * prefix)))
-    done, spent, size = 0, 0.0, 2 * run.n_threads
+    done, spent, size, per_block = 0, 0.0, 2 * run.n_threads, 0.0
     while done < limit and spent < budget:
         chunk = seq[done : min(done + size, limit)]
         t0 = time.perf_counter()
         run.run(chunk)
-        spent += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        spent += dt
         done += chunk.size
+        per_block = dt / chunk.size
         size *= 2
-    rest_s = spent * (run.n_blocks - done) / max(1, done)
+    rest_s = per_block * (run.n_blocks - done)
     record = {"blocks": run.n_blocks, "trial_blocks": done, "trial_s": spent,
               "sparse_rest_s": rest_s, "dense_s": dense_s}
     rest = run.order[np.isin(run.order, seq[done:], assume_unique=True)]

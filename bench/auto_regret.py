@@ -1,0 +1,213 @@
+"""Regret of ``cosine_topk``'s default strategy (``auto``) in fresh processes.
+
+Run from the repository root::
+
+    python bench/auto_regret.py [--processes 20] [--rounds 3] [--inputs ml-100k,100k-base,...]
+
+Each input (real sets from ``$RECSYS_FAST_SHARED``, synthetic shapes from
+:data:`SHAPES`) is written once as a users x items CSR; then ``--processes`` fresh Python
+processes each load it and, for item-item (items x users) and user-user (users x items) and
+k = 10, 50, 99, in a shuffled order, time ``cosine_topk(X, k)`` with default arguments against
+``strategy="sparse"`` and ``strategy="dense"``, ``--rounds`` rounds in rotating order after one
+warm-up call of each (numba's cache and the per-machine dense rates are warm, as for a user's
+second call), each timed call after a 0.15 s busy pause: OpenBLAS threads spin for about 0.1 s
+after a GEMM, and a numba kernel started meanwhile ran 3-5x slower here, which would charge the
+dense strategy's GEMM to whichever call came next. Calls under 0.5 s / ``--rounds`` get more
+rounds (up to :data:`MAX_ROUNDS`), so that a short call's median is not one noisy sample. Regret = median time of the default call / the lower of the two strategies'
+medians, in the same process. ``dense`` is not timed where its modelled time is more than
+:data:`DENSE_SKIP` times the measured sparse median (recorded as skipped, with the model's
+figure: at 10m it would take minutes). Writes ``results/<machine>/studies/auto_regret_<ts>.json``
+and prints the worst regret per input, with the CPU model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+KS = (10, 50, 99)
+DENSE_SKIP = 4.0
+PAUSE_S = 0.15  # before each timed call: BLAS threads left spinning by a GEMM go idle
+MAX_ROUNDS = 9  # short calls get more rounds, up to this many
+
+
+def _busy(seconds: float) -> None:
+    """Wait on this thread, busy: a sleeping process let this VM idle its vCPUs, and half the
+    calls after a 0.3 s sleep took twice as long (10 vs 20 ms here), none after a busy wait."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        pass
+# Synthetic shapes: (scale, overrides of the scale's SyntheticSpec). Flatter and heavier
+# popularity and activity laws than the default, and a small near-dense set where the dense
+# strategy wins.
+SHAPES = {
+    "100k-base": ("100k", {}),
+    "100k-flat": ("100k", {"popularity_exponent": 0.5, "activity_sigma": 0.6}),
+    "100k-heavy": ("100k", {"popularity_exponent": 1.1, "activity_sigma": 1.8}),
+    "100k-dense": ("100k", {"n_users": 400, "n_items": 800, "min_per_user": 60,
+                            "max_user_share": 0.9}),
+    "1m-base": ("1m", {}),
+    "1m-flat": ("1m", {"popularity_exponent": 0.5, "activity_sigma": 0.6}),
+    "1m-dense": ("1m", {"n_users": 2000, "n_items": 1500, "min_per_user": 200,
+                        "max_user_share": 0.9}),
+    "10m-base": ("10m", {}),
+}
+REAL = {"ml-100k": "ml-100k", "ml-latest-small": "ml-latest-small"}
+DEFAULT_INPUTS = ("ml-100k", "ml-latest-small", *SHAPES)
+
+
+def build_input(name: str, folder: Path) -> Path:
+    """Users x items float32 CSR of ``name`` saved as ``.npz``; its shape facts as ``.json``."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys_fast.data import generate, load_ml100k, load_movielens
+    from recsys_fast.data.synthetic import spec_for
+
+    if name in REAL:
+        root = Path(os.environ.get("RECSYS_FAST_SHARED", Path(__file__).resolve().parents[2]
+                                   / "shared" / "datasets"))
+        path = root / REAL[name]
+        inter = load_ml100k(path) if name == "ml-100k" else load_movielens(path)
+        source = {"real": str(path)}
+    else:
+        scale, over = SHAPES[name]
+        spec = dataclasses.replace(spec_for(scale), **over, name=name)
+        if "n_users" in over:  # a third of the cells, at most the scale's ratings
+            spec = dataclasses.replace(spec, n_ratings=min(spec.n_ratings,
+                                                           spec.n_users * spec.n_items // 3))
+        inter = generate(spec)
+        source = {"generator": "recsys_fast.data.synthetic", **dataclasses.asdict(spec)}
+    X = sp.csr_matrix((inter.values, (inter.user_idx, inter.item_idx)), shape=inter.shape,
+                      dtype=np.float32)
+    out = folder / f"{name}.npz"
+    sp.save_npz(out, X)
+    (folder / f"{name}.json").write_text(json.dumps(
+        {"source": source, "shape": list(X.shape), "nnz": int(X.nnz)}, default=str))
+    return out
+
+
+def child(path: Path, rounds: int, seed: int) -> None:
+    """One fresh process: every (kind, k) of one input; one JSON line per configuration."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys_fast.kernels import similarity as sim
+
+    sim.warmup()
+    R = sp.load_npz(path).tocsr()
+    configs = [(kind, k) for kind in ("item-item", "user-user") for k in KS]
+    random.Random(seed).shuffle(configs)
+    for kind, k in configs:
+        X = R.T.tocsr() if kind == "item-item" else R
+        k = min(k, X.shape[0] - 1)
+        dense_s = sim._dense_seconds(X.shape, k, sim._resolve_threads(None))
+        calls = {"auto": {}, "sparse": {"strategy": "sparse"}, "dense": {"strategy": "dense"}}
+        sim.cosine_topk_result(X, k)  # warm-up calls
+        t0 = time.perf_counter()
+        sim.cosine_topk_result(X, k, strategy="sparse")
+        sparse_once = time.perf_counter() - t0
+        skip = None
+        if dense_s > DENSE_SKIP * sparse_once:
+            skip = f"modelled {dense_s:.3g} s > {DENSE_SKIP:g} x sparse ({sparse_once:.3g} s)"
+            del calls["dense"]
+        else:
+            sim.cosine_topk_result(X, k, strategy="dense")
+        names = list(calls)
+        times = {s: [] for s in names}
+        picks = []
+        for r in range(max(rounds, min(MAX_ROUNDS, int(0.5 / max(sparse_once, 1e-3))))):
+            for s in names[r % len(names):] + names[: r % len(names)]:
+                _busy(PAUSE_S)
+                t0 = time.perf_counter()
+                res = sim.cosine_topk_result(X, k, **calls[s])
+                times[s].append(time.perf_counter() - t0)
+                if s == "auto":
+                    picks.append(res.strategy)
+        med = {s: statistics.median(v) for s, v in times.items() if v}
+        best = min(med.get("sparse", np.inf), med.get("dense", np.inf))
+        print(json.dumps({"kind": kind, "k": k, "shape": list(X.shape), "nnz": int(X.nnz),
+                          "median_s": med, "times_s": times, "auto_picks": picks,
+                          "dense_modelled_s": dense_s, "dense_skipped": skip,
+                          "regret": med["auto"] / best}), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--inputs", default=",".join(DEFAULT_INPUTS))
+    ap.add_argument("--processes", type=int, default=20)
+    ap.add_argument("--processes-10m", type=int, default=20,
+                    help="fresh processes for the 10m inputs (each takes minutes)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--child", nargs=3, metavar=("NPZ", "ROUNDS", "SEED"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(Path(args.child[0]), int(args.child[1]), int(args.child[2]))
+        return 0
+    from recsys_fast.harness.machine import blas_info, git_info, machine_id, machine_info
+    from recsys_fast.memory import cpu_model
+
+    names = [s for s in args.inputs.split(",") if s]
+    unknown = [s for s in names if s not in REAL and s not in SHAPES]
+    if unknown:
+        ap.error(f"unknown inputs {unknown}; known: {sorted([*REAL, *SHAPES])}")
+    info = machine_info()
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="auto-regret-") as tmp:
+        for name in names:
+            t0 = time.perf_counter()
+            try:
+                npz = build_input(name, Path(tmp))
+            except (OSError, ValueError) as exc:  # a real set that is absent
+                print(f"{name}: skipped ({exc})", flush=True)
+                rows.append({"input": name, "skipped": str(exc)})
+                continue
+            facts = json.loads((Path(tmp) / f"{name}.json").read_text())
+            print(f"{name}: {facts['shape']} nnz {facts['nnz']:,} "
+                  f"({time.perf_counter() - t0:.1f} s to build)", flush=True)
+            for p in range(args.processes_10m if name.startswith("10m") else args.processes):
+                out = subprocess.run([sys.executable, __file__, "--child", str(npz),
+                                      str(args.rounds), str(p)], capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(f"{name} process {p} failed:\n{out.stderr[-3000:]}")
+                for line in out.stdout.splitlines():
+                    if line.startswith("{"):
+                        rows.append({"input": name, "process": p, **facts, **json.loads(line)})
+            mine = [r for r in rows if r.get("input") == name and "regret" in r]
+            worst = max(mine, key=lambda r: r["regret"])
+            print(f"  worst regret {worst['regret']:.3f} ({worst['kind']}, k={worst['k']}); "
+                  f"picks: {sorted({p for r in mine for p in r['auto_picks']})}", flush=True)
+    done = [r for r in rows if "regret" in r]
+    summary = {
+        "worst_regret": max(r["regret"] for r in done) if done else None,
+        "median_regret": statistics.median(r["regret"] for r in done) if done else None,
+        "configurations": len(done),
+    }
+    record = {"study": "auto_regret", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "git": git_info(), "machine": info, "blas": blas_info(),
+              "processes": args.processes, "rounds": args.rounds, "ks": KS,
+              "dense_skip_factor": DENSE_SKIP, "summary": summary, "rows": rows}
+    out = args.out or (Path(__file__).resolve().parents[1] / "results" / machine_id(info)
+                       / "studies" / f"auto_regret_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1, default=str))
+    print(f"worst regret {summary['worst_regret']:.3f}, median {summary['median_regret']:.3f} "
+          f"over {summary['configurations']} configurations; wrote {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
