@@ -156,7 +156,7 @@ def main() -> int:
     if args.child:
         child(Path(args.child[0]), int(args.child[1]), int(args.child[2]))
         return 0
-    from recsys_fast.harness.machine import blas_info, git_info, machine_id, machine_info
+    from recsys_fast.harness.run.machine import blas_info, git_info, machine_id, machine_info
     from recsys_fast.memory import cpu_model
 
     names = [s for s in args.inputs.split(",") if s]

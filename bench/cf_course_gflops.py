@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the JSON here (else print it)")
     args = ap.parse_args(argv)
 
-    from recsys_fast.harness.machine import environment
+    from recsys_fast.harness.run.machine import environment
 
     result = {"load_average": os.getloadavg(), "scale": args.scale,
               **environment(gemm_n=args.peak_size, gemm_rounds=args.repeats)}

@@ -15,8 +15,8 @@ import argparse
 import json
 import time
 
-from recsys_fast.harness import machine
-from recsys_fast.harness.results import atomic_write_text
+from recsys_fast.harness.run import machine
+from recsys_fast.results_store import atomic_write_text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ each user's second most recent item is the label, the most recent one is held ou
 same length-bucketed tf.data batches of 256 and Adam(0.003); they differ in the objective: ours
 is the course's full softmax over every item (with a bias per item), TFRS's
 ``tasks.Retrieval`` an in-batch softmax (the batch's own labels are the negatives) over query .
-candidate dot products (``recsys_fast.harness.tfrs_retrieval``). So the comparison is of
+candidate dot products (``recsys_fast.harness.cases.tfrs_retrieval``). So the comparison is of
 throughput and quality, never of outputs. Epochs alternate (ours, TFRS, ours, ...) so machine
 drift hits all; recall@k (and that of the most-popular-items baseline, as a floor) is measured
 after every epoch on the held-out items. Epoch 1 (graph tracing) is reported apart. TFRS runs
@@ -46,7 +46,7 @@ def popularity_recall(train, test, k: int) -> float:
 def compare(inter, epochs: int, k: int) -> dict:
     from recsys_fast.dnn.features import split_last
     from recsys_fast.dnn.train import evaluate_recall, fit_optimised_epochs, prepare_optimised
-    from recsys_fast.harness import tfrs_retrieval as tr
+    from recsys_fast.harness.cases import tfrs_retrieval as tr
 
     train, test = split_last(inter)
     models = {  # name -> (prepare, fit one epoch, recall@k)
@@ -115,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1 or args.k < 1:
         p.error("--epochs and --k must be >= 1")
 
-    from recsys_fast.harness import machine
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import check_scales
-    from recsys_fast.harness.results import atomic_write_text
-    from recsys_fast.harness.tfrs_retrieval import legacy_keras_problem
+    from recsys_fast.harness.cases.registry import check_scales
+    from recsys_fast.harness.cases.tfrs_retrieval import legacy_keras_problem
+    from recsys_fast.harness.run import machine
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.results_store import atomic_write_text
 
     problem = legacy_keras_problem()
     if problem:

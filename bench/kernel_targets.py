@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-dnn", action="store_true")
     args = ap.parse_args(argv)
 
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import default_registry
+    from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.harness.run.context import CaseContext
 
     reg = default_registry()
     ctx = CaseContext(reg)

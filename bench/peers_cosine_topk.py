@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     k, rounds, threads = args.k, args.rounds, args.threads
     load_at_start = os.getloadavg()[0]
 
-    from recsys_fast.harness.machine import environment
+    from recsys_fast.harness.run.machine import environment
     from recsys_fast.kernels import cosine_topk_result, warmup
 
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ Run from the repository root::
 
 For each data set, in one process: ours is ``cosine_topk(items, 50)`` (self excluded) and the
 reference is ``CosineRecommender(K=51).fit(user_items)`` (implicit keeps the item itself), as
-in ``recsys_fast.harness.impls_similarity``. ``10m`` / ``25m`` are the harness's synthetic
+in ``recsys_fast.harness.cases.impls_similarity``. ``10m`` / ``25m`` are the harness's synthetic
 matrices (``recsys_fast.data.synthetic``, seed 0, built through ``harness.casedata``);
 ``ml10m-shape`` is the power-law stand-in of ``bench/peers_cosine_topk.py`` (ML-10M's shape,
 not from our generator). Rounds alternate ours, implicit, ours, ... after one warm-up call of
@@ -42,8 +42,8 @@ def user_items(name: str):
         from peers_cosine_topk import standin_10m
 
         return standin_10m().astype(np.float32).tocsr()
-    from recsys_fast.harness import casedata
-    from recsys_fast.harness.context import CaseContext
+    from recsys_fast.harness.cases import casedata
+    from recsys_fast.harness.run.context import CaseContext
 
     return casedata.train_csr(CaseContext(seed=0), name, np.float32)
 

@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=20, help="training epochs of the DNN (default 20)")
     r.set_defaults(func=_cmd_recommend)
 
-    from recsys_fast.harness.cli import add_bench_commands
+    from recsys_fast.bench_cli import add_bench_commands
     from recsys_fast.quality.cli import add_eval_command
 
     add_bench_commands(sub)

@@ -1,4 +1,4 @@
-"""Conformance of every implementation adapter (``recsys_fast.harness.adapter``).
+"""Conformance of every implementation adapter (``recsys_fast.harness.cases.adapter``).
 
 Each concrete adapter: is well formed (kernel, name, role, backends, scales, setup/run), names
 its version, turns into a registry case that says what it declares; a declared optional package
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from recsys_fast.harness import adapter, runner
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.impls_similarity import TopKImpl
-from recsys_fast.harness.registry import CASE_MODULES, OURS, Registry, default_registry
-from recsys_fast.harness.runner import RunSettings
+from recsys_fast.harness.cases import adapter
+from recsys_fast.harness.cases.impls_similarity import TopKImpl
+from recsys_fast.harness.cases.registry import CASE_MODULES, OURS, Registry, default_registry
+from recsys_fast.harness.run import runner
+from recsys_fast.harness.run.context import CaseContext
+from recsys_fast.harness.run.runner import RunSettings
 
 FAST = RunSettings(repeat=1, warmup=1, max_time=0.5)
 
@@ -66,7 +67,7 @@ def test_every_peer_gets_its_own_plot_style():
 
 
 def test_machine_record_lists_every_peer_library():
-    from recsys_fast.harness.machine import libraries
+    from recsys_fast.harness.run.machine import libraries
 
     needed = {adapter.distribution(r) for c in ADAPTERS for r in c.requires}
     assert needed <= set(libraries())
@@ -173,8 +174,8 @@ def test_chunkdot_peer_is_checked_against_exact_cosine(no_gpu, monkeypatch):
     import numpy as np
     import scipy.sparse
 
-    from recsys_fast.harness.checks import exact_cosine_rows
-    from recsys_fast.harness.impls_similarity import ChunkdotTopK
+    from recsys_fast.harness.cases.checks import exact_cosine_rows
+    from recsys_fast.harness.cases.impls_similarity import ChunkdotTopK
 
     if ChunkdotTopK.missing():
         def cosine_similarity_top_k(X, *, top_k, **_):
@@ -198,8 +199,8 @@ def test_chunkdot_peer_is_checked_against_exact_cosine(no_gpu, monkeypatch):
 def test_peer_recommender_check_catches_a_rated_item_and_a_bad_order():
     import numpy as np
 
-    from recsys_fast.harness.impls_fixed_cf import N_RECOMMEND as N
-    from recsys_fast.harness.impls_fixed_cf import ImplicitCosineRecommend, RecommendState
+    from recsys_fast.harness.cases.impls_fixed_cf import N_RECOMMEND as N
+    from recsys_fast.harness.cases.impls_fixed_cf import ImplicitCosineRecommend, RecommendState
 
     ctx = CaseContext(default_registry())
     adapter_ = ImplicitCosineRecommend()
@@ -222,8 +223,8 @@ def test_peer_recommender_check_catches_a_rated_item_and_a_bad_order():
 def test_held_out_split_removes_the_sample_and_keeps_every_user():
     import numpy as np
 
-    from recsys_fast.harness import casedata
-    from recsys_fast.harness.impls_predict import held_out
+    from recsys_fast.harness.cases import casedata
+    from recsys_fast.harness.cases.impls_predict import held_out
 
     ctx = CaseContext(default_registry())
     R = casedata.train_csr(ctx, "tiny", np.float32)

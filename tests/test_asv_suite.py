@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from recsys_fast.harness import runner
-from recsys_fast.harness.registry import default_registry
+from recsys_fast.harness.cases.registry import default_registry
+from recsys_fast.harness.run import runner
 
 REPO = Path(__file__).resolve().parents[1]
 ASV_DIR = REPO / "bench" / "asv"

@@ -432,9 +432,9 @@ def external_scheduler(tmp_path):
 def test_external_scheduler_by_address_and_from_the_harness(external_scheduler, monkeypatch):
     distributed = pytest.importorskip("distributed")
     from recsys_fast.dask_backend import SCHEDULER_ENV, last_cluster
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import default_registry
-    from recsys_fast.harness.runner import RunSettings, run_case
+    from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import RunSettings, run_case
 
     with distributed.Client(external_scheduler, set_as_default=False) as c:
         c.wait_for_workers(1, timeout=60)
@@ -474,9 +474,9 @@ def test_scheduler_option_refuses_a_bad_address(capsys):
 def test_no_cluster_left_running_after_a_call_or_a_harness_case(monkeypatch):
     distributed = pytest.importorskip("distributed")
     from recsys_fast import dask_backend
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import default_registry
-    from recsys_fast.harness.runner import RunSettings, run_case
+    from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import RunSettings, run_case
 
     monkeypatch.delenv(dask_backend.SCHEDULER_ENV, raising=False)
     started = []
@@ -505,9 +505,9 @@ def test_no_cluster_left_running_after_a_call_or_a_harness_case(monkeypatch):
 def test_tfidf_harness_case_runs_on_the_named_cluster_and_equals_the_naive_lists(cluster,
                                                                                  monkeypatch):
     from recsys_fast.dask_backend import SCHEDULER_ENV
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import default_registry
-    from recsys_fast.harness.runner import RunSettings, run_case
+    from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import RunSettings, run_case
 
     monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
     reg = default_registry()
@@ -524,9 +524,9 @@ def test_tfidf_harness_case_runs_on_the_named_cluster_and_equals_the_naive_lists
 def test_harness_dask_cases_are_skipped_without_dask(monkeypatch):
     import importlib.util
 
-    from recsys_fast.harness import runner
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import BACKENDS, default_registry
+    from recsys_fast.harness.cases.registry import BACKENDS, default_registry
+    from recsys_fast.harness.run import runner
+    from recsys_fast.harness.run.context import CaseContext
 
     reg = default_registry()
     cases = reg.select(backends=["dask"])
@@ -549,9 +549,9 @@ def test_harness_dask_cases_are_skipped_without_dask(monkeypatch):
 
 
 def test_out_of_core_scales_skip_with_the_reason():
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import default_registry
-    from recsys_fast.harness.runner import run_case
+    from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import run_case
 
     reg = default_registry()
     ctx = CaseContext(reg, budget=16 << 30)

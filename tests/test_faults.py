@@ -19,10 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys_fast import bench_cli as cli
+from recsys_fast import results_store as results
 from recsys_fast.errors import DataFormatError
-from recsys_fast.harness import bench, cli, journal, report, results
-from recsys_fast.harness.registry import Case, Registry, Verdict
-from recsys_fast.harness.runner import RunSettings
+from recsys_fast.harness import report
+from recsys_fast.harness.cases.registry import Case, Registry, Verdict
+from recsys_fast.harness.run import bench
+from recsys_fast.harness.run.runner import RunSettings
+from recsys_fast.results_store import journal
 
 TESTS = Path(__file__).resolve().parent
 FAST = RunSettings(repeat=3, min_rounds=2, max_time=0.3, case_timeout=20)
@@ -131,9 +135,9 @@ def test_every_ratio_has_an_interval_from_interleaved_rounds(tmp_path):
 # -- signals, resume -----------------------------------------------------------------------
 def _cli(tmp_path, *args) -> subprocess.Popen:
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_faults; "
-            "import recsys_fast.harness.registry as r; "
+            "import recsys_fast.harness.cases.registry as r; "
             "r.default_registry = test_faults.fault_registry; "
-            "from recsys_fast.harness.cli import main; sys.exit(main(sys.argv[2:]))")
+            "from recsys_fast.bench_cli import main; sys.exit(main(sys.argv[2:]))")
     env = dict(os.environ, RECSYS_FAST_MACHINE_ID="fault-box", RECSYS_FAST_TRIAD_BYTES="4M")
     return subprocess.Popen([sys.executable, "-c", code, str(TESTS), "bench", *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -351,8 +355,8 @@ def test_report_into_a_file_or_read_only_place_is_one_line(tmp_path, capsys):
 def test_ctrl_c_turned_into_another_exception_is_still_an_interrupt():
     """A C extension (TensorFlow) may surface Ctrl-C as SystemError: the in-process runner
     must stop, not record the case as an error and go on."""
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.runner import run_group
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import run_group
 
     def run(st):
         try:
@@ -371,8 +375,8 @@ def test_ctrl_c_turned_into_another_exception_is_still_an_interrupt():
 def test_ctrl_c_is_an_interrupt_under_a_library_sigint_handler():
     """A library may have put its own SIGINT handler in place (one that only notes the
     signal): the runner still stops on Ctrl-C, and that handler still sees it."""
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.runner import run_group
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import run_group
 
     seen = []
     signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))

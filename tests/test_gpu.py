@@ -183,7 +183,7 @@ def _load_driver():
 
 @pytest.mark.slow
 def test_gpu_case_driver_saves_each_case_and_keeps_the_budget(tmp_path):
-    from recsys_fast.harness.results import load_results
+    from recsys_fast.results_store import load_results
 
     driver = _load_driver()
     common = ["--scales", "tiny", "--kernels", "csr_build", "--quick"]
@@ -206,7 +206,7 @@ def test_gpu_case_driver_saves_each_case_and_keeps_the_budget(tmp_path):
 def test_gpu_case_driver_on_a_simulated_gpu(tmp_path, monkeypatch):
     """Every GPU case of the harness, end to end through the GPU driver, on the simulated GPU:
     set up, run, checked against the CPU/naive references and saved, labelled simulated."""
-    from recsys_fast.harness.results import load_results
+    from recsys_fast.results_store import load_results
 
     monkeypatch.setenv(backend.SIMULATE_ENV, "1")
     backend._gpu_probe.cache_clear()

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys_fast import bench_cli as cli
+from recsys_fast import results_store as results
 from recsys_fast.errors import DataFormatError, MemoryBudgetError
-from recsys_fast.harness import bench as bench_mod
-from recsys_fast.harness import cli, machine, results, runner
-from recsys_fast.harness.context import CaseContext, scale_spec
-from recsys_fast.harness.registry import (
+from recsys_fast.harness.cases.registry import (
     BACKENDS,
     SCALES,
     Case,
@@ -27,7 +26,10 @@ from recsys_fast.harness.registry import (
     check_scales,
     default_registry,
 )
-from recsys_fast.harness.runner import RunSettings, run_case
+from recsys_fast.harness.run import bench as bench_mod
+from recsys_fast.harness.run import machine, runner
+from recsys_fast.harness.run.context import CaseContext, scale_spec
+from recsys_fast.harness.run.runner import RunSettings, run_case
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = RunSettings(repeat=3, warmup=1, max_time=1.0)
@@ -98,7 +100,7 @@ def test_fixed_cf_reference_and_check_catch_a_wrong_ranking():
     definition in test_kernels_predict) and fails on a wrong score or a swapped item."""
     import scipy.sparse
 
-    from recsys_fast.harness import impls_fixed_cf as fx
+    from recsys_fast.harness.cases import impls_fixed_cf as fx
     from recsys_fast.kernels import FixedCF
 
     rng = np.random.default_rng(3)
@@ -224,7 +226,7 @@ def typo_registry() -> Registry:
 def test_a_broken_kernel_import_fails_the_bench_command(tmp_path, monkeypatch, capsys):
     """`recsys-fast bench` exits non-zero when a case errors, e.g. a typo inside recsys_fast
     (run in an isolated worker, as the CLI runs): such a run is never green."""
-    from recsys_fast.harness import registry as registry_mod
+    from recsys_fast.harness.cases import registry as registry_mod
 
     monkeypatch.setattr(registry_mod, "default_registry", typo_registry)
     monkeypatch.setenv(machine.ENV_MACHINE_ID, "test-box")
@@ -420,7 +422,7 @@ def test_cli_list_and_parser_wiring(capsys):
 
 
 def test_cli_bench_runs_and_prints_a_table(tmp_path, capsys, monkeypatch, no_gpu):
-    import recsys_fast.harness.registry as registry_mod
+    import recsys_fast.harness.cases.registry as registry_mod
 
     monkeypatch.setattr(bench_mod, "default_registry", toy_registry)
     monkeypatch.setattr(registry_mod, "default_registry", toy_registry)
@@ -539,7 +541,7 @@ def test_fallback_checks_without_a_naive_reference():
 def test_topk_check_catches_a_wrong_neighbour():
     import scipy.sparse
 
-    from recsys_fast.harness.checks import compare_topk, exact_cosine_rows
+    from recsys_fast.harness.cases.checks import compare_topk, exact_cosine_rows
 
     X = scipy.sparse.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1.0]]))
     rows = np.arange(4)
@@ -553,7 +555,7 @@ def test_topk_check_catches_a_wrong_neighbour():
 
 
 def test_ranked_list_check_allows_only_ties():
-    from recsys_fast.harness.checks import compare_ranked_lists
+    from recsys_fast.harness.cases.checks import compare_ranked_lists
 
     ref = {1: [(0.9, 2), (0.5, 3), (0.5, 4)]}
     assert compare_ranked_lists(ref, ref, tol=1e-6, against="x").text == "equal"

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys_fast.harness import cli, report
-from recsys_fast.harness.bench import run_bench
-from recsys_fast.harness.html import MARKER, markdown_to_html
-from recsys_fast.harness.registry import Case, Registry, Verdict
-from recsys_fast.harness.runner import RunSettings
+from recsys_fast import bench_cli as cli
+from recsys_fast.harness import report
+from recsys_fast.harness.cases.registry import Case, Registry, Verdict
+from recsys_fast.harness.report.html import MARKER, markdown_to_html
+from recsys_fast.harness.run.bench import run_bench
+from recsys_fast.harness.run.runner import RunSettings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -46,7 +47,7 @@ def _registry() -> Registry:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     """results/index.html (and README.md) rendered from one small run."""
-    from recsys_fast.harness import runner
+    from recsys_fast.harness.run import runner
 
     out = tmp_path_factory.mktemp("html") / "results"
     with pytest.MonkeyPatch.context() as mp:
@@ -146,7 +147,7 @@ def test_page_fetches_nothing(page):
 def test_page_has_the_cpu_to_dask_table(tmp_path):
     from test_report import LOCAL, _dask_doc
 
-    from recsys_fast.harness import results
+    from recsys_fast import results_store as results
 
     doc = _dask_doc([("cpu", "100k", 0.1, None), ("dask", "100k", 0.25, LOCAL)],
                     "2030-01-01T00:00:00+00:00")

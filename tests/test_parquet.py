@@ -147,8 +147,8 @@ def test_csr_from_parquet_refuses_partitions_sharing_users(tmp_path, client):
 
 
 def test_harness_parquet_folder_is_written_once_per_scale_and_seed(tmp_path, monkeypatch):
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.impls_dask import parquet_folder
+    from recsys_fast.harness.cases.impls_dask import parquet_folder
+    from recsys_fast.harness.run.context import CaseContext
 
     monkeypatch.setenv("RECSYS_FAST_DATA", str(tmp_path))
     folder = parquet_folder(CaseContext(seed=1), "100k")

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys_fast import results_store as speed_results
 from recsys_fast.errors import DataFormatError
-from recsys_fast.harness import results as speed_results
 from recsys_fast.models import FixedCFModel, RatingPredictor, Recommender, TopN
 from recsys_fast.quality import evaluate as ev
 from recsys_fast.quality import metrics, report, splits, store

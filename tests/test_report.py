@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys_fast import bench_cli as cli
+from recsys_fast import results_store as results
 from recsys_fast.errors import DataFormatError, RecsysFastError
-from recsys_fast.harness import cli, report, results
-from recsys_fast.harness.bench import run_bench
-from recsys_fast.harness.compare import speedups
-from recsys_fast.harness.registry import Case, Registry, Verdict
-from recsys_fast.harness.runner import RunSettings
+from recsys_fast.harness import report
+from recsys_fast.harness.cases.registry import Case, Registry, Verdict
+from recsys_fast.harness.run.bench import run_bench
+from recsys_fast.harness.run.runner import RunSettings
+from recsys_fast.harness.stats.compare import speedups
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -44,7 +46,7 @@ def _registry() -> Registry:
 
 @pytest.fixture(scope="module")
 def _made(tmp_path_factory) -> Path:
-    from recsys_fast.harness import runner
+    from recsys_fast.harness.run import runner
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner, "gpu_available", lambda: False)
@@ -233,7 +235,7 @@ def test_compare_two_runs_marks_drift_and_intervals(results_file, tmp_path, caps
     out = capsys.readouterr().out
     assert out.startswith("across runs: drift not controlled")
     assert "GEMM peak" in out and "toy_sum" in out
-    from recsys_fast.harness.compare import compare_runs
+    from recsys_fast.harness.stats.compare import compare_runs
 
     rows = compare_runs(results.load_results(results_file), slower)
     assert rows and all(abs(r["ratio"] - 3) < 1e-9 for r in rows)
@@ -252,7 +254,9 @@ def test_report_adds_the_quality_tables_of_the_eval_files(results_file, tmp_path
     out = tmp_path / "results"
     (out / quality[0].parent.name).mkdir(parents=True)
     shutil.copy(quality[0], out / quality[0].parent.name / quality[0].name)
-    text = report.write_report([results_file], out).read_text()
+    from recsys_fast.quality.report import report_sections
+
+    text = report.write_report([results_file], out, extra_sections=report_sections).read_text()
     assert "## Quality" in text and "RMSE" in text
     assert "| toy_sum | tiny | cpu |" in text  # the speed tables are still there
     assert not any(p.name.startswith(results.QUALITY_PREFIX)  # never taken as a speed run
@@ -326,7 +330,7 @@ def test_cpu_to_dask_ratio_is_never_formed_across_two_runs(tmp_path):
 
 
 def test_speedups_plot_has_bars_for_a_run_with_only_cpu_and_dask_cases(tmp_path):
-    from recsys_fast.harness.plots import plot_speedups
+    from recsys_fast.harness.report.plots import plot_speedups
 
     doc = _dask_doc([("cpu", "tiny", 0.1, None), ("dask", "tiny", 0.2, LOCAL)],
                     "2030-01-01T00:00:00+00:00")

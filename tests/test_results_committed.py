@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys_fast.harness import results
+from recsys_fast import results_store as results
 
 ROOT = Path(__file__).resolve().parents[1] / "results"
 FILES = sorted(p for sub in ROOT.iterdir() if sub.is_dir() and sub.name not in results.NOT_MACHINES

@@ -14,11 +14,12 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_fast.errors import BackendUnavailableError
-from recsys_fast.harness import runner, spark_topk
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.impls_similarity import SparkTopK
-from recsys_fast.harness.registry import Registry, default_registry
-from recsys_fast.harness.runner import RunSettings
+from recsys_fast.harness.cases import spark_topk
+from recsys_fast.harness.cases.impls_similarity import SparkTopK
+from recsys_fast.harness.cases.registry import Registry, default_registry
+from recsys_fast.harness.run import runner
+from recsys_fast.harness.run.context import CaseContext
+from recsys_fast.harness.run.runner import RunSettings
 
 FAST = RunSettings(repeat=1, warmup=1, max_time=0.5)
 
@@ -79,7 +80,7 @@ def test_java_home_without_java_is_named(monkeypatch, tmp_path):
 
 
 def test_driver_heap_grows_with_the_pairs_and_refuses_25m():
-    from recsys_fast.harness.context import scale_spec
+    from recsys_fast.harness.run.context import scale_spec
 
     small, large = (spark_topk.driver_heap_bytes(10**5, n) for n in (1_000, 10_000))
     assert small % (256 << 20) == 0 and large % (256 << 20) == 0 and small >= 512 << 20

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from recsys_fast.harness import runner
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.impls_dnn import TfrsDnnEpoch
-from recsys_fast.harness.registry import Case, Registry, default_registry
-from recsys_fast.harness.runner import RunSettings
-from recsys_fast.harness.workers import GroupRunner, group_env
+from recsys_fast.harness.cases.impls_dnn import TfrsDnnEpoch
+from recsys_fast.harness.cases.registry import Case, Registry, default_registry
+from recsys_fast.harness.run import runner
+from recsys_fast.harness.run.context import CaseContext
+from recsys_fast.harness.run.runner import RunSettings
+from recsys_fast.harness.run.workers import GroupRunner, group_env
 
 FAST = RunSettings(repeat=2, warmup=1, min_rounds=1, max_time=1.0, case_timeout=600)
 PROBE = "RECSYS_FAST_TEST_WORKER_ENV"
@@ -100,8 +100,8 @@ def test_in_process_without_legacy_keras_is_a_skip_with_the_reason(monkeypatch):
     """As ``--in-process``, asv and pytest-benchmark run it: TensorFlow imported with Keras 3 as
     ``tf.keras``. The case is skipped with a one-line reason, not an ImportError."""
     needs_tfrs()
-    from recsys_fast.harness import suites
-    from recsys_fast.harness.tfrs_retrieval import legacy_keras_problem
+    from recsys_fast.harness.cases.tfrs_retrieval import legacy_keras_problem
+    from recsys_fast.harness.run import suites
 
     monkeypatch.delenv(LEGACY, raising=False)
     reg = default_registry()
@@ -150,9 +150,9 @@ RECALL_PROBE = """
 import json, sys
 import numpy as np
 from recsys_fast.dnn.features import split_last
-from recsys_fast.harness import tfrs_retrieval as tr
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.registry import default_registry
+from recsys_fast.harness.cases import tfrs_retrieval as tr
+from recsys_fast.harness.run.context import CaseContext
+from recsys_fast.harness.cases.registry import default_registry
 
 train, test = split_last(CaseContext(default_registry()).interactions("tiny"))
 st = tr.prepare_retrieval(train, seed=0)

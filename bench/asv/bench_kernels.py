@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from recsys_fast.harness.registry import default_registry
+from recsys_fast.harness.cases.registry import default_registry
 
 from .common import _KernelBenchmark, params_for
 
@@ -23,7 +23,7 @@ def class_name(kernel: str) -> str:
 def version_of(kernel: str) -> str:
     """A digest of the kernel's implementations and their versions (recsys-fast's or the peer
     library's)."""
-    from recsys_fast.harness.adapter import version_of_case
+    from recsys_fast.harness.cases.adapter import version_of_case
 
     text = "\n".join(sorted(f"{c.key} {version_of_case(c)}"
                             for c in default_registry().select(kernels=[kernel])))

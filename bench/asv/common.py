@@ -22,9 +22,9 @@ try:
 except ImportError:  # `asv run --python=same` from a checkout that is not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from recsys_fast.harness.memwatch import MemoryProbe  # noqa: E402
-from recsys_fast.harness.registry import BACKENDS, default_registry  # noqa: E402
-from recsys_fast.harness.suites import (  # noqa: E402
+from recsys_fast.harness.cases.registry import BACKENDS, default_registry  # noqa: E402
+from recsys_fast.harness.run.memwatch import MemoryProbe  # noqa: E402
+from recsys_fast.harness.run.suites import (  # noqa: E402
     ENV_FULL,
     ENV_SCALES,
     SUITE_SCALES,
@@ -49,7 +49,7 @@ def why_skipped(kernel: str, impl: str, backend: str, scale: str) -> str | None:
     (no data is built): not registered, scale disabled, optional package, runtime or backend
     missing, memory estimate over the budget. ``None``: it runs (setup may still find the
     backend unusable or the memory short, and then says so in its ``NotImplementedError``)."""
-    from recsys_fast.harness.runner import skip_reason  # imports the kernels' dependencies
+    from recsys_fast.harness.run.runner import skip_reason  # imports the kernels' dependencies
 
     try:
         case = find_case(kernel, impl, backend)
@@ -104,7 +104,7 @@ class _KernelBenchmark:
 
     def track_peak_bytes(self, impl, backend, scale):
         """Host memory one call adds: the peak RSS above the RSS before it, after a collection
-        and a heap trim (the harness's per-case probe, ``recsys_fast.harness.memwatch``), so
+        and a heap trim (the harness's per-case probe, ``recsys_fast.harness.run.memwatch``), so
         the interpreter and the prepared inputs are not counted. GPU memory is not seen."""
         with MemoryProbe() as probe:
             self.case.run(self.state)

@@ -224,7 +224,7 @@ RESERVE_S=0
 RESULTS_JSON="$(find "$WORK/results" -name '*.json' ! -name 'topk_strategies.json' | sort | tail -1)"
 if [ -n "$RESULTS_JSON" ]; then
   cp "$RESULTS_JSON" "$OUT/results.json" && chmod 644 "$OUT/results.json"
-  run_step "report" 40 "$PY" -m recsys_fast.harness report "$RESULTS_JSON" --out "$WORK/report"
+  run_step "report" 40 "$PY" -m recsys_fast report "$RESULTS_JSON" --out "$WORK/report"
   [ -f "$WORK/report/README.md" ] && cp "$WORK/report/README.md" "$OUT/report.md" \
     && chmod 644 "$OUT/report.md"
 else

@@ -35,18 +35,18 @@ if str(REPO) not in sys.path:  # runnable from a bare checkout (PYTHONPATH not s
     sys.path.insert(0, str(REPO))
 
 from recsys_fast import backend as _backend  # noqa: E402
-from recsys_fast.harness import machine as _machine  # noqa: E402
-from recsys_fast.harness.compare import ratios  # noqa: E402
-from recsys_fast.harness.context import CaseContext  # noqa: E402
-from recsys_fast.harness.journal import run_name  # noqa: E402
-from recsys_fast.harness.registry import check_scales, default_registry  # noqa: E402
-from recsys_fast.harness.results import (  # noqa: E402
+from recsys_fast.harness.cases.registry import check_scales, default_registry  # noqa: E402
+from recsys_fast.harness.run import machine as _machine  # noqa: E402
+from recsys_fast.harness.run.context import CaseContext  # noqa: E402
+from recsys_fast.harness.run.runner import QUICK, CaseResult, RunSettings, groups, run_group  # noqa: E402
+from recsys_fast.harness.stats.compare import ratios  # noqa: E402
+from recsys_fast.results_store import (  # noqa: E402
     atomic_write_text,
     build_results,
     results_path,
     validate,
 )
-from recsys_fast.harness.runner import QUICK, CaseResult, RunSettings, groups, run_group  # noqa: E402
+from recsys_fast.results_store.journal import run_name  # noqa: E402
 
 
 def _csv(text: str) -> list[str]:

@@ -34,12 +34,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from recsys_fast import backend as _backend  # noqa: E402
-from recsys_fast.harness import casedata  # noqa: E402
-from recsys_fast.harness import machine as _machine  # noqa: E402
-from recsys_fast.harness.checks import compare_topk, exact_cosine_rows, sample_rows  # noqa: E402
-from recsys_fast.harness.context import CaseContext  # noqa: E402
-from recsys_fast.harness.registry import check_scales, default_registry  # noqa: E402
-from recsys_fast.harness.results import atomic_write_text  # noqa: E402
+from recsys_fast.harness.cases import casedata  # noqa: E402
+from recsys_fast.harness.cases.checks import compare_topk, exact_cosine_rows, sample_rows  # noqa: E402
+from recsys_fast.harness.cases.registry import check_scales, default_registry  # noqa: E402
+from recsys_fast.harness.run import machine as _machine  # noqa: E402
+from recsys_fast.harness.run.context import CaseContext  # noqa: E402
+from recsys_fast.results_store import atomic_write_text  # noqa: E402
 
 STRATEGIES = {  # name -> cosine_topk keyword arguments
     "dense-tf32": {"strategy": "dense", "tf32": None},

@@ -13,8 +13,8 @@ try:
 except ImportError:  # running from a checkout that is not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from recsys_fast.harness.registry import default_registry  # noqa: E402
-from recsys_fast.harness.suites import NotRunnable, enabled_scales, prepare  # noqa: E402
+from recsys_fast.harness.cases.registry import default_registry  # noqa: E402
+from recsys_fast.harness.run.suites import NotRunnable, enabled_scales, prepare  # noqa: E402
 
 
 def all_cases() -> list:

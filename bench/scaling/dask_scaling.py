@@ -218,10 +218,10 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int,
 def _parquet_run(scale: str, workers: int, k: int) -> dict:
     from distributed import Client, LocalCluster
 
-    from recsys_fast.harness.checks import compare_topk, exact_cosine_rows, sample_rows
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.impls_dask import parquet_folder
-    from recsys_fast.harness.impls_similarity import TOPK_TOL
+    from recsys_fast.harness.cases.checks import compare_topk, exact_cosine_rows, sample_rows
+    from recsys_fast.harness.cases.impls_dask import parquet_folder
+    from recsys_fast.harness.cases.impls_similarity import TOPK_TOL
+    from recsys_fast.harness.run.context import CaseContext
     from recsys_fast.kernels import cosine_topk_result, warmup
     from recsys_fast.kernels.distributed import user_item_csr_from_parquet
     from recsys_fast.memory import available_bytes
@@ -259,7 +259,7 @@ def _parquet_run(scale: str, workers: int, k: int) -> dict:
 
 
 def main() -> None:
-    from recsys_fast.harness.machine import environment
+    from recsys_fast.harness.run.machine import environment
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="10m")

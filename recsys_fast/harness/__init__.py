@@ -1,19 +1,26 @@
 """Benchmark harness: one case registry shared by ``recsys-fast bench``, asv and pytest-benchmark.
 
-Modules: :mod:`.registry` (cases), :mod:`.context` (scales, data, references), :mod:`.runner`
-(timing, memory, skips), :mod:`.machine`, :mod:`.results` (JSON), :mod:`.report` / :mod:`.plots`,
-:mod:`.cli`; :mod:`.adapter` and ``impls_*.py`` hold every kernel's implementations. Names below are imported lazily so that
+Sub-packages by concern, each importing only those below it:
+
+- :mod:`.report`: Markdown, HTML and plots from results files;
+- :mod:`.gate`: the merge gate (base vs head revision, interleaved);
+- :mod:`.run`: the runner, worker processes, memory probe, machine facts, scale contexts and
+  ``run_bench`` (plan, execute, assemble);
+- :mod:`.stats`: intervals and run-to-run comparison;
+- :mod:`.cases`: adapters (one class per implementation, ``impls_*.py``), case data, registry.
+
+Results files are :mod:`recsys_fast.results_store`. Names below are imported lazily so that
 asv, which starts one process per benchmark parameter, pays only for what it uses.
 """
 
 import importlib
 
 _EXPORTS = {
-    "BACKENDS": "registry", "OURS": "registry", "SCALES": "registry", "Case": "registry",
-    "Registry": "registry", "SelectionError": "registry", "Verdict": "registry",
-    "default_registry": "registry", "CaseContext": "context", "ScaleSpec": "context",
-    "scale_spec": "context", "CaseResult": "runner", "RunSettings": "runner",
-    "run_case": "runner", "run_cases": "runner",
+    "BACKENDS": "cases.registry", "OURS": "cases.registry", "SCALES": "cases.registry",
+    "Case": "cases.registry", "Registry": "cases.registry", "SelectionError": "cases.registry",
+    "Verdict": "cases.registry", "default_registry": "cases.registry",
+    "CaseContext": "run.context", "ScaleSpec": "run.context", "scale_spec": "run.context",
+    "CaseResult": "run.runner", "RunSettings": "run.runner", "run_case": "run.runner",
 }
 __all__ = sorted(_EXPORTS)
 

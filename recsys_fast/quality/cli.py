@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             why = m.missing()
             print(f"{m.name:<40} {'' if why is None else '[skipped: ' + why + '] '}{m.note}")
         return 0
-    from recsys_fast.harness.machine import git_info
+    from recsys_fast.harness.run.machine import git_info
 
     git = git_info()  # the code measured is the code at the start of the run
     names = [d.strip() for d in args.dataset.split(",") if d.strip()]

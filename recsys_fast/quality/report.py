@@ -164,3 +164,14 @@ def quality_markdown(paths: Iterable[str | os.PathLike]) -> str:
         parts += _rating_table(rows) + _published_table(rows) + _topn_table(rows) + _skips(rows)
         parts.append("")
     return "\n".join(parts)
+
+
+def report_sections(out: Path) -> list[str]:
+    """The quality tables (``recsys-fast eval``) of every machine folder under ``out``, as
+    lines for :func:`recsys_fast.harness.report.write_report`'s ``extra_sections``."""
+    from recsys_fast.results_store import NOT_MACHINES, QUALITY_PREFIX
+
+    files = sorted(p for p in Path(out).glob(f"*/{QUALITY_PREFIX}*.json")
+                   if p.parent.name not in NOT_MACHINES)
+    text = quality_markdown(files) if files else ""
+    return ["", text] if text else []

@@ -1,7 +1,7 @@
 """Quality results files: ``results/<machine-id>/quality-<UTC time>-<random>.json``.
 
-Written with :func:`recsys_fast.harness.results.write_new` (atomic, never over another file);
-the machine id, machine record and git state come from :mod:`recsys_fast.harness.machine`, as
+Written with :func:`recsys_fast.results_store.write_new` (atomic, never over another file);
+the machine id, machine record and git state come from :mod:`recsys_fast.harness.run.machine`, as
 for the speed runs. Layout::
 
     {"schema": "recsys_fast.quality.results", "schema_version": 1, "created": ISO-8601 UTC,
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from recsys_fast.errors import DataFormatError
-from recsys_fast.harness.results import QUALITY_PREFIX as PREFIX
+from recsys_fast.results_store import QUALITY_PREFIX as PREFIX
 
 SCHEMA = "recsys_fast.quality.results"
 SCHEMA_VERSION = 1
@@ -33,7 +33,7 @@ def build_document(rows: list[dict], *, settings: dict, protocol: str,
     (default: now)."""
     from importlib import metadata
 
-    from recsys_fast.harness import machine
+    from recsys_fast.harness.run import machine
 
     info = machine.machine_info()
     software = machine.library_versions()
@@ -50,8 +50,8 @@ def build_document(rows: list[dict], *, settings: dict, protocol: str,
 
 def write_document(doc: dict, out_dir: str | os.PathLike) -> Path:
     """Validate ``doc`` and write it under ``out_dir/<machine_id>/`` with a fresh name."""
-    from recsys_fast.harness.journal import run_name
-    from recsys_fast.harness.results import results_path, write_new
+    from recsys_fast.results_store import results_path, write_new
+    from recsys_fast.results_store.journal import run_name
 
     validate(doc, "<in memory>")
     text = json.dumps(_finite(doc), indent=1, allow_nan=False) + "\n"
@@ -77,7 +77,7 @@ def _finite(obj):
 
 def validate(doc: object, path: object) -> dict:
     """Raise :class:`DataFormatError` naming ``path`` unless ``doc`` is a quality document."""
-    from recsys_fast.harness.results import check_name
+    from recsys_fast.results_store import check_name
 
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise DataFormatError(f"not a recsys_fast quality results file (schema "

@@ -13,7 +13,7 @@ output, so both transfers are timed); peers: implicit ``CosineRecommender(K=k+1)
 item itself), sparse_dot_topn ``sp_matmul_topn`` on L2-normalised rows (``top_n=k+1``), sklearn
 brute-force ``NearestNeighbors(metric='cosine')``, chunkdot ``cosine_similarity_top_k``, Spark
 MLlib ``RowMatrix.columnSimilarities(0.0)`` with its top-k in Spark SQL (threshold 0: DIMSUM
-without sampling, exact; :mod:`~recsys_fast.harness.spark_topk`) and scipy's full sparse
+without sampling, exact; :mod:`~recsys_fast.harness.cases.spark_topk`) and scipy's full sparse
 product ``Xn @ Xn.T`` (no selection: a lower bound, verdict n/a). For the peers the
 normalisation and transposition happen in setup (not timed; for Spark also the session start
 and its cached ``RowMatrix``); ours does them inside the timed call. Every top-k result is
@@ -29,11 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness import casedata, work
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import SCALES, Verdict
-from recsys_fast.harness.casedata import F32, F64
-from recsys_fast.harness.checks import compare_dense, compare_topk, exact_cosine_rows, sample_rows
+from recsys_fast.harness.cases import casedata, work
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import SCALES, Verdict
+from recsys_fast.harness.cases.casedata import F32, F64
+from recsys_fast.harness.cases.checks import (
+    compare_dense,
+    compare_topk,
+    exact_cosine_rows,
+    sample_rows,
+)
 
 K = 50
 N_SAMPLE_DIST = 64
@@ -357,7 +362,7 @@ class SparkTopK(TopKImpl):
 
     @classmethod
     def unavailable(cls) -> str | None:
-        from recsys_fast.harness.spark_topk import java_problem
+        from recsys_fast.harness.cases.spark_topk import java_problem
 
         return java_problem()
 
@@ -366,7 +371,7 @@ class SparkTopK(TopKImpl):
         import weakref
 
         from recsys_fast.errors import BackendUnavailableError
-        from recsys_fast.harness import spark_topk
+        from recsys_fast.harness.cases import spark_topk
 
         problem = spark_topk.java_problem()
         if problem:  # asv and direct calls reach setup without the runner's skip check
@@ -378,7 +383,7 @@ class SparkTopK(TopKImpl):
         return sm
 
     def run(self, st: TopKState):
-        from recsys_fast.harness.spark_topk import column_topk
+        from recsys_fast.harness.cases.spark_topk import column_topk
 
         return column_topk(st.input, st.k)
 
@@ -389,7 +394,7 @@ class SparkTopK(TopKImpl):
         return {**super().extra(st, result), **st.input.info()}
 
     def memory_estimate(self, spec) -> int:
-        from recsys_fast.harness import spark_topk
+        from recsys_fast.harness.cases import spark_topk
 
         heap = spark_topk.driver_heap_bytes(spec.n_ratings, spec.n_items)
         python = spec.n_ratings * 36 + spec.n_items * (K + 1) * 200  # X.T, vectors, rows

@@ -1,11 +1,11 @@
 """One worker process per (kernel, scale) group: a crash, an OOM kill or a hang costs one case.
 
-Each worker is a fresh interpreter (``python -m recsys_fast.harness.worker``), as asv runs each
+Each worker is a fresh interpreter (``python -m recsys_fast.harness.run.worker``), as asv runs each
 benchmark: nothing the parent did (BLAS or OpenMP thread pools, a CUDA context, TensorFlow) can
 leak into it, and the measurement starts from the same state every time. The parent builds the
 scale's data once and hands it over as a pickle file; the worker rebuilds the registry from its
 factory (``Registry.factory``, ``"module:function"``) and runs
-:func:`~recsys_fast.harness.runner.run_group`, reporting JSON lines on a dedicated pipe: before
+:func:`~recsys_fast.harness.run.runner.run_group`, reporting JSON lines on a dedicated pipe: before
 each stage ``{"stage": [key, stage]}``, then each final row ``{"row": {...}}``. A case's
 ``worker_env`` (variables that must be set before a library is imported, e.g.
 ``TF_USE_LEGACY_KERAS``) is merged into its worker's environment and recorded in the rows'
@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.registry import Case, Registry
-from recsys_fast.harness.runner import CaseResult, RunSettings
+from recsys_fast.harness.cases.registry import Case, Registry
+from recsys_fast.harness.run.context import CaseContext
+from recsys_fast.harness.run.runner import CaseResult, RunSettings
 
 
 def _signal_name(code: int) -> str:
@@ -84,7 +84,7 @@ def call_python(fn: str, timeout: float, **kwargs) -> object:
     (the machine probe runs this way); ``RuntimeError`` when it fails, dies or times out."""
     with tempfile.TemporaryDirectory(prefix="recsys-call-") as tmp:
         out = Path(tmp) / "out.json"
-        cmd = [sys.executable, "-m", "recsys_fast.harness.worker", "call", fn, str(out),
+        cmd = [sys.executable, "-m", "recsys_fast.harness.run.worker", "call", fn, str(out),
                json.dumps(kwargs)]
         try:
             proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True,
@@ -183,7 +183,7 @@ class GroupRunner:
         worker = self._worker = f"w{os.getpid()}-{self._n}"
         job = self._job(cases, scale, ctx, worker)
         rfd, wfd = os.pipe()
-        cmd = [sys.executable, "-m", "recsys_fast.harness.worker", "group", str(job), str(wfd)]
+        cmd = [sys.executable, "-m", "recsys_fast.harness.run.worker", "group", str(job), str(wfd)]
         # the worker's output (library start-up chatter, tracebacks) goes to a log; its last
         # line is quoted when the worker dies
         log = self.workdir / f"{worker}.log"
@@ -248,7 +248,7 @@ class GroupRunner:
 
 def _last_line(log: Path) -> str:
     """``; last output: ...`` from a dead worker's log (TensorFlow's start-up lines skipped)."""
-    from recsys_fast.harness.runner import scrub_paths
+    from recsys_fast.harness.run.runner import scrub_paths
 
     try:
         lines = log.read_text(errors="replace").strip().splitlines()

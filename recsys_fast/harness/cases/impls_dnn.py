@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import Verdict
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import Verdict
 
 TRAINING = Verdict("n/a", "training run; forward-pass equivalence in tests/test_dnn.py")
 N_FORWARD_CHECK = 256
@@ -180,7 +180,7 @@ class OptimisedDnnPipeline(DnnPipeline):
 
 class TfrsDnnEpoch(DnnEpoch):
     """TensorFlow Recommenders' two-tower retrieval model on the same examples and batches
-    (:mod:`recsys_fast.harness.tfrs_retrieval`). It trains a different function (in-batch
+    (:mod:`recsys_fast.harness.cases.tfrs_retrieval`). It trains a different function (in-batch
     softmax, no per-item bias) from ours (full softmax), so it is compared on quality
     (``bench/dnn_tfrs_recall.py``) and its verdict is ``n/a``; the check verifies, after the
     first epoch, that the TFRS task's loss on one batch equals the in-batch softmax
@@ -196,18 +196,18 @@ class TfrsDnnEpoch(DnnEpoch):
 
     def prepare(self, inter):
         from recsys_fast.dnn.features import build_user_features
-        from recsys_fast.harness.tfrs_retrieval import prepare_retrieval
+        from recsys_fast.harness.cases.tfrs_retrieval import prepare_retrieval
 
         return prepare_retrieval(build_user_features(inter), seed=0)
 
     def run(self, st: TrainState):
-        from recsys_fast.harness.tfrs_retrieval import fit_retrieval_epochs
+        from recsys_fast.harness.cases.tfrs_retrieval import fit_retrieval_epochs
 
         with st.device:
             return fit_retrieval_epochs(st.train, 1)
 
     def check(self, ctx, st: TrainState, result) -> Verdict:
-        from recsys_fast.harness.tfrs_retrieval import LOSS_RTOL, in_batch_loss_error
+        from recsys_fast.harness.cases.tfrs_retrieval import LOSS_RTOL, in_batch_loss_error
 
         with st.device:
             err, what = in_batch_loss_error(st.train)

@@ -1,8 +1,8 @@
 """One benchmark session: select cases, measure the machine, run every (kernel, scale) group in
 its own worker process, journal each finished case, assemble the results file.
 
-See :mod:`~recsys_fast.harness.workers` (isolation), :mod:`~recsys_fast.harness.journal`
-(nothing lost, resume) and :mod:`~recsys_fast.harness.runner` (interleaved rounds).
+See :mod:`~recsys_fast.harness.run.workers` (isolation), :mod:`~recsys_fast.results_store.journal`
+(nothing lost, resume) and :mod:`~recsys_fast.harness.run.runner` (interleaved rounds).
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 from recsys_fast.errors import RecsysFastError, format_bytes
-from recsys_fast.harness import machine as _machine
-from recsys_fast.harness.compare import fmt_ratio, index, ratios, row_speedups
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.journal import Journal, JournalError
-from recsys_fast.harness.registry import (
+from recsys_fast.harness.cases.registry import (
     DEFAULT_SCALES,
     OUT_OF_CORE_SCALES,
     Registry,
     check_scales,
     default_registry,
 )
-from recsys_fast.harness.results import build_results, write_results
-from recsys_fast.harness.runner import QUICK, RunSettings, groups, run_group
-from recsys_fast.harness.workers import GroupRunner, call_python
+from recsys_fast.harness.run import machine as _machine
+from recsys_fast.harness.run.context import CaseContext
+from recsys_fast.harness.run.runner import QUICK, RunSettings, groups, run_group
+from recsys_fast.harness.run.workers import GroupRunner, call_python
+from recsys_fast.harness.stats.compare import fmt_ratio, index, ratios, row_speedups
+from recsys_fast.results_store import build_results, write_results
+from recsys_fast.results_store.journal import Journal, JournalError
 
 
 class OutputDirError(RecsysFastError, OSError):
@@ -145,7 +145,7 @@ def run_bench(
 
     Each (kernel, scale) group runs in its own worker process (``isolate=False``: in this
     process, for debugging); every finished case is journaled at once
-    (:mod:`~recsys_fast.harness.journal`). ``resume`` names an unfinished run to complete with
+    (:mod:`~recsys_fast.results_store.journal`). ``resume`` names an unfinished run to complete with
     its own selection and settings (the other selection arguments are then ignored).
 
     Returns
@@ -180,7 +180,7 @@ def run_bench(
         quick, ml100k = sel["quick"], sel.get("ml100k")
         s = RunSettings(**h["settings"]).validate()
         env = h["env"]
-        here = call_python("recsys_fast.harness.machine:machine_id", 120)
+        here = call_python("recsys_fast.harness.run.machine:machine_id", 120)
         if here != env["machine_id"]:
             raise JournalError(f"run {journal.run} was started on {env['machine_id']!r}; this "
                                f"is {here!r}: resume it there (ratios must share a machine)")
@@ -208,7 +208,7 @@ def run_bench(
     if resume is None:
         n = gemm_n or (1024 if quick else 2048)
         # measured in a fresh process: this one never starts BLAS / OpenMP pools or CUDA
-        env = (call_python("recsys_fast.harness.machine:environment", 900, gemm_n=n)
+        env = (call_python("recsys_fast.harness.run.machine:environment", 900, gemm_n=n)
                if isolate else _machine.environment(gemm_n=n))
         if out_dir is not None:
             header = {"env": env, "settings": asdict(s),

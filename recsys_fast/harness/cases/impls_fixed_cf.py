@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness import casedata
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import Verdict
-from recsys_fast.harness.checks import compare_ranked_lists, sample_rows
+from recsys_fast.harness.cases import casedata
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import Verdict
+from recsys_fast.harness.cases.checks import compare_ranked_lists, sample_rows
 
 KERNEL = "cf_fixed_recommend"
 K_NEIGHBOURS = 50

@@ -30,7 +30,7 @@ THREAD_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "M
               "NUMBA_NUM_THREADS", "RECSYS_FAST_MEMORY_BUDGET")
 ENV_MACHINE_ID = "RECSYS_FAST_MACHINE_ID"
 ENV_TRIAD_BYTES = "RECSYS_FAST_TRIAD_BYTES"  # size of each triad array (default: see below)
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def machine_info() -> dict:
@@ -68,8 +68,8 @@ def machine_id(info: dict | None = None) -> str:
 
 def libraries() -> list[str]:
     """:data:`LIBRARIES` plus the distributions the registered adapters require."""
-    from recsys_fast.harness.adapter import distribution
-    from recsys_fast.harness.registry import default_registry
+    from recsys_fast.harness.cases.adapter import distribution
+    from recsys_fast.harness.cases.registry import default_registry
 
     peers = [distribution(name) for case in default_registry() for name in case.requires]
     return list(dict.fromkeys([*LIBRARIES, *peers]))
@@ -151,7 +151,7 @@ def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
     n = n or min(max(2 * llc, 64 << 20), 512 << 20) // 8
     b, c = np.full(n, 1.0), np.full(n, 2.0)
     a = np.zeros(n)
-    from recsys_fast.harness._triad import triad
+    from recsys_fast.harness.run._triad import triad
 
     method, per_elem = "numba prange triad", 24
     t = _median_time(lambda: triad(a, b, c, 3.0), rounds)

@@ -12,7 +12,7 @@ what ``naive.collaborative.user_item_similarity`` runs for each half) then
 Checked to rtol 1e-9 against the naive result, or, where the naive matrices do not fit, on 64
 sampled users (items) against an independent float64 computation of those rows (columns).
 
-Work (:mod:`~recsys_fast.harness.work`): the naive pipeline does dense work, 4 n^2 m flops
+Work (:mod:`~recsys_fast.harness.cases.work`): the naive pipeline does dense work, 4 n^2 m flops
 (two dense products); the optimised one the sparse Gram ``2 sum c_j^2``, the prediction
 ``2 n nnz`` and ``3 n^2`` for the mean and weight terms. The optimised case also reports the
 dense-equivalent 4 n^2 m, labelled as such. Bytes: R read once, the n x m prediction written.
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness import casedata, work
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import Verdict
-from recsys_fast.harness.casedata import F64
-from recsys_fast.harness.checks import compare_dense, sample_rows
+from recsys_fast.harness.cases import casedata, work
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import Verdict
+from recsys_fast.harness.cases.casedata import F64
+from recsys_fast.harness.cases.checks import compare_dense, sample_rows
 
 N_SAMPLE = 64
 

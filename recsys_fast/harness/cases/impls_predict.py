@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness import casedata
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import SCALES, Verdict
+from recsys_fast.harness.cases import casedata
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import SCALES, Verdict
 
 KERNEL = "knn_predict"
 K = 40

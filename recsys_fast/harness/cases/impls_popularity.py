@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recsys_fast.harness import casedata
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import Verdict
+from recsys_fast.harness.cases import casedata
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -5,7 +5,7 @@ skip (scale not defined, an optional package declared in ``Case.requires`` missi
 named by ``Case.unavailable`` missing, GPU absent, memory estimate over budget) -> set up (not
 timed) -> the first call, whose result is checked against the reference (it also absorbs JIT
 compilation, graph tracing, caches) -> ``warmup`` untimed calls, the first of which is the
-**memory probe** (see :mod:`~recsys_fast.harness.memwatch`). Then the prepared cases are timed
+**memory probe** (see :mod:`~recsys_fast.harness.run.memwatch`). Then the prepared cases are timed
 **round-robin**: round ``r`` runs every case still short of its rounds once, back to back, so
 machine drift hits all alike and round ``r`` of two cases can be paired
 (:mod:`~recsys_fast.harness.stats`). A case leaves the rotation after ``repeat`` rounds, or
@@ -15,7 +15,7 @@ Skips are only the declared "cannot run here" conditions (:class:`MemoryBudgetEr
 :class:`BackendUnavailableError`, a missing package named in ``requires``, a reason from
 ``Case.unavailable``). Any other exception, an ``ImportError`` from inside recsys_fast
 included, is ``status="error"``. Ctrl-C is never recorded as a case error. Process isolation
-(one worker per group, timeouts, crashes) is :mod:`~recsys_fast.harness.workers`.
+(one worker per group, timeouts, crashes) is :mod:`~recsys_fast.harness.run.workers`.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import numpy as np
 
 from recsys_fast import backend as _backend
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError, format_bytes
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.memwatch import MemoryProbe
-from recsys_fast.harness.registry import ALL_SCALES, OUT_OF_CORE_SCALES, Case, Verdict
+from recsys_fast.harness.cases.registry import ALL_SCALES, OUT_OF_CORE_SCALES, Case, Verdict
+from recsys_fast.harness.run.context import CaseContext
+from recsys_fast.harness.run.memwatch import MemoryProbe
 
 
 @dataclass
@@ -67,7 +67,7 @@ QUICK = RunSettings(repeat=5, warmup=1, min_rounds=3, max_time=3.0)
 
 @dataclass
 class CaseResult:
-    """One row of the results file (see :mod:`recsys_fast.harness.results`)."""
+    """One row of the results file (see :mod:`recsys_fast.results_store`)."""
 
     kernel: str
     impl: str
@@ -122,7 +122,7 @@ def skip_reason(case: Case, scale: str, ctx: CaseContext) -> tuple[str | None, i
         return f"not defined at scale {scale}", None
     missing = missing_requirements(case)
     if missing:
-        from recsys_fast.harness.adapter import distribution
+        from recsys_fast.harness.cases.adapter import distribution
 
         hint = case.install_note or f"pip install {' '.join(map(distribution, missing))}"
         return f"optional package {', '.join(missing)} not installed ({hint})", None

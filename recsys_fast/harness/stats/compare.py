@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recsys_fast.harness.registry import OURS, SCALES
+from recsys_fast.harness.cases.registry import OURS, SCALES
 from recsys_fast.harness.stats import Ratio, ratio_ci
 
 KINDS = ("naive_to_optimised", "peers_to_ours", "cpu_to_gpu", "cpu_to_dask")

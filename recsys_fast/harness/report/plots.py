@@ -10,10 +10,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from recsys_fast.harness.adapter import styles
-from recsys_fast.harness.compare import impl_order, kernels_and_scales, speedups
-from recsys_fast.harness.context import scale_spec
-from recsys_fast.harness.registry import SCALES
+from recsys_fast.harness.cases.adapter import styles
+from recsys_fast.harness.cases.registry import SCALES
+from recsys_fast.harness.run.context import scale_spec
+from recsys_fast.harness.stats.compare import impl_order, kernels_and_scales, speedups
 
 
 def _ratings(data: dict, scale: str) -> float:

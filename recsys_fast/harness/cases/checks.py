@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys_fast.harness.case import Verdict
+from recsys_fast.harness.cases.case import Verdict
 
 
 def to_host(x):

@@ -22,8 +22,12 @@ def main() -> int:
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything the libraries print goes to stderr, not into the protocol
     keys, scale = json.loads(sys.argv[1]), sys.argv[2]
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.registry import default_registry
+    try:
+        from recsys_fast.harness.cases.registry import default_registry
+        from recsys_fast.harness.run.context import CaseContext
+    except ImportError:  # a revision from before the harness was split by concern
+        from recsys_fast.harness.context import CaseContext
+        from recsys_fast.harness.registry import default_registry
 
     reg = default_registry()
     ctx = CaseContext(reg)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from recsys_fast.errors import RecsysFastError, format_bytes
-from recsys_fast.harness.bench import OutputDirError, _fmt_time, verdict_text
-from recsys_fast.harness.compare import fmt_ratio, kernels_and_scales, speedups
-from recsys_fast.harness.html import render_page
-from recsys_fast.harness.html import written_by_report as _written_by_report
-from recsys_fast.harness.plots import plot_speedups, plot_times
-from recsys_fast.harness.results import (
-    NOT_MACHINES,
-    QUALITY_PREFIX,
+from recsys_fast.harness.report.html import render_page
+from recsys_fast.harness.report.html import written_by_report as _written_by_report
+from recsys_fast.harness.report.plots import plot_speedups, plot_times
+from recsys_fast.harness.run.bench import OutputDirError, _fmt_time, verdict_text
+from recsys_fast.harness.stats.compare import fmt_ratio, kernels_and_scales, speedups
+from recsys_fast.results_store import (
     atomic_write_text,
     check_name,
     latest_results,
@@ -306,22 +305,16 @@ def _load_manifest(plots_dir: Path) -> dict[str, list[str]]:
             for k, v in data.items() if isinstance(v, list)}
 
 
-def _quality_lines(out: Path) -> list[str]:
-    """The quality tables (``recsys-fast eval``) of every machine folder under ``out``."""
-    from recsys_fast.quality.report import quality_markdown
-
-    files = sorted(p for p in out.glob(f"*/{QUALITY_PREFIX}*.json")
-                   if p.parent.name not in NOT_MACHINES)
-    text = quality_markdown(files) if files else ""
-    return ["", text] if text else []
-
-
 def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "results",
-                 plots: bool = True, force: bool = False, html: bool = False) -> Path:
+                 plots: bool = True, force: bool = False, html: bool = False,
+                 extra_sections: Callable[[Path], list[str]] | None = None) -> Path:
     """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
 
+    ``extra_sections(out)``: more Markdown lines after the speed sections (the CLI passes
+    :func:`recsys_fast.quality.report.report_sections`, the quality tables).
+
     ``html`` also writes ``<out_dir>/index.html``: the same text and tables, plots inlined, no
-    network (:mod:`recsys_fast.harness.html`).
+    network (:mod:`recsys_fast.harness.report.html`).
 
     Plots are named ``<machine>_<kernel>.png``; a machine's plots that an earlier render listed
     in the manifest and this one no longer makes are removed (nothing else is ever deleted).
@@ -378,7 +371,7 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
                         (plots_dir / old).unlink(missing_ok=True)
                 manifest[machine] = sorted(keep)
             lines += _section(data, made)
-        lines += _quality_lines(out)
+        lines += extra_sections(out) if extra_sections else []
         if plots:
             plots_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(plots_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")

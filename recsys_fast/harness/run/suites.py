@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError
-from recsys_fast.harness.context import CaseContext
-from recsys_fast.harness.registry import SCALES, Case, Verdict, check_scales, default_registry
+from recsys_fast.harness.cases.registry import SCALES, Case, Verdict, check_scales, default_registry
+from recsys_fast.harness.run.context import CaseContext
 
 ENV_FULL = "RECSYS_FAST_ASV_FULL"
 ENV_SCALES = "RECSYS_FAST_BENCH_SCALES"
@@ -51,7 +51,7 @@ def prepare(case: Case, scale: str, ctx: CaseContext | None = None, *, check: bo
     reason when it is skipped. ``warmup`` runs one untimed call (also the one checked)."""
     if scale not in enabled_scales() and scale != "tiny":
         raise NotRunnable(f"scale {scale} disabled (set {ENV_FULL}=1 or {ENV_SCALES})")
-    from recsys_fast.harness.runner import scrub_paths, skip_reason  # only once it may run
+    from recsys_fast.harness.run.runner import scrub_paths, skip_reason  # only once it may run
 
     ctx = ctx or context()
     reason, _ = skip_reason(case, scale, ctx)

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness import casedata
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import Verdict
-from recsys_fast.harness.casedata import F64
-from recsys_fast.harness.checks import compare_ranked_lists, sample_rows
+from recsys_fast.harness.cases import casedata
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import Verdict
+from recsys_fast.harness.cases.casedata import F64
+from recsys_fast.harness.cases.checks import compare_ranked_lists, sample_rows
 
 KERNEL = "tfidf_topk"
 K = 99  # the course's argsort()[:-100:-1]

@@ -63,7 +63,7 @@ class Case:
         ``check(ctx, state, result) -> Verdict``, run once before timing; ``None`` means n/a.
     memory_estimate
         ``memory_estimate(spec) -> bytes`` from the scale's shape alone (a
-        :class:`~recsys_fast.harness.context.ScaleSpec`); over the budget -> skipped.
+        :class:`~recsys_fast.harness.run.context.ScaleSpec`); over the budget -> skipped.
     flops, examples
         ``f(state) -> float``: floating-point operations actually done per call (nnz-based for
         sparse work) / examples per call, for GFLOP/s and examples/s (``None`` when not

@@ -1,5 +1,5 @@
-"""Worker entry point (``python -m recsys_fast.harness.worker``), started by
-:mod:`~recsys_fast.harness.workers`; not a user command.
+"""Worker entry point (``python -m recsys_fast.harness.run.worker``), started by
+:mod:`~recsys_fast.harness.run.workers`; not a user command.
 
 ``group JOB_JSON FD``: run the job's cases (one group) and write JSON lines to file descriptor
 ``FD``. ``call MODULE:FUNCTION OUT_JSON KWARGS_JSON``: write ``function(**kwargs)`` as JSON.
@@ -22,8 +22,8 @@ def _resolve(ref: str):
 
 
 def _group(job_path: str, fd: int) -> int:
-    from recsys_fast.harness.context import CaseContext
-    from recsys_fast.harness.runner import RunSettings, run_group
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import RunSettings, run_group
 
     out = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
 
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
         return _group(argv[1], int(argv[2]))
     if argv[:1] == ["call"] and len(argv) == 4:
         return _call(argv[1], argv[2], argv[3])
-    print("usage: python -m recsys_fast.harness.worker group JOB FD | call FN OUT KWARGS",
+    print("usage: python -m recsys_fast.harness.run.worker group JOB FD | call FN OUT KWARGS",
           file=sys.stderr)
     return 2
 

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from recsys_fast.errors import DatasetNotFoundError, MemoryBudgetError
-from recsys_fast.harness.registry import ALL_SCALES, OUT_OF_CORE_SCALES, Registry, SelectionError
+from recsys_fast.harness.cases.registry import (
+    ALL_SCALES,
+    OUT_OF_CORE_SCALES,
+    Registry,
+    SelectionError,
+)
 from recsys_fast.memory import available_bytes
 
 ENV_SHARED = "RECSYS_FAST_SHARED"

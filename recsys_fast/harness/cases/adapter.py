@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from typing import Any, ClassVar
 
-from recsys_fast.harness.case import ALL_SCALES, BACKENDS, SCALES, Case, Verdict
+from recsys_fast.harness.cases.case import ALL_SCALES, BACKENDS, SCALES, Case, Verdict
 
 ROLES = ("naive", "optimised", "peer")
 MARKERS = {"naive": ("o", "-"), "optimised": ("s", "-")}
@@ -139,7 +139,7 @@ class Adapter:
         return version_of_case(cls(cls.backends[0]).case())
 
     def case(self) -> Case:
-        """This adapter as the runner's :class:`~recsys_fast.harness.registry.Case` record."""
+        """This adapter as the runner's :class:`~recsys_fast.harness.cases.registry.Case` record."""
 
         def given(method: str):
             own = getattr(type(self), method)

@@ -127,7 +127,7 @@ def results_path(out_dir: str | os.PathLike, machine_id: str, name: str) -> Path
 def write_results(data: dict, out_dir: str | os.PathLike, name: str | None = None) -> Path:
     """Validate and write ``data`` to ``<out_dir>/<machine_id>/<name>.json`` (``name``: the
     given run name, else the document's ``run``, else a fresh unique one); never overwrites."""
-    from recsys_fast.harness.journal import run_name
+    from recsys_fast.results_store.journal import run_name
 
     validate(data, "<in memory>")
     strict = name is not None  # an explicit name is the run's own: never another

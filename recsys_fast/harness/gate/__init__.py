@@ -5,7 +5,7 @@ Each revision is checked out once into a cached git worktree (``--cache``, defau
 included) and run by this interpreter with ``PYTHONPATH`` pointing at it: both revisions share
 the installed dependencies (the gate refuses revisions whose ``pyproject.toml`` dependencies
 differ). For each (kernel, scale) group, one worker per revision sets the cases up
-(:mod:`~recsys_fast.harness.gate_serve`), then the gate asks for timed calls alternately —
+(:mod:`~recsys_fast.harness.gate.serve`), then the gate asks for timed calls alternately —
 base, head, head, base, … (ABBA, so neither side always runs first) — so machine drift hits
 both alike and round ``r`` of base and head form a pair.
 
@@ -177,7 +177,7 @@ def run_gate(repo: Path, base_rev: str, head_rev: str, keys_by_kernel: dict[str,
     outcomes: list[CaseOutcome] = []
     with tempfile.TemporaryDirectory(prefix="recsys-gate-") as tmp:
         script = Path(tmp) / "gate_serve.py"
-        shutil.copy(Path(__file__).with_name("gate_serve.py"), script)
+        shutil.copy(Path(__file__).with_name("serve.py"), script)
         groups = list(keys_by_kernel.items())
         for n, (kernel, keys) in enumerate(groups):
             share = (deadline - time.monotonic()) / (len(groups) - n)

@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness import casedata, impls_content, impls_fixed_cf, impls_similarity
-from recsys_fast.harness.adapter import Adapter
-from recsys_fast.harness.case import ALL_SCALES, OUT_OF_CORE_SCALES, SCALES
-from recsys_fast.harness.casedata import F32
+from recsys_fast.harness.cases import casedata, impls_content, impls_fixed_cf, impls_similarity
+from recsys_fast.harness.cases.adapter import Adapter
+from recsys_fast.harness.cases.case import ALL_SCALES, OUT_OF_CORE_SCALES, SCALES
+from recsys_fast.harness.cases.casedata import F32
 
 REQUIRES = ("dask", "distributed")
 K = impls_similarity.K
@@ -229,7 +229,7 @@ class DaskRecommendImpl(DaskAdapter):
     memory_estimate = impls_fixed_cf.OptimisedRecommend.memory_estimate
 
     def setup(self, ctx, scale: str) -> DaskRecommendState:
-        from recsys_fast.harness.checks import sample_rows
+        from recsys_fast.harness.cases.checks import sample_rows
         from recsys_fast.kernels import FixedCF
 
         def build(cluster: Cluster) -> DaskRecommendState:

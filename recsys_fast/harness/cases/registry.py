@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recsys_fast.errors import RecsysFastError
-from recsys_fast.harness.adapter import cases_of
-from recsys_fast.harness.case import (
+from recsys_fast.harness.cases.adapter import cases_of
+from recsys_fast.harness.cases.case import (
     ALL_SCALES,
     BACKENDS,
     OURS,
@@ -34,14 +34,14 @@ __all__ = ["ALL_SCALES", "BACKENDS", "CASE_MODULES", "OUT_OF_CORE_SCALES", "DEFA
 DEFAULT_SCALES = ("100k",)
 
 CASE_MODULES = (
-    "recsys_fast.harness.impls_popularity",
-    "recsys_fast.harness.impls_cf",
-    "recsys_fast.harness.impls_fixed_cf",
-    "recsys_fast.harness.impls_predict",
-    "recsys_fast.harness.impls_similarity",
-    "recsys_fast.harness.impls_content",
-    "recsys_fast.harness.impls_dnn",
-    "recsys_fast.harness.impls_dask",
+    "recsys_fast.harness.cases.impls_popularity",
+    "recsys_fast.harness.cases.impls_cf",
+    "recsys_fast.harness.cases.impls_fixed_cf",
+    "recsys_fast.harness.cases.impls_predict",
+    "recsys_fast.harness.cases.impls_similarity",
+    "recsys_fast.harness.cases.impls_content",
+    "recsys_fast.harness.cases.impls_dnn",
+    "recsys_fast.harness.cases.impls_dask",
 )
 """Each module lists its kernel families (abstract adapter classes) in ``FAMILIES``."""
 
@@ -155,5 +155,5 @@ def build_registry(modules: Iterable[str] = CASE_MODULES) -> Registry:
 def default_registry() -> Registry:
     """The project's registry (built once per process)."""
     reg = build_registry()
-    reg.factory = "recsys_fast.harness.registry:default_registry"
+    reg.factory = "recsys_fast.harness.cases.registry:default_registry"
     return reg

@@ -2,7 +2,7 @@
 
 The top-level CLI (``recsys_fast.cli``) calls :func:`add_bench_commands`; each subcommand sets
 ``func(args) -> int``. Bad input raises a :class:`~recsys_fast.errors.RecsysFastError` (or
-``ValueError``) whose message says what is wrong; :func:`main` (``python -m recsys_fast.harness``)
+``ValueError``) whose message says what is wrong; :func:`main` (``python -m recsys_fast`` runs the same through :mod:`recsys_fast.cli`)
 prints it without a traceback and exits 2.
 """
 
@@ -43,7 +43,7 @@ def _positive_float(text: str) -> float:
 
 def add_bench_commands(subparsers) -> None:
     """Add ``bench`` and ``report`` to an argparse sub-parsers object."""
-    from recsys_fast.harness.registry import BACKENDS, SCALES
+    from recsys_fast.harness.cases.registry import BACKENDS, SCALES
 
     b = subparsers.add_parser(
         "bench", help="time naive vs optimised kernels and peers; write results JSON",
@@ -135,14 +135,14 @@ def add_bench_commands(subparsers) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from recsys_fast.harness.bench import (
+    from recsys_fast.harness.cases.registry import check_scales, default_registry
+    from recsys_fast.harness.run.bench import (
         EmptyRunError,
         ResultsWriteError,
         RunInterrupted,
         format_table,
         run_bench,
     )
-    from recsys_fast.harness.registry import check_scales, default_registry
 
     reg = default_registry()
     if args.list:
@@ -186,9 +186,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from recsys_fast.harness.report import write_report
+    from recsys_fast.quality.report import report_sections
 
     path = write_report(args.results, args.out, plots=not args.no_plots, force=args.force,
-                        html=args.html)
+                        html=args.html, extra_sections=report_sections)
     print(f"report written to {path}")
     if args.html:
         print(f"self-contained page written to {path.with_name('index.html')}")
@@ -199,7 +200,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from recsys_fast.harness import gate
-    from recsys_fast.harness.registry import check_scales, default_registry
+    from recsys_fast.harness.cases.registry import check_scales, default_registry
 
     scales = check_scales([args.scale])
     if len(scales) != 1:
@@ -221,10 +222,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from recsys_fast.harness.bench import _fmt_time
-    from recsys_fast.harness.compare import compare_runs
     from recsys_fast.harness.report import _bw_text, _commit, _peak_text
-    from recsys_fast.harness.results import load_results
+    from recsys_fast.harness.run.bench import _fmt_time
+    from recsys_fast.harness.stats.compare import compare_runs
+    from recsys_fast.results_store import load_results
 
     base, head = load_results(args.base), load_results(args.head)
     print("across runs: drift not controlled (the runs were not interleaved)")
@@ -247,7 +248,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m recsys_fast.harness bench|report ...``)."""
+    """Stand-alone entry point (``python -m recsys_fast bench|report ...``)."""
     parser = argparse.ArgumentParser(prog="recsys-fast")
     sub = parser.add_subparsers(dest="command", required=True)
     add_bench_commands(sub)

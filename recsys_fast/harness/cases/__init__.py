@@ -1,0 +1,1 @@
+"""Benchmark cases: one adapter class per implementation, the case data, the registry."""

@@ -1,0 +1,1 @@
+"""Running cases: the runner, worker processes, memory probe, machine facts, scale contexts."""
