@@ -40,6 +40,18 @@ class Backend:
         # modules do not pickle: a backend travels by name (e.g. to a dask worker)
         return (get_backend, (self.name,))
 
+    @property
+    def host(self) -> bool:
+        """Arrays live in this process's memory as numpy / scipy objects, where the numba
+        kernels run; False for a device (CuPy, and the simulated GPU that stands in for it)."""
+        return self.name == "cpu"
+
+    @property
+    def dense_share(self) -> int:
+        """A dense working copy may take 1/``dense_share`` of :meth:`free_bytes`: a quarter of
+        the host's RAM, half of a device's memory (which holds little else)."""
+        return 4 if self.host else 2
+
     def sync(self) -> None:
         """Block until queued device work is done (a no-op on the CPU)."""
         if self.name == "gpu":

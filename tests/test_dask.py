@@ -107,7 +107,7 @@ def test_cosine_topk_dask_equals_single_process(client, seed, n_rows, n_cols, de
     assert got.strategy == ref.strategy
     assert_same_csr(got.matrix, ref.matrix)
     shared = transport == "auto" and got.strategy == "sparse"  # this cluster sees our files
-    assert got.matrix.dask_timing["transport"] == ("shared memory" if shared else "scatter")
+    assert got.timing["transport"] == ("shared memory" if shared else "scatter")
 
 
 @pytest.mark.parametrize("transport", ["shared", "scatter"])
@@ -123,12 +123,13 @@ def test_sparse_pairs_and_row_ranges_equal_single_process(client, include_self, 
     D[7] = 0  # a zero row: no neighbours, nobody's neighbour
     X = sp.csr_matrix(D)
     ref = cosine_topk(X, 9, include_self=include_self, strategy="sparse")
-    got = cosine_topk_dask(X, 9, include_self=include_self, strategy="sparse", pairs=pairs,
-                           rows_per_task=11, transport=transport, client=client).matrix
+    res = cosine_topk_dask(X, 9, include_self=include_self, strategy="sparse", pairs=pairs,
+                           rows_per_task=11, transport=transport, client=client)
+    got = res.matrix
     assert_same_csr(got, ref)
     assert got[7].nnz == 0 and got[:, 7].nnz == 0
-    assert got.dask_timing["transport"] == ("shared memory" if transport == "shared"
-                                            else "scatter")
+    assert res.timing["transport"] == ("shared memory" if transport == "shared"
+                                       else "scatter")
     assert list(tmp_path.iterdir()) == []  # the shared folder is gone after the call
 
 
@@ -166,9 +167,9 @@ def test_auto_scatters_where_workers_cannot_see_the_folder_and_shared_refuses(
     monkeypatch.setattr(dask_shared.SharedArrays, "visible_to", lambda self, c: False)
     X = random_matrix(4, 50, 12, 0.3, np.float32, ratings=True)
     ref = cosine_topk(X, 4, strategy="sparse")
-    got = cosine_topk_dask(X, 4, strategy="sparse", client=client).matrix
-    assert got.dask_timing["transport"] == "scatter"
-    assert_same_csr(got, ref)
+    res = cosine_topk_dask(X, 4, strategy="sparse", client=client)
+    assert res.timing["transport"] == "scatter"
+    assert_same_csr(res.matrix, ref)
     with pytest.raises(ConfigError, match="cannot read .*transport='scatter'"):
         cosine_topk_dask(X, 4, strategy="sparse", transport="shared", client=client)
     assert list(tmp_path.iterdir()) == []
@@ -185,9 +186,9 @@ def test_auto_scatters_when_the_shared_folder_has_no_room(client, tmp_path, monk
     monkeypatch.setattr(dask_shared.shutil, "disk_usage", lambda p: usage(100, 90, 10))
     X = random_matrix(5, 50, 12, 0.3, np.float32, ratings=True)
     ref = cosine_topk(X, 4, strategy="sparse")
-    got = cosine_topk_dask(X, 4, strategy="sparse", client=client).matrix
-    assert got.dask_timing["transport"] == "scatter"
-    assert_same_csr(got, ref)
+    res = cosine_topk_dask(X, 4, strategy="sparse", client=client)
+    assert res.timing["transport"] == "scatter"
+    assert_same_csr(res.matrix, ref)
     with pytest.raises(dask_shared.SharedSpaceError, match="do not fit in the 0 MiB free"):
         cosine_topk_dask(X, 4, strategy="sparse", transport="shared", client=client)
     assert list(tmp_path.iterdir()) == []
@@ -308,7 +309,7 @@ def test_fixed_cf_recommend_and_predict_users_on_dask(client, kind):
     R = sp.csr_matrix(np.where(mask, rng.integers(1, 6, (n_users, n_items)), 0).astype(float))
     ref = FixedCF(kind, 8).fit(R)
     dist = FixedCF(kind, 8, backend="dask").fit(R)
-    assert dist.distributed and not ref.distributed
+    assert dist.driver == "dask" and ref.driver is None
     assert_same_csr(dist.neighbours_, ref.neighbours_)
     users = np.arange(n_users)
     np.testing.assert_array_equal(dist.predict_users(users), ref.predict_users(users))
@@ -378,11 +379,11 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path,
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as c:
-        got = cosine_topk_dask(X, 6, strategy="sparse", pairs=False, rows_per_task=10,
-                               transport=transport, client=c).matrix
+        res = cosine_topk_dask(X, 6, strategy="sparse", pairs=False, rows_per_task=10,
+                               transport=transport, client=c)
     assert (tmp_path / "killed").exists()  # a worker really died mid-run
-    assert got.dask_tasks == ("row ranges", 12)
-    assert_same_csr(got, ref)
+    assert res.tasks == ("row ranges", 12)
+    assert_same_csr(res.matrix, ref)
 
 
 @pytest.fixture

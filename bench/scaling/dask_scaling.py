@@ -22,7 +22,7 @@ data set are timed interleaved (round r runs each once), medians of ``--rounds``
 warm-up call; each dask result is checked equal (indices and values) to the single-process one.
 
 For the cost model (``bench/README.md``, "Dask") each dask configuration also records the parts
-of one call (``dask_timing`` of the result): the transport (shared memory or scatter), the
+of one call (``timing`` of the result): the transport (shared memory or scatter), the
 client-side preparation, the tasks (scatter, compute, gather), the merge, and the compute time
 of every task (dask's task stream).
 
@@ -108,7 +108,7 @@ def _parts(client, X, k: int, strategy: str) -> dict:
 
     with get_task_stream(client=client) as ts:
         t0 = time.perf_counter()
-        out = cosine_topk_dask(X, k, client=client, strategy=strategy).matrix
+        out = cosine_topk_dask(X, k, client=client, strategy=strategy)
         wall = time.perf_counter() - t0
     per_worker: dict = {}
     for task in ts.data:
@@ -117,9 +117,9 @@ def _parts(client, X, k: int, strategy: str) -> dict:
         busy = sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
         per_worker.setdefault(task["worker"], []).append(busy)
     compute = [sum(v) for v in per_worker.values()]
-    return {"wall_s": wall, **out.dask_timing,
+    return {"wall_s": wall, **out.timing,
             "x_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes),
-            "tasks": list(out.dask_tasks), "task_compute_s": sorted(t for v in per_worker.values()
+            "tasks": list(out.tasks), "task_compute_s": sorted(t for v in per_worker.values()
                                                                     for t in v),
             "worker_compute_s": compute}
 
@@ -186,11 +186,10 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int,
                     f"{r['threads']}: {r['time_s']:.3f} s" for r in row["threads"]), flush=True)
             for w in ws:
                 got, t, all_t = res[f"dask{w}"]
-                got = got.matrix
                 parts = _parts(clients[w], X, k, used)
                 row["dask"].append({"workers": w, "threads_per_worker": 1, "time_s": t,
-                                    "rounds_s": all_t, "equal": _equal(got, ref),
-                                    "tasks": list(got.dask_tasks), "parts": parts})
+                                    "rounds_s": all_t, "equal": _equal(got.matrix, ref),
+                                    "tasks": list(got.tasks), "parts": parts})
                 print(f"  dask {w} worker(s): {t:.3f} s, single process "
                       f"{res['single'][1]:.3f} s, equal={_equal(got, ref)}", flush=True)
             data[kind][spec.name] = row
@@ -252,7 +251,7 @@ def _parquet_run(scale: str, workers: int, k: int) -> dict:
                            tol=TOPK_TOL, against=f"{len(rows)} sampled rows vs exact float64")
     return {"scale": scale, "folder_ready_s": t_synth, "csr_from_parquet_s": t_csr,
             "cosine_topk_s": t_topk, "shape": list(X.shape), "nnz": int(X.nnz),
-            "strategy": res.strategy, "tasks": list(out.dask_tasks), "workers": workers,
+            "strategy": res.strategy, "tasks": list(res.tasks), "workers": workers,
             "worker_memory_limit": limits, "worker_peak_rss_bytes": sorted(peaks.values()),
             "client_peak_rss_bytes": _peak_rss(), "verdict": verdict.text,
             "checked_against": verdict.against}

@@ -28,6 +28,9 @@ from recsys_fast.kernels.similarity import (
 )
 from recsys_fast.kernels.tfidf import TfidfNeighbours, tfidf_topk
 
+# Task drivers register their implementations of the kernels above (drivers.register).
+from recsys_fast.kernels import distributed as _dask_driver  # noqa: E402, F401  isort: skip
+
 __all__ = [
     "FixedCF",
     "MixedHybrid",

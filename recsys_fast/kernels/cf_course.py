@@ -34,7 +34,7 @@ STRATEGIES = ("auto", "sparse", "dense", "numba")
 # Density above which the dense BLAS product beats the sparse one on the same matrix: measured
 # on a 2-core AVX2 box at ML-1M shape, dgemm ran ~30x more flop/s than scipy's csr x dense
 # (60 vs 2 GFLOP/s); cuBLAS outruns cuSPARSE by more still.
-_DENSE_ABOVE = {"cpu": 0.03, "gpu": 0.005}
+_DENSE_ABOVE = {True: 0.03, False: 0.005}  # host (CPU), device (GPU)
 # Below this density the numba kernels (nnz-proportional work) beat dense BLAS on the CPU:
 # the product's work is density x the GEMM's and ran at ~1/9 of dgemm's flop rate at ML-1M
 # shape (5.8 vs 51 GFLOP/s, 2-core AVX-512 box, bench/cf_course_gflops.py), so it breaks even
@@ -125,14 +125,14 @@ def _abs_row_sums(S, xp, block: int = 1024):
 def _choose_strategy(R, strategy: str, be: Backend) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if strategy == "numba" and be.name != "cpu":
+    if strategy == "numba" and not be.host:
         raise ValueError("strategy='numba' is CPU-only; use 'dense' or 'sparse' on the GPU")
     if strategy != "auto":
         return strategy
     density = R.nnz / max(1, R.shape[0] * R.shape[1])
-    if be.name == "cpu" and density < _NUMBA_BELOW:
+    if be.host and density < _NUMBA_BELOW:
         return "numba"
-    return "dense" if density > _DENSE_ABOVE[be.name] else "sparse"
+    return "dense" if density > _DENSE_ABOVE[be.host] else "sparse"
 
 
 def predict_course(

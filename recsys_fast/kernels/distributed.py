@@ -28,6 +28,7 @@ from recsys_fast.dask_backend import (
     worker_memory,
 )
 from recsys_fast.errors import ConfigError, MemoryBudgetError
+from recsys_fast.kernels import drivers
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 TASKS_PER_THREAD = 4  # row ranges per worker thread: rows differ in cost, so balance by count
@@ -109,10 +110,9 @@ def cosine_topk_dask(
     Returns
     -------
     TopKResult
-        ``matrix`` equal, index for index, to ``cosine_topk(X, k)`` with the same strategy,
-        its ``dask_tasks`` attribute the task form and count (``("pairs", 2)``,
-        ``("row ranges", 16)``), its ``dask_timing`` attribute the transport that ran and the
-        seconds of each phase (``prepare_s``: normalise, and for ``shared`` the preparation
+        ``matrix`` equal, index for index, to ``cosine_topk(X, k)`` with the same strategy;
+        ``tasks`` the task form and count (``("pairs", 2)``, ``("row ranges", 16)``);
+        ``timing`` the transport that ran and the seconds of each phase (``prepare_s``: normalise, and for ``shared`` the preparation
         and the write; ``tasks_s``: scatter, tasks and gather; ``merge_s``: merge or stack);
         ``strategy`` the strategy that ran.
 
@@ -187,16 +187,26 @@ def cosine_topk_dask(
                 sets = map_ranges(c, plan, pair_topk_task, [(p, n_parts) for p in range(n_parts)])
                 t2 = time.perf_counter()
                 out = merge_pair_heaps(nb.popularity_order(Xn) if perm is None else perm, sets, k)
-                out.dask_tasks = ("pairs", n_parts)
+                tasks = ("pairs", n_parts)
             else:
                 ranges = even_ranges(n, rows, block if used == "dense" else 1)
                 pieces = map_ranges(c, plan, row_topk_task, ranges)
                 t2 = time.perf_counter()
                 out = stack(pieces, n, dt)
-                out.dask_tasks = ("row ranges", len(ranges))
+                tasks = ("row ranges", len(ranges))
         timing.update(tasks_s=t2 - t1, merge_s=time.perf_counter() - t2)
-        out.dask_timing = timing
-    return sim.TopKResult(out, used, dt.name)
+    return sim.TopKResult(out, used, dt.name, tasks=tasks, timing=timing)
+
+
+@drivers.register("cosine_topk", "dask")
+def _cosine_topk_task_driver(X: Any, k: int, *, tf32: bool | None = None, bf16: bool = False,
+                             **kwargs: Any):
+    """``cosine_topk_result(..., backend="dask")``: :func:`cosine_topk_dask`, which runs the CPU
+    strategies (no TF32 or bfloat16 tensor-core modes)."""
+    if tf32 or bf16:
+        raise ValueError(f"{'tf32' if tf32 else 'bf16'}=True needs the GPU backend "
+                         "(a tensor-core mode); the dask backend runs the CPU strategies")
+    return cosine_topk_dask(X, k, **kwargs)
 
 
 def _share_sparse(c, plan, blocks: bool, transport: str, cleanup) -> np.ndarray | None:
@@ -247,6 +257,7 @@ def _recommend_task(model, a: int, b: int, users: np.ndarray, n: int, batch_size
     return model.recommend(users, n, batch_size=batch_size)
 
 
+@drivers.register("FixedCF.predict_users", "dask")
 def predict_users_dask(model, users: Any, *, rows_per_task: int | None = None, client=None):
     """``model.predict_users(users)`` by user ranges on a dask cluster; the same array.
 
@@ -279,6 +290,7 @@ def predict_users_dask(model, users: Any, *, rows_per_task: int | None = None, c
     return np.concatenate(parts, axis=0)
 
 
+@drivers.register("FixedCF.recommend", "dask")
 def recommend_dask(model, users: Any, n: int, *, batch_size: int | None = None,
                    rows_per_task: int | None = None, client=None):
     """``model.recommend(users, n)`` by user ranges on a dask cluster; the same arrays.

@@ -146,7 +146,7 @@ def build_user_item_csr(
         )
     if vals.dtype.kind not in "biuf":
         raise TypeError(f"values must be real numbers, got dtype {vals.dtype}")
-    if be.name == "cpu":
+    if be.host:
         # one fused parallel pass validates and counts; any doubt falls through to the
         # checks below, which raise the first error in their documented order
         m = _cpu_checked_build(rows, cols, vals, shape, dtype)
@@ -166,13 +166,13 @@ def build_user_item_csr(
     _check_range(xp, cols, n_cols, "item_idx", "columns")
 
     index_dtype = xp.int32 if max(n_cols, rows.size) < 2**31 else xp.int64
-    if be.name == "cpu":
+    if be.host:
         indptr, out_cols, vals = _csr_cpu(rows, cols, vals, n_rows, n_cols, dt, index_dtype)
     else:
         rows, cols = rows.astype(xp.int64), cols.astype(xp.int64)
         indptr, out_cols, vals = _csr_by_sort(xp, rows, cols, vals, n_rows, n_cols, index_dtype)
     m = sparse.csr_matrix((vals, out_cols, indptr), shape=(n_rows, n_cols))
-    if be.name == "cpu":
+    if be.host:
         m.has_sorted_indices = True
     return m
 

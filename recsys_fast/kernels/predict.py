@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
-from recsys_fast.backend import Backend, get_backend, to_host
-from recsys_fast.dask_backend import is_dask
+from recsys_fast.backend import Backend, to_host
+from recsys_fast.kernels import drivers
 from recsys_fast.kernels.cf_course import (  # noqa: F401  (re-exported API)
     KINDS,
     STRATEGIES,
@@ -95,8 +95,8 @@ class FixedCF:
         self.k = int(k)
         self.shrink = float(shrink)
         self.dtype = np.dtype(dtype)
-        self.distributed = is_dask(backend)
-        self.backend = get_backend("cpu" if self.distributed else backend)
+        self.driver = backend if drivers.is_task_driver(backend) else None  # e.g. "dask"
+        self.backend = drivers.array_backend(backend)
         self.train_ = None
 
     # -- fitting -------------------------------------------------------------------------
@@ -142,13 +142,13 @@ class FixedCF:
         n = X.shape[0]
         k = min(self.k, n - 1)
         if k >= 1:
-            W = cosine_topk(X, k, dtype=dt, backend="dask" if self.distributed else be)
+            W = cosine_topk(X, k, dtype=dt, backend=self.driver or be)
         else:
             W = be.sparse.csr_matrix((n, n), dtype=dt)
         self.neighbours_ = W
         self.abs_neighbours_ = abs(W)
         # item kind on the CPU: row j lists the items that have j as a neighbour
-        self.neighbours_t_ = W.T.tocsr() if be.name == "cpu" and self.kind == "item" else None
+        self.neighbours_t_ = W.T.tocsr() if be.host and self.kind == "item" else None
         self.train_ = R
         self.rated_ = B
         return self
@@ -217,10 +217,9 @@ class FixedCF:
 
     def predict_users(self, users: Any):
         """Dense block of predictions, shape (len(users), n_items), one row per user."""
-        if self.distributed:
-            from recsys_fast.kernels.distributed import predict_users_dask
-
-            return predict_users_dask(self, users)
+        remote = drivers.task_impl("FixedCF.predict_users", self.driver)
+        if remote is not None:
+            return remote(self, users)
         R = self._require_fit()
         xp = self.backend.xp
         users = _check_indices(xp, users, R.shape[0], "user indices")
@@ -228,7 +227,7 @@ class FixedCF:
             f"prediction block {users.size} x {R.shape[1]}",
             3 * dense_bytes((users.size, R.shape[1]), self.dtype),
         )
-        if self.backend.name == "cpu":
+        if self.backend.host:
             num, den = self._products_numba(users)
             return self._finish(num, den, self._baseline(users))
         if self.kind == "user":
@@ -281,10 +280,9 @@ class FixedCF:
         items : ndarray of int64, shape (len(users), n)
         scores : ndarray, shape (len(users), n)
         """
-        if self.distributed:
-            from recsys_fast.kernels.distributed import recommend_dask
-
-            return recommend_dask(self, users, n, batch_size=batch_size)
+        remote = drivers.task_impl("FixedCF.recommend", self.driver)
+        if remote is not None:
+            return remote(self, users, n, batch_size=batch_size)
         R = self._require_fit()
         xp = self.backend.xp
         n_items = R.shape[1]

@@ -54,6 +54,7 @@ import scipy.sparse
 
 from recsys_fast.backend import CPU, Backend, block_rows_for, get_backend
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError
+from recsys_fast.kernels import drivers
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 STRATEGIES = ("auto", "sparse", "dense", "spmm", "spgemm")
@@ -75,11 +76,19 @@ class TopKResult:
     precision : str
         Arithmetic of the products: ``float32``, ``float64``, or ``tf32`` (TF32 tensor-core
         multiplies, float32 accumulation).
+    tasks : tuple, optional
+        Task drivers only: the task form and count, e.g. ``("pairs", 2)`` or
+        ``("row ranges", 16)``.
+    timing : dict, optional
+        Task drivers only: the transport that ran and the phase times in seconds
+        (``prepare_s``, ``tasks_s``, ``merge_s``).
     """
 
     matrix: Any
     strategy: str
     precision: str
+    tasks: tuple | None = None
+    timing: dict | None = None
 
 
 def _check_real(dtype, name: str) -> None:
@@ -131,7 +140,7 @@ def _normalized(X, be: Backend, dtype):
     xp = be.xp
     if X.dtype.kind != "f" or X.dtype.itemsize < 4:  # ints, bools, float16
         X = X.astype(xp.float64)
-    if be.name == "cpu":
+    if be.host:
         from recsys_fast.kernels import _topk_numba as nb
 
         data = np.empty(X.nnz, dtype=dtype)
@@ -150,7 +159,7 @@ def _normalized(X, be: Backend, dtype):
                                  be, rows)
         data = (d64 * inv[rows]).astype(dtype)
     out = be.sparse.csr_matrix((data, X.indices, X.indptr), shape=X.shape)
-    if be.name == "cpu":
+    if be.host:
         out.has_sorted_indices = True
     return out
 
@@ -241,14 +250,13 @@ def _check_topk_args(n: int, k: Any, include_self: bool, strategy: str) -> int:
 def _dense_fits(Xn, be: Backend) -> bool:
     """Whether a dense copy of X may be held: a quarter of free RAM, half of free GPU memory."""
     n, m = Xn.shape
-    share = 4 if be.name == "cpu" else 2  # the GPU holds little else
-    return dense_bytes((n, m), Xn.dtype) < be.free_bytes() // share
+    return dense_bytes((n, m), Xn.dtype) < be.free_bytes() // be.dense_share
 
 
 def _choose_strategy(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
     """``auto``'s strategy, without running it (the dask driver's choice; the single-process
     CPU call keeps its trial's work instead, see :func:`_auto_cpu`)."""
-    if be.name != "cpu":  # numba is CPU-only; GEMM on tensor cores while dense X fits
+    if not be.host:  # numba is CPU-only; GEMM on tensor cores while dense X fits
         if _dense_fits(Xn, be):
             return "dense"
         n, m = Xn.shape  # a dense slice of X per block costs m / n times the block of S
@@ -517,7 +525,7 @@ def _dense_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Back
     indptr = xp.zeros(n + 1, dtype=xp.int32 if rows.size < 2**31 else xp.int64)
     indptr[1:] = xp.cumsum(xp.bincount(rows, minlength=n))
     out = be.sparse.csr_matrix((vals, cols, indptr), shape=(n, n))
-    if be.name == "cpu":
+    if be.host:
         out.has_sorted_indices = True
     return out, bool(tf32_on)
 
@@ -526,7 +534,7 @@ def _pair_block(n: int, itemsize: int, be: Backend) -> int:
     """Side of the square GEMM blocks: small enough for memory (CPU: a cache-sized block;
     GPU: S, -S, its partition, masks and a transpose in half the free memory) and at most
     n / 8, so that skipping the blocks below the diagonal saves close to half the work."""
-    if be.name == "cpu":
+    if be.host:
         fit = int((_BLOCK_BYTES // itemsize) ** 0.5)
         floor = 512
     else:
@@ -548,7 +556,7 @@ def _spmm_topk(Xn, k: int, include_self: bool, block_rows: int | None, be: Backe
     if block_rows is None:
         # the block, its transpose or sparse form, -S, masks; spmm: a dense slice of X as well
         per_row = 6 * n * itemsize + (m * itemsize if how == "spmm" else 2 * n * itemsize)
-        if be.name == "cpu":
+        if be.host:
             block_rows = max(1, min(n, _BLOCK_BYTES // max(1, n * itemsize)))
         else:
             block_rows = block_rows_for(per_row, be, 0.5, n_rows=n)
@@ -650,15 +658,10 @@ def cosine_topk_result(
     MemoryBudgetError
         ``strategy="dense"`` and a dense copy of X does not fit.
     """
-    from recsys_fast.dask_backend import is_dask
-
-    if is_dask(backend):
-        if tf32:
-            raise ValueError("tf32=True needs the GPU backend (TF32 is a tensor-core mode)")
-        from recsys_fast.kernels.distributed import cosine_topk_dask
-
-        return cosine_topk_dask(X, k, include_self=include_self, block_rows=block_rows,
-                                n_threads=n_threads, strategy=strategy, dtype=dtype)
+    remote = drivers.task_impl("cosine_topk", backend)
+    if remote is not None:
+        return remote(X, k, include_self=include_self, block_rows=block_rows,
+                      n_threads=n_threads, strategy=strategy, dtype=dtype, tf32=tf32, bf16=bf16)
     be = get_backend(backend)
     X = _as_csr(X, be)
     n = X.shape[0]
@@ -667,14 +670,14 @@ def cosine_topk_result(
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    if strategy == "sparse" and be.name != "cpu":
+    if strategy == "sparse" and not be.host:
         raise ValueError("strategy='sparse' is CPU-only (numba); use 'dense' on the GPU")
-    if tf32 and be.name == "cpu":
+    if tf32 and be.host:
         raise ValueError("tf32=True needs the GPU backend (TF32 is a tensor-core mode)")
     if bf16:
         from recsys_fast.backend import bf16_exact
 
-        if be.name == "cpu" or dt != np.float32:
+        if be.host or dt != np.float32:
             raise ValueError("bf16=True needs the GPU backend and dtype float32")
         if not bf16_exact(_canonical(X).data):
             raise ValueError("bf16=True refused: some values of X are not exact in bfloat16 "
@@ -685,7 +688,7 @@ def cosine_topk_result(
     out = None
     if strategy != "auto":
         used = strategy
-    elif be.name == "cpu":
+    elif be.host:
         used, out = _auto_cpu(Xn, k, include_self, threads)
     else:
         used = _choose_strategy(Xn, k, include_self, threads, be)
@@ -693,16 +696,16 @@ def cosine_topk_result(
         n, m = Xn.shape
         raise MemoryBudgetError(f"dense copy of X ({n}x{m}) for strategy='dense' "
                                 "(use 'auto' or 'spmm')", dense_bytes((n, m), dt),
-                                be.free_bytes() // (4 if be.name == "cpu" else 2))
+                                be.free_bytes() // be.dense_share)
     if used == "sparse":
         out = _sparse_topk(Xn, k, include_self, threads) if out is None else out
     else:
         plan = used
-        if used == "dense" and be.name == "gpu" and dt == np.float32:
+        if used == "dense" and not be.host and dt == np.float32:
             plan = "dense-tf32" if (tf32 if tf32 is not None else tf32_exact(X)) else "dense"
             plan = "dense-bf16" if bf16 else plan
         limits = contextlib.nullcontext()
-        if be.name == "cpu" and n_threads is not None:
+        if be.host and n_threads is not None:
             from threadpoolctl import threadpool_limits
 
             limits = threadpool_limits(limits=threads, user_api="blas")

@@ -25,8 +25,8 @@ import pandas as pd
 import scipy.sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from recsys_fast.backend import Backend, get_backend, to_host
-from recsys_fast.dask_backend import is_dask
+from recsys_fast.backend import Backend, to_host
+from recsys_fast.kernels import drivers
 from recsys_fast.naive.content import KEEP, TFIDF_PARAMS
 
 
@@ -215,8 +215,7 @@ def tfidf_topk(
         raise TypeError(f"k must be an integer, got {k!r}")
     if k < 2:
         raise ValueError(f"k must be >= 2 (the item itself plus a neighbour), got {k}")
-    distributed = is_dask(backend)
-    be = get_backend("cpu" if distributed else backend)
+    be = drivers.array_backend(backend)
     n = len(ids)
     if n < 2:
         raise ValueError(f"need at least 2 descriptions to find neighbours, got {n}")
@@ -224,7 +223,7 @@ def tfidf_topk(
     X = TfidfVectorizer(**TFIDF_PARAMS).fit_transform(texts)
     res = cosine_topk_result(
         be.to_device(X.tocsr()), k, include_self=True, block_rows=block_rows,
-        strategy=strategy, dtype=dtype, backend="dask" if distributed else be,
+        strategy=strategy, dtype=dtype, backend=backend,
     )
     return neighbours_from_topk(ids, res.matrix, k, strategy=res.strategy)
 

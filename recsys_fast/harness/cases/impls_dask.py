@@ -135,6 +135,7 @@ def parquet_folder(ctx, scale: str):
 class DaskTopKState(impls_similarity.TopKState):
     cluster: Any = None
     csr_from_parquet_s: float | None = None
+    last_result: Any = None  # the latest call's TopKResult: its tasks and transport
 
 
 class DaskTopKImpl(DaskAdapter):
@@ -173,10 +174,11 @@ class DaskTopKImpl(DaskAdapter):
 
     def extra(self, st: DaskTopKState, result) -> dict:
         out = impls_similarity.TopKImpl.extra(self, st, result)
-        if getattr(result, "dask_tasks", None):
-            out["dask_tasks"] = list(result.dask_tasks)
-        if getattr(result, "dask_timing", None):
-            out["dask_transport"] = result.dask_timing["transport"]
+        last = st.last_result
+        if last is not None and last.tasks:
+            out["dask_tasks"] = list(last.tasks)
+        if last is not None and last.timing:
+            out["dask_transport"] = last.timing["transport"]
         if st.csr_from_parquet_s is not None:
             out["csr_from_parquet_s"] = st.csr_from_parquet_s
         return {**out, **st.cluster.extra()}
@@ -206,10 +208,11 @@ class OptimisedDaskTopK(DaskTopKImpl):
     note = "cosine_topk(backend='dask'): row blocks as tasks on a dask cluster"
 
     def run(self, st: DaskTopKState):
-        from recsys_fast.kernels import cosine_topk
+        from recsys_fast.kernels import cosine_topk_result
 
         with st.cluster.client.as_current():  # backend="dask" finds the case's client
-            return cosine_topk(st.input, st.k, backend="dask")
+            st.last_result = cosine_topk_result(st.input, st.k, backend="dask")
+        return st.last_result.matrix
 
 
 # -- FixedCF recommend ------------------------------------------------------------------------
