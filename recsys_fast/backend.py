@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -42,9 +42,9 @@ class Backend:
 
     @property
     def host(self) -> bool:
-        """Arrays live in this process's memory as numpy / scipy objects, where the numba
-        kernels run; False for a device (CuPy, and the simulated GPU that stands in for it)."""
-        return self.name == "cpu"
+        """Arrays are numpy / scipy objects in this process's memory, where the numba kernels
+        run; False for a device (CuPy, and the simulated GPU that stands in for it)."""
+        return self.xp is np
 
     @property
     def dense_share(self) -> int:
@@ -59,7 +59,7 @@ class Backend:
 
     def to_device(self, x: Any) -> Any:
         """Move a numpy array or scipy sparse matrix onto this backend."""
-        if self.name == "cpu":
+        if self.host:
             return to_host(x)
         if scipy.sparse.issparse(x):
             return self.sparse.csr_matrix(x.tocsr())
@@ -75,7 +75,7 @@ class Backend:
         """
         xp = self.xp
         n = int(indptr.shape[0]) - 1
-        if self.name == "cpu":
+        if self.host:
             return np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr).astype(np.int64))
         nnz = int(indptr[-1])
         pos = xp.arange(nnz, dtype=indptr.dtype)  # same dtype as the sorted array
@@ -88,7 +88,7 @@ class Backend:
         memory; on the GPU the entries are scattered into zeros instead.
         """
         dtype = np.dtype(X.dtype if dtype is None else dtype)
-        if self.name == "cpu":
+        if self.host:
             return X.toarray().astype(dtype, copy=False)
         X = X.tocsr()
         if not X.has_canonical_format:
@@ -212,6 +212,27 @@ def gpu_unavailable_reason() -> str:
     return _gpu_probe()[1]
 
 
+_REGISTERED: dict[str, Callable[[], Backend]] = {}
+
+
+def register_backend(name: str, factory: Callable[[], Backend]) -> None:
+    """Make ``backend=name`` resolve to ``factory()``: a new array driver, a :class:`Backend`
+    whose ``xp`` / ``sparse`` namespaces the kernels' array code runs on (numpy-like and
+    scipy.sparse-like). ``factory`` may raise :class:`BackendUnavailableError`."""
+    if name in BACKENDS or not isinstance(name, str) or not name:
+        raise ValueError(f"cannot register backend {name!r}: built-in or not a name")
+    _REGISTERED[name] = factory
+
+
+def unregister_backend(name: str) -> None:
+    _REGISTERED.pop(name, None)
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every array backend name: the built-in ones, then the registered ones."""
+    return (*BACKENDS, *sorted(_REGISTERED))
+
+
 def get_backend(name: str | Backend = "cpu") -> Backend:
     """Return the named backend; raise :class:`BackendUnavailableError` if it cannot run."""
     if isinstance(name, Backend):
@@ -223,7 +244,9 @@ def get_backend(name: str | Backend = "cpu") -> Backend:
         if gpu is None:
             raise BackendUnavailableError(f"backend 'gpu' requested but unavailable: {why}")
         return gpu
-    raise ValueError(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+    if isinstance(name, str) and name in _REGISTERED:
+        return _REGISTERED[name]()
+    raise ValueError(f"unknown backend {name!r}; valid: {', '.join(backend_names())}")
 
 
 def device_info() -> dict:
