@@ -21,6 +21,7 @@ from recsys_fast.data import (
     write_ml100k_format,
     write_retail_csv,
 )
+from recsys_fast.data.synthetic import SHAPES
 from recsys_fast.data.text import GENRES
 
 SMALL = SyntheticSpec(n_users=200, n_items=300, n_ratings=12_000, name="small")
@@ -386,3 +387,51 @@ def test_retail_csv_round_trip(tmp_path):
 def test_retail_writer_bad_frames(tmp_path, frame, message):
     with pytest.raises(ValueError, match=message):
         write_retail_csv(frame, tmp_path / "x.csv")
+
+
+# -- shapes: the laws that set the work ---------------------------------------------------------
+
+
+def _work(inter):
+    """(pair multiply-adds of item-item top-k, top-1 % item share, largest user's count)."""
+    item_counts = np.bincount(inter.item_idx, minlength=inter.n_items).astype(np.float64)
+    user_counts = np.bincount(inter.user_idx, minlength=inter.n_users).astype(np.float64)
+    top = np.sort(item_counts)[::-1][: max(1, inter.n_items // 100)].sum() / item_counts.sum()
+    return float(user_counts @ user_counts) / 2, float(top), int(user_counts.max())
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_shape_generates_the_scale_exactly(shape):
+    from recsys_fast.data import generate, shaped
+
+    spec = shaped("100k", shape)
+    inter = generate(spec)
+    assert (inter.n_ratings, inter.n_users) == (spec.n_ratings, spec.n_users)
+    assert inter.n_items == spec.n_items
+    counts = np.bincount(inter.user_idx)
+    assert counts.min() >= spec.min_per_user
+    assert inter.meta["spec"]["name"].endswith(shape) or shape == "default"
+
+
+def test_shapes_move_the_work_the_way_their_laws_say():
+    from recsys_fast.data import generate, shaped
+
+    base = _work(generate(shaped("100k")))
+    flat, steep = _work(generate(shaped("100k", "flat"))), _work(generate(shaped("100k", "steep")))
+    head = _work(generate(shaped("100k", "mandelbrot")))
+    heavy = _work(generate(shaped("100k", "pareto-users")))
+    assert flat[1] < base[1] < steep[1]  # popularity exponent: the head's share
+    assert head[1] < base[1]  # a Zipf-Mandelbrot offset flattens the head
+    assert flat[0] < base[0]  # flatter activity: fewer pair multiply-adds
+    assert heavy[2] >= base[2]  # a Pareto tail: heavier heaviest users
+
+
+def test_bad_shape_and_knob_values_are_refused():
+    from recsys_fast.data import SyntheticSpec, shaped
+
+    with pytest.raises(ValueError, match="unknown synthetic shape 'wide'; valid: default"):
+        shaped("100k", "wide")
+    with pytest.raises(ValueError, match="activity_tail must be 0"):
+        SyntheticSpec(10, 10, 50, min_per_user=1, activity_tail=0.2)
+    with pytest.raises(ValueError, match="popularity_offset must be a number"):
+        SyntheticSpec(10, 10, 50, min_per_user=1, popularity_offset=-1.0)

@@ -58,8 +58,10 @@ __all__ += [
 # Synthetic data at any scale, and writers for the real formats.
 from recsys_fast.data.synthetic import (  # noqa: E402
     SCALES,
+    SHAPES,
     SyntheticSpec,
     generate,
+    shaped,
     spec_for,
     synthetic_documents,
 )
@@ -67,8 +69,10 @@ from recsys_fast.data.writers import write_ml100k_format, write_retail_csv  # no
 
 __all__ += [
     "SCALES",
+    "SHAPES",
     "SyntheticSpec",
     "generate",
+    "shaped",
     "spec_for",
     "synthetic_documents",
     "write_ml100k_format",

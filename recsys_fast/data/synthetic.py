@@ -40,8 +40,10 @@ from recsys_fast.data.text import GENRES, synthetic_documents
 __all__ = [
     "GENRES",
     "SCALES",
+    "SHAPES",
     "SyntheticSpec",
     "generate",
+    "shaped",
     "spec_for",
     "synthetic_documents",
 ]
@@ -56,9 +58,14 @@ class SyntheticSpec:
     n_users, n_items, n_ratings : int
         Exact sizes. Every user gets at least ``min_per_user`` ratings.
     popularity_exponent : float
-        Zipf exponent ``a``: item at popularity rank ``r`` has weight ``r ** -a``.
+        Zipf exponent ``a``: item at popularity rank ``r`` has weight ``(r + q) ** -a``.
+    popularity_offset : float
+        Zipf-Mandelbrot offset ``q`` (0: plain Zipf; larger flattens the head).
     activity_sigma : float
         Sigma of the lognormal user-activity weights (larger: heavier tail).
+    activity_tail : float
+        Pareto index ``alpha`` of a heavy tail multiplied into the activity weights
+        (``1 + Pareto(alpha)``; smaller: heavier); 0 for none.
     min_per_user : int
         Fewest ratings per user (MovieLens keeps users with 20 or more).
     max_user_share : float
@@ -78,6 +85,8 @@ class SyntheticSpec:
     n_ratings: int
     popularity_exponent: float = 0.85
     activity_sigma: float = 1.2
+    popularity_offset: float = 0.0
+    activity_tail: float = 0.0
     min_per_user: int = 20
     max_user_share: float = 0.45
     t_start: int = 874_724_710
@@ -97,10 +106,14 @@ class SyntheticSpec:
         if self.seed < 0:
             raise ValueError(f"SyntheticSpec.seed must be >= 0, got {self.seed}")
         # upper bounds keep every weight a normal float (no underflow to 0, no overflow)
-        for f, hi in (("popularity_exponent", 10), ("activity_sigma", 10), ("max_user_share", 1)):
+        for f, hi in (("popularity_exponent", 10), ("activity_sigma", 10), ("max_user_share", 1),
+                      ("popularity_offset", 1e6), ("activity_tail", 10)):
             v = getattr(self, f)
             if not isinstance(v, numbers.Real) or not (0 <= v <= hi):
                 raise ValueError(f"SyntheticSpec.{f} must be a number in [0, {hi}], got {v!r}")
+        if 0 < self.activity_tail < 0.5:
+            raise ValueError(f"SyntheticSpec.activity_tail must be 0 (none) or in [0.5, 10], "
+                             f"got {self.activity_tail!r}")
         cells = self.n_users * self.n_items
         if self.n_ratings > cells:
             raise ValueError(
@@ -162,6 +175,35 @@ SCALES: dict[str, SyntheticSpec] = {
 }  # fmt: skip
 
 
+# Named shapes: the laws that set the work (popularity and activity), over a scale's sizes.
+SHAPES: dict[str, dict] = {
+    "default": {},  # the scale's own laws (ML-shaped)
+    "flat": {"popularity_exponent": 0.5, "activity_sigma": 0.6},
+    "steep": {"popularity_exponent": 1.2, "activity_sigma": 1.6},
+    "mandelbrot": {"popularity_offset": 50.0},  # a flattened head
+    "pareto-users": {"activity_tail": 1.2},  # a few very heavy users
+    "light-users": {"min_per_user": 5, "activity_sigma": 1.5},
+    "capped-users": {"max_user_share": 0.05},
+}
+
+
+def shaped(scale: str | SyntheticSpec, shape: str = "default") -> SyntheticSpec:
+    """The spec of ``scale`` with the laws of the named ``shape`` (:data:`SHAPES`).
+
+    Raises
+    ------
+    ValueError
+        Unknown scale or shape (the message lists the valid names), or a shape whose laws the
+        scale's sizes cannot meet.
+    """
+    spec = spec_for(scale)
+    if shape not in SHAPES:
+        raise ValueError(f"unknown synthetic shape {shape!r}; valid: {', '.join(SHAPES)}")
+    if shape == "default":
+        return spec
+    return dataclasses.replace(spec, **SHAPES[shape], name=f"{spec.name}-{shape}")
+
+
 def spec_for(scale: str | SyntheticSpec) -> SyntheticSpec:
     """The preset spec for ``scale`` (``"100k"``, ``"1m"``, ``"10m"``, ``"25m"``); a spec passes.
 
@@ -197,6 +239,8 @@ def _user_counts(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
         max(int(spec.max_user_share * spec.n_items), spec.min_per_user, -(-spec.n_ratings // n)),
     )
     w = rng.lognormal(0.0, spec.activity_sigma, n)
+    if spec.activity_tail > 0:
+        w *= 1.0 + rng.pareto(spec.activity_tail, n)
     extra = spec.n_ratings - n * spec.min_per_user
     room = cap - spec.min_per_user
     capped = np.zeros(n, dtype=bool)
@@ -422,7 +466,7 @@ def generate(scale_or_spec: str | SyntheticSpec = "100k", seed: int | None = Non
     rng = np.random.Generator(np.random.PCG64(spec.seed))
     # Zipf weights on a random ranking, so item ids say nothing about popularity
     ranks = rng.permutation(spec.n_items) + 1
-    weights = ranks.astype(np.float64) ** -spec.popularity_exponent
+    weights = (ranks + spec.popularity_offset) ** -spec.popularity_exponent
     counts = _user_counts(rng, spec)
     u, i = _sample_pairs(rng, spec, counts, weights)
     _cover_all_items(rng, u, i, spec.n_items)
