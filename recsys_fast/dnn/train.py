@@ -48,7 +48,7 @@ PIPELINES = ("auto", "tf", "numpy")
 WIDTHS = ("auto", "tight", "bucket")
 # Training steps per graph call on TensorFlow: on a loaded 2-vCPU Intel Xeon, 8 steps per call
 # ran a 1m epoch (31 batches of 256) 1.46x faster (median of 5 interleaved epochs) than 1;
-# 64 (the whole epoch) gave no more. See bench/README.md, "dnn_epoch".
+# 64 (the whole epoch) gave no more. See results/LOG.md, "dnn_epoch".
 STEPS_PER_EXECUTION_TF = 8
 
 __all__ = [
