@@ -692,3 +692,14 @@ def test_pair_tasks_merge_to_the_single_process_result(n_parts, include_self):
     assert np.array_equal(got.indptr, ref.indptr)
     assert np.array_equal(got.indices, ref.indices)
     assert np.array_equal(got.data, ref.data)
+
+
+@pytest.mark.parametrize("strategy, knob", [("sparse", {"block_rows": 64}),
+                                            ("spmm", {"tf32": True}),
+                                            ("spgemm", {"bf16": True}),
+                                            ("sparse", {"tf32": False, "block_rows": 8})])
+def test_a_knob_a_strategy_does_not_take_is_an_error(strategy, knob):
+    X = random_matrix(2, 30, 20, 0.2, np.float32, ratings=True)
+    with pytest.raises(ValueError, match=f"does not apply to strategy='{strategy}'"):
+        cosine_topk(X, 3, strategy=strategy, **knob)
+    cosine_topk(X, 3, strategy="auto", block_rows=8)  # auto: applies if a blocked one runs

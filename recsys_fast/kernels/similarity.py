@@ -247,6 +247,24 @@ def _check_topk_args(n: int, k: Any, include_self: bool, strategy: str) -> int:
     return k
 
 
+# The knobs each strategy takes beyond k, include_self, n_threads and dtype ("auto": any, each
+# applying if a strategy that takes it runs).
+KNOBS = {"sparse": (), "dense": ("block_rows", "tf32", "bf16"), "spmm": ("block_rows",),
+         "spgemm": ("block_rows",)}
+
+
+def _check_knobs(strategy: str, block_rows, tf32, bf16) -> None:
+    """ValueError naming a knob set for a strategy that does not take it (never ignored)."""
+    if strategy == "auto":
+        return
+    given = [name for name, v in (("block_rows", block_rows), ("tf32", tf32), ("bf16", bf16))
+             if v not in (None, False)]
+    bad = [name for name in given if name not in KNOBS[strategy]]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} does not apply to strategy={strategy!r} "
+                         f"(it takes: {', '.join(KNOBS[strategy]) or 'none of these'})")
+
+
 def _dense_fits(Xn, be: Backend) -> bool:
     """Whether a dense copy of X may be held: a quarter of free RAM, half of free GPU memory."""
     n, m = Xn.shape
@@ -667,6 +685,7 @@ def cosine_topk_result(
     n = X.shape[0]
     k = _check_topk_args(n, k, include_self, strategy)
     block_rows = check_block_rows(block_rows)
+    _check_knobs(strategy, block_rows, tf32, bf16)
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
