@@ -234,7 +234,7 @@ def _share_sparse(c, plan, blocks: bool, transport: str, cleanup) -> np.ndarray 
 def _local_copy(model):
     """The fitted model as a single-process one (what a worker runs)."""
     local = copy.copy(model)
-    local.distributed = False
+    local.driver = None
     return local
 
 
