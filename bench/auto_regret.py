@@ -2,22 +2,26 @@
 
 Run from the repository root::
 
-    python bench/auto_regret.py [--processes 20] [--rounds 3] [--inputs ml-100k,100k-base,...]
+    python bench/auto_regret.py [--processes 20] [--rounds 3] [--inputs ml-100k,1m-steep,...]
 
-Each input (real sets from ``$RECSYS_FAST_SHARED``, synthetic shapes from
-:data:`SHAPES`) is written once as a users x items CSR; then ``--processes`` fresh Python
-processes each load it and, for item-item (items x users) and user-user (users x items) and
-k = 10, 50, 99, in a shuffled order, time ``cosine_topk(X, k)`` with default arguments against
-``strategy="sparse"`` and ``strategy="dense"``, ``--rounds`` rounds in rotating order after one
-warm-up call of each (numba's cache and the per-machine dense rates are warm, as for a user's
-second call), each timed call after a 0.15 s busy pause: OpenBLAS threads spin for about 0.1 s
-after a GEMM, and a numba kernel started meanwhile ran 3-5x slower here, which would charge the
-dense strategy's GEMM to whichever call came next. Calls under 0.5 s / ``--rounds`` get more
-rounds (up to :data:`MAX_ROUNDS`), so that a short call's median is not one noisy sample. Regret = median time of the default call / the lower of the two strategies'
-medians, in the same process. ``dense`` is not timed where its modelled time is more than
-:data:`DENSE_SKIP` times the measured sparse median (recorded as skipped, with the model's
-figure: at 10m it would take minutes). Writes ``results/<machine>/studies/auto_regret_<ts>.json``
-and prints the worst regret per input, with the CPU model.
+Inputs: the real sets (``$RECSYS_FAST_SHARED``), synthetic ``<scale>-<shape>`` with a shape of
+:data:`recsys_fast.data.SHAPES`, and near-dense ``100k-dense`` / ``1m-dense``. Each is written
+once as a users x items CSR; then ``--processes`` fresh Python processes each load it and, for
+item-item (items x users) and user-user (users x items) and k = 10, 50, 99 in a shuffled
+order, time ``cosine_topk(X, k)`` with default arguments against ``strategy="sparse"`` and
+``strategy="dense"``: ``--rounds`` rounds in rotating order after one warm-up call of each
+(numba's cache and the per-machine dense rates are warm, as for a user's second call); calls
+under 0.5 s / ``--rounds`` get more rounds, up to :data:`MAX_ROUNDS`. Each timed call follows
+a 0.15 s busy pause: OpenBLAS threads spin for about 0.1 s after a GEMM, and a numba kernel
+started meanwhile ran 3-5x slower here, which would charge the dense strategy's GEMM to
+whichever call came next. Regret = median time of the default call / the lower of the two
+strategies' medians, in the same process; ``auto`` decides on its first call in a process (its
+trial) and keeps the choice for that input, so the first call's time is recorded apart
+(``first_call_regret``: it includes numba's cache load and the trial). ``dense`` is not timed where its modelled time is
+more than :data:`DENSE_SKIP` times the sparse call's (recorded as skipped, with the model's
+figure: at 10m it would take minutes). Writes
+``results/<machine>/studies/auto_regret_<ts>.json`` and prints the worst regret per input,
+with the CPU model. Run it on a quiet machine: anything else running skews short calls.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 KS = (10, 50, 99)
 DENSE_SKIP = 4.0
 PAUSE_S = 0.15  # before each timed call: BLAS threads left spinning by a GEMM go idle
-MAX_ROUNDS = 9  # short calls get more rounds, up to this many
+MAX_ROUNDS = 5  # short calls get more rounds, up to this many
 
 
 def _busy(seconds: float) -> None:
@@ -48,23 +52,32 @@ def _busy(seconds: float) -> None:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         pass
-# Synthetic shapes: (scale, overrides of the scale's SyntheticSpec). Flatter and heavier
-# popularity and activity laws than the default, and a small near-dense set where the dense
-# strategy wins.
-SHAPES = {
-    "100k-base": ("100k", {}),
-    "100k-flat": ("100k", {"popularity_exponent": 0.5, "activity_sigma": 0.6}),
-    "100k-heavy": ("100k", {"popularity_exponent": 1.1, "activity_sigma": 1.8}),
-    "100k-dense": ("100k", {"n_users": 400, "n_items": 800, "min_per_user": 60,
-                            "max_user_share": 0.9}),
-    "1m-base": ("1m", {}),
-    "1m-flat": ("1m", {"popularity_exponent": 0.5, "activity_sigma": 0.6}),
-    "1m-dense": ("1m", {"n_users": 2000, "n_items": 1500, "min_per_user": 200,
-                        "max_user_share": 0.9}),
-    "10m-base": ("10m", {}),
-}
+# Near-dense inputs (a third of the cells rated), where the dense strategy can win; every
+# other synthetic input is "<scale>-<shape>" with a shape of recsys_fast.data.SHAPES.
+DENSE_SIZES = {"100k": {"n_users": 400, "n_items": 800, "min_per_user": 60,
+                        "max_user_share": 0.9},
+               "1m": {"n_users": 2000, "n_items": 1500, "min_per_user": 200,
+                      "max_user_share": 0.9}}
 REAL = {"ml-100k": "ml-100k", "ml-latest-small": "ml-latest-small"}
-DEFAULT_INPUTS = ("ml-100k", "ml-latest-small", *SHAPES)
+DEFAULT_INPUTS = ("ml-100k", "ml-latest-small", "100k-default", "100k-steep", "100k-mandelbrot",
+                  "100k-dense", "1m-default", "1m-dense", "10m-default")
+
+
+def synthetic_spec(name: str):
+    """The SyntheticSpec of a synthetic input name; ValueError for an unknown one."""
+    from recsys_fast.data.synthetic import SCALES, SHAPES, shaped
+
+    scale, _, shape = name.partition("-")
+    if scale not in SCALES or (shape not in SHAPES and not (shape == "dense"
+                                                            and scale in DENSE_SIZES)):
+        raise ValueError(f"unknown input {name!r}: give <scale>-<shape> with a scale of "
+                         f"{sorted(SCALES)} and a shape of {sorted(SHAPES)} (or 100k-dense, "
+                         f"1m-dense), or a real set {sorted(REAL)}")
+    if shape != "dense":
+        return shaped(scale, shape)
+    spec = dataclasses.replace(shaped(scale), **DENSE_SIZES[scale], name=name)
+    return dataclasses.replace(spec, n_ratings=min(spec.n_ratings,
+                                                   spec.n_users * spec.n_items // 3))
 
 
 def build_input(name: str, folder: Path) -> Path:
@@ -73,7 +86,6 @@ def build_input(name: str, folder: Path) -> Path:
     import scipy.sparse as sp
 
     from recsys_fast.data import generate, load_ml100k, load_movielens
-    from recsys_fast.data.synthetic import spec_for
 
     if name in REAL:
         root = Path(os.environ.get("RECSYS_FAST_SHARED", Path(__file__).resolve().parents[2]
@@ -82,11 +94,7 @@ def build_input(name: str, folder: Path) -> Path:
         inter = load_ml100k(path) if name == "ml-100k" else load_movielens(path)
         source = {"real": str(path)}
     else:
-        scale, over = SHAPES[name]
-        spec = dataclasses.replace(spec_for(scale), **over, name=name)
-        if "n_users" in over:  # a third of the cells, at most the scale's ratings
-            spec = dataclasses.replace(spec, n_ratings=min(spec.n_ratings,
-                                                           spec.n_users * spec.n_items // 3))
+        spec = synthetic_spec(name)
         inter = generate(spec)
         source = {"generator": "recsys_fast.data.synthetic", **dataclasses.asdict(spec)}
     X = sp.csr_matrix((inter.values, (inter.user_idx, inter.item_idx)), shape=inter.shape,
@@ -114,7 +122,10 @@ def child(path: Path, rounds: int, seed: int) -> None:
         k = min(k, X.shape[0] - 1)
         dense_s = sim._dense_seconds(X.shape, k, sim._resolve_threads(None))
         calls = {"auto": {}, "sparse": {"strategy": "sparse"}, "dense": {"strategy": "dense"}}
-        sim.cosine_topk_result(X, k)  # warm-up calls
+        _busy(PAUSE_S)
+        t0 = time.perf_counter()
+        first = sim.cosine_topk_result(X, k)  # the decision (auto keeps it for the process)
+        first_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         sim.cosine_topk_result(X, k, strategy="sparse")
         sparse_once = time.perf_counter() - t0
@@ -140,6 +151,8 @@ def child(path: Path, rounds: int, seed: int) -> None:
         print(json.dumps({"kind": kind, "k": k, "shape": list(X.shape), "nnz": int(X.nnz),
                           "median_s": med, "times_s": times, "auto_picks": picks,
                           "dense_modelled_s": dense_s, "dense_skipped": skip,
+                          "first_call_s": first_s, "first_pick": first.strategy,
+                          "first_call_regret": first_s / best,
                           "regret": med["auto"] / best}), flush=True)
 
 
@@ -160,9 +173,12 @@ def main() -> int:
     from recsys_fast.memory import cpu_model
 
     names = [s for s in args.inputs.split(",") if s]
-    unknown = [s for s in names if s not in REAL and s not in SHAPES]
-    if unknown:
-        ap.error(f"unknown inputs {unknown}; known: {sorted([*REAL, *SHAPES])}")
+    for name in names:
+        if name not in REAL:
+            try:
+                synthetic_spec(name)
+            except ValueError as exc:
+                ap.error(str(exc))
     info = machine_info()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores", flush=True)
     rows = []
@@ -193,6 +209,7 @@ def main() -> int:
     done = [r for r in rows if "regret" in r]
     summary = {
         "worst_regret": max(r["regret"] for r in done) if done else None,
+        "worst_first_call_regret": max(r["first_call_regret"] for r in done) if done else None,
         "median_regret": statistics.median(r["regret"] for r in done) if done else None,
         "configurations": len(done),
     }

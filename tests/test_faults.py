@@ -231,7 +231,7 @@ def test_concurrent_writers_never_lose_a_file(tmp_path):
     doc = results.build_results([], machine={}, machine_id="m", software={}, blas=[],
                                 thread_env={}, gemm_peak={}, git=None, settings={},
                                 data_sources={})
-    code = ("import sys, json; from recsys_fast.harness import results; "
+    code = ("import sys, json; from recsys_fast import results_store as results; "
             "doc = json.loads(sys.argv[1]); results.write_results(doc, sys.argv[2])")
     procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps(doc), str(tmp_path)])
              for _ in range(6)]

@@ -122,7 +122,7 @@ def test_auto_strategy_picks_numba_on_sparse_cpu_input(rng):
     assert _choose_strategy(sparse_R, "auto", cpu) == "numba"
     assert _choose_strategy(full_R, "auto", cpu) == "dense"
     assert _choose_strategy(full_R, "numba", cpu) == "numba"
-    gpu_like = types.SimpleNamespace(name="gpu")  # no device needed to test the refusal
+    gpu_like = types.SimpleNamespace(name="gpu", host=False)  # no device needed to test the refusal
     assert _choose_strategy(sparse_R, "auto", gpu_like) == "dense"
     with pytest.raises(ValueError, match="CPU-only"):
         _choose_strategy(sparse_R, "numba", gpu_like)

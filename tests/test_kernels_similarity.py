@@ -346,6 +346,7 @@ def _fixed_dense_model(monkeypatch, seconds_per_call: float):
 
     coef = np.array([0.0, 0.0, 0.0, 0.0, seconds_per_call])
     monkeypatch.setattr(_topk_cost, "coefficients", lambda *a, **kw: coef)
+    monkeypatch.setattr(sim_mod, "_DECIDED", type(sim_mod._DECIDED)())  # no earlier choices
 
 
 def _fake_clock(monkeypatch, seconds_per_block: float) -> list:
@@ -389,6 +390,25 @@ def test_auto_takes_the_faster_strategy_by_its_rule(monkeypatch, per_block, want
     else:
         assert sizes == [4]  # 4 s at the first chunk (2 blocks a thread) is past the budget
         assert per_block * sum(sizes) <= _topk_sparse.TRIAL_SHARE * 1.0 + per_block * sizes[-1]
+
+
+def test_auto_decides_once_per_input_structure(monkeypatch):
+    """A later call on the same matrix takes the earlier choice without a trial (the same
+    strategy, so the same values); another k or another matrix is decided afresh."""
+    _fixed_dense_model(monkeypatch, 1.0)
+    sizes = _fake_clock(monkeypatch, 1.0)  # every block slow: the trial picks dense
+    X = random_matrix(6, 300, 120, 0.1, np.float32, ratings=True)
+    first = cosine_topk_result(X, 6, n_threads=2)
+    trial_runs = len(sizes)
+    assert first.strategy == "dense" and trial_runs == 1
+    again = cosine_topk_result(X.copy(), 6, n_threads=2)
+    assert again.strategy == "dense" and len(sizes) == trial_runs  # no second trial
+    assert (again.matrix != first.matrix).nnz == 0
+    cosine_topk_result(X, 7, n_threads=2)
+    assert len(sizes) == trial_runs + 1  # another k: a new decision
+    other = random_matrix(7, 300, 120, 0.1, np.float32, ratings=True)
+    cosine_topk_result(other, 6, n_threads=2)
+    assert len(sizes) == trial_runs + 2
 
 
 def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):

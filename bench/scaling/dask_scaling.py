@@ -191,7 +191,7 @@ def _study(spec_name: str, workers: list[int], rounds: int, k: int,
                                     "rounds_s": all_t, "equal": _equal(got.matrix, ref),
                                     "tasks": list(got.tasks), "parts": parts})
                 print(f"  dask {w} worker(s): {t:.3f} s, single process "
-                      f"{res['single'][1]:.3f} s, equal={_equal(got, ref)}", flush=True)
+                      f"{res['single'][1]:.3f} s, equal={_equal(got.matrix, ref)}", flush=True)
             data[kind][spec.name] = row
             del X, res, ref
         for w, c in clients.items():

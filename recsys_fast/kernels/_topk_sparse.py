@@ -80,25 +80,31 @@ def trial(run: SparseTopk, dense_s: float,
 
     The prefix grows in chunks that double from two blocks per thread and stops at the first
     of: the time spent reaching ``TRIAL_SHARE * dense_s``, a share ``prefix`` of the blocks
-    run. Each chunk of the bit-reversal order is itself spread over every cost level, so the
-    remaining blocks ``rest`` (costliest first) are expected to take the last chunk's time
-    per block times their count: the freshest measurement, past the first blocks' cold
-    caches and any BLAS threads still spinning from an earlier call. The sparse strategy
-    wins when that is at most ``dense_s``, the time of a whole dense call."""
+    run; a chunk is never smaller than two blocks per thread (a part-idle chunk would time
+    one thread's work as the machine's). Each chunk of the bit-reversal order is itself
+    spread over every cost level, so the remaining blocks ``rest`` (costliest first) are
+    expected to take the least time per block of any chunk times their count: a chunk slowed
+    by something else (cold caches, a descheduled thread, BLAS threads still spinning from an
+    earlier call) only ever raises its own figure. The sparse strategy wins when that is at
+    most ``dense_s``, the time of a whole dense call."""
     seq = run.order[stratified(run.n_blocks)]
     budget = TRIAL_SHARE * dense_s
     limit = min(run.n_blocks, max(1, int(run.n_blocks * prefix)))
-    done, spent, size, per_block = 0, 0.0, 2 * run.n_threads, 0.0
+    least = 2 * run.n_threads  # a chunk keeps every thread busy: no part-idle timings
+    done, spent, size, per_block = 0, 0.0, least, np.inf
     while done < limit and spent < budget:
-        chunk = seq[done : min(done + size, limit)]
+        take = min(size, limit - done)
+        if done and take < least:
+            break
+        chunk = seq[done : done + take]
         t0 = time.perf_counter()
         run.run(chunk)
         dt = time.perf_counter() - t0
         spent += dt
         done += chunk.size
-        per_block = dt / chunk.size
+        per_block = min(per_block, dt / chunk.size)
         size *= 2
-    rest_s = per_block * (run.n_blocks - done)
+    rest_s = per_block * (run.n_blocks - done) if done < run.n_blocks else 0.0
     record = {"blocks": run.n_blocks, "trial_blocks": done, "trial_s": spent,
               "sparse_rest_s": rest_s, "dense_s": dense_s}
     rest = run.order[np.isin(run.order, seq[done:], assume_unique=True)]

@@ -46,6 +46,7 @@ when the heaps would crowd memory. ``dense`` holds a dense copy of X plus one
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -328,21 +329,43 @@ def _time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> floa
     return best
 
 
+_DECIDED: OrderedDict = OrderedDict()  # auto's choices in this process, by input structure
+_DECIDED_MAX = 256
+
+
+def _structure_key(Xn, k: int, include_self: bool, n_threads: int) -> tuple:
+    """What auto's choice depends on: shape, entries, the row pointer, a sample of the column
+    indices, k, self, threads and dtype (hashed: O(n_rows) plus 4096 sampled entries)."""
+    step = max(1, Xn.nnz // 4096)
+    return (Xn.shape, Xn.nnz, k, include_self, n_threads, Xn.dtype.str,
+            hash(Xn.indptr.tobytes()), hash(Xn.indices[::step].tobytes()))
+
+
 def _auto_cpu(Xn, k: int, include_self: bool, n_threads: int):
     """``(strategy, result)`` of ``auto`` on the CPU; result None when ``dense`` is to run.
 
     Rule: ``sparse`` unless a dense copy of X fits (a quarter of free RAM); else the sparse
     kernel runs on a stratified sample of its row blocks while that costs at most 4 % of the
-    dense call's modelled time (:func:`._topk_sparse.run_or_yield`; rates measured once per
+    dense call's modelled time (:func:`._topk_sparse.trial`; rates measured once per
     machine, :mod:`._topk_cost`), and finishes when the rest of its blocks, extrapolated from
-    the sample, take no longer than a whole dense call; else ``dense`` runs."""
+    the sample, take no longer than a whole dense call; else ``dense`` runs. The choice is
+    kept for the process, by input structure (:func:`_structure_key`): a later call on the
+    same matrix runs the same strategy without a trial and returns the same values."""
     from recsys_fast.kernels._topk_sparse import SparseTopk, run_or_yield
 
     if not _trial_pays(Xn, k, n_threads):
         return "sparse", _sparse_topk(Xn, k, include_self, n_threads)
+    key = _structure_key(Xn, k, include_self, n_threads)
+    if key in _DECIDED:
+        _DECIDED.move_to_end(key)
+        used = _DECIDED[key]
+        return used, _sparse_topk(Xn, k, include_self, n_threads) if used == "sparse" else None
     out, _ = run_or_yield(SparseTopk(Xn, k, include_self, n_threads),
                           _dense_seconds(Xn.shape, k, n_threads))
-    return ("dense", None) if out is None else ("sparse", out)
+    _DECIDED[key] = "dense" if out is None else "sparse"
+    while len(_DECIDED) > _DECIDED_MAX:
+        _DECIDED.popitem(last=False)
+    return _DECIDED[key], out
 
 
 def _resolve_threads(n_threads: int | None) -> int:
