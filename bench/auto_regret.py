@@ -17,7 +17,7 @@ started meanwhile ran 3-5x slower here, which would charge the dense strategy's 
 whichever call came next. Regret = median time of the default call / the lower of the two
 strategies' medians, in the same process; ``auto`` decides on its first call in a process (its
 trial) and keeps the choice for that input, so the first call's time is recorded apart
-(``first_call_regret``: it includes numba's cache load and the trial). ``dense`` is not timed where its modelled time is
+(``first_call_regret``: it includes the trial). ``dense`` is not timed where its modelled time is
 more than :data:`DENSE_SKIP` times the sparse call's (recorded as skipped, with the model's
 figure: at 10m it would take minutes). Writes
 ``results/<machine>/studies/auto_regret_<ts>.json`` and prints the worst regret per input,
