@@ -156,6 +156,43 @@ def child(path: Path, rounds: int, seed: int) -> None:
                           "regret": med["auto"] / best}), flush=True)
 
 
+def decision_regret(row: dict) -> float:
+    """Median time of the strategy auto picked, timed on its own, over the best strategy's:
+    what the choice cost, without the noise between two timings of the same code."""
+    picks = row["auto_picks"] or [row["first_pick"]]
+    pick = max(set(picks), key=picks.count)
+    med = row["median_s"]
+    best = min(v for k, v in med.items() if k != "auto")
+    return med.get(pick, med["auto"]) / best
+
+
+def _users_items(row: dict) -> tuple[int, int]:
+    """(users, items) of a row's input: X is items x users for item-item."""
+    n, m = row["shape"]
+    return (n, m) if row["kind"] == "user-user" else (m, n)
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Markdown: per input, the worst and median regret, the worst decision regret, the worst
+    first-call regret, and how often auto took the faster strategy."""
+    lines = ["| input | shape (users x items) | configurations | regret: worst / median | "
+             "decision regret: worst | first call: worst | auto took the faster | picks |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["input"] for r in rows):
+        mine = [r for r in rows if r["input"] == name and "regret" in r]
+        if not mine:
+            continue
+        reg = sorted(r["regret"] for r in mine)
+        dec = [decision_regret(r) for r in mine]
+        right = sum(1 for r in mine if decision_regret(r) <= 1.0 + 1e-12)
+        picks = sorted({p for r in mine for p in r["auto_picks"]})
+        users, items = _users_items(mine[0])
+        lines.append(f"| {name} | {users:,} x {items:,} | {len(mine)} | {reg[-1]:.3f} / {statistics.median(reg):.3f} | "
+                     f"{max(dec):.3f} | {max(r['first_call_regret'] for r in mine):.2f} | "
+                     f"{right} of {len(mine)} | {', '.join(picks)} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--inputs", default=",".join(DEFAULT_INPUTS))
@@ -164,10 +201,15 @@ def main() -> int:
                     help="fresh processes for the 10m inputs (each takes minutes)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--summarize", type=Path, default=None,
+                    help="print the summary table of an earlier study's JSON file and exit")
     ap.add_argument("--child", nargs=3, metavar=("NPZ", "ROUNDS", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(Path(args.child[0]), int(args.child[1]), int(args.child[2]))
+        return 0
+    if args.summarize:
+        print(summary_table(json.loads(args.summarize.read_text())["rows"]))
         return 0
     from recsys_fast.harness.run.machine import blas_info, git_info, machine_id, machine_info
     from recsys_fast.memory import cpu_model
@@ -210,6 +252,7 @@ def main() -> int:
     summary = {
         "worst_regret": max(r["regret"] for r in done) if done else None,
         "worst_first_call_regret": max(r["first_call_regret"] for r in done) if done else None,
+        "worst_decision_regret": max(decision_regret(r) for r in done) if done else None,
         "median_regret": statistics.median(r["regret"] for r in done) if done else None,
         "configurations": len(done),
     }
@@ -221,6 +264,7 @@ def main() -> int:
                        / "studies" / f"auto_regret_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, default=str))
+    print(summary_table(done))
     print(f"worst regret {summary['worst_regret']:.3f}, median {summary['median_regret']:.3f} "
           f"over {summary['configurations']} configurations; wrote {out}", flush=True)
     return 0

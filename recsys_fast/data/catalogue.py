@@ -1,6 +1,6 @@
 """The named data sets: where each comes from, how it is checked, and how it is loaded.
 
-This is the one place a data set's URL, size and SHA-256 live. The GroupLens archives are
+A data set's URL, size and SHA-256 live in :mod:`recsys_fast.data.specs`; this module looks them up. The GroupLens archives are
 downloaded by :func:`~recsys_fast.data.download.fetch` and verified against the sizes and
 checksums recorded in tensorflow/datasets (``url_checksums/movielens.txt``). GroupLens
 publishes no checksum for ml-10m, so it is fetched only with ``verify=False``

@@ -31,24 +31,18 @@ from recsys_fast.data import synthetic as syn
 from recsys_fast.data.interactions import make_ratings_frame
 
 #: Out-of-core presets: ML-25M's item catalogue with 4x and 40x the users and ratings.
-LARGE_SCALES: dict[str, syn.SyntheticSpec] = {
-    name: dataclasses.replace(
-        syn.SCALES["25m"], n_users=162_541 * f, n_ratings=25_000_095 * f,
-        name=f"synthetic-{name}",
-    )
-    for name, f in (("100m", 4), ("1b", 40))
-}
+LARGE_SCALES = syn.LARGE_SCALES
 MEMORY_MAX_RATINGS = syn.SCALES["25m"].n_ratings  # largest set built in memory by default
 DEFAULT_PARTITION_USERS = 100_000
 MODES = ("auto", "memory", "stream")
 
 
 def spec_for(scale: str | syn.SyntheticSpec) -> syn.SyntheticSpec:
-    """The spec of a preset (:data:`synthetic.SCALES` or :data:`LARGE_SCALES`) or a spec."""
-    if isinstance(scale, str) and scale.lower() in LARGE_SCALES:
-        return LARGE_SCALES[scale.lower()]
+    """The spec of a named scale (:func:`synthetic.scale_spec`) or a spec."""
+    if isinstance(scale, syn.SyntheticSpec):
+        return scale
     try:
-        return syn.spec_for(scale)
+        return syn.scale_spec(scale)
     except ValueError:
         valid = ", ".join([*syn.SCALES, *LARGE_SCALES])
         raise ValueError(f"unknown synthetic scale {scale!r}; valid: {valid}") from None

@@ -2,7 +2,7 @@
 
 ``cosine_distances`` is the course quantity (sklearn ``pairwise_distances(metric='cosine')``).
 ``cosine_topk`` keeps, for each row, its k most similar rows without ever holding the n x n
-matrix. Three strategies compute the same function:
+matrix. Four strategies compute the same function:
 
 - ``"sparse"``: numba Gustavson SpGEMM with a dense per-thread accumulator and fused size-k
   heaps, each pair computed once and offered to both rows, rows in blocks of 16 that stream
@@ -21,19 +21,19 @@ matrix. Three strategies compute the same function:
 The dense and spmm code is written against the backend's ``xp``/``sparse`` namespaces, so it is
 also the GPU path (and runs on the simulated GPU in CI).
 
-Top-k policy, identical for both strategies: only strictly positive similarities are kept (a
+Top-k policy, identical for every strategy: only strictly positive similarities are kept (a
 zero-norm row gets no neighbours and is nobody's neighbour; a row may hold fewer than k
 entries), ties at the k-th value go to the lower column index, and the output is a canonical
 CSR (columns ascending). :func:`cosine_topk` returns that CSR; :func:`cosine_topk_result` returns
 a :class:`TopKResult` naming also the strategy that ran and its arithmetic precision.
 
-``"auto"`` picks one strategy per call from the estimated cost (sum of squared column counts
-for sparse, about 0.6 n^2 * n_features for the GEMM blocks plus the selection pass, at rates
-measured once per process on this machine: ``_topk_cost``); on the GPU
-it is ``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` with
-at most 4 features per row of X, else ``spgemm`` (a rule still to be set from measurements:
-``bench/gpu/topk_strategies.py``). Mixing strategies
-per row block was tried in a feasibility study (heavy rows offloaded to BLAS) and did not pay.
+``"auto"`` on the CPU: ``sparse`` unless a dense copy of X fits; then a trial of the sparse
+kernel on a stratified sample of its own row blocks (the work kept) against the dense call's
+time, modelled from rates measured once per machine and cached (:func:`_auto_cpu`,
+:mod:`._topk_sparse`, :mod:`._topk_cost`); the choice is kept for the process by input
+structure. On the GPU it is ``dense`` while a dense copy of X fits in half the free device
+memory, else ``spmm`` with at most 4 features per row of X, else ``spgemm``
+(``bench/gpu/topk_strategies.py`` measures the three).
 
 Memory: ``sparse`` holds X, its transpose and, per thread, n_rows size-k heaps
 (n_threads * n_rows * k * (itemsize + 4) bytes), an (n_rows, 16) accumulator and 16 values per
@@ -59,7 +59,6 @@ from recsys_fast.kernels import drivers
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 STRATEGIES = ("auto", "sparse", "dense", "spmm", "spgemm")
-# Rough throughputs on the 2-vCPU development machine, used only to pick a strategy.
 _BLOCK_BYTES = 32 << 20  # working block of S in the dense strategy
 
 

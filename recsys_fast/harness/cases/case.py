@@ -9,13 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-SCALES = ("tiny", "100k", "1m", "10m", "25m")
-"""Named in-memory scales, smallest first. ``tiny`` exists for smoke tests; the others are
-MovieLens shapes."""
-OUT_OF_CORE_SCALES = ("100m", "1b")
+from recsys_fast.data.synthetic import LARGE_SCALES as _LARGE
+from recsys_fast.data.synthetic import SCALE_NAMES as ALL_SCALES
+
+OUT_OF_CORE_SCALES = tuple(_LARGE)
 """Synthetic scales read from a Parquet folder by partition, never built as one table in memory:
 only cases that list them in ``scales`` run there."""
-ALL_SCALES = SCALES + OUT_OF_CORE_SCALES
+SCALES = tuple(s for s in ALL_SCALES if s not in OUT_OF_CORE_SCALES)
+"""Named in-memory scales, smallest first. ``tiny`` exists for smoke tests; the others are
+MovieLens shapes. Every name comes from :data:`recsys_fast.data.synthetic.SCALE_NAMES`."""
 
 OURS = ("naive", "optimised")
 """The two implementations every kernel may have; any other implementation is a peer library."""

@@ -8,7 +8,6 @@ is recorded in :attr:`CaseContext.data_sources` and ends up in the results file.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 from collections.abc import Callable
@@ -38,27 +37,16 @@ class ScaleSpec:
     n_ratings: int
 
 
-TINY_SHAPE = (300, 400, 12_000)  # big enough for top-50 neighbours, small enough for CI
-
-
 def _synthetic_spec(scale: str):
-    from recsys_fast.data.synthetic import spec_for
+    from recsys_fast.data.synthetic import scale_spec as spec
 
-    if scale == "tiny":
-        u, i, r = TINY_SHAPE
-        return dataclasses.replace(spec_for("100k"), n_users=u, n_items=i, n_ratings=r)
-    return spec_for(scale)
+    return spec(scale)
 
 
 def scale_spec(scale: str) -> ScaleSpec:
     """Users, items and ratings of a named scale."""
     if scale not in ALL_SCALES:
         raise SelectionError(f"unknown scale {scale!r}; valid: {', '.join(ALL_SCALES)}")
-    if scale in OUT_OF_CORE_SCALES:
-        from recsys_fast.data.parquet import spec_for
-
-        s = spec_for(scale)
-        return ScaleSpec(scale, int(s.n_users), int(s.n_items), int(s.n_ratings))
     s = _synthetic_spec(scale)
     return ScaleSpec(scale, int(s.n_users), int(s.n_items), int(s.n_ratings))
 
