@@ -273,7 +273,8 @@ def _dense_fits(Xn, be: Backend) -> bool:
 
 def _choose_strategy(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
     """``auto``'s strategy, without running it (the dask driver's choice; the single-process
-    CPU call keeps its trial's work instead, see :func:`_auto_cpu`)."""
+    CPU call keeps its trial's work instead, see :func:`_auto_cpu`). On the CPU the choice is
+    the one kept for this input structure, so dask and in-process calls agree."""
     if not be.host:  # numba is CPU-only; GEMM on tensor cores while dense X fits
         if _dense_fits(Xn, be):
             return "dense"
@@ -283,9 +284,12 @@ def _choose_strategy(Xn, k: int, include_self: bool, n_threads: int, be: Backend
         return "sparse"
     from recsys_fast.kernels._topk_sparse import SparseTopk, trial
 
-    wins, _, _ = trial(SparseTopk(Xn, k, include_self, n_threads),
-                       _dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
-    return "sparse" if wins else "dense"
+    key = _structure_key(Xn, k, include_self, n_threads)
+    if key not in _DECIDED:
+        wins, _, _ = trial(SparseTopk(Xn, k, include_self, n_threads),
+                           _dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
+        _remember(key, "sparse" if wins else "dense")
+    return _DECIDED[key]
 
 
 def _trial_pays(Xn, k: int, n_threads: int) -> bool:
@@ -361,10 +365,16 @@ def _auto_cpu(Xn, k: int, include_self: bool, n_threads: int):
         return used, _sparse_topk(Xn, k, include_self, n_threads) if used == "sparse" else None
     out, _ = run_or_yield(SparseTopk(Xn, k, include_self, n_threads),
                           _dense_seconds(Xn.shape, k, n_threads))
-    _DECIDED[key] = "dense" if out is None else "sparse"
+    _remember(key, "dense" if out is None else "sparse")
+    return _DECIDED[key], out
+
+
+def _remember(key: tuple, used: str) -> None:
+    """Keep auto's choice for ``key`` (the newest :data:`_DECIDED_MAX` choices)."""
+    _DECIDED[key] = used
+    _DECIDED.move_to_end(key)
     while len(_DECIDED) > _DECIDED_MAX:
         _DECIDED.popitem(last=False)
-    return _DECIDED[key], out
 
 
 def _resolve_threads(n_threads: int | None) -> int:
