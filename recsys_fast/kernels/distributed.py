@@ -142,6 +142,7 @@ def cosine_topk_dask(
     X = sim._as_csr(X, CPU)
     n, m = X.shape
     k = sim._check_topk_args(n, k, include_self, strategy)
+    sim._check_knobs(strategy, block_rows, None, None)
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
