@@ -92,7 +92,7 @@ def build_input(name: str, folder: Path) -> Path:
                                    / "shared" / "datasets"))
         path = root / REAL[name]
         inter = load_ml100k(path) if name == "ml-100k" else load_movielens(path)
-        source = {"real": str(path)}
+        source = {"real": f"$RECSYS_FAST_SHARED/{REAL[name]}"}  # no machine paths
     else:
         spec = synthetic_spec(name)
         inter = generate(spec)

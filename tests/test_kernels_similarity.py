@@ -452,7 +452,7 @@ def test_sparse_blocks_in_any_split_give_the_one_call_result(rng):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 64, 1000])
 def test_stratified_prefixes_spread_over_the_range(n):
-    from recsys_fast.kernels._topk_cost import stratified
+    from recsys_fast.kernels._topk_sparse import stratified
 
     s = stratified(n)
     assert sorted(s.tolist()) == list(range(n))

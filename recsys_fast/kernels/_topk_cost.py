@@ -95,7 +95,7 @@ def fit(rows: list[np.ndarray], seconds: list[float]) -> np.ndarray:
     return coef / scale
 
 
-def calibrate(n_threads: int, measure: Callable[[int, int, int], float],
+def calibrate(n_threads: int, measure: Callable[[int, int, int, int], float],
               block: Callable[[int], int]) -> dict:
     """Time ``measure(n, m, k, n_threads)`` (seconds of one dense call, best of its rounds) on the
     calibration shapes and fit the model; ``block(n)``: the pair block side for n rows."""
@@ -138,15 +138,3 @@ def coefficients(n_threads: int, measure, block) -> np.ndarray:
 def dense_seconds(n: int, m: int, k: int, n_threads: int, measure, block) -> float:
     """Modelled seconds of one CPU ``dense`` call on an n x m input."""
     return float(dense_work(n, m, k, block(n)) @ coefficients(n_threads, measure, block))
-
-
-def stratified(n: int) -> np.ndarray:
-    """A permutation of ``range(n)`` whose every prefix spreads evenly over the range (the
-    bit-reversal, van der Corput, order): a prefix of blocks sorted by cost samples every
-    cost level, so its time extrapolates to all blocks by counts."""
-    bits = max(1, int(n - 1).bit_length())
-    i = np.arange(1 << bits, dtype=np.int64)
-    rev = np.zeros_like(i)
-    for b in range(bits):
-        rev |= ((i >> b) & 1) << (bits - 1 - b)
-    return rev[rev < n]

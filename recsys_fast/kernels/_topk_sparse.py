@@ -15,6 +15,7 @@ about that share.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numba
@@ -23,10 +24,22 @@ import scipy.sparse
 
 from recsys_fast.kernels import _topk_blocked as bl
 from recsys_fast.kernels import _topk_numba as nb
-from recsys_fast.kernels._topk_cost import stratified
+from recsys_fast.memory import check_memory
 
 TRIAL_SHARE = 0.04  # most of the dense strategy's modelled time a trial may spend
 _TRIAL_PREFIX = 1 / 8  # largest share of the blocks a trial runs before it decides
+
+
+def stratified(n: int) -> np.ndarray:
+    """A permutation of ``range(n)`` whose every prefix spreads evenly over the range (the
+    bit-reversal, van der Corput, order): a prefix of blocks sorted by cost samples every
+    cost level, so its time extrapolates to all blocks by counts."""
+    bits = max(1, int(n - 1).bit_length())
+    i = np.arange(1 << bits, dtype=np.int64)
+    rev = np.zeros_like(i)
+    for b in range(bits):
+        rev |= ((i >> b) & 1) << (bits - 1 - b)
+    return rev[rev < n]
 
 
 class SparseTopk:
@@ -35,6 +48,7 @@ class SparseTopk:
     def __init__(self, Xn, k: int, include_self: bool, n_threads: int):
         self.n = Xn.shape[0]
         self.k, self.include_self, self.n_threads = k, include_self, n_threads
+        check_memory("cosine_topk heaps", n_threads * self.n * k * (Xn.dtype.itemsize + 4))
         self.perm, self.arrays = nb.relabelled(Xn)
         indptr, indices, data, colptr, _, _, pos = self.arrays
         self.cost = bl.block_costs(indptr, indices, colptr, pos)
@@ -45,26 +59,27 @@ class SparseTopk:
     def n_blocks(self) -> int:
         return int(self.order.size)
 
-    def run(self, blocks: np.ndarray) -> None:
-        """Offer the pairs of ``blocks`` (block indices) to the heaps."""
+    @contextlib.contextmanager
+    def _threads(self):
         prev = numba.get_num_threads()
         numba.set_num_threads(self.n_threads)
         try:
-            bl.run_blocks(*self.arrays, blocks, self.cost, self.n_threads, self.k,
-                          self.include_self, self.perm, *self.heaps)
+            yield
         finally:
             numba.set_num_threads(prev)
+
+    def run(self, blocks: np.ndarray) -> None:
+        """Offer the pairs of ``blocks`` (block indices) to the heaps."""
+        with self._threads():
+            bl.run_blocks(*self.arrays, blocks, self.cost, self.n_threads, self.k,
+                          self.include_self, self.perm, *self.heaps)
 
     def finish(self):
         """The top-k CSR (original labels, columns ascending) from the heaps."""
         hv, hi, hn, _ = self.heaps
-        prev = numba.get_num_threads()
-        numba.set_num_threads(self.n_threads)
-        try:
+        with self._threads():
             nb.merge_heap_sets(hv, hi, hn, self.n, self.k, self.n_threads)
             counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, self.perm, self.k)
-        finally:
-            numba.set_num_threads(prev)
         out = scipy.sparse.csr_matrix((out_val, out_idx, counts), shape=(self.n, self.n))
         out.has_sorted_indices = True
         return out

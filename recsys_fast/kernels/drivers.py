@@ -34,10 +34,6 @@ def register(kernel: str, driver: str) -> Callable[[Callable], Callable]:
     return deco
 
 
-def task_drivers() -> tuple[str, ...]:
-    return tuple(sorted(_TASK))
-
-
 def is_task_driver(backend: Any) -> bool:
     return isinstance(backend, str) and backend in _TASK
 

@@ -280,16 +280,15 @@ def _choose_strategy(Xn, k: int, include_self: bool, n_threads: int, be: Backend
             return "dense"
         n, m = Xn.shape  # a dense slice of X per block costs m / n times the block of S
         return "spmm" if m <= 4 * n else "spgemm"
-    if not _trial_pays(Xn, k, n_threads):
-        return "sparse"
-    from recsys_fast.kernels._topk_sparse import SparseTopk, trial
+    key, used = _kept_choice(Xn, k, include_self, n_threads)
+    if used is None:
+        from recsys_fast.kernels._topk_sparse import SparseTopk, trial
 
-    key = _structure_key(Xn, k, include_self, n_threads)
-    if key not in _DECIDED:
         wins, _, _ = trial(SparseTopk(Xn, k, include_self, n_threads),
                            _dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
-        _remember(key, "sparse" if wins else "dense")
-    return _DECIDED[key]
+        used = "sparse" if wins else "dense"
+        _remember(key, used)
+    return used
 
 
 def _trial_pays(Xn, k: int, n_threads: int) -> bool:
@@ -356,17 +355,27 @@ def _auto_cpu(Xn, k: int, include_self: bool, n_threads: int):
     same matrix runs the same strategy without a trial and returns the same values."""
     from recsys_fast.kernels._topk_sparse import SparseTopk, run_or_yield
 
-    if not _trial_pays(Xn, k, n_threads):
-        return "sparse", _sparse_topk(Xn, k, include_self, n_threads)
-    key = _structure_key(Xn, k, include_self, n_threads)
-    if key in _DECIDED:
-        _DECIDED.move_to_end(key)
-        used = _DECIDED[key]
+    key, used = _kept_choice(Xn, k, include_self, n_threads)
+    if used is not None:
         return used, _sparse_topk(Xn, k, include_self, n_threads) if used == "sparse" else None
     out, _ = run_or_yield(SparseTopk(Xn, k, include_self, n_threads),
                           _dense_seconds(Xn.shape, k, n_threads))
-    _remember(key, "dense" if out is None else "sparse")
-    return _DECIDED[key], out
+    used = "dense" if out is None else "sparse"
+    _remember(key, used)
+    return used, out
+
+
+def _kept_choice(Xn, k: int, include_self: bool,
+                 n_threads: int) -> tuple[tuple | None, str | None]:
+    """``(key, strategy)``: the CPU strategy already settled for this input (``sparse`` when
+    dense is no candidate, key None), or ``(key, None)`` when a trial must decide."""
+    if not _trial_pays(Xn, k, n_threads):
+        return None, "sparse"
+    key = _structure_key(Xn, k, include_self, n_threads)
+    if key in _DECIDED:
+        _DECIDED.move_to_end(key)
+        return key, _DECIDED[key]
+    return key, None
 
 
 def _remember(key: tuple, used: str) -> None:
@@ -405,9 +414,9 @@ def _sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | No
     n = Xn.shape[0]
     if half is None:
         half = _sparse_half(n, k, Xn.dtype.itemsize, n_threads)
-    check_memory("cosine_topk heaps", (n_threads if half else 1) * n * k * (Xn.dtype.itemsize + 4))
     if half:  # blocks of rows, each pair once (see _topk_blocked)
         return SparseTopk(Xn, k, include_self, n_threads).run_all()
+    check_memory("cosine_topk heaps", n * k * (Xn.dtype.itemsize + 4))
     perm, arrays = nb.relabelled(Xn)
     indptr, indices, data, colptr, _, _, pos = arrays
     prev = numba.get_num_threads()
