@@ -111,6 +111,7 @@ def child(path: Path, rounds: int, seed: int) -> None:
     import numpy as np
     import scipy.sparse as sp
 
+    from recsys_fast.kernels import _topk_auto, core
     from recsys_fast.kernels import similarity as sim
 
     sim.warmup()
@@ -120,7 +121,7 @@ def child(path: Path, rounds: int, seed: int) -> None:
     for kind, k in configs:
         X = R.T.tocsr() if kind == "item-item" else R
         k = min(k, X.shape[0] - 1)
-        dense_s = sim._dense_seconds(X.shape, k, sim._resolve_threads(None))
+        dense_s = _topk_auto.dense_seconds(X.shape, k, core.resolve_threads(None))
         calls = {"auto": {}, "sparse": {"strategy": "sparse"}, "dense": {"strategy": "dense"}}
         _busy(PAUSE_S)
         t0 = time.perf_counter()

@@ -54,7 +54,7 @@ def load_ratings(scale: str):
 
 def dense_products(R, repeats: int, peak64: float) -> list[dict]:
     from recsys_fast.backend import CPU
-    from recsys_fast.kernels.similarity import _normalized
+    from recsys_fast.kernels.core import normalized
 
     n_u, n_i = R.shape
     sq = np.asarray(R.multiply(R).sum(axis=1)).ravel()
@@ -62,7 +62,7 @@ def dense_products(R, repeats: int, peak64: float) -> list[dict]:
     Bd = R.multiply(np.sqrt(d)[:, None]).tocsr().toarray()
     t_g, G = best_of(lambda: Bd.T @ Bd, repeats)
     t_p, _ = best_of(lambda: Bd @ G, repeats)
-    Xn = _normalized(R.T.tocsr(), CPU, np.float64)
+    Xn = normalized(R.T.tocsr(), CPU, np.float64)
     Xd = Xn.toarray()
     t_s, S = best_of(lambda: Xd @ Xd.T, repeats)
     Rd = R.toarray()

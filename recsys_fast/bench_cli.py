@@ -113,7 +113,7 @@ def add_bench_commands(subparsers) -> None:
         "gate", help="did HEAD make a kernel slower than BASE? interleaved, with intervals",
         description="Time the selected cases on two revisions interleaved (base, head, head, "
         "base...) in one run and fail (exit 1) when a case is significantly slower by more "
-        "than --threshold. See bench/README.md, 'Regression gate'.")
+        "than --threshold. See bench/README.md, '3. pytest-benchmark'.")
     g.add_argument("--base", default="main", help="base revision (default main)")
     g.add_argument("--head", default="HEAD",
                    help="revision to judge (default HEAD; '.' = the working tree as it is)")

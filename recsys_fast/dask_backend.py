@@ -35,11 +35,6 @@ INSTALL = 'pip install "recsys-fast[dask]"  (or: pip install "dask[distributed,d
 _last_cluster: dict[str, Any] | None = None
 
 
-def is_dask(backend: Any) -> bool:
-    """True when ``backend`` names the dask backend."""
-    return isinstance(backend, str) and backend == NAME
-
-
 def require_dask():
     """Import and return ``distributed``; raise :class:`BackendUnavailableError` without it."""
     try:

@@ -17,6 +17,7 @@ from recsys_fast.harness.cases.registry import CASE_MODULES, OURS, Registry, def
 from recsys_fast.harness.run import runner
 from recsys_fast.harness.run.context import CaseContext
 from recsys_fast.harness.run.runner import RunSettings
+from recsys_fast.optional import distribution
 
 FAST = RunSettings(repeat=1, warmup=1, max_time=0.5)
 
@@ -40,7 +41,7 @@ ADAPTERS = _adapters()
 def test_adapter_is_well_formed(cls):
     adapter.validate(cls)
     assert cls.note, "one line saying what it runs"
-    assert cls.version().split()[0] in ("recsys-fast", *map(adapter.distribution, cls.requires))
+    assert cls.version().split()[0] in ("recsys-fast", *map(distribution, cls.requires))
     for backend in cls.backends:
         case = cls(backend).case()
         assert (case.kernel, case.impl, case.backend, case.role) == (
@@ -69,7 +70,7 @@ def test_every_peer_gets_its_own_plot_style():
 def test_machine_record_lists_every_peer_library():
     from recsys_fast.harness.run.machine import libraries
 
-    needed = {adapter.distribution(r) for c in ADAPTERS for r in c.requires}
+    needed = {distribution(r) for c in ADAPTERS for r in c.requires}
     assert needed <= set(libraries())
 
 

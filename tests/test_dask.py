@@ -139,14 +139,14 @@ def test_sparse_pairs_and_row_ranges_equal_single_process(client, include_self, 
 
 def test_shared_folder_removed_when_a_task_fails(client, tmp_path, monkeypatch):
     from recsys_fast.dask_shared import ROOT_ENV
-    from recsys_fast.kernels import _topk_rows
+    from recsys_fast.kernels import distributed as distributed_driver
     from recsys_fast.kernels.distributed import cosine_topk_dask
 
     def fails(plan, a, b):  # shipped by value to the workers
         raise RuntimeError("task failed on purpose")
 
     monkeypatch.setenv(ROOT_ENV, str(tmp_path))
-    monkeypatch.setattr(_topk_rows, "row_topk_task", fails)
+    monkeypatch.setattr(distributed_driver, "row_topk_task", fails)
     X = random_matrix(3, 40, 10, 0.3, np.float32, ratings=True)
     with pytest.raises(RuntimeError, match="on purpose"):
         cosine_topk_dask(X, 3, strategy="sparse", pairs=False, transport="shared",
@@ -359,6 +359,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path,
     result equals the single-process one."""
     distributed = pytest.importorskip("distributed")
     from recsys_fast.kernels import _topk_rows
+    from recsys_fast.kernels import distributed as distributed_driver
     from recsys_fast.kernels.distributed import cosine_topk_dask
 
     marker = str(tmp_path / "killed")
@@ -374,7 +375,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path,
             return real(plan, a, b)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    monkeypatch.setattr(_topk_rows, "row_topk_task", dies_once)
+    monkeypatch.setattr(distributed_driver, "row_topk_task", dies_once)
     X = random_matrix(11, 120, 30, 0.2, np.float32, ratings=True)
     ref = cosine_topk(X, 6, strategy="sparse")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

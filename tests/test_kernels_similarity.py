@@ -10,15 +10,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics.pairwise import cosine_similarity, pairwise_distances
 
+from recsys_fast.backend import CPU
 from recsys_fast.kernels import (
     TopKResult,
+    _topk_auto,
+    _topk_sparse,
     build_user_item_csr,
+    core,
     cosine_distances,
     cosine_topk,
     cosine_topk_result,
+    topk_strategies,
     warmup,
 )
-from recsys_fast.kernels import similarity as sim_mod
+from recsys_fast.kernels._topk_dense import tf32_exact
 
 PROPS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -248,8 +253,8 @@ def test_topk_strategies_threads_and_halving_agree(density):
     np.testing.assert_array_equal(two.indptr, ref.indptr)
     np.testing.assert_array_equal(two.indices, ref.indices)
     np.testing.assert_array_equal(two.data, ref.data)
-    Xn = sim_mod._normalized(X, sim_mod.get_backend("cpu"), np.float32)
-    full_rows = sim_mod._sparse_topk(Xn, 10, False, 1, half=False)
+    Xn = core.normalized(X, CPU, np.float32)
+    full_rows = _topk_sparse.sparse_topk(Xn, 10, False, 1, half=False)
     assert_topk_matches(full_rows, X, 10, include_self=False)
     dense = cosine_topk(X, 10, strategy="dense", block_rows=37)
     assert_topk_matches(dense, X, 10, include_self=False)
@@ -285,10 +290,10 @@ def test_blocked_sparse_kernel_equals_reference_and_row_kernel(X, k, include_sel
     k = min(k, n if include_self else max(1, n - 1))
     if n == 1 and not include_self:
         return
-    Xn = sim_mod._normalized(sim_mod._canonical(X), sim_mod.get_backend("cpu"), X.dtype)
+    Xn = core.normalized(core.canonical(X), CPU, X.dtype)
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
-    blocked = sim_mod._sparse_topk(Xn, k, include_self, threads, half=True)
-    rows = sim_mod._sparse_topk(Xn, k, include_self, 1, half=False)
+    blocked = _topk_sparse.sparse_topk(Xn, k, include_self, threads, half=True)
+    rows = _topk_sparse.sparse_topk(Xn, k, include_self, 1, half=False)
     atol = 1e-5 if X.dtype == np.float32 else 1e-12
     assert_topk_matches(blocked, X, k, include_self, atol=atol)
     np.testing.assert_array_equal(blocked.indptr, rows.indptr)
@@ -301,18 +306,17 @@ def test_blocked_sparse_kernel_equals_reference_and_row_kernel(X, k, include_sel
 def test_blocked_kernel_on_list_and_scan_blocks(n_rows, n_cols, density):
     """Light blocks (touched-list read-back) and heavy ones (scan of the accumulator)."""
     X = random_matrix(5, n_rows, n_cols, density, np.float32, ratings=True)
-    Xn = sim_mod._normalized(X, sim_mod.get_backend("cpu"), np.float32)
-    blocked = sim_mod._sparse_topk(Xn, 25, False, 2 if n_rows > 250 else 1, half=True)
-    rows = sim_mod._sparse_topk(Xn, 25, False, 1, half=False)
+    Xn = core.normalized(X, CPU, np.float32)
+    blocked = _topk_sparse.sparse_topk(Xn, 25, False, 2 if n_rows > 250 else 1, half=True)
+    rows = _topk_sparse.sparse_topk(Xn, 25, False, 1, half=False)
     assert_topk_matches(blocked, X, 25, include_self=False)
     assert (blocked != rows).nnz == 0
 
 
 def test_topk_result_reports_the_strategy_that_ran(monkeypatch):
-    from recsys_fast.kernels import _topk_sparse
 
     ran = []
-    finish, dense_fn = _topk_sparse.SparseTopk.finish, sim_mod._dense_topk
+    finish, dense_fn = _topk_sparse.SparseTopk.finish, topk_strategies.dense_topk
 
     def sparse_spy(*a, **kw):
         ran.append("sparse")
@@ -323,7 +327,7 @@ def test_topk_result_reports_the_strategy_that_ran(monkeypatch):
         return dense_fn(*a, **kw)
 
     monkeypatch.setattr(_topk_sparse.SparseTopk, "finish", sparse_spy)
-    monkeypatch.setattr(sim_mod, "_dense_topk", dense_spy)
+    monkeypatch.setattr(topk_strategies, "dense_topk", dense_spy)
     for X in (random_matrix(1, 60, 500, 0.01, np.float32, ratings=False),
               random_matrix(2, 60, 8, 1.0, np.float64, ratings=False)):
         for strategy in ("auto", "sparse", "dense"):
@@ -346,13 +350,12 @@ def _fixed_dense_model(monkeypatch, seconds_per_call: float):
 
     coef = np.array([0.0, 0.0, 0.0, 0.0, seconds_per_call])
     monkeypatch.setattr(_topk_cost, "coefficients", lambda *a, **kw: coef)
-    monkeypatch.setattr(sim_mod, "_DECIDED", type(sim_mod._DECIDED)())  # no earlier choices
+    monkeypatch.setattr(_topk_auto, "DECIDED", type(_topk_auto.DECIDED)())  # no earlier choices
 
 
 def _fake_clock(monkeypatch, seconds_per_block: float) -> list:
     """``SparseTopk.run`` advances a fake clock by ``seconds_per_block`` per block it runs;
     returns the sizes of the runs."""
-    from recsys_fast.kernels import _topk_sparse
 
     now = [0.0]
     sizes = []
@@ -374,7 +377,6 @@ def test_auto_takes_the_faster_strategy_by_its_rule(monkeypatch, per_block, want
     sparse (the trial's work kept: every block runs once), at 1 s each dense runs, after a
     trial that stayed within its budget (4 % of the dense time, plus the chunk that crossed
     it)."""
-    from recsys_fast.kernels import _topk_sparse
 
     _fixed_dense_model(monkeypatch, 1.0)
     sizes = _fake_clock(monkeypatch, per_block)
@@ -414,11 +416,9 @@ def test_auto_decides_once_per_input_structure(monkeypatch):
 def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
     """Sparse wins exactly when the blocks not yet run, at the trial's measured time per
     block, take no longer than the modelled dense call."""
-    from recsys_fast.kernels import _topk_sparse
-    from recsys_fast.kernels.similarity import _normalized, get_backend
 
     X = random_matrix(4, 800, 300, 0.05, np.float32, ratings=True)
-    Xn = _normalized(X, get_backend("cpu"), np.float32)
+    Xn = core.normalized(X, CPU, np.float32)
     per_block = 1e-3
     _fake_clock(monkeypatch, per_block)
     run = _topk_sparse.SparseTopk(Xn, 5, False, 2)
@@ -434,11 +434,9 @@ def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
 def test_sparse_blocks_in_any_split_give_the_one_call_result(rng):
     """The kept set does not depend on which call offered a pair: blocks run in a random
     split into calls give the result of one call over all blocks, index for index."""
-    from recsys_fast.kernels import _topk_sparse
-    from recsys_fast.kernels.similarity import _normalized, get_backend
 
     X = random_matrix(5, 900, 120, 0.08, np.float32, ratings=True)  # integer ratings: ties
-    Xn = _normalized(X, get_backend("cpu"), np.float32)
+    Xn = core.normalized(X, CPU, np.float32)
     whole = _topk_sparse.SparseTopk(Xn, 12, True, 2).run_all()
     run = _topk_sparse.SparseTopk(Xn, 12, True, 2)
     perm = rng.permutation(run.order)
@@ -513,11 +511,11 @@ def test_dense_pair_blocks_equal_the_sparse_strategy(block, include_self):
 
 def test_tf32_exact_values():
     half_stars = sp.csr_matrix(np.arange(1, 11, dtype=np.float64)[None, :] / 2)
-    assert sim_mod.tf32_exact(half_stars)
-    assert sim_mod.tf32_exact(sp.csr_matrix(np.array([[2047.0, 2048.0, 1 / 1024, 0.0]])))
-    assert not sim_mod.tf32_exact(sp.csr_matrix(np.array([[2049.0]])))  # 12 significant bits
-    assert not sim_mod.tf32_exact(sp.csr_matrix(np.array([[0.1]], dtype=np.float32)))
-    assert not sim_mod.tf32_exact(sp.csr_matrix(np.array([[1 + 2.0**-30]])))  # not even float32
+    assert tf32_exact(half_stars)
+    assert tf32_exact(sp.csr_matrix(np.array([[2047.0, 2048.0, 1 / 1024, 0.0]])))
+    assert not tf32_exact(sp.csr_matrix(np.array([[2049.0]])))  # 12 significant bits
+    assert not tf32_exact(sp.csr_matrix(np.array([[0.1]], dtype=np.float32)))
+    assert not tf32_exact(sp.csr_matrix(np.array([[1 + 2.0**-30]])))  # not even float32
 
 
 @pytest.mark.parametrize("ratings", [True, False])
@@ -527,12 +525,12 @@ def test_raw_value_gemm_with_scaling_equals_normalised(ratings):
     X = random_matrix(5, 120, 80, 0.1, np.float32, ratings=ratings)
     X = (sp.diags((np.arange(120) != 3).astype(np.float32)) @ X).tocsr()  # row 3: zero
     X.eliminate_zeros()
-    cpu = sim_mod.get_backend("cpu")
-    Xn = sim_mod._normalized(X, cpu, np.float32)
-    raw, tf32_on = sim_mod._dense_topk(Xn, 7, False, 29, cpu, "dense-tf32", X)
+    cpu = CPU
+    Xn = core.normalized(X, cpu, np.float32)
+    raw, tf32_on = topk_strategies.dense_topk(Xn, 7, False, 29, cpu, "dense-tf32", X)
     assert not tf32_on  # no tensor cores here: plain float32 GEMM of the raw values
     assert_topk_matches(raw, X, 7, include_self=False)
-    ref, _ = sim_mod._dense_topk(Xn, 7, False, 29, cpu, "dense", X)
+    ref, _ = topk_strategies.dense_topk(Xn, 7, False, 29, cpu, "dense", X)
     assert raw.nnz == ref.nnz and raw[3].nnz == 0
 
 
@@ -705,7 +703,7 @@ def test_pair_tasks_merge_to_the_single_process_result(n_parts, include_self):
     D[3] = 0
     X = sp.csr_matrix(D)
     ref = cosine_topk(X, 7, include_self=include_self, strategy="sparse")
-    Xn = sim_mod._normalized(sim_mod._canonical(X), CPU, np.dtype(np.float32))
+    Xn = core.normalized(core.canonical(X), CPU, np.dtype(np.float32))
     plan = RowTopk(Xn, 7, include_self, "sparse", 1)
     sets = [pair_topk_task(plan, p, n_parts) for p in range(n_parts)]
     got = merge_pair_heaps(plan._prepare()[0], sets, 7)
@@ -723,3 +721,39 @@ def test_a_knob_a_strategy_does_not_take_is_an_error(strategy, knob):
     with pytest.raises(ValueError, match=f"does not apply to strategy='{strategy}'"):
         cosine_topk(X, 3, strategy=strategy, **knob)
     cosine_topk(X, 3, strategy="auto", block_rows=8)  # auto: applies if a blocked one runs
+
+
+def test_strategy_objects_are_the_named_strategies_with_their_knobs():
+    """``strategy=Dense(block_rows=8)`` is ``strategy="dense", block_rows=8``; each class takes
+    only its own knobs; knobs beside an object are refused, not merged or ignored."""
+    from recsys_fast.kernels.topk_strategies import (
+        STRATEGIES,
+        Auto,
+        Dense,
+        Sparse,
+        Spgemm,
+        Spmm,
+        strategy_for,
+    )
+
+    X = random_matrix(3, 70, 40, 0.15, np.float32, ratings=True)
+    for obj, name, knobs in ((Sparse(), "sparse", {}), (Dense(block_rows=8), "dense",
+                             {"block_rows": 8}), (Spmm(block_rows=16), "spmm",
+                             {"block_rows": 16}), (Spgemm(block_rows=5), "spgemm",
+                             {"block_rows": 5})):
+        assert strategy_for(name, **knobs) == obj
+        by_obj = cosine_topk_result(X, 6, strategy=obj)
+        by_name = cosine_topk_result(X, 6, strategy=name, **knobs)
+        assert by_obj.strategy == by_name.strategy == name
+        assert (by_obj.matrix != by_name.matrix).nnz == 0
+    assert STRATEGIES == ("auto", "sparse", "dense", "spmm", "spgemm")
+    assert Auto(block_rows=8).pick("spmm") == Spmm(block_rows=8)
+    assert Auto(block_rows=8).pick("sparse") == Sparse()
+    with pytest.raises(TypeError):
+        Sparse(block_rows=8)
+    with pytest.raises(ValueError, match="block_rows"):
+        Dense(block_rows=0)
+    with pytest.raises(ValueError, match="set it on the strategy object"):
+        cosine_topk(X, 6, strategy=Dense(), block_rows=8)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        cosine_topk(X, 6, strategy="blocked")

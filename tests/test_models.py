@@ -42,7 +42,7 @@ def fresh(model: Model) -> Model:
 
 
 def runnable(model: Model) -> Model:
-    why = model.missing()
+    why = model.skip_reason()
     if why:
         pytest.skip(why)
     return fresh(model)
@@ -62,9 +62,10 @@ def test_declared_requirements_are_honoured(model):
 
     missing = [r for r in model.requires if importlib.util.find_spec(r) is None]
     if missing:
-        assert missing[0] in model.missing()
+        assert missing[0] in model.skip_reason()
+        assert model.missing() == missing
     else:
-        assert model.missing() is None
+        assert model.skip_reason() is None and model.missing() == []
         assert isinstance(model.version(), str) and model.version() != "unknown"
 
 
@@ -124,7 +125,7 @@ def test_missing_requirement_is_a_skip_with_the_reason(model, monkeypatch):
 
     real = type(model).requires
     monkeypatch.setattr(type(model), "requires", (*real, "no_such_module_for_recsys_fast"))
-    reason = model.missing()
+    reason = model.skip_reason()
     assert reason and "not installed" in reason
     if all(importlib.util.find_spec(r) for r in real):
         assert "no_such_module_for_recsys_fast" in reason

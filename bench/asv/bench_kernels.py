@@ -23,9 +23,9 @@ def class_name(kernel: str) -> str:
 def version_of(kernel: str) -> str:
     """A digest of the kernel's implementations and their versions (recsys-fast's or the peer
     library's)."""
-    from recsys_fast.harness.cases.adapter import version_of_case
+    from recsys_fast.optional import version_of
 
-    text = "\n".join(sorted(f"{c.key} {version_of_case(c)}"
+    text = "\n".join(sorted(f"{c.key} {version_of(c.requires)}"
                             for c in default_registry().select(kernels=[kernel])))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -40,7 +40,7 @@ _CAL_RUNS = ((512, 256, 10), (512, 4096, 100), (1024, 8192, 10), (1536, 256, 10)
 
 def dense_work(n: int, m: int, k: int, block: int) -> np.ndarray:
     """The work of one dense call in the units of :data:`FEATURES` (``block``: the side of the
-    square pair blocks, ``similarity._pair_block``)."""
+    square pair blocks, ``_topk_dense.pair_block``)."""
     sizes = [min(block, n - s) for s in range(0, n, block)]
     p = len(sizes)
     sq = sum(b * b for b in sizes)

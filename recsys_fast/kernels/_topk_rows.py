@@ -29,11 +29,17 @@ prepares those arrays once on the client and hands them over in shared memory
 from __future__ import annotations
 
 import contextlib
+import heapq
 
+import numba
 import numpy as np
 import scipy.sparse
+from threadpoolctl import threadpool_limits
 
 from recsys_fast.backend import CPU
+from recsys_fast.kernels import _topk_blocked as bl
+from recsys_fast.kernels import _topk_numba as nb
+from recsys_fast.kernels._topk_dense import merge_candidates, padded_topk, spmm_topk
 
 _SPARSE_ARRAYS = ("indptr", "indices", "data", "colptr", "rowidx", "coldata", "pos")
 
@@ -44,7 +50,7 @@ class RowTopk:
     Parameters
     ----------
     Xn : csr_matrix
-        Canonical, row-normalised X (``similarity._normalized``).
+        Canonical, row-normalised X (:func:`.core.normalized`).
     k : int
     include_self : bool
     strategy : {"sparse", "dense", "spmm", "spgemm"}
@@ -119,13 +125,9 @@ class RowTopk:
         if blocks not in self._costs:
             _, _, (indptr, indices, _, colptr, _, _, pos) = self._prepare()
             if blocks:
-                from recsys_fast.kernels._topk_blocked import block_costs
-
-                self._costs[blocks] = block_costs(indptr, indices, colptr, pos)
+                self._costs[blocks] = bl.block_costs(indptr, indices, colptr, pos)
             else:
-                from recsys_fast.kernels._topk_numba import row_costs
-
-                self._costs[blocks] = row_costs(indptr, indices, colptr, pos, False)
+                self._costs[blocks] = nb.row_costs(indptr, indices, colptr, pos, False)
         return self._costs[blocks]
 
     def rows(self, a: int, b: int) -> scipy.sparse.csr_matrix:
@@ -140,23 +142,17 @@ class RowTopk:
         if self.strategy == "dense":
             limits = contextlib.nullcontext()
             if self.blas_threads:
-                from threadpoolctl import threadpool_limits
-
                 limits = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
             with limits:
                 r, c, v = _dense_rows(prep, a, b, self.k, self.include_self, self.block)
         else:
-            from recsys_fast.kernels.similarity import _spmm_topk
-
-            r, c, v = _spmm_topk(self.Xn, self.k, self.include_self, self.block, CPU,
+            r, c, v = spmm_topk(self.Xn, self.k, self.include_self, self.block, CPU,
                                  self.strategy, rows=(a, b))
         return _piece(r - a, c, v.astype(self.dtype, copy=False), b - a, self.n)
 
 
 def row_topk_task(plan: RowTopk, a: int, b: int) -> scipy.sparse.csr_matrix:
     """``plan.rows(a, b)`` with one numba thread (the worker's threads are the parallelism)."""
-    import numba
-
     prev = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
@@ -198,10 +194,6 @@ def pair_topk_task(plan: RowTopk, part: int, n_parts: int):
     (one thread): each pair once, offered to both rows' heaps. Returns ``(hv, hi, hn)`` (values, original
     column labels, sizes) for all rows; :func:`merge_pair_heaps` combines the parts.
     """
-    import numba
-
-    from recsys_fast.kernels import _topk_blocked as bl
-
     if plan.strategy != "sparse":
         raise ValueError("pair tasks need strategy='sparse'")
     perm, _, arrays = plan._prepare()
@@ -221,8 +213,6 @@ def deal_blocks(block_cost: np.ndarray, n_parts: int) -> list[np.ndarray]:
     the part with the least cost so far (ties to the lower part). Evener than a round-robin
     deal of the sorted blocks, which gives part 0 the costlier block of every round; with
     one part per worker there is no later task to even the load out."""
-    import heapq
-
     order = np.argsort(-block_cost, kind="stable")
     loads = [(0, p) for p in range(n_parts)]
     parts: list[list[int]] = [[] for _ in range(n_parts)]
@@ -239,8 +229,6 @@ def merge_pair_heaps(perm: np.ndarray, sets: list, k: int) -> scipy.sparse.csr_m
     tie rule, whose kept set does not depend on the order the candidates arrive in, so the
     same result; a pair reaches a row from one part only. ``perm``: the popularity order
     (:func:`~recsys_fast.kernels._topk_numba.popularity_order` of the normalised X)."""
-    from recsys_fast.kernels import _topk_numba as nb
-
     n = perm.size
     hv = np.concatenate([v for v, _, _ in sets])
     hi = np.concatenate([j for _, j, _ in sets])
@@ -253,20 +241,14 @@ def merge_pair_heaps(perm: np.ndarray, sets: list, k: int) -> scipy.sparse.csr_m
 
 
 def _sparse_prep(Xn):
-    """``perm``, its inverse and the relabelled CSR and CSC arrays (as ``_sparse_topk``)."""
-    from recsys_fast.kernels._topk_numba import relabelled
-
-    perm, arrays = relabelled(Xn)
+    """``perm``, its inverse and the relabelled CSR and CSC arrays (as ``sparse_topk``)."""
+    perm, arrays = nb.relabelled(Xn)
     inverse = np.empty_like(perm)
     inverse[perm] = np.arange(perm.size, dtype=np.int64)
     return perm, inverse, arrays
 
 
 def _sparse_rows(prep, cost, a: int, b: int, k: int, include_self: bool):
-    import numba
-
-    from recsys_fast.kernels import _topk_numba as nb
-
     perm, inverse, arrays = prep
     n = perm.size
     sel = inverse[a:b]
@@ -283,8 +265,6 @@ def _sparse_rows(prep, cost, a: int, b: int, k: int, include_self: bool):
 
 def _dense_rows(D, a: int, b: int, k: int, include_self: bool, block: int):
     """Rows, columns, values of rows a..b-1 from the single-process kernel's GEMM blocks."""
-    from recsys_fast.kernels.similarity import _merge_candidates, _padded_topk
-
     n = D.shape[0]
     if a % block:
         raise ValueError(f"row range start {a} is not a multiple of the pair block {block}")
@@ -298,10 +278,10 @@ def _dense_rows(D, a: int, b: int, k: int, include_self: bool, block: int):
                 S = D[i0:i1] @ D[j0:j1].T
                 if j0 == i0 and not include_self:
                     S[np.arange(i1 - i0), np.arange(i1 - i0)] = 0
-                pieces.append(_padded_topk(S, k, j0, np))
+                pieces.append(padded_topk(S, k, j0, np))
             else:  # the product the single-process kernel forms for block (J, I), transposed
                 S = D[j0:j1] @ D[i0:i1].T
-                pieces.append(_padded_topk(np.ascontiguousarray(S.T), k, j0, np))
+                pieces.append(padded_topk(np.ascontiguousarray(S.T), k, j0, np))
             del S
-        parts.append(_merge_candidates(pieces, k, i0, np))
+        parts.append(merge_candidates(pieces, k, i0, np))
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))

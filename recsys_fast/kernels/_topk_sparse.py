@@ -24,7 +24,7 @@ import scipy.sparse
 
 from recsys_fast.kernels import _topk_blocked as bl
 from recsys_fast.kernels import _topk_numba as nb
-from recsys_fast.memory import check_memory
+from recsys_fast.memory import available_bytes, check_memory
 
 TRIAL_SHARE = 0.04  # most of the dense strategy's modelled time a trial may spend
 _TRIAL_PREFIX = 1 / 8  # largest share of the blocks a trial runs before it decides
@@ -134,3 +134,36 @@ def run_or_yield(run: SparseTopk, dense_s: float):
         return None, record
     run.run(rest)
     return run.finish(), record
+
+
+def sparse_half(n: int, k: int, itemsize: int, n_threads: int) -> bool:
+    """Whether each thread may own n_rows heaps (pairs computed once, the blocked kernel);
+    else one heap set and full rows, so that the heaps do not crowd memory."""
+    heap_bytes = n_threads * n * k * (itemsize + 4)
+    return n_threads == 1 or heap_bytes < min(available_bytes() // 4, 2 << 30)
+
+
+def sparse_topk(Xn, k: int, include_self: bool, n_threads: int, half: bool | None = None):
+    """The ``sparse`` strategy: the blocked kernel (:class:`SparseTopk`, each pair once) when
+    ``half`` (default :func:`sparse_half`), else one heap set over full rows."""
+    n = Xn.shape[0]
+    if half is None:
+        half = sparse_half(n, k, Xn.dtype.itemsize, n_threads)
+    if half:  # blocks of rows, each pair once (see _topk_blocked)
+        return SparseTopk(Xn, k, include_self, n_threads).run_all()
+    check_memory("cosine_topk heaps", n * k * (Xn.dtype.itemsize + 4))
+    perm, arrays = nb.relabelled(Xn)
+    indptr, indices, data, colptr, _, _, pos = arrays
+    prev = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        cost = nb.row_costs(indptr, indices, colptr, pos, False)
+        order = np.argsort(-cost, kind="stable").astype(np.int64)
+        hv, hi, hn = nb.topk_heaps(*arrays, order, cost, n_threads, k, False, include_self,
+                                   perm)
+        counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
+    finally:
+        numba.set_num_threads(prev)
+    out = scipy.sparse.csr_matrix((out_val, out_idx, counts), shape=(n, n))
+    out.has_sorted_indices = True
+    return out

@@ -28,7 +28,27 @@ from recsys_fast.dask_backend import (
     worker_memory,
 )
 from recsys_fast.errors import ConfigError, MemoryBudgetError
+from recsys_fast.kernels import _topk_numba as nb
 from recsys_fast.kernels import drivers
+from recsys_fast.kernels._topk_auto import choose
+from recsys_fast.kernels._topk_dense import cpu_row_block, pair_block
+from recsys_fast.kernels._topk_rows import (
+    RowTopk,
+    merge_pair_heaps,
+    pair_topk_task,
+    row_topk_task,
+    stack,
+)
+from recsys_fast.kernels.core import (
+    as_csr,
+    canonical,
+    check_float_dtype,
+    check_k,
+    normalized,
+    resolve_threads,
+)
+from recsys_fast.kernels.similarity import TopKResult
+from recsys_fast.kernels.topk_strategies import strategy_for
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
 
 TASKS_PER_THREAD = 4  # row ranges per worker thread: rows differ in cost, so balance by count
@@ -66,7 +86,7 @@ def cosine_topk_dask(
     include_self: bool = False,
     block_rows: int | None = None,
     n_threads: int | None = None,
-    strategy: str = "auto",
+    strategy: Any = "auto",
     dtype: Any = np.float32,
     rows_per_task: int | None = None,
     pairs: bool | None = None,
@@ -125,35 +145,27 @@ def cosine_topk_dask(
     ConfigError
         ``transport="shared"`` and some worker does not see the shared folder.
     """
-    from recsys_fast.kernels import _topk_numba as nb
-    from recsys_fast.kernels import similarity as sim
-    from recsys_fast.kernels._topk_rows import (
-        RowTopk,
-        merge_pair_heaps,
-        pair_topk_task,
-        row_topk_task,
-        stack,
-    )
-
     require_dask()
     if transport not in ("auto", "shared", "scatter"):
         raise ValueError(f"transport must be 'auto', 'shared' or 'scatter', got {transport!r}")
     t0 = time.perf_counter()
-    X = sim._as_csr(X, CPU)
+    strat = strategy_for(strategy, block_rows=block_rows)
+    if getattr(strat, "tf32", None) or getattr(strat, "bf16", False):
+        raise ValueError(f"{'tf32' if strat.tf32 else 'bf16'}=True needs the GPU backend "
+                         "(a tensor-core mode); the dask backend runs the CPU strategies")
+    block_rows = getattr(strat, "block_rows", None)
+    X = as_csr(X, CPU)
     n, m = X.shape
-    k = sim._check_topk_args(n, k, include_self, strategy)
-    sim._check_knobs(strategy, block_rows, None, None)
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    threads = sim._resolve_threads(n_threads)
-    Xn = sim._normalized(sim._canonical(X), CPU, dt)
+    k = check_k(n, k, include_self)
+    dt = check_float_dtype(dtype)
+    threads = resolve_threads(n_threads)
+    Xn = normalized(canonical(X), CPU, dt)
     with dask_client(client) as c:
         mem = worker_memory(c)
         dense_size = dense_bytes((n, m), dt)
-        used = strategy
-        if strategy == "auto":
-            used = sim._choose_strategy(Xn, k, include_self, threads, CPU)
+        used = strat.name
+        if used == "auto":
+            used = choose(Xn, k, include_self, threads, CPU)
             if used == "dense" and dense_size > mem // 4:
                 used = "sparse"
         x_bytes = Xn.data.nbytes + Xn.indices.nbytes + Xn.indptr.nbytes
@@ -164,11 +176,11 @@ def cosine_topk_dask(
             resident += n * k * (item + 4) + n * (item + 12)  # one task's heaps, accumulator
             per_row = 2 * k * (item + 4)
         elif used == "dense":
-            block = block_rows or sim._pair_block(n, item, CPU)
+            block = block_rows or pair_block(n, item, CPU)
             resident = x_bytes + dense_size + 3 * block * block * item
             per_row = 2 * (-(-n // block)) * k * (item + 8)
         else:
-            block = block_rows or max(1, min(n, sim._BLOCK_BYTES // max(1, n * item)))
+            block = block_rows or cpu_row_block(n, item)
             resident = 2 * x_bytes + block * (6 * n * item + (m * item if used == "spmm" else 0))
             per_row = 2 * k * (item + 4)
         rows = rows_per_task or _rows_per_task(n, per_row, resident, mem, total_threads(c),
@@ -196,17 +208,13 @@ def cosine_topk_dask(
                 out = stack(pieces, n, dt)
                 tasks = ("row ranges", len(ranges))
         timing.update(tasks_s=t2 - t1, merge_s=time.perf_counter() - t2)
-    return sim.TopKResult(out, used, dt.name, tasks=tasks, timing=timing)
+    return TopKResult(out, used, dt.name, tasks=tasks, timing=timing)
 
 
 @drivers.register("cosine_topk", "dask")
-def _cosine_topk_task_driver(X: Any, k: int, *, tf32: bool | None = None, bf16: bool = False,
-                             **kwargs: Any):
+def _cosine_topk_task_driver(X: Any, k: int, **kwargs: Any):
     """``cosine_topk_result(..., backend="dask")``: :func:`cosine_topk_dask`, which runs the CPU
     strategies (no TF32 or bfloat16 tensor-core modes)."""
-    if tf32 or bf16:
-        raise ValueError(f"{'tf32' if tf32 else 'bf16'}=True needs the GPU backend "
-                         "(a tensor-core mode); the dask backend runs the CPU strategies")
     return cosine_topk_dask(X, k, **kwargs)
 
 

@@ -27,6 +27,8 @@ from recsys_fast.kernels.cf_course import (  # noqa: F401  (re-exported API)
     predict_course,
     rmse,
 )
+from recsys_fast.kernels.core import check_block_rows
+from recsys_fast.kernels.similarity import cosine_topk
 from recsys_fast.memory import check_memory, dense_bytes
 
 _BLOCK_BYTES = 64 << 20  # dense working block of the fixed-mode batch predictions
@@ -108,8 +110,6 @@ class FixedCF:
         ValueError
             No ratings at all, or a bad matrix (see :func:`as_train_csr`).
         """
-        from recsys_fast.kernels.similarity import cosine_topk
-
         be, xp, dt = self.backend, self.backend.xp, self.dtype
         R = as_train_csr(train, dtype=dt, backend=be)
         if R.nnz == 0:
@@ -189,8 +189,6 @@ class FixedCF:
         TypeError
             ``batch_size`` is not an integer.
         """
-        from recsys_fast.kernels.similarity import check_block_rows
-
         batch_size = check_block_rows(batch_size, "batch_size")
         if batch_size is None:
             raise TypeError("batch_size must be a positive integer, got None")
@@ -289,8 +287,6 @@ class FixedCF:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
             raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
         users = _check_indices(xp, users, R.shape[0], "user indices")
-        from recsys_fast.kernels.similarity import check_block_rows
-
         batch_size = check_block_rows(batch_size, "batch_size")
         if batch_size is None:
             batch_size = max(1, _BLOCK_BYTES // (3 * dense_bytes((1, n_items), self.dtype)))

@@ -27,6 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recsys_fast.backend import Backend, to_host
 from recsys_fast.kernels import drivers
+from recsys_fast.kernels.core import check_block_rows
+from recsys_fast.kernels.similarity import cosine_topk_result
 from recsys_fast.naive.content import KEEP, TFIDF_PARAMS
 
 
@@ -207,7 +209,6 @@ def tfidf_topk(
         Bad descriptions (missing columns, repeated ids, non-text), ``k`` < 2,
         ``block_rows`` not a positive integer.
     """
-    from recsys_fast.kernels.similarity import check_block_rows, cosine_topk_result
 
     block_rows = check_block_rows(block_rows)
     ids, texts = _check_descriptions(descriptions)

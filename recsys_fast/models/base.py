@@ -5,21 +5,22 @@ internal indices (0 = not rated). A :class:`RatingPredictor` predicts ratings fo
 ``(user, item)`` index pairs; a :class:`Recommender` lists, per user, the ``n`` best items the
 user did not rate in ``train``, as a :class:`TopN` (items padded with ``-1``, scores with NaN).
 
-Each implementation declares ``name``, ``requires`` (optional third-party import names, checked
-with :func:`importlib.util.find_spec`), a one-line ``note`` saying what it computes, and
-``version()``. :meth:`Model.missing` gives the reason a model cannot run here (a missing
-package) or ``None``: the evaluation records such a model as skipped with that reason.
+Each implementation declares ``name``, ``requires`` (optional third-party import names) and
+``install_note`` where pip alone does not do, as benchmark adapters do (:mod:`recsys_fast.optional`),
+and a one-line ``note`` saying what it computes. :meth:`Model.skip_reason` gives the reason a
+model cannot run here (a missing package) or ``None``: the evaluation records such a model as
+skipped with that reason.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib.util
-from importlib import metadata
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse
+
+from recsys_fast import optional
 
 
 class TopN(NamedTuple):
@@ -36,37 +37,24 @@ class Model:
     name: str = ""
     requires: tuple[str, ...] = ()
     note: str = ""
-    #: distribution whose version :meth:`version` reports (None: recsys-fast's)
-    dist: str | None = None
-    #: how to get the missing package, appended to the skip reason
-    install_hint: str = ""
+    #: where ``pip install`` of the ``requires`` distributions is not the whole story, one line
+    install_note: str = ""
 
     train_: scipy.sparse.csr_matrix | None = None
 
     @classmethod
-    def missing(cls) -> str | None:
-        """Why this model cannot run here (the first missing package), or ``None``."""
-        for mod in cls.requires:
-            try:
-                found = importlib.util.find_spec(mod) is not None
-            except (ImportError, ValueError):
-                found = False
-            if not found:
-                hint = f" ({cls.install_hint})" if cls.install_hint else ""
-                return f"needs the optional package {mod!r}, which is not installed{hint}"
-        return None
+    def missing(cls) -> list[str]:
+        """The optional packages this model needs that cannot be found here."""
+        return optional.missing(cls.requires)
+
+    @classmethod
+    def skip_reason(cls) -> str | None:
+        """Why this model cannot run here for want of a package (None when it can)."""
+        return optional.skip_reason(cls.requires, cls.install_note)
 
     def version(self) -> str:
-        """Version of the library computing the model (recsys-fast for our own)."""
-        dist = self.dist or "recsys-fast"
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            if dist == "recsys-fast":
-                import recsys_fast
-
-                return recsys_fast.__version__
-            return "unknown"
+        """Version of the library computing the model (recsys-fast's for our own)."""
+        return optional.version_of(self.requires).split()[-1]
 
     def _set_train(self, train: Any) -> scipy.sparse.csr_matrix:
         """``train`` checked and stored as canonical float32 CSR."""

@@ -28,7 +28,6 @@ class ImplicitItemKNN(Recommender):
     """implicit ``CosineRecommender`` or ``ItemItemRecommender`` with ``K`` neighbours."""
 
     requires = ("implicit",)
-    dist = "implicit"
 
     def __init__(self, kind: str = "cosine", k: int = 50):
         if kind not in _KINDS:

@@ -28,8 +28,7 @@ class LensKitItemKNN(Recommender):
     """LensKit ``ItemKNNScorer(max_nbrs=k)`` in a top-N pipeline (module docstring)."""
 
     requires = ("lenskit",)
-    dist = "lenskit"
-    install_hint = ("pip install 'recsys-fast[lenskit]'; lenskit 2025.8 requires pandas~=2.0 "
+    install_note = ("pip install 'recsys-fast[lenskit]'; lenskit 2025.8 requires pandas~=2.0 "
                     "and torch~=2.4, so it downgrades a pandas 3 environment")
 
     def __init__(self, k: int = 20):

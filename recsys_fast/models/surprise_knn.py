@@ -50,8 +50,7 @@ class SurpriseKNN(RatingPredictor):
     """
 
     requires = ("surprise",)
-    dist = "scikit-surprise"
-    install_hint = "pip install 'recsys-fast[peers]'"
+    install_note = "pip install 'recsys-fast[peers]'"
 
     def __init__(self, algo: str = "basic", kind: str = "user", k: int | None = 40,
                  similarity: str = "cosine"):

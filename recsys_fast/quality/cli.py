@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         for m in M.all_models():
-            why = m.missing()
+            why = m.skip_reason()
             print(f"{m.name:<40} {'' if why is None else '[skipped: ' + why + '] '}{m.note}")
         return 0
     from recsys_fast.harness.run.machine import git_info
@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
                        topn=not args.no_topn, rating=not args.no_rating)
     pub_models = chosen & set(published.PUBLISHED)
     if "ml-100k" in names and pub_models and not args.no_published and not args.no_rating:
-        if M.SurpriseKNN.missing():
+        if M.SurpriseKNN.skip_reason():
             rows += [{"task": "published", "dataset": "ml-100k", "split": "KFold(5, random_state=0)",
-                      "model": m, "status": "skipped", "reason": M.SurpriseKNN.missing()}
+                      "model": m, "status": "skipped", "reason": M.SurpriseKNN.skip_reason()}
                      for m in sorted(pub_models)]
         else:
             rows += [r for r in published.surprise_published_rows(

@@ -90,7 +90,7 @@ def rating_splits(name: str, path: Path | None):
 
 
 def _skip_reason(model: Model) -> str | None:
-    return model.missing()
+    return model.skip_reason()
 
 
 def _run(row: dict, work: Callable[[], dict]) -> dict:

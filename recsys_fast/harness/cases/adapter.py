@@ -28,27 +28,15 @@ Adding a peer is one class and its conformance test (see ``bench/README.md``)::
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable
-from importlib import metadata
 from typing import Any, ClassVar
 
+from recsys_fast import optional
 from recsys_fast.harness.cases.case import ALL_SCALES, BACKENDS, SCALES, Case, Verdict
 
 ROLES = ("naive", "optimised", "peer")
 MARKERS = {"naive": ("o", "-"), "optimised": ("s", "-")}
 _PEER_MARKERS = ("^", "v", "D", "P", "X", "*", "h", "<", ">", "p", "d", "8")
-
-# import name -> distribution name, where they differ (for versions and pip hints)
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "surprise": "scikit-surprise",
-                 "tensorflow_recommenders": "tensorflow-recommenders", "tf_keras": "tf-keras",
-                 "sparse_dot_topn": "sparse-dot-topn", "distributed": "distributed",
-                 "pyspark": "pyspark"}
-
-
-def distribution(import_name: str) -> str:
-    return DISTRIBUTIONS.get(import_name, import_name)
-
 
 class Adapter:
     """One implementation of one kernel (see the module docstring).
@@ -131,12 +119,17 @@ class Adapter:
     @classmethod
     def missing(cls) -> list[str]:
         """The optional packages this adapter needs that cannot be found here."""
-        return [name for name in cls.requires if importlib.util.find_spec(name) is None]
+        return optional.missing(cls.requires)
+
+    @classmethod
+    def skip_reason(cls) -> str | None:
+        """Why this adapter cannot run here for want of a package (None when it can)."""
+        return optional.skip_reason(cls.requires, cls.install_note)
 
     @classmethod
     def version(cls) -> str:
         """The version of what is timed: the peer library's, else recsys_fast's (for asv)."""
-        return version_of_case(cls(cls.backends[0]).case())
+        return optional.version_of(cls.requires)
 
     def case(self) -> Case:
         """This adapter as the runner's :class:`~recsys_fast.harness.cases.registry.Case` record."""
@@ -154,18 +147,6 @@ class Adapter:
                     extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
                     install_note=self.install_note, worker_env=dict(self.worker_env),
                     teardown=given("teardown"), unavailable=type(self).unavailable)
-
-
-def version_of_case(case: Case) -> str:
-    """The version of what a case times: the peer library's, else recsys_fast's."""
-    for name in case.requires:
-        try:
-            return f"{distribution(name)} {metadata.version(distribution(name))}"
-        except metadata.PackageNotFoundError:
-            continue
-    from recsys_fast import __version__
-
-    return f"recsys-fast {__version__}"
 
 
 def concrete(family: type[Adapter]) -> list[type[Adapter]]:

@@ -7,12 +7,13 @@ See :mod:`~recsys_fast.harness.run.workers` (isolation), :mod:`~recsys_fast.resu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from recsys_fast.errors import RecsysFastError, format_bytes
@@ -122,6 +123,236 @@ def _scale_record(ctx: CaseContext, scale: str) -> dict:
                       "n_ratings": spec.n_ratings}}
 
 
+@dataclass
+class Selection:
+    """What a run measures: scales, kernels, implementations, backends (None: all), quick
+    settings, an explicit MovieLens 100K folder."""
+
+    scales: list
+    kernels: list | None = None
+    impls: list | None = None
+    backends: list | None = None
+    quick: bool = False
+    ml100k: str | None = None
+
+    @classmethod
+    def of(cls, scales, kernels, impls, backends, quick, ml100k) -> Selection:
+        as_list = lambda v: None if v is None else list(v)  # noqa: E731
+        return cls(list(scales), as_list(kernels), as_list(impls), as_list(backends),
+                   bool(quick), str(ml100k) if ml100k else None)
+
+
+@dataclass
+class RunPlan:
+    """A checked run, before any case runs: its cases in (kernel, scale) groups, settings,
+    machine record, journal, and the rows a resumed run keeps."""
+
+    registry: Registry
+    selection: Selection
+    cases: list
+    groups: list
+    settings: RunSettings
+    env: dict
+    ctx: CaseContext
+    isolate: bool
+    journal: Journal | None = None
+    kept: dict = field(default_factory=dict)
+    resumed: bool = False
+
+    def record(self, event: dict) -> None:
+        """Append ``event`` to the journal (when there is one)."""
+        if self.journal is not None:
+            try:
+                self.journal.append(event)
+            except OSError as exc:
+                raise ResultsWriteError(f"cannot write the run journal {self.journal.path}: "
+                                        f"{exc.strerror or exc}") from None
+
+
+def _resumed(out_dir, resume: str) -> tuple[Journal, Selection, RunSettings, dict, dict]:
+    """The journal, selection, settings, environment and kept rows of an unfinished run;
+    JournalError when this machine or checkout is not the one it started on."""
+    if out_dir is None:
+        raise ValueError("--resume needs a results folder")
+    journal = Journal.find(Path(out_dir), resume)
+    st = journal.state()
+    h = st.header
+    sel = h["selection"]
+    selection = Selection(sel["scales"], sel["kernels"], sel["impls"], sel["backends"],
+                          sel["quick"], sel.get("ml100k"))
+    env = h["env"]
+    here = call_python("recsys_fast.harness.run.machine:machine_id", 120)
+    if here != env["machine_id"]:
+        raise JournalError(f"run {journal.run} was started on {env['machine_id']!r}; this "
+                           f"is {here!r}: resume it there (ratios must share a machine)")
+    git = _machine.git_info()
+    if git and env.get("git") and (git["commit"], git.get("diff_sha256")) != (
+            env["git"]["commit"], env["git"].get("diff_sha256")):
+        raise JournalError(f"run {journal.run} was started at commit "
+                           f"{env['git']['commit'][:12]}; this checkout differs: resume "
+                           "from the same code (or start a new run)")
+    kept: dict[tuple[str, str], list[dict]] = {}
+    for r in st.rows:
+        kept.setdefault((r["kernel"], r["scale"]), []).append(r)
+    return journal, selection, RunSettings(**h["settings"]).validate(), env, kept
+
+
+def plan_run(selection: Selection, *, registry: Registry | None = None,
+             settings: RunSettings | None = None, out_dir=None, gemm_n: int | None = None,
+             isolate: bool = True, resume: str | None = None) -> RunPlan:
+    """Check the selection and the output folder, measure the machine and open the journal,
+    all before any case runs (``resume``: the unfinished run's own selection and settings)."""
+    registry = registry or default_registry()
+    if resume is not None:
+        journal, selection, s, env, kept = _resumed(out_dir, resume)
+    else:
+        journal, s, env, kept = None, settings, None, {}
+    scales = check_scales(selection.scales)
+    if not scales:
+        raise RecsysFastError("no scale selected (e.g. --scale 100k)")
+    selection.scales = scales
+    cases = registry.select(selection.kernels, selection.impls, selection.backends)
+    if not cases:
+        raise RecsysFastError("no case matches that selection (kernels="
+                              f"{selection.kernels}, impl={selection.impls}, "
+                              f"backend={selection.backends})")
+    if out_dir is not None:
+        ensure_writable(out_dir)
+    isolate = isolate and registry.factory is not None
+    ctx = CaseContext(registry, ml100k=selection.ml100k)  # checks an explicit --ml100k
+    if env is None:
+        n = gemm_n or (1024 if selection.quick else 2048)
+        # measured in a fresh process: this one never starts BLAS / OpenMP pools or CUDA
+        env = (call_python("recsys_fast.harness.run.machine:environment", 900, gemm_n=n)
+               if isolate else _machine.environment(gemm_n=n))
+        if out_dir is not None:
+            header = {"env": env, "settings": asdict(s), "selection": asdict(selection)}
+            journal = Journal.create(Path(out_dir) / env["machine_id"], header)
+    return RunPlan(registry, selection, cases, groups(cases, scales), s, env, ctx, isolate,
+                   journal, kept, resumed=resume is not None)
+
+
+def _open_scale(plan: RunPlan, scale: str, runner, data_records: dict) -> None:
+    """Load (or point the cases at) one scale's data, once for all its groups."""
+    ctx = plan.ctx
+    ctx.clear()
+    in_memory = scale not in OUT_OF_CORE_SCALES  # else read by the cases
+    if in_memory:
+        ctx.interactions(scale)  # once, in this process: workers share it
+    else:
+        ctx.data_sources[scale] = (f"synthetic {scale} as Parquet, read by partition "
+                                   "(recsys_fast.data.parquet)")
+    data_records[scale] = _scale_record(ctx, scale)
+    plan.record(data_records[scale])
+    if runner is not None and in_memory:
+        runner.share(ctx, scale)
+
+
+def execute(plan: RunPlan, progress: bool = True) -> tuple[dict, dict]:
+    """Run every group of the plan (each in a worker process unless not isolated), journaling
+    each case as it finishes. Returns the rows by (kernel, scale) and the data records by
+    scale. RunInterrupted on SIGINT / SIGTERM, the finished cases kept in the journal."""
+    bar = _progress(sum(len(cs) for _, _, cs in plan.groups), progress)
+    rows_by_group: dict[tuple[str, str], list[dict]] = {}
+    data_records: dict[str, dict] = {}
+    runner = GroupRunner(plan.registry, plan.settings,
+                         on_row=lambda row: (plan.record({"type": "row", "row": row}),
+                                             bar.update(1)),
+                         on_stage=lambda key, stage: bar.set_postfix_str(f"{key}: {stage}"),
+                         workdir=None) if plan.isolate else None
+    try:
+        with _Signals() as sig:
+            try:
+                last_scale = None
+                for kernel, scale, group in plan.groups:
+                    if (kernel, scale) in plan.kept:
+                        rows_by_group[(kernel, scale)] = plan.kept[(kernel, scale)]
+                        bar.update(len(group))
+                        continue
+                    if scale != last_scale:
+                        _open_scale(plan, scale, runner, data_records)
+                        last_scale = scale
+                    bar.set_description(f"{kernel} @ {scale}")
+                    plan.record({"type": "group_start", "kernel": kernel, "scale": scale})
+                    if runner is not None:
+                        rows = runner.run(group, scale, plan.ctx)
+                    else:
+                        rows = [r.to_dict() for r in run_group(
+                            group, scale, plan.ctx, plan.settings, emit=lambda r: (
+                                plan.record({"type": "row", "row": r.to_dict()}),
+                                bar.update(1)))]
+                    order = {c.key: i for i, c in enumerate(group)}
+                    rows.sort(key=lambda r: order.get(
+                        f"{r['kernel']}/{r['impl']}/{r['backend']}", 99))
+                    rows_by_group[(kernel, scale)] = rows
+                    plan.record({"type": "group_done", "kernel": kernel, "scale": scale})
+            except KeyboardInterrupt:
+                if runner is not None:
+                    runner.stop()
+                n_kept = sum(len(v) for v in rows_by_group.values())
+                with contextlib.suppress(ResultsWriteError):
+                    plan.record({"type": "interrupted",
+                                 "signal": signal.Signals(sig.signum).name})
+                raise RunInterrupted(sig.signum, plan.journal.path if plan.journal else None,
+                                     n_kept) from None
+    finally:
+        bar.close()
+        plan.ctx.clear()
+        if runner is not None:
+            runner.close()
+    if plan.resumed:
+        for sc, ev in plan.journal.state().data.items():
+            data_records.setdefault(sc, ev)
+    return rows_by_group, data_records
+
+
+def assemble(plan: RunPlan, rows_by_group: dict, data_records: dict,
+             out_dir=None) -> tuple[dict, Path | None]:
+    """The results document from the rows in plan order, written to ``out_dir`` (the journal
+    removed once it is). EmptyRunError when every case was skipped; ResultsWriteError when
+    the file cannot be written (the journal keeps the run)."""
+    journal = plan.journal
+    ordered = [r for key in ((k, sc) for k, sc, _ in plan.groups)
+               for r in rows_by_group.get(key, [])]
+    if not any(r["status"] in ("ok", "error") for r in ordered):
+        reasons = sorted({r.get("skipped_reason") or "" for r in ordered})
+        if journal is not None:
+            journal.path.unlink(missing_ok=True)
+        raise EmptyRunError(f"nothing ran: all {len(ordered)} case(s) were skipped ("
+                            + "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "")
+                            + "); no results file written")
+    env = plan.env
+    data = build_results(
+        ordered,
+        **{k: env[k] for k in ("machine", "machine_id", "software", "blas", "thread_env",
+                               "gemm_peak", "git")},
+        bandwidth=env.get("bandwidth"),
+        settings={**asdict(plan.settings), "quick": plan.selection.quick,
+                  "scales": plan.selection.scales,
+                  "kernels": sorted({c.kernel for c in plan.cases}),
+                  "memory_budget_bytes": plan.ctx.budget(), "isolated": plan.isolate},
+        data_sources={sc: ev["source"] for sc, ev in data_records.items()},
+        scale_shapes={sc: ev["shape"] for sc, ev in data_records.items()},
+        run=journal.run if journal else None,
+        ratios=ratios(ordered),
+    )
+    if out_dir is None:
+        return data, None
+    try:
+        path = write_results(data, out_dir, name=journal.run)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            journal.append({"type": "write_failed", "error": str(exc.strerror or exc)})
+        err = ResultsWriteError(
+            f"could not write the results file ({exc.strerror or exc}); all {len(ordered)} "
+            f"case(s) are kept in {journal.path}: run `recsys-fast bench --resume "
+            f"{journal.run}` to write it once the problem is fixed")
+        err.data = data
+        raise err from None
+    journal.path.unlink(missing_ok=True)
+    return data, path
+
+
 def run_bench(
     *,
     scales: Iterable[str] = DEFAULT_SCALES,
@@ -141,12 +372,13 @@ def run_bench(
     resume: str | None = None,
     max_time: float | None = None,
 ) -> tuple[dict, Path | None]:
-    """Run the selected cases and write ``<out_dir>/<machine-id>/<run>.json``.
+    """Run the selected cases and write ``<out_dir>/<machine-id>/<run>.json``:
+    :func:`plan_run`, :func:`execute`, :func:`assemble`.
 
     Each (kernel, scale) group runs in its own worker process (``isolate=False``: in this
     process, for debugging); every finished case is journaled at once
-    (:mod:`~recsys_fast.results_store.journal`). ``resume`` names an unfinished run to complete with
-    its own selection and settings (the other selection arguments are then ignored).
+    (:mod:`~recsys_fast.results_store.journal`). ``resume`` names an unfinished run to complete
+    with its own selection and settings (the other selection arguments are then ignored).
 
     Returns
     -------
@@ -166,168 +398,12 @@ def run_bench(
     ResultsWriteError
         The results file could not be written (the journal keeps the run).
     """
-    registry = registry or default_registry()
-    journal: Journal | None = None
-    kept: dict[tuple[str, str], list[dict]] = {}
-    if resume is not None:
-        if out_dir is None:
-            raise ValueError("--resume needs a results folder")
-        journal = Journal.find(Path(out_dir), resume)
-        st = journal.state()
-        h = st.header
-        sel = h["selection"]
-        scales, kernels, impls, backends = sel["scales"], sel["kernels"], sel["impls"], sel["backends"]
-        quick, ml100k = sel["quick"], sel.get("ml100k")
-        s = RunSettings(**h["settings"]).validate()
-        env = h["env"]
-        here = call_python("recsys_fast.harness.run.machine:machine_id", 120)
-        if here != env["machine_id"]:
-            raise JournalError(f"run {journal.run} was started on {env['machine_id']!r}; this "
-                               f"is {here!r}: resume it there (ratios must share a machine)")
-        git = _machine.git_info()
-        if git and env.get("git") and (git["commit"], git.get("diff_sha256")) != (
-                env["git"]["commit"], env["git"].get("diff_sha256")):
-            raise JournalError(f"run {journal.run} was started at commit "
-                               f"{env['git']['commit'][:12]}; this checkout differs: resume "
-                               "from the same code (or start a new run)")
-        for r in st.rows:
-            kept.setdefault((r["kernel"], r["scale"]), []).append(r)
-    scales = check_scales(scales)
-    if not scales:
-        raise RecsysFastError("no scale selected (e.g. --scale 100k)")
-    cases = registry.select(kernels, impls, backends)
-    if not cases:
-        raise RecsysFastError("no case matches that selection "
-                              f"(kernels={kernels}, impl={impls}, backend={backends})")
-    if resume is None:
-        s = _settings(quick, repeat, settings, case_timeout, max_time)
-    if out_dir is not None:
-        ensure_writable(out_dir)
-    isolate = isolate and registry.factory is not None
-    ctx = CaseContext(registry, ml100k=ml100k)  # checks an explicit --ml100k before any work
-    if resume is None:
-        n = gemm_n or (1024 if quick else 2048)
-        # measured in a fresh process: this one never starts BLAS / OpenMP pools or CUDA
-        env = (call_python("recsys_fast.harness.run.machine:environment", 900, gemm_n=n)
-               if isolate else _machine.environment(gemm_n=n))
-        if out_dir is not None:
-            header = {"env": env, "settings": asdict(s),
-                      "selection": {"scales": scales, "kernels": kernels and list(kernels),
-                                    "impls": impls and list(impls),
-                                    "backends": backends and list(backends), "quick": quick,
-                                    "ml100k": str(ml100k) if ml100k else None}}
-            journal = Journal.create(Path(out_dir) / env["machine_id"], header)
-    plan = groups(cases, scales)
-    n_cases = sum(len(cs) for _, _, cs in plan)
-    bar = _progress(n_cases, progress)
-    rows_by_group: dict[tuple[str, str], list[dict]] = {}
-    data_records: dict[str, dict] = {}
-
-    def record(event: dict) -> None:
-        if journal is not None:
-            try:
-                journal.append(event)
-            except OSError as exc:
-                raise ResultsWriteError(f"cannot write the run journal {journal.path}: "
-                                        f"{exc.strerror or exc}") from None
-
-    runner = GroupRunner(registry, s, on_row=lambda row: (record({"type": "row", "row": row}),
-                                                          bar.update(1)),
-                         on_stage=lambda key, stage: bar.set_postfix_str(f"{key}: {stage}"),
-                         workdir=None) if isolate else None
-    try:
-        with _Signals() as sig:
-            try:
-                last_scale = None
-                for kernel, scale, group in plan:
-                    if (kernel, scale) in kept:
-                        rows_by_group[(kernel, scale)] = kept[(kernel, scale)]
-                        bar.update(len(group))
-                        continue
-                    if scale != last_scale:
-                        ctx.clear()
-                        last_scale = scale
-                        in_memory = scale not in OUT_OF_CORE_SCALES  # else read by the cases
-                        if in_memory:
-                            ctx.interactions(scale)  # once, in this process: workers share it
-                        else:
-                            ctx.data_sources[scale] = (f"synthetic {scale} as Parquet, read "
-                                                       "by partition (recsys_fast.data.parquet)")
-                        data_records[scale] = _scale_record(ctx, scale)
-                        record(data_records[scale])
-                        if runner is not None and in_memory:
-                            runner.share(ctx, scale)
-                    bar.set_description(f"{kernel} @ {scale}")
-                    record({"type": "group_start", "kernel": kernel, "scale": scale})
-                    if isolate:
-                        rows = runner.run(group, scale, ctx)
-                    else:
-                        rows = [r.to_dict() for r in run_group(
-                            group, scale, ctx, s, emit=lambda r: (
-                                record({"type": "row", "row": r.to_dict()}), bar.update(1)))]
-                    order = {c.key: i for i, c in enumerate(group)}
-                    rows.sort(key=lambda r: order.get(f"{r['kernel']}/{r['impl']}/{r['backend']}", 99))
-                    rows_by_group[(kernel, scale)] = rows
-                    record({"type": "group_done", "kernel": kernel, "scale": scale})
-            except KeyboardInterrupt:
-                if runner is not None:
-                    runner.stop()
-                n_kept = sum(len(v) for v in rows_by_group.values())
-                if journal is not None:
-                    try:
-                        journal.append({"type": "interrupted",
-                                        "signal": signal.Signals(sig.signum).name})
-                    except OSError:
-                        pass
-                raise RunInterrupted(sig.signum, journal.path if journal else None,
-                                     n_kept) from None
-    finally:
-        bar.close()
-        ctx.clear()
-        if runner is not None:
-            runner.close()
-    if resume is not None:
-        st = journal.state()
-        for sc, ev in st.data.items():
-            data_records.setdefault(sc, ev)
-    ordered = [r for key in ((k, sc) for k, sc, _ in plan) for r in rows_by_group.get(key, [])]
-    if not any(r["status"] in ("ok", "error") for r in ordered):
-        reasons = sorted({r.get("skipped_reason") or "" for r in ordered})
-        if journal is not None:
-            journal.path.unlink(missing_ok=True)
-        raise EmptyRunError(f"nothing ran: all {len(ordered)} case(s) were skipped ("
-                            + "; ".join(reasons[:4]) + (" ..." if len(reasons) > 4 else "")
-                            + "); no results file written")
-    data = build_results(
-        ordered,
-        **{k: env[k] for k in ("machine", "machine_id", "software", "blas", "thread_env",
-                               "gemm_peak", "git")},
-        bandwidth=env.get("bandwidth"),
-        settings={**asdict(s), "quick": quick, "scales": scales,
-                  "kernels": sorted({c.kernel for c in cases}),
-                  "memory_budget_bytes": ctx.budget(), "isolated": isolate},
-        data_sources={sc: ev["source"] for sc, ev in data_records.items()},
-        scale_shapes={sc: ev["shape"] for sc, ev in data_records.items()},
-        run=journal.run if journal else None,
-        ratios=ratios(ordered),
-    )
-    if out_dir is None:
-        return data, None
-    try:
-        path = write_results(data, out_dir, name=journal.run)
-    except OSError as exc:
-        try:
-            journal.append({"type": "write_failed", "error": str(exc.strerror or exc)})
-        except OSError:
-            pass
-        err = ResultsWriteError(
-            f"could not write the results file ({exc.strerror or exc}); all {len(ordered)} "
-            f"case(s) are kept in {journal.path}: run `recsys-fast bench --resume "
-            f"{journal.run}` to write it once the problem is fixed")
-        err.data = data
-        raise err from None
-    journal.path.unlink(missing_ok=True)
-    return data, path
+    selection = Selection.of(scales, kernels, impls, backends, quick, ml100k)
+    s = None if resume is not None else _settings(quick, repeat, settings, case_timeout,
+                                                  max_time)
+    plan = plan_run(selection, registry=registry, settings=s, out_dir=out_dir, gemm_n=gemm_n,
+                    isolate=isolate, resume=resume)
+    return assemble(plan, *execute(plan, progress), out_dir)
 
 
 def _progress(total: int, enabled: bool):

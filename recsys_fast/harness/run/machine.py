@@ -68,8 +68,8 @@ def machine_id(info: dict | None = None) -> str:
 
 def libraries() -> list[str]:
     """:data:`LIBRARIES` plus the distributions the registered adapters require."""
-    from recsys_fast.harness.cases.adapter import distribution
     from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.optional import distribution
 
     peers = [distribution(name) for case in default_registry() for name in case.requires]
     return list(dict.fromkeys([*LIBRARIES, *peers]))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib.util
 import re
 import signal
 import threading
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from recsys_fast import backend as _backend
+from recsys_fast import optional
 from recsys_fast.errors import BackendUnavailableError, MemoryBudgetError, format_bytes
 from recsys_fast.harness.cases.registry import ALL_SCALES, OUT_OF_CORE_SCALES, Case, Verdict
 from recsys_fast.harness.run.context import CaseContext
@@ -108,11 +108,6 @@ def gpu_unavailable_reason() -> str:
     return _backend.gpu_unavailable_reason() or "no usable GPU"
 
 
-def missing_requirements(case: Case) -> list[str]:
-    """The optional packages ``case.requires`` names that cannot be found here."""
-    return [name for name in case.requires if importlib.util.find_spec(name) is None]
-
-
 def skip_reason(case: Case, scale: str, ctx: CaseContext) -> tuple[str | None, int | None]:
     """Why ``case`` cannot run at ``scale`` here (``None`` if it can), and its memory estimate."""
     if scale not in case.scales:
@@ -120,12 +115,9 @@ def skip_reason(case: Case, scale: str, ctx: CaseContext) -> tuple[str | None, i
             return (f"not defined at scale {scale} (out-of-core: only cases that read its "
                     "Parquet folder by partition run there)"), None
         return f"not defined at scale {scale}", None
-    missing = missing_requirements(case)
-    if missing:
-        from recsys_fast.harness.cases.adapter import distribution
-
-        hint = case.install_note or f"pip install {' '.join(map(distribution, missing))}"
-        return f"optional package {', '.join(missing)} not installed ({hint})", None
+    why = optional.skip_reason(case.requires, case.install_note)
+    if why:
+        return why, None
     why = case.unavailable() if case.unavailable is not None else None
     if why:
         return scrub_paths(why), None

@@ -1,0 +1,138 @@
+"""``cosine_topk``'s ``auto`` rule: which strategy runs for an input, decided once per input
+structure and kept for the process.
+
+CPU: ``sparse`` unless a dense copy of X fits (a quarter of free RAM) and the sparse heaps fit
+one set per thread; else the sparse kernel runs on a stratified sample of its own row blocks
+while that costs at most :data:`._topk_sparse.TRIAL_SHARE` of the dense call's modelled time
+(rates measured once per machine and cached, :mod:`._topk_cost`), and finishes, its work kept,
+when the rest extrapolated from the sample takes no longer than a whole dense call; else
+``dense`` runs. GPU: ``dense`` while a dense copy of X fits in half the free device memory,
+else ``spmm`` with at most 4 features per row of X, else ``spgemm``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+import scipy.sparse
+from threadpoolctl import threadpool_limits
+
+from recsys_fast.backend import CPU, Backend
+from recsys_fast.kernels import _topk_cost
+from recsys_fast.kernels._topk_dense import dense_fits, dense_topk, pair_block
+from recsys_fast.kernels._topk_sparse import (
+    SparseTopk,
+    run_or_yield,
+    sparse_half,
+    sparse_topk,
+    trial,
+)
+from recsys_fast.kernels.core import canonical, normalized
+
+
+def choose(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
+    """``auto``'s strategy, without running it (the dask driver's choice; the single-process
+    CPU call keeps its trial's work instead, see :func:`auto_cpu`). On the CPU the choice is
+    the one kept for this input structure, so dask and in-process calls agree."""
+    if not be.host:  # numba is CPU-only; GEMM on tensor cores while dense X fits
+        if dense_fits(Xn, be):
+            return "dense"
+        n, m = Xn.shape  # a dense slice of X per block costs m / n times the block of S
+        return "spmm" if m <= 4 * n else "spgemm"
+    key, used = kept_choice(Xn, k, include_self, n_threads)
+    if used is None:
+        wins, _, _ = trial(SparseTopk(Xn, k, include_self, n_threads),
+                           dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
+        used = "sparse" if wins else "dense"
+        remember(key, used)
+    return used
+
+
+def trial_pays(Xn, k: int, n_threads: int) -> bool:
+    """Whether ``dense`` is a candidate on the CPU at all: its dense copy of X fits, and the
+    sparse heaps fit one set per thread (the blocked kernel the trial runs)."""
+    return dense_fits(Xn, CPU) and sparse_half(Xn.shape[0], k, Xn.dtype.itemsize, n_threads)
+
+
+def dense_seconds(shape: tuple[int, int], k: int, n_threads: int) -> float:
+    """Modelled seconds of a CPU ``dense`` call (:mod:`._topk_cost`, rates cached per machine)."""
+    n, m = shape
+    return _topk_cost.dense_seconds(n, m, k, n_threads, time_dense, cpu_pair_block)
+
+
+def cpu_pair_block(n: int) -> int:
+    """The dense strategy's square block side on the CPU for float32 (the cost model's)."""
+    return pair_block(n, np.dtype(np.float32).itemsize, CPU)
+
+
+def time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float:
+    """Best-of-``rounds`` seconds of a CPU ``dense`` call on a seeded random n x m float32
+    input (5 % full), after one untimed call: a calibration run of :mod:`._topk_cost`."""
+    rng = np.random.default_rng(n * 7919 + m)
+    X = scipy.sparse.random(n, m, density=0.05, random_state=rng, dtype=np.float32,
+                            format="csr")
+    X.data += 0.5
+    Xn = normalized(canonical(X), CPU, np.float32)
+    best = float("inf")
+    with threadpool_limits(limits=n_threads, user_api="blas"):
+        for r in range(rounds + 1):
+            t0 = time.perf_counter()
+            dense_topk(Xn, min(k, n - 1), False, None, CPU)
+            if r:
+                best = min(best, time.perf_counter() - t0)
+    return best
+
+
+DECIDED: OrderedDict = OrderedDict()  # auto's choices in this process, by input structure
+DECIDED_MAX = 256
+
+
+def structure_key(Xn, k: int, include_self: bool, n_threads: int) -> tuple:
+    """What auto's choice depends on: shape, entries, the row pointer, a sample of the column
+    indices, k, self, threads and dtype (hashed: O(n_rows) plus 4096 sampled entries)."""
+    step = max(1, Xn.nnz // 4096)
+    return (Xn.shape, Xn.nnz, k, include_self, n_threads, Xn.dtype.str,
+            hash(Xn.indptr.tobytes()), hash(Xn.indices[::step].tobytes()))
+
+
+def auto_cpu(Xn, k: int, include_self: bool, n_threads: int):
+    """``(strategy, result)`` of ``auto`` on the CPU; result None when ``dense`` is to run.
+
+    Rule: ``sparse`` unless a dense copy of X fits (a quarter of free RAM); else the sparse
+    kernel runs on a stratified sample of its row blocks while that costs at most 4 % of the
+    dense call's modelled time (:func:`._topk_sparse.trial`; rates measured once per
+    machine, :mod:`._topk_cost`), and finishes when the rest of its blocks, extrapolated from
+    the sample, take no longer than a whole dense call; else ``dense`` runs. The choice is
+    kept for the process, by input structure (:func:`structure_key`): a later call on the
+    same matrix runs the same strategy without a trial and returns the same values."""
+    key, used = kept_choice(Xn, k, include_self, n_threads)
+    if used is not None:
+        return used, sparse_topk(Xn, k, include_self, n_threads) if used == "sparse" else None
+    out, _ = run_or_yield(SparseTopk(Xn, k, include_self, n_threads),
+                          dense_seconds(Xn.shape, k, n_threads))
+    used = "dense" if out is None else "sparse"
+    remember(key, used)
+    return used, out
+
+
+def kept_choice(Xn, k: int, include_self: bool,
+                n_threads: int) -> tuple[tuple | None, str | None]:
+    """``(key, strategy)``: the CPU strategy already settled for this input (``sparse`` when
+    dense is no candidate, key None), or ``(key, None)`` when a trial must decide."""
+    if not trial_pays(Xn, k, n_threads):
+        return None, "sparse"
+    key = structure_key(Xn, k, include_self, n_threads)
+    if key in DECIDED:
+        DECIDED.move_to_end(key)
+        return key, DECIDED[key]
+    return key, None
+
+
+def remember(key: tuple, used: str) -> None:
+    """Keep auto's choice for ``key`` (the newest :data:`DECIDED_MAX` choices)."""
+    DECIDED[key] = used
+    DECIDED.move_to_end(key)
+    while len(DECIDED) > DECIDED_MAX:
+        DECIDED.popitem(last=False)
