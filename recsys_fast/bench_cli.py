@@ -83,6 +83,10 @@ def add_bench_commands(subparsers) -> None:
     b.add_argument("--out", default="results", help="results folder (default results/)")
     b.add_argument("--ml100k", default=None, metavar="DIR",
                    help="folder of the real MovieLens 100K (u.data...) for scale 100k")
+    b.add_argument("--shape", default="default", metavar="NAME",
+                   help="synthetic laws for every in-memory scale (100k included): "
+                        "popularity and activity presets of recsys_fast.data.synthetic.SHAPES "
+                        "(default: each scale's own; real ML-100K at 100k when found)")
     b.add_argument("--list", action="store_true", help="list the registered cases and exit")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_bench)
@@ -158,7 +162,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         data, path = run_bench(scales=args.scale, kernels=args.kernels, impls=args.impl,
                                backends=args.backend, quick=args.quick, repeat=args.repeat,
-                               out_dir=args.out, ml100k=args.ml100k,
+                               out_dir=args.out, ml100k=args.ml100k, shape=args.shape,
                                progress=not args.no_progress, case_timeout=args.case_timeout,
                                max_time=args.max_time,
                                resume=args.resume, isolate=not args.in_process,

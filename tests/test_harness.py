@@ -565,3 +565,41 @@ def test_ranked_list_check_allows_only_ties():
     assert compare_ranked_lists(wrong, ref, tol=1e-6, against="x").text.startswith("mismatch")
     assert compare_ranked_lists({1: ref[1][:2]}, ref, tol=1e-6,
                                 against="x").text.startswith("mismatch")
+
+
+# -- shapes: the synthetic laws as a run dimension --------------------------------------------
+def test_interactions_work_counts_pairs_and_the_head(rng):
+    from recsys_fast.data.interactions import Interactions, make_items_frame, make_ratings_frame
+
+    users = np.array([1, 1, 1, 2, 2, 3])  # degrees 3, 2, 1 -> 9 + 4 + 1 item-item pairs
+    items = np.array([10, 20, 30, 10, 20, 10])  # degrees 3, 2, 1 -> the same for user-user
+    inter = Interactions(make_ratings_frame(users, items, np.ones(6)),
+                         make_items_frame(np.array([10, 20, 30])), name="toy")
+    work = inter.work()
+    assert work["pair_madds_item_item"] == 14.0 and work["pair_madds_user_user"] == 14.0
+    assert work["top1pct_item_share"] == pytest.approx(3 / 6)  # the one most rated item
+
+
+def test_a_shape_makes_every_in_memory_scale_synthetic_with_its_laws():
+    default = CaseContext(None).interactions("tiny")
+    flat = CaseContext(None, shape="flat")
+    got = flat.interactions("tiny")
+    assert "shape flat" in flat.data_sources["tiny"]
+    assert got.work()["top1pct_item_share"] < default.work()["top1pct_item_share"]
+    with pytest.raises(SelectionError, match="unknown shape 'lumpy'; valid: default, flat"):
+        CaseContext(None, shape="lumpy")
+
+
+def test_the_run_records_its_shape_and_the_data_work(no_gpu, tmp_path):
+    reg = toy_registry()
+    data, _ = bench_mod.run_bench(scales=["tiny"], kernels=["toy"], impls=["naive"],
+                                  registry=reg, out_dir=None, gemm_n=64, progress=False,
+                                  isolate=False, settings=FAST, shape="flat")
+    assert data["settings"]["shape"] == "flat"
+    rec = data["scale_shapes"]["tiny"]
+    assert rec["laws"] == "flat"
+    assert rec["work"]["pair_madds_item_item"] > 0 and 0 < rec["work"]["top1pct_item_share"] < 1
+    assert "shape flat" in data["data_sources"]["tiny"]
+    with pytest.raises(SelectionError, match="in-memory scales"):
+        bench_mod.run_bench(scales=["100m"], registry=reg, out_dir=None, progress=False,
+                            isolate=False, settings=FAST, shape="flat")

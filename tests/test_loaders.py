@@ -227,3 +227,37 @@ def test_large_csv_is_vectorised(tmp_path, rng):
     np.testing.assert_array_equal(d.ratings["user_id"], users)
     np.testing.assert_array_equal(d.values, ratings.astype(np.float32))
     assert elapsed < 30, f"loading {len(users)} rows took {elapsed:.1f} s"
+
+
+def test_movies_ratings_small_real():
+    from conftest import real_path
+
+    from recsys_fast.data import catalogue
+    from recsys_fast.data.movielens import load_ratings_small
+
+    folder = real_path("movies-dataset")
+    if not (folder / "ratings_small.csv").is_file():
+        pytest.skip("ratings_small.csv not in the movies-dataset folder")
+    d = catalogue.load("movies-ratings-small", folder)  # the catalogue checks the counts
+    assert (d.n_users, d.n_items, d.n_ratings) == (671, 9066, 100_004)
+    assert d.ratings["rating"].min() == 0.5 and d.ratings["rating"].max() == 5.0
+    same = load_ratings_small(folder / "ratings_small.csv")
+    assert same.n_ratings == d.n_ratings
+
+
+def test_movies_ratings_small_bad_input_names_the_problem(tmp_path):
+    from recsys_fast.data.movielens import load_ratings_small
+    from recsys_fast.errors import DataFormatError, DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError, match="ratings_small.csv"):
+        load_ratings_small(tmp_path)
+    f = tmp_path / "ratings_small.csv"
+    f.write_text("userId,itemId,rating\n1,2,3.0\n")
+    with pytest.raises(DataFormatError, match="missing column"):
+        load_ratings_small(f)
+    f.write_text("userId,movieId,rating,timestamp\n1,2,3.0,5\n1,2,4.0,6\n")
+    with pytest.raises(DataFormatError, match="duplicate"):
+        load_ratings_small(f)
+    f.write_text("userId,movieId,rating,timestamp\n1,2,nan,5\n")
+    with pytest.raises(DataFormatError):
+        load_ratings_small(f)

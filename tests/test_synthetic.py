@@ -394,10 +394,9 @@ def test_retail_writer_bad_frames(tmp_path, frame, message):
 
 def _work(inter):
     """(pair multiply-adds of item-item top-k, top-1 % item share, largest user's count)."""
-    item_counts = np.bincount(inter.item_idx, minlength=inter.n_items).astype(np.float64)
-    user_counts = np.bincount(inter.user_idx, minlength=inter.n_users).astype(np.float64)
-    top = np.sort(item_counts)[::-1][: max(1, inter.n_items // 100)].sum() / item_counts.sum()
-    return float(user_counts @ user_counts) / 2, float(top), int(user_counts.max())
+    w = inter.work()
+    counts = np.bincount(inter.user_idx, minlength=inter.n_users)
+    return w["pair_madds_item_item"] / 2, w["top1pct_item_share"], int(counts.max())
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
@@ -435,3 +434,34 @@ def test_bad_shape_and_knob_values_are_refused():
         SyntheticSpec(10, 10, 50, min_per_user=1, activity_tail=0.2)
     with pytest.raises(ValueError, match="popularity_offset must be a number"):
         SyntheticSpec(10, 10, 50, min_per_user=1, popularity_offset=-1.0)
+
+
+@pytest.mark.parametrize("dataset, shape", [("ml-100k", "ml-100k-fit"),
+                                            ("ml-latest-small", "latest-small-fit"),
+                                            ("movies-ratings-small", "ratings-small-fit")])
+def test_the_fitted_shapes_show_the_real_sets_laws(dataset, shape):
+    """Generated at the real set's sizes, a fitted shape shows the real set's popularity slope
+    and activity spread (within 5 %) and its fewest ratings per user."""
+    import dataclasses
+
+    from conftest import real_path
+
+    from recsys_fast.data import SyntheticSpec, catalogue, generate
+    from recsys_fast.data.synthetic import SHAPES
+
+    spec = catalogue.get_spec(dataset)
+    real = catalogue.load(dataset, real_path(spec.folder))
+    base = SyntheticSpec(real.n_users, real.n_items, real.n_ratings)
+    want, got = real.laws(), generate(dataclasses.replace(base, **SHAPES[shape])).laws()
+    for law in ("popularity_exponent", "activity_sigma"):
+        assert got[law] == pytest.approx(want[law], rel=0.05), law
+    assert got["min_per_user"] == want["min_per_user"]
+
+
+def test_laws_of_a_generated_set_follow_its_nominal_laws():
+    from recsys_fast.data import generate, shaped
+
+    flat, steep = generate(shaped("100k", "flat")).laws(), generate(shaped("100k", "steep")).laws()
+    assert flat["popularity_exponent"] < steep["popularity_exponent"]
+    assert flat["activity_sigma"] < steep["activity_sigma"]
+    assert flat["min_per_user"] >= 20 and 0 < flat["max_user_share"] <= 1

@@ -99,6 +99,34 @@ class Interactions:
     def density(self) -> float:
         return self.n_ratings / max(1, self.n_users * self.n_items)
 
+    def work(self) -> dict:
+        """What the data's laws cost the similarity kernels: the multiply-adds of the item-item
+        product ``X X^T`` (X items x users: each user's d ratings give d^2 pairs), of the
+        user-user one, and the share of ratings on the 1 % most rated items."""
+        u = np.bincount(self.user_idx, minlength=self.n_users).astype(np.float64)
+        i = np.bincount(self.item_idx, minlength=self.n_items).astype(np.float64)
+        top = np.sort(i)[::-1][: max(1, -(-self.n_items // 100))]
+        return {"pair_madds_item_item": float((u * u).sum()),
+                "pair_madds_user_user": float((i * i).sum()),
+                "top1pct_item_share": float(top.sum() / max(1.0, i.sum()))}
+
+    def laws(self) -> dict:
+        """The laws the ratings show, in the generator's terms: the slope of log(count) against
+        log(rank) over the body of the item popularity curve (ranks from the top 1 % to the
+        median rated item), the standard deviation of log(ratings per user), the fewest ratings
+        per user and the most as a share of the items."""
+        items = np.bincount(self.item_idx, minlength=self.n_items).astype(np.float64)
+        users = np.bincount(self.user_idx, minlength=self.n_users).astype(np.float64)
+        counts = np.sort(items[items > 0])[::-1]
+        ranks = np.arange(1, counts.size + 1)
+        lo, hi = max(1, counts.size // 100), max(10, counts.size // 2)
+        slope = np.polyfit(np.log(ranks[lo:hi]), np.log(counts[lo:hi]), 1)[0]
+        active = users[users > 0]
+        return {"popularity_exponent": float(-slope),
+                "activity_sigma": float(np.std(np.log(active))),
+                "min_per_user": int(active.min()),
+                "max_user_share": float(users.max() / self.n_items)}
+
     def summary(self) -> dict:
         """Counts, density and the rating histogram (value -> count)."""
         hist = self.ratings["rating"].value_counts().sort_index()

@@ -300,6 +300,22 @@ def _load_csv(folder: Path, duplicates: str) -> Interactions:
     return _label_synthetic(inter, folder)
 
 
+def load_ratings_small(path: str | Path, *, duplicates: str = "error") -> Interactions:
+    """The Movies Dataset's ``ratings_small.csv`` (``userId,movieId,rating,timestamp``: a
+    MovieLens subset, 0.5-5 stars), from its folder or the file. It comes without a movie
+    list, so the items are the rated movie ids (titles blank)."""
+    p = Path(path)
+    ratings_file = p if p.is_file() else p / "ratings_small.csv"
+    require_file(ratings_file, "ratings_small.csv (userId,movieId,rating,timestamp)")
+    layout = _csv_layout(ratings_file)
+    df = read_numeric_table(ratings_file, layout)
+    items = make_items_frame(np.unique(df["item_id"].to_numpy(np.int64)))
+    items.attrs["source"] = str(ratings_file)
+    inter = _interactions(ratings_file, layout, duplicates, items, None, "movies-ratings-small")
+    inter.meta.update(format="movielens-csv")
+    return inter
+
+
 def _csv_layout(path: Path) -> NumericLayout:
     check_not_empty(path)
     with open(path, "rb") as f:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from recsys_fast.data.interactions import Interactions
 from recsys_fast.data.metadata import load_movies_metadata, load_retail, load_tmdb5000
-from recsys_fast.data.movielens import load_ml100k, load_movielens
+from recsys_fast.data.movielens import load_ml100k, load_movielens, load_ratings_small
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 
@@ -114,6 +114,15 @@ DATASETS: dict[str, DatasetSpec] = {
             load_retail, "retail-sample-data", ("sample-data.csv",), "items",
             note="No licence is stated for it: take sample-data.csv from the GitHub repository "
             "groveco/content-engine yourself.",
+        ),
+        DatasetSpec(
+            "movies-ratings-small",
+            "The Movies Dataset (Kaggle) ratings_small.csv: 100,004 ratings 0.5-5 by 671 users "
+            "on 9,066 movies (a MovieLens subset)",
+            load_ratings_small, "movies-dataset", ("ratings_small.csv",), "ratings",
+            counts=(671, 9066, 100_004),
+            note="Kaggle needs a login: download ratings_small.csv from "
+            "https://www.kaggle.com/datasets/rounakbanik/the-movies-dataset by hand.",
         ),
         DatasetSpec(
             "movies-metadata",

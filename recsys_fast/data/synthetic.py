@@ -214,6 +214,17 @@ SHAPES: dict[str, dict] = {
     "pareto-users": {"activity_tail": 1.2},  # a few very heavy users
     "light-users": {"min_per_user": 5, "activity_sigma": 1.5},
     "capped-users": {"max_user_share": 0.05},
+    "very-flat": {"popularity_exponent": 0.3, "activity_sigma": 0.4},
+    "heavy-head": {"popularity_exponent": 1.6},
+    "heavy-users": {"activity_sigma": 1.4, "activity_tail": 0.8},
+    # the laws of the real sets (bench/fit_shapes.py: generated at each set's own sizes, these
+    # nominal values show its popularity slope, activity spread and per-user cap)
+    "ml-100k-fit": {"popularity_exponent": 1.005, "activity_sigma": 1.378,
+                    "max_user_share": 0.438},
+    "latest-small-fit": {"popularity_exponent": 1.421, "activity_sigma": 1.579,
+                         "max_user_share": 0.277},
+    "ratings-small-fit": {"popularity_exponent": 1.352, "activity_sigma": 1.494,
+                          "max_user_share": 0.264},
 }
 
 

@@ -21,6 +21,7 @@ from recsys_fast.harness.cases.registry import (
     DEFAULT_SCALES,
     OUT_OF_CORE_SCALES,
     Registry,
+    SelectionError,
     check_scales,
     default_registry,
 )
@@ -116,11 +117,17 @@ class _Signals:
             signal.signal(signal.SIGTERM, self._old)
 
 
-def _scale_record(ctx: CaseContext, scale: str) -> dict:
+def _scale_record(ctx: CaseContext, scale: str, inter=None) -> dict:
+    """The data a scale ran on: source, sizes, the laws (shape name) and, for data held in
+    memory (``inter``), the counts it really has and its work (:meth:`Interactions.work`)."""
     spec = ctx.spec(scale)
+    shape = {"n_users": spec.n_users, "n_items": spec.n_items, "n_ratings": spec.n_ratings,
+             "laws": ctx.shape}
+    if inter is not None:
+        shape.update(n_users=inter.n_users, n_items=inter.n_items, n_ratings=inter.n_ratings,
+                     work=inter.work())
     return {"type": "data", "scale": scale, "source": ctx.data_sources.get(scale, "not loaded"),
-            "shape": {"n_users": spec.n_users, "n_items": spec.n_items,
-                      "n_ratings": spec.n_ratings}}
+            "shape": shape}
 
 
 @dataclass
@@ -134,12 +141,13 @@ class Selection:
     backends: list | None = None
     quick: bool = False
     ml100k: str | None = None
+    shape: str = "default"
 
     @classmethod
-    def of(cls, scales, kernels, impls, backends, quick, ml100k) -> Selection:
+    def of(cls, scales, kernels, impls, backends, quick, ml100k, shape="default") -> Selection:
         as_list = lambda v: None if v is None else list(v)  # noqa: E731
         return cls(list(scales), as_list(kernels), as_list(impls), as_list(backends),
-                   bool(quick), str(ml100k) if ml100k else None)
+                   bool(quick), str(ml100k) if ml100k else None, shape)
 
 
 @dataclass
@@ -179,7 +187,7 @@ def _resumed(out_dir, resume: str) -> tuple[Journal, Selection, RunSettings, dic
     h = st.header
     sel = h["selection"]
     selection = Selection(sel["scales"], sel["kernels"], sel["impls"], sel["backends"],
-                          sel["quick"], sel.get("ml100k"))
+                          sel["quick"], sel.get("ml100k"), sel.get("shape", "default"))
     env = h["env"]
     here = call_python("recsys_fast.harness.run.machine:machine_id", 120)
     if here != env["machine_id"]:
@@ -219,7 +227,13 @@ def plan_run(selection: Selection, *, registry: Registry | None = None,
     if out_dir is not None:
         ensure_writable(out_dir)
     isolate = isolate and registry.factory is not None
-    ctx = CaseContext(registry, ml100k=selection.ml100k)  # checks an explicit --ml100k
+    ctx = CaseContext(registry, ml100k=selection.ml100k, shape=selection.shape)
+    if selection.shape != "default":
+        out_of_core = [sc for sc in scales if sc in OUT_OF_CORE_SCALES]
+        if out_of_core:
+            raise SelectionError(f"--shape {selection.shape} applies to in-memory scales; "
+                                 f"{', '.join(out_of_core)} read a Parquet folder of the "
+                                 "default laws")
     if env is None:
         n = gemm_n or (1024 if selection.quick else 2048)
         # measured in a fresh process: this one never starts BLAS / OpenMP pools or CUDA
@@ -237,12 +251,13 @@ def _open_scale(plan: RunPlan, scale: str, runner, data_records: dict) -> None:
     ctx = plan.ctx
     ctx.clear()
     in_memory = scale not in OUT_OF_CORE_SCALES  # else read by the cases
+    inter = None
     if in_memory:
-        ctx.interactions(scale)  # once, in this process: workers share it
+        inter = ctx.interactions(scale)  # once, in this process: workers share it
     else:
         ctx.data_sources[scale] = (f"synthetic {scale} as Parquet, read by partition "
                                    "(recsys_fast.data.parquet)")
-    data_records[scale] = _scale_record(ctx, scale)
+    data_records[scale] = _scale_record(ctx, scale, inter)
     plan.record(data_records[scale])
     if runner is not None and in_memory:
         runner.share(ctx, scale)
@@ -328,7 +343,7 @@ def assemble(plan: RunPlan, rows_by_group: dict, data_records: dict,
                                "gemm_peak", "git")},
         bandwidth=env.get("bandwidth"),
         settings={**asdict(plan.settings), "quick": plan.selection.quick,
-                  "scales": plan.selection.scales,
+                  "scales": plan.selection.scales, "shape": plan.selection.shape,
                   "kernels": sorted({c.kernel for c in plan.cases}),
                   "memory_budget_bytes": plan.ctx.budget(), "isolated": plan.isolate},
         data_sources={sc: ev["source"] for sc, ev in data_records.items()},
@@ -364,6 +379,7 @@ def run_bench(
     out_dir: str | os.PathLike | None = "results",
     registry: Registry | None = None,
     ml100k: str | os.PathLike | None = None,
+    shape: str = "default",
     gemm_n: int | None = None,
     progress: bool = True,
     settings: RunSettings | None = None,
@@ -377,8 +393,9 @@ def run_bench(
 
     Each (kernel, scale) group runs in its own worker process (``isolate=False``: in this
     process, for debugging); every finished case is journaled at once
-    (:mod:`~recsys_fast.results_store.journal`). ``resume`` names an unfinished run to complete
-    with its own selection and settings (the other selection arguments are then ignored).
+    (:mod:`~recsys_fast.results_store.journal`). ``shape`` names the synthetic laws
+    (:data:`recsys_fast.data.synthetic.SHAPES`) every in-memory scale is generated with.
+    ``resume`` names an unfinished run to complete with its own selection and settings (the other selection arguments are then ignored).
 
     Returns
     -------
@@ -398,7 +415,7 @@ def run_bench(
     ResultsWriteError
         The results file could not be written (the journal keeps the run).
     """
-    selection = Selection.of(scales, kernels, impls, backends, quick, ml100k)
+    selection = Selection.of(scales, kernels, impls, backends, quick, ml100k, shape)
     s = None if resume is not None else _settings(quick, repeat, settings, case_timeout,
                                                   max_time)
     plan = plan_run(selection, registry=registry, settings=s, out_dir=out_dir, gemm_n=gemm_n,

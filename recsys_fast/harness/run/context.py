@@ -2,8 +2,10 @@
 
 Scale ``100k`` is the real MovieLens 100K when it can be found (``ml100k=`` path, or
 ``$RECSYS_FAST_SHARED/ml-100k``), else the synthetic 100k preset; ``tiny`` (smoke tests),
-``1m``, ``10m`` and ``25m`` are always synthetic (``recsys_fast.data.synthetic``). What was used
-is recorded in :attr:`CaseContext.data_sources` and ends up in the results file.
+``1m``, ``10m`` and ``25m`` are always synthetic (``recsys_fast.data.synthetic``). A ``shape``
+other than ``default`` (:data:`recsys_fast.data.synthetic.SHAPES`: the popularity and activity
+laws) makes every in-memory scale synthetic with those laws, 100k included. What was used is
+recorded in :attr:`CaseContext.data_sources` and ends up in the results file.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ def _synthetic_spec(scale: str):
     from recsys_fast.data.synthetic import scale_spec as spec
 
     return spec(scale)
+
+
+def check_shape(shape: str) -> str:
+    """``shape`` if it names a synthetic shape; SelectionError listing the valid ones."""
+    from recsys_fast.data.synthetic import SHAPES
+
+    if shape not in SHAPES:
+        raise SelectionError(f"unknown shape {shape!r}; valid: {', '.join(SHAPES)}")
+    return shape
 
 
 def scale_spec(scale: str) -> ScaleSpec:
@@ -100,10 +111,11 @@ class CaseContext:
     """
 
     def __init__(self, registry: Registry | None = None, ml100k: str | os.PathLike | None = None,
-                 seed: int = 0, budget: int | None = None):
+                 seed: int = 0, budget: int | None = None, shape: str = "default"):
         self.registry = registry
         self.ml100k = find_ml100k(ml100k)
         self.seed = seed
+        self.shape = check_shape(shape)
         self._budget = budget
         self._data: dict[tuple, Any] = {}
         self._refs: dict[tuple[str, str], Any] = {}
@@ -129,7 +141,7 @@ class CaseContext:
         scale_spec(scale)
         if scale in OUT_OF_CORE_SCALES:
             raise OutOfCoreScaleError(scale)
-        if scale == "100k" and self.ml100k is not None:
+        if scale == "100k" and self.ml100k is not None and self.shape == "default":
             inter = _load_real_ml100k(self.ml100k)
             if inter.meta.get("synthetic"):  # a `recsys-fast data synth` folder: say so
                 self.data_sources[scale] = ("synthetic 100k in ML-100K files (written by "
@@ -137,10 +149,15 @@ class CaseContext:
             else:
                 self.data_sources[scale] = "ml-100k (real MovieLens 100K)"
             return inter
-        from recsys_fast.data.synthetic import generate
+        from recsys_fast.data.synthetic import generate, shaped
 
-        self.data_sources[scale] = f"synthetic {scale} (recsys_fast.data.synthetic, seed {self.seed})"
-        return generate(_synthetic_spec(scale), seed=self.seed)
+        if self.shape == "default":
+            self.data_sources[scale] = (f"synthetic {scale} (recsys_fast.data.synthetic, "
+                                        f"seed {self.seed})")
+            return generate(_synthetic_spec(scale), seed=self.seed)
+        self.data_sources[scale] = (f"synthetic {scale}, shape {self.shape} "
+                                    f"(recsys_fast.data.synthetic, seed {self.seed})")
+        return generate(shaped(_synthetic_spec(scale), self.shape), seed=self.seed)
 
     # -- references ---------------------------------------------------------------------------
     def set_reference(self, kernel: str, scale: str, result: Any) -> None:

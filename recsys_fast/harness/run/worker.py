@@ -37,7 +37,7 @@ def _group(job_path: str, fd: int) -> int:
         registry = _resolve(job["factory"])()
         cases = [registry.cases_by_key[k] for k in job["keys"]]
         ctx = CaseContext(registry, ml100k=job["ml100k"], seed=job["seed"],
-                          budget=job["budget"])
+                          budget=job["budget"], shape=job.get("shape", "default"))
         scale = job["scale"]
         if job["data_file"]:
             with open(job["data_file"], "rb") as fh:

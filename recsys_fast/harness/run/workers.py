@@ -170,7 +170,7 @@ class GroupRunner:
                "scale": scale, "settings": asdict(self.settings), "worker": worker,
                "data_file": str(self._data_files.get(scale) or ""),
                "ml100k": str(ctx.ml100k) if ctx.ml100k else None, "seed": ctx.seed,
-               "budget": ctx._budget}
+               "budget": ctx._budget, "shape": ctx.shape}
         path = self.workdir / f"job-{worker}.json"
         path.write_text(json.dumps(job))
         return path
