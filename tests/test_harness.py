@@ -384,6 +384,35 @@ def test_machine_info_and_id(monkeypatch):
     assert peak["cpu_float32_gflops"] > 0 and peak["n"] == 64
 
 
+def test_scatter_rate_measures_an_in_cache_and_an_out_of_cache_accumulator():
+    from recsys_fast.harness.run._scatter import scatter
+
+    acc = np.zeros((2, 8), dtype=np.float32)
+    scatter(acc, np.array([1, 1, 7, 0], dtype=np.int32), np.ones(4, dtype=np.float32), 3)
+    assert acc.sum() == 12 and acc[:, 1].sum() == 6  # every update lands, once per rep
+    r = machine.scatter_rate(rounds=1, updates=1 << 16)
+    assert r["cpu_scatter_l2_updates_per_s"] > 0 and r["cpu_scatter_dram_updates_per_s"] > 0
+    assert r["l2_accumulator_bytes"] < r["dram_accumulator_bytes"]
+
+
+def test_report_sets_sparse_multiply_adds_against_the_scatter_rates():
+    from recsys_fast.harness.report import _bw_text, _roofline
+
+    run = {"gemm_peak": {"cpu_float32_gflops": 100.0},
+           "bandwidth": {"cpu_triad_gbytes_per_s": 10.0,
+                         "scatter": {"cpu_scatter_l2_updates_per_s": 1e9,
+                                     "cpu_scatter_dram_updates_per_s": 1e8, "threads": 2,
+                                     "l2_accumulator_bytes": 1 << 19,
+                                     "dram_accumulator_bytes": 1 << 27}}}
+    row = {"backend": "cpu", "median_s": 1.0,
+           "extra": {"flops": 1e9, "gflops": 1.0, "flops_dtype": "float32", "roof": "scatter"}}
+    text = _roofline(row, run)
+    assert "0.5 G multiply-adds/s (50 % of the in-cache scatter-add rate, 500 %" in text
+    assert "multiply-adds" not in _roofline({**row, "extra": {**row["extra"], "roof": "gemm"}},
+                                            run)
+    assert "scatter-add 1 G updates/s" in _bw_text(run["bandwidth"])
+
+
 # -- CLI -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("argv", "message"), [
     (["bench", "--kernels", "warp_drive"], "unknown kernel 'warp_drive'; valid: weighted_rating"),

@@ -222,6 +222,11 @@ def validate(data: object, path: object) -> dict:
     for key, v in data["gemm_peak"].items():
         if key.endswith("_gflops"):
             _expect(v, _NUM, f"gemm_peak.{key}", path)
+    scatter = (data.get("bandwidth") or {}).get("scatter")
+    _expect(scatter, dict, "bandwidth.scatter", path, optional=True)
+    for key, v in (scatter or {}).items():
+        if key.endswith(("_per_s", "_bytes")):
+            _expect(v, _NUM, f"bandwidth.scatter.{key}", path)
     _expect(data["cases"], list, "'cases'", path)
     _expect(data.get("ratios"), list, "'ratios'", path, optional=True)
     for n, case in enumerate(data["cases"]):

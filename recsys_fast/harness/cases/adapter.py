@@ -57,6 +57,8 @@ class Adapter:
     backends: ClassVar[tuple[str, ...]] = ("cpu",)
     scales: ClassVar[tuple[str, ...]] = SCALES
     flops_dtype: ClassVar[str] = "float64"
+    roof: ClassVar[str] = "gemm"
+    """``"scatter"`` for sparse products bound by random accumulation (see ``Case.roof``)."""
     checked: ClassVar[bool] = True
     """``False`` when the result is not the family's function (e.g. a product without top-k)."""
     same_function: ClassVar[bool] = True
@@ -143,7 +145,7 @@ class Adapter:
                     check=given("check") if self.checked and self.role != "naive" else None,
                     memory_estimate=self.memory_estimate, flops=given("flops"),
                     examples=given("examples"), dense_flops=given("dense_flops"),
-                    bytes=given("bytes"), flops_dtype=self.flops_dtype, requires=self.requires,
+                    bytes=given("bytes"), flops_dtype=self.flops_dtype, roof=self.roof, requires=self.requires,
                     extra=given("extra"), scales=self.scales, note=self.note, role=self.role,
                     install_note=self.install_note, worker_env=dict(self.worker_env),
                     teardown=given("teardown"), unavailable=type(self).unavailable)

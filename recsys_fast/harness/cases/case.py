@@ -69,7 +69,9 @@ class Case:
     flops, examples
         ``f(state) -> float``: floating-point operations actually done per call (nnz-based for
         sparse work) / examples per call, for GFLOP/s and examples/s (``None`` when not
-        meaningful). ``flops_dtype`` picks the GEMM peak they are compared with.
+        meaningful). ``flops_dtype`` picks the GEMM peak they are compared with; ``roof``
+        ``"scatter"`` marks sparse products bound by random accumulation, whose multiply-adds
+        are also set against the run's scatter-add rates.
     dense_flops
         ``f(state) -> float``: the dense-equivalent work (what a dense kernel would do), reported
         separately and labelled as such, never as achieved throughput.
@@ -112,6 +114,7 @@ class Case:
     dense_flops: Callable[[Any], float] | None = None
     bytes: Callable[[Any], float] | None = None
     flops_dtype: str = "float64"
+    roof: str = "gemm"
     requires: tuple[str, ...] = ()
     extra: Callable[[Any, Any], dict] | None = None
     scales: tuple[str, ...] = SCALES

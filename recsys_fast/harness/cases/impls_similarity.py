@@ -185,6 +185,7 @@ class TopKImpl(Adapter):
     kernel = "cosine_topk"
     description = f"item-item top-{K} true cosine neighbours"
     flops_dtype = "float32"
+    roof = "scatter"
 
     def setup(self, ctx, scale: str) -> TopKState:
         X = casedata.item_user_csr(ctx, scale, np.float32)

@@ -56,6 +56,12 @@ def _bw_text(bw: dict | None) -> str:
         return "not measured"
     extra = (f" ({bw.get('method')}, arrays of {format_bytes(bw['array_bytes'])}, last-level "
              f"cache {format_bytes(bw['llc_bytes'])})") if bw.get("array_bytes") else ""
+    sc = bw.get("scatter") or {}
+    if sc.get("cpu_scatter_l2_updates_per_s"):
+        extra += (f"; scatter-add {sc['cpu_scatter_l2_updates_per_s'] / 1e9:.3g} G updates/s "
+                  f"into {format_bytes(sc['l2_accumulator_bytes'])} per thread, "
+                  f"{sc['cpu_scatter_dram_updates_per_s'] / 1e9:.3g} G into "
+                  f"{format_bytes(sc['dram_accumulator_bytes'])} ({sc['threads']} threads)")
     return ", ".join(parts) + extra
 
 
@@ -126,6 +132,13 @@ def _roofline(c: dict, run: dict) -> str:
         parts.append(f"{x['gbytes_per_s']:.3g} GB/s{pct}")
         if bw:
             floor = max(floor, x["bytes"] / (bw * 1e9))
+    scatter = ((run["bandwidth"] or {}).get("scatter") or {}) if c["backend"] == "cpu" else {}
+    l2, dram = (scatter.get(f"cpu_scatter_{w}_updates_per_s") or 0 for w in ("l2", "dram"))
+    if x.get("roof") == "scatter" and "flops" in x and l2 > 0 and dram > 0:
+        madds = x["flops"] / 2 / c["median_s"]
+        parts.append(f"{madds / 1e9:.3g} G multiply-adds/s ({100 * madds / l2:.0f} % of the "
+                     f"in-cache scatter-add rate, {100 * madds / dram:.0f} % of the "
+                     "out-of-cache one)")
     if floor > 0:
         parts.append(f"roofline floor {_fmt_time(floor)}: reached {100 * floor / c['median_s']:.2g} %")
     if "dense_equiv_gflops" in x:
@@ -209,7 +222,11 @@ def _section(data: dict, plots: list[tuple[str, str]]) -> list[str]:
               "case's first warm-up call (the one after the checked call), after a heap trim (see `bench/README.md`). Throughput is "
               "the floating-point work actually done (nnz-based for sparse kernels) and the "
               "bytes a call must move, against the same run's GEMM peak and triad bandwidth; "
-              "the roofline floor is max(flops / peak, bytes / bandwidth).", ""]
+              "the roofline floor is max(flops / peak, bytes / bandwidth). Sparse products "
+              "(`cosine_topk`) accumulate each pair's product at a random place, so their "
+              "multiply-adds are also set against the run's scatter-add rates: every thread "
+              "adding into its own accumulator, one half the L2 size and one out of cache "
+              "(`recsys_fast.harness.run.machine.scatter_rate`).", ""]
     rows = []
     for c in cases:
         if c["status"] != "ok":

@@ -160,6 +160,47 @@ def memory_bandwidth(rounds: int = 5, n: int | None = None) -> dict:
             "method": method}
 
 
+def _l2_bytes() -> int:
+    """Size of cpu0's level-2 cache (sysfs), or 512 KiB when unknown."""
+    from recsys_fast.memory import _parse_size
+
+    for d in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            if (d / "level").read_text().strip() == "2":
+                return _parse_size((d / "size").read_text())
+        except (OSError, ValueError):
+            continue
+    return 512 << 10
+
+
+def scatter_rate(rounds: int = 5, updates: int = 1 << 24) -> dict:
+    """Random scatter-add rate (GUPS-style, float32 values, int32 indices), every thread
+    into its own accumulator: one half the L2 size (the sparse top-k kernel's per-thread
+    accumulator when it fits) and one four times the last-level cache, out of cache. The
+    ceiling of a sparse kernel's multiply-adds: updates per second, the median of ``rounds``
+    after a warm-up."""
+    import numba
+
+    from recsys_fast.harness.run._scatter import scatter
+
+    threads = numba.get_num_threads()
+    rng = np.random.default_rng(0)
+    out: dict = {"threads": threads, "updates": int(updates), "rounds": rounds,
+                 "method": "numba prange scatter-add, one float32 accumulator per thread"}
+    for name, nbytes in (("l2", _l2_bytes() // 2), ("dram", 4 * _llc_bytes())):
+        size = max(1024, nbytes // 4)
+        acc = np.zeros((threads, size), dtype=np.float32)
+        idx = rng.integers(0, size, updates, dtype=np.int32)
+        val = np.ones(updates, dtype=np.float32)
+        reps = 1 if name == "dram" else 4
+        t = _median_time(lambda acc=acc, idx=idx, val=val, reps=reps: scatter(acc, idx, val, reps),
+                         rounds)
+        out[f"cpu_scatter_{name}_updates_per_s"] = updates * reps / t
+        out[f"{name}_accumulator_bytes"] = int(size * 4)
+        del acc, idx, val
+    return out
+
+
 def gpu_memory_bandwidth(rounds: int = 5, n: int = 1 << 28) -> dict:
     """Device triad on ``n`` float32 elements (3 GiB moved per call), synchronised."""
     be = _backend.get_backend("gpu")
@@ -221,10 +262,11 @@ def gemm_peak(n: int = 2048, rounds: int = 3, gpu_n: int = 8192) -> dict:
 
 
 def limits(gemm_n: int = 2048, gemm_rounds: int = 3) -> dict:
-    """The machine's measured ceilings: ``gemm_peak`` and ``bandwidth`` (CPU, and the GPU's when
-    a real one is usable)."""
+    """The machine's measured ceilings: ``gemm_peak`` and ``bandwidth`` (CPU triad and scatter-add
+    rates, and the GPU's triad when a real one is usable)."""
     peak = gemm_peak(n=gemm_n, rounds=gemm_rounds)
     bw = memory_bandwidth()
+    bw["scatter"] = scatter_rate()
     if _backend.gpu_available() and not _backend.is_simulated(_backend.get_backend("gpu")):
         bw.update(gpu_memory_bandwidth())
     return {"gemm_peak": peak, "bandwidth": bw}

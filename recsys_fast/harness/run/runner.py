@@ -296,6 +296,7 @@ def work_figures(case: Case, state, median_s: float) -> dict:
         out["flops"] = flops
         out["gflops"] = flops / median_s / 1e9
         out["flops_dtype"] = case.flops_dtype
+        out["roof"] = case.roof
     if case.dense_flops is not None:
         out["dense_equiv_gflops"] = float(case.dense_flops(state)) / median_s / 1e9
     if case.bytes is not None:
