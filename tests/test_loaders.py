@@ -261,3 +261,38 @@ def test_movies_ratings_small_bad_input_names_the_problem(tmp_path):
     f.write_text("userId,movieId,rating,timestamp\n1,2,nan,5\n")
     with pytest.raises(DataFormatError):
         load_ratings_small(f)
+
+
+def test_movie_keywords_real():
+    from conftest import real_path
+
+    from recsys_fast.data import catalogue
+
+    folder = real_path("movies-dataset")
+    if not (folder / "keywords.csv").is_file():
+        pytest.skip("keywords.csv not in the movies-dataset folder")
+    items = catalogue.load("movie-keywords", folder)
+    # 46,419 rows: 31,092 distinct movies with keywords, 987 identical repeats, 14,340 without
+    assert len(items) == 31_092 and items.index.is_unique
+    assert items.attrs["n_duplicates"] == 987 and items.attrs["n_without_keywords"] == 14_340
+    assert (items["text"].str.len() > 0).all()
+    assert "jealousy toy boy" in items.loc[862, "text"]
+
+
+def test_movie_keywords_bad_input_names_the_line(tmp_path):
+    from recsys_fast.data.metadata import load_movie_keywords
+    from recsys_fast.errors import DataFormatError
+
+    f = tmp_path / "keywords.csv"
+    f.write_text("id,keywords\n1,\"[{'id': 5, 'name': 'toy'}]\"\n2,\"[{'id': 6\"\n")
+    with pytest.raises(DataFormatError, match="keywords of id 2") as err:
+        load_movie_keywords(f)
+    assert "line 3" in str(err.value)
+    f.write_text("id,keywords\n1,\"[{'id': 5, 'name': 'toy'}]\"\n1,\"[{'id': 6, 'name': 'boy'}]\"\n")
+    with pytest.raises(DataFormatError, match="id 1 repeated with other keywords"):
+        load_movie_keywords(f)
+    f.write_text("id,keywords\n1,\"[{'id': 5, 'name': 'toy'}]\"\n1,\"[{'id': 5, 'name': 'toy'}]\"\n"
+                 "2,[]\n")
+    items = load_movie_keywords(f)
+    assert list(items.index) == [1] and items.attrs == {
+        "source": str(f), "n_duplicates": 1, "n_without_keywords": 1}

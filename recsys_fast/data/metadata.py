@@ -76,6 +76,39 @@ def load_retail(csv: str | Path) -> pd.DataFrame:
     return items
 
 
+def load_movie_keywords(csv: str | Path) -> pd.DataFrame:
+    """The Movies Dataset's ``keywords.csv`` (``id,keywords``: a list of ``{'id', 'name'}``
+    records per TMDB movie) as an items frame whose ``text`` is the movie's keyword names,
+    space-separated, for the content recommender.
+
+    Movies without keywords are left out (``attrs["n_without_keywords"]``); an id repeated
+    with the same keywords is kept once (``attrs["n_duplicates"]``), with other keywords it is
+    an error naming both lines. A row whose keywords do not parse is an error naming it.
+    """
+    path = file_in(csv, "keywords.csv", "keywords.csv (id,keywords)")
+    rec = read_csv_records(path, ("id", "keywords"))
+    ids = _int_column(rec.column("id"), "id", path, rec.lines)
+    names = []
+    for k, raw in enumerate(rec.column("keywords")):
+        parsed = _genre_names(raw)
+        if parsed is None:
+            raise DataFormatError(f"keywords of id {ids[k]} is not a list of {{'id', 'name'}} "
+                                  f"records: {raw[:60]!r}", path=path, line=rec.lines[k])
+        names.append(parsed.replace("|", " "))
+    frame = pd.DataFrame({"id": ids, "text": names, "line": rec.lines})
+    first = frame.drop_duplicates("id", keep="first").set_index("id")
+    repeats = frame[frame.duplicated("id", keep="first")]
+    for _, r in repeats.iterrows():
+        if r["text"] != first.at[r["id"], "text"]:
+            raise DataFormatError(f"id {r['id']} repeated with other keywords (first on line "
+                                  f"{first.at[r['id'], 'line']})", path=path, line=int(r["line"]))
+    keep = first[first["text"].str.len() > 0]
+    items = make_items_frame(keep.index.to_numpy(np.int64), None, None, keep["text"].tolist())
+    items.attrs.update(source=str(path), n_duplicates=int(len(repeats)),
+                       n_without_keywords=int(len(first) - len(keep)))
+    return items
+
+
 # -- shared ---------------------------------------------------------------------------------
 def _load_movies(path: Path, *, strict: bool) -> pd.DataFrame:
     rec = read_csv_records(path, MOVIE_COLUMNS, strict=strict)

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from recsys_fast.data.interactions import Interactions
-from recsys_fast.data.metadata import load_movies_metadata, load_retail, load_tmdb5000
+from recsys_fast.data.metadata import (
+    load_movie_keywords,
+    load_movies_metadata,
+    load_retail,
+    load_tmdb5000,
+)
 from recsys_fast.data.movielens import load_ml100k, load_movielens, load_ratings_small
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
@@ -122,6 +127,14 @@ DATASETS: dict[str, DatasetSpec] = {
             load_ratings_small, "movies-dataset", ("ratings_small.csv",), "ratings",
             counts=(671, 9066, 100_004),
             note="Kaggle needs a login: download ratings_small.csv from "
+            "https://www.kaggle.com/datasets/rounakbanik/the-movies-dataset by hand.",
+        ),
+        DatasetSpec(
+            "movie-keywords",
+            "The Movies Dataset (Kaggle) keywords.csv: TMDB keyword lists; the 31,092 distinct "
+            "movies with keywords, as documents for the content recommender",
+            load_movie_keywords, "movies-dataset", ("keywords.csv",), "items",
+            note="Kaggle needs a login: download keywords.csv from "
             "https://www.kaggle.com/datasets/rounakbanik/the-movies-dataset by hand.",
         ),
         DatasetSpec(
