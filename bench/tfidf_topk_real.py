@@ -97,10 +97,11 @@ def main(argv=None) -> int:
         TT = T.T.tocsr()
         k = min(K, T.shape[0])
         calls = {
-            "ours": lambda: cosine_topk_result(T, k, include_self=True),
-            "ours-sparse": lambda: cosine_topk_result(T, k, include_self=True,
-                                                      strategy="sparse"),
-            "sp_matmul_topn": lambda: sp_matmul_topn(T, TT, top_n=k, n_threads=threads),
+            "ours": lambda T=T, k=k: cosine_topk_result(T, k, include_self=True),
+            "ours-sparse": lambda T=T, k=k: cosine_topk_result(T, k, include_self=True,
+                                                               strategy="sparse"),
+            "sp_matmul_topn": lambda T=T, TT=TT, k=k: sp_matmul_topn(T, TT, top_n=k,
+                                                                     n_threads=threads),
         }
         first = {n: f() for n, f in calls.items()}  # warm-up, and the results compared
         ref = sp.csr_matrix(first["sp_matmul_topn"])
