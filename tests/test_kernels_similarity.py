@@ -414,20 +414,32 @@ def test_auto_decides_once_per_input_structure(monkeypatch):
 
 
 def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
-    """Sparse wins exactly when the blocks not yet run, at the trial's measured time per
-    block, take no longer than the modelled dense call."""
+    """Sparse wins exactly when the blocks not yet run, at the trial's measured time per unit
+    of work (a block's streamed entries, plus one), take no longer than the modelled dense
+    call; blocks of unequal work in the sample do not skew the estimate."""
 
     X = random_matrix(4, 800, 300, 0.05, np.float32, ratings=True)
     Xn = core.normalized(X, CPU, np.float32)
-    per_block = 1e-3
-    _fake_clock(monkeypatch, per_block)
-    run = _topk_sparse.SparseTopk(Xn, 5, False, 2)
-    for dense_s in (0.01, 0.03, 0.05, 0.2, 1.0):
+    per_unit = 1e-7
+    now = [0.0]
+    real_run = _topk_sparse.SparseTopk.run
+
+    def run_by_work(self, blocks):  # a fake clock: time proportional to the blocks' work
+        now[0] += per_unit * (self.cost[blocks] + 1.0).sum()
+        real_run(self, blocks)
+
+    monkeypatch.setattr(_topk_sparse.SparseTopk, "run", run_by_work)
+    monkeypatch.setattr(_topk_sparse.time, "perf_counter", lambda: now[0])
+    probe = _topk_sparse.SparseTopk(Xn, 5, False, 2)
+    assert probe.cost.max() > 2 * probe.cost.min() + 2  # unequal blocks: counts would skew
+    total = per_unit * (probe.cost + 1.0).sum()
+    for dense_s in (0.05 * total, 0.3 * total, 0.6 * total, 0.9 * total, 2 * total):
         run = _topk_sparse.SparseTopk(Xn, 5, False, 2)
         wins, rest, rec = _topk_sparse.trial(run, dense_s)
+        want = per_unit * (run.cost[rest] + 1.0).sum()
         assert rec["trial_blocks"] + rest.size == run.n_blocks
-        assert rec["sparse_rest_s"] == pytest.approx(per_block * rest.size)
-        assert wins == (per_block * rest.size <= dense_s)
+        assert rec["sparse_rest_s"] == pytest.approx(want)
+        assert wins == (want <= dense_s)
         assert np.all(np.diff(run.cost[rest]) <= 0)  # the rest runs costliest first
 
 

@@ -54,6 +54,8 @@ class SparseTopk:
         self.cost = bl.block_costs(indptr, indices, colptr, pos)
         self.order = np.argsort(-self.cost, kind="stable").astype(np.int64)  # costliest first
         self.heaps = bl.new_heaps(self.n, k, n_threads, data.dtype)
+        for a in self.heaps[:3]:  # fault the pages in now, not inside the first timed blocks
+            a.fill(0)
 
     @property
     def n_blocks(self) -> int:
@@ -96,17 +98,19 @@ def trial(run: SparseTopk, dense_s: float,
     The prefix grows in chunks that double from two blocks per thread and stops at the first
     of: the time spent reaching ``TRIAL_SHARE * dense_s``, a share ``prefix`` of the blocks
     run; a chunk is never smaller than two blocks per thread (a part-idle chunk would time
-    one thread's work as the machine's). Each chunk of the bit-reversal order is itself
-    spread over every cost level, so the remaining blocks ``rest`` (costliest first) are
-    expected to take the least time per block of any chunk times their count: a chunk slowed
-    by something else (cold caches, a descheduled thread, BLAS threads still spinning from an
-    earlier call) only ever raises its own figure. The sparse strategy wins when that is at
-    most ``dense_s``, the time of a whole dense call."""
+    one thread's work as the machine's). A block's work is weighed by the column entries it
+    streams (``SparseTopk.cost``, plus one): a few sampled blocks whose costs differ from the
+    average say nothing wrong about the rest, whose time is expected to be the least time per
+    unit of work of any chunk times their work. A chunk slowed by something else (cold caches,
+    a descheduled thread, BLAS threads still spinning from an earlier call) only ever raises
+    its own figure. The sparse strategy wins when that is at most ``dense_s``, the time of a
+    whole dense call."""
     seq = run.order[stratified(run.n_blocks)]
     budget = TRIAL_SHARE * dense_s
     limit = min(run.n_blocks, max(1, int(run.n_blocks * prefix)))
     least = 2 * run.n_threads  # a chunk keeps every thread busy: no part-idle timings
-    done, spent, size, per_block = 0, 0.0, least, np.inf
+    weight = run.cost.astype(np.float64) + 1.0  # a block's work, from its streamed entries
+    done, spent, size, per_unit = 0, 0.0, least, np.inf
     while done < limit and spent < budget:
         take = min(size, limit - done)
         if done and take < least:
@@ -117,9 +121,9 @@ def trial(run: SparseTopk, dense_s: float,
         dt = time.perf_counter() - t0
         spent += dt
         done += chunk.size
-        per_block = min(per_block, dt / chunk.size)
+        per_unit = min(per_unit, dt / weight[chunk].sum())
         size *= 2
-    rest_s = per_block * (run.n_blocks - done) if done < run.n_blocks else 0.0
+    rest_s = per_unit * weight[seq[done:]].sum() if done < run.n_blocks else 0.0
     record = {"blocks": run.n_blocks, "trial_blocks": done, "trial_s": spent,
               "sparse_rest_s": rest_s, "dense_s": dense_s}
     rest = run.order[np.isin(run.order, seq[done:], assume_unique=True)]
