@@ -116,6 +116,7 @@ def trial(run: SparseTopk, dense_s: float,
         if done and take < least:
             break
         chunk = seq[done : done + take]
+        chunk = chunk[np.argsort(-weight[chunk], kind="stable")]  # costliest first: balanced
         t0 = time.perf_counter()
         run.run(chunk)
         dt = time.perf_counter() - t0
