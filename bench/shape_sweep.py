@@ -2,7 +2,8 @@
 
 For each shape of :data:`recsys_fast.data.synthetic.SHAPES` (or ``--shapes``) and scale, one
 ``recsys-fast bench --shape NAME`` run of the ``cosine_topk`` cases (``optimised`` and the peer,
-CPU), each its own results file under ``results/<machine>/``. The summary, written to
+CPU), each its own results file in ``results/<machine>/studies/shape_sweep_<UTC time>/``
+(beside the study, so the report's newest run stays a full one). The summary, written to
 ``results/<machine>/studies/shape_sweep_<UTC time>.json`` with a Markdown table and a plot
 beside it, gives per (scale, shape) the data's work (item-item pair multiply-adds, top-1 %
 item share), our median time, our time per pair multiply-add, and the peer over ours with
@@ -110,22 +111,23 @@ def main(argv=None) -> int:
     unknown = [s for s in shapes if s not in SHAPES]
     if unknown:
         raise SystemExit(f"unknown shapes {unknown}; valid: {', '.join(SHAPES)}")
+    info = machine_info()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder = args.out / machine_id(info) / "studies"
+    runs = folder / f"shape_sweep_{stamp}"  # the runs stay beside the study, out of the report
     rows, files = [], []
     for i, shape in enumerate(shapes):
         print(f"[{i + 1}/{len(shapes)}] shape {shape}: {', '.join(scales)}", flush=True)
         data, path = run_bench(scales=scales, kernels=["cosine_topk"],
                                impls=["optimised", args.peer], backends=["cpu"],
-                               quick=args.quick, out_dir=args.out, shape=shape, progress=False)
-        files.append(str(path.relative_to(args.out)) if path else None)
+                               quick=args.quick, out_dir=runs, shape=shape, progress=False)
+        files.append(str(path.relative_to(folder)) if path else None)
         for scale in scales:
             rows.append(summarise(data, shape, scale, args.peer))
             r = rows[-1]
             print(f"  {scale}: ours {r.get('ours_s', float('nan')):.3f} s "
                   f"({r.get('strategy')}), {args.peer} {r.get('peer_s', float('nan')):.3f} s, "
                   f"ratio {r.get('peer_over_ours', float('nan')):.2f}x", flush=True)
-    info = machine_info()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    folder = args.out / machine_id(info) / "studies"
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"shape_sweep_{stamp}.json"
     out.write_text(json.dumps({"study": "shape_sweep", "cpu": info.get("cpu_model"),
