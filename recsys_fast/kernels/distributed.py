@@ -39,14 +39,7 @@ from recsys_fast.kernels._topk_rows import (
     row_topk_task,
     stack,
 )
-from recsys_fast.kernels.core import (
-    as_csr,
-    canonical,
-    check_float_dtype,
-    check_k,
-    normalized,
-    resolve_threads,
-)
+from recsys_fast.kernels.core import topk_input
 from recsys_fast.kernels.similarity import TopKResult
 from recsys_fast.kernels.topk_strategies import strategy_for
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
@@ -154,12 +147,8 @@ def cosine_topk_dask(
         raise ValueError(f"{'tf32' if strat.tf32 else 'bf16'}=True needs the GPU backend "
                          "(a tensor-core mode); the dask backend runs the CPU strategies")
     block_rows = getattr(strat, "block_rows", None)
-    X = as_csr(X, CPU)
-    n, m = X.shape
-    k = check_k(n, k, include_self)
-    dt = check_float_dtype(dtype)
-    threads = resolve_threads(n_threads)
-    Xn = normalized(canonical(X), CPU, dt)
+    _, Xn, k, dt, threads = topk_input(X, k, include_self, dtype, n_threads, CPU)
+    n, m = Xn.shape
     with dask_client(client) as c:
         mem = worker_memory(c)
         dense_size = dense_bytes((n, m), dt)

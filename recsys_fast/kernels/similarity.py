@@ -56,11 +56,10 @@ from recsys_fast.kernels._topk_dense import dense_fits
 from recsys_fast.kernels.core import (
     as_csr,
     canonical,
-    check_float_dtype,
-    check_k,
     normalized,
     resolve_threads,
     result_dtype,
+    topk_input,
 )
 from recsys_fast.kernels.topk_strategies import Job, Strategy, strategy_for
 from recsys_fast.memory import check_memory, dense_bytes
@@ -228,13 +227,8 @@ def cosine_topk_result(
         return remote(X, k, include_self=include_self, n_threads=n_threads, strategy=strat,
                       dtype=dtype)
     be = get_backend(backend)
-    X = as_csr(X, be)
-    k = check_k(X.shape[0], k, include_self)
-    dt = check_float_dtype(dtype)
-    threads = resolve_threads(n_threads)
-    X = canonical(X)
-    job = Job(X, normalized(X, be, dt), k, include_self, threads,
-              threads if n_threads is not None else None, be)
+    X, Xn, k, dt, threads = topk_input(X, k, include_self, dtype, n_threads, be)
+    job = Job(X, Xn, k, include_self, threads, threads if n_threads is not None else None, be)
     strat.check(job)
     out, used = strat.run(job)
     precision = {"dense-tf32": "tf32", "dense-bf16": "bfloat16 x float32"}.get(used, dt.name)
