@@ -234,3 +234,45 @@ def test_held_out_split_removes_the_sample_and_keeps_every_user():
     assert (np.diff(train.indptr) >= np.minimum(1, np.diff(R.indptr))).all()  # nobody lost
     np.testing.assert_array_equal(np.asarray(R[users, items]).ravel(), truth)
     assert (np.asarray(train[users, items]).ravel() == 0).all()
+
+
+def test_the_add_a_peer_recipe_is_one_class(no_gpu):
+    """bench/README's peer recipe, proved: one subclass of a family (a name, a note, ``run``)
+    becomes a checked case beside the project's, and a wrong answer fails its check."""
+    import numpy as np
+    import scipy.sparse
+
+    class ScipyDenseTopK(TopKImpl):
+        name, note = "recipe_peer", "scipy product and a per-row argsort (test-only peer)"
+
+        def run(self, st):
+            S = (st.X @ st.X.T).toarray()
+            norms = np.sqrt(np.maximum(S.diagonal(), 1e-300))
+            S = S / norms[:, None] / norms[None, :]
+            np.fill_diagonal(S, 0)
+            keep = np.argsort(-S, axis=1, kind="stable")[:, : st.k]
+            rows = np.repeat(np.arange(S.shape[0]), st.k)
+            vals = S[rows, keep.ravel()]
+            out = scipy.sparse.csr_matrix((vals, (rows, keep.ravel())), shape=S.shape)
+            out.data[out.data <= 0] = 0
+            out.eliminate_zeros()
+            return out
+
+    class WrongTopK(ScipyDenseTopK):
+        name, note = "recipe_wrong", "the same with the values halved (must fail its check)"
+
+        def run(self, st):
+            out = super().run(st)
+            out.data *= 0.5
+            return out
+
+    try:
+        reg = Registry()
+        for cls in (ScipyDenseTopK, WrongTopK):
+            adapter.validate(cls)
+            reg.add(cls().case())
+        rows = {r.impl: r for r in runner.run_group(reg.select(), "tiny", CaseContext(reg), FAST)}
+        assert rows["recipe_peer"].status == "ok" and rows["recipe_peer"].verdict == "equal"
+        assert rows["recipe_wrong"].verdict.startswith("mismatch")
+    finally:
+        ScipyDenseTopK.name = WrongTopK.name = ""
