@@ -8,7 +8,7 @@ which call offered a pair, so the result equals one call over all blocks.
 :func:`run_or_yield` is ``auto``'s rule on the CPU: run the sparse strategy on a growing,
 stratified prefix of its blocks (every cost level sampled) while the time spent stays within
 :data:`TRIAL_SHARE` of the dense strategy's modelled time, extrapolate the remaining blocks'
-time from that prefix by counts, and finish by the sparse strategy when that is no more than
+time from that prefix by their work (streamed entries), and finish by the sparse strategy when that is no more than
 the dense time, the trial's work kept; else hand over to ``dense``, having spent at most
 about that share.
 """
@@ -33,7 +33,7 @@ _TRIAL_PREFIX = 1 / 8  # largest share of the blocks a trial runs before it deci
 def stratified(n: int) -> np.ndarray:
     """A permutation of ``range(n)`` whose every prefix spreads evenly over the range (the
     bit-reversal, van der Corput, order): a prefix of blocks sorted by cost samples every
-    cost level, so its time extrapolates to all blocks by counts."""
+    cost level."""
     bits = max(1, int(n - 1).bit_length())
     i = np.arange(1 << bits, dtype=np.int64)
     rev = np.zeros_like(i)
