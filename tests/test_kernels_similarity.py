@@ -254,7 +254,7 @@ def test_topk_strategies_threads_and_halving_agree(density):
     np.testing.assert_array_equal(two.indices, ref.indices)
     np.testing.assert_array_equal(two.data, ref.data)
     Xn = core.normalized(X, CPU, np.float32)
-    full_rows = _topk_sparse.sparse_topk(Xn, 10, False, 1, half=False)
+    full_rows = _topk_sparse.sparse_topk(Xn, 10, False, 1, form="rows")
     assert_topk_matches(full_rows, X, 10, include_self=False)
     dense = cosine_topk(X, 10, strategy="dense", block_rows=37)
     assert_topk_matches(dense, X, 10, include_self=False)
@@ -292,8 +292,8 @@ def test_blocked_sparse_kernel_equals_reference_and_row_kernel(X, k, include_sel
         return
     Xn = core.normalized(core.canonical(X), CPU, X.dtype)
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
-    blocked = _topk_sparse.sparse_topk(Xn, k, include_self, threads, half=True)
-    rows = _topk_sparse.sparse_topk(Xn, k, include_self, 1, half=False)
+    blocked = _topk_sparse.sparse_topk(Xn, k, include_self, threads, form="blocked")
+    rows = _topk_sparse.sparse_topk(Xn, k, include_self, 1, form="rows")
     atol = 1e-5 if X.dtype == np.float32 else 1e-12
     assert_topk_matches(blocked, X, k, include_self, atol=atol)
     np.testing.assert_array_equal(blocked.indptr, rows.indptr)
@@ -307,8 +307,8 @@ def test_blocked_kernel_on_list_and_scan_blocks(n_rows, n_cols, density):
     """Light blocks (touched-list read-back) and heavy ones (scan of the accumulator)."""
     X = random_matrix(5, n_rows, n_cols, density, np.float32, ratings=True)
     Xn = core.normalized(X, CPU, np.float32)
-    blocked = _topk_sparse.sparse_topk(Xn, 25, False, 2 if n_rows > 250 else 1, half=True)
-    rows = _topk_sparse.sparse_topk(Xn, 25, False, 1, half=False)
+    blocked = _topk_sparse.sparse_topk(Xn, 25, False, 2 if n_rows > 250 else 1, form="blocked")
+    rows = _topk_sparse.sparse_topk(Xn, 25, False, 1, form="rows")
     assert_topk_matches(blocked, X, 25, include_self=False)
     assert (blocked != rows).nnz == 0
 

@@ -13,7 +13,6 @@ else ``spmm`` with at most 4 features per row of X, else ``spgemm``.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 
 import numpy as np
 import scipy.sparse
@@ -23,10 +22,12 @@ from recsys_fast.backend import CPU, Backend
 from recsys_fast.kernels import _topk_cost
 from recsys_fast.kernels._topk_dense import dense_fits, dense_topk, pair_block
 from recsys_fast.kernels._topk_sparse import (
-    SparseTopk,
+    LruChoices,
     run_or_yield,
     sparse_half,
+    sparse_run,
     sparse_topk,
+    structure_key,
     trial,
 )
 from recsys_fast.kernels.core import canonical, normalized
@@ -43,8 +44,8 @@ def choose(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
         return "spmm" if m <= 4 * n else "spgemm"
     key, used = kept_choice(Xn, k, include_self, n_threads)
     if used is None:
-        wins, _, _ = trial(SparseTopk(Xn, k, include_self, n_threads),
-                           dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
+        run, _ = sparse_run(Xn, k, include_self, n_threads)
+        wins, _, _ = trial(run, dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
         used = "sparse" if wins else "dense"
         remember(key, used)
     return used
@@ -85,19 +86,10 @@ def time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float
     return best
 
 
-DECIDED: OrderedDict = OrderedDict()  # auto's choices in this process, by input structure
-DECIDED_MAX = 256
+DECIDED = LruChoices()  # auto's choices in this process, by input structure
 
 
-def structure_key(Xn, k: int, include_self: bool, n_threads: int) -> tuple:
-    """What auto's choice depends on: shape, entries, the row pointer, a sample of the column
-    indices, k, self, threads and dtype (hashed: O(n_rows) plus 4096 sampled entries)."""
-    step = max(1, Xn.nnz // 4096)
-    return (Xn.shape, Xn.nnz, k, include_self, n_threads, Xn.dtype.str,
-            hash(Xn.indptr.tobytes()), hash(Xn.indices[::step].tobytes()))
-
-
-def auto_cpu(Xn, k: int, include_self: bool, n_threads: int):
+def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto"):
     """``(strategy, result)`` of ``auto`` on the CPU; result None when ``dense`` is to run.
 
     Rule: ``sparse`` unless a dense copy of X fits (a quarter of free RAM); else the sparse
@@ -109,9 +101,9 @@ def auto_cpu(Xn, k: int, include_self: bool, n_threads: int):
     same matrix runs the same strategy without a trial and returns the same values."""
     key, used = kept_choice(Xn, k, include_self, n_threads)
     if used is not None:
-        return used, sparse_topk(Xn, k, include_self, n_threads) if used == "sparse" else None
-    out, _ = run_or_yield(SparseTopk(Xn, k, include_self, n_threads),
-                          dense_seconds(Xn.shape, k, n_threads))
+        return used, sparse_topk(Xn, k, include_self, n_threads, form) if used == "sparse" else None
+    run, _ = sparse_run(Xn, k, include_self, n_threads, form)
+    out, _ = run_or_yield(run, dense_seconds(Xn.shape, k, n_threads))
     used = "dense" if out is None else "sparse"
     remember(key, used)
     return used, out
@@ -124,15 +116,9 @@ def kept_choice(Xn, k: int, include_self: bool,
     if not trial_pays(Xn, k, n_threads):
         return None, "sparse"
     key = structure_key(Xn, k, include_self, n_threads)
-    if key in DECIDED:
-        DECIDED.move_to_end(key)
-        return key, DECIDED[key]
-    return key, None
+    return key, DECIDED.get(key)
 
 
 def remember(key: tuple, used: str) -> None:
-    """Keep auto's choice for ``key`` (the newest :data:`DECIDED_MAX` choices)."""
-    DECIDED[key] = used
-    DECIDED.move_to_end(key)
-    while len(DECIDED) > DECIDED_MAX:
-        DECIDED.popitem(last=False)
+    """Keep auto's choice for ``key``."""
+    DECIDED.put(key, used)

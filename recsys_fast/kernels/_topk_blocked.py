@@ -154,38 +154,43 @@ def new_heaps(n: int, k: int, n_sets: int, dtype):
             np.full(n_sets * n + LANES, -np.inf, dtype=dtype))  # + a full last block
 
 
+def new_scratch(n: int, m: int, n_sets: int, dtype):
+    """Per-thread scratch of :func:`run_blocks` for n rows and m features: the accumulators,
+    block values, first positions, column lists, marks and touched lists. Each call leaves it
+    as it found it, so one scratch serves every call of a top-k. Every page is written here
+    (``np.full``), not faulted in inside the first timed blocks."""
+    return (np.full((n_sets, n, LANES), 0, dtype=dtype), np.full((n_sets, m * LANES), 0, dtype=dtype),
+            np.full((n_sets, m), -1, dtype=np.int64), np.full((n_sets, m), 0, dtype=np.int64),
+            np.full((n_sets, n), -1, dtype=np.int64), np.full((n_sets, n), 0, dtype=np.int64))
+
+
 def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets,
                        k, include_self, labels):
-    """Heaps ``(hv, hi, hn)`` of every row, as ``topk_heaps(..., half=True)``: the blocks
-    ``order`` run by :func:`run_blocks` into fresh heap sets, merged into set 0."""
+    """Heaps ``(hv, hi, hn)`` of every row: the blocks ``order`` run by :func:`run_blocks`
+    into fresh heap sets, merged into set 0."""
     n = indptr.size - 1
     hv, hi, hn, thr = new_heaps(n, k, n_sets, data.dtype)
     run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets, k,
-               include_self, labels, hv, hi, hn, thr)
+               include_self, labels, hv, hi, hn, thr,
+               *new_scratch(n, colptr.size - 1, n_sets, data.dtype))
     merge_heap_sets(hv, hi, hn, n, k, n_sets)
     return hv, hi, hn
 
 
 @njit(cache=True, parallel=True)
 def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets, k,
-               include_self, labels, hv, hi, hn, thr):
+               include_self, labels, hv, hi, hn, thr, acc_t, weights_t, first_t, cols_t, mark_t,
+               touched_t):
     """Offer the pairs of the blocks ``order`` (of LANES consecutive rows, costliest first;
     ``cost``: per block) to the heap sets ``(hv, hi, hn, thr)`` (:func:`new_heaps`), in place.
     ``n_sets``: tasks, one heap set each (numba's thread count (the caller's
     ``numba.get_num_threads()``; asked for here, it would keep numba from caching the
     kernel); ``labels``: original index of each relabelled row, what the heaps hold (ties go
     to the lower original column). The kept set does not depend on which call or thread
-    offered a pair, so the blocks may be run in several calls into the same heaps."""
+    offered a pair, so the blocks may be run in several calls into the same heaps.
+    ``acc_t`` .. ``touched_t``: per-thread scratch (:func:`new_scratch`), left as found."""
     n = indptr.size - 1
-    m = colptr.size - 1
     zero = data.dtype.type(0)
-    # per-thread scratch, indexed by numba's thread id
-    acc_t = np.zeros((n_sets, n, LANES), dtype=data.dtype)
-    weights_t = np.zeros((n_sets, m * LANES), dtype=data.dtype)
-    first_t = np.full((n_sets, m), -1, dtype=np.int64)
-    cols_t = np.empty((n_sets, m), dtype=np.int64)
-    mark_t = np.full((n_sets, n), -1, dtype=np.int64)
-    touched_t = np.empty((n_sets, n), dtype=np.int64)
     w_t = np.empty((n_sets, LANES), dtype=data.dtype)
     taken = np.zeros(1, dtype=np.int64)  # blocks handed out so far
     for tt in prange(n_sets):

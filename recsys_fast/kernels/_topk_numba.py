@@ -1,14 +1,11 @@
-"""numba kernels behind ``cosine_topk(strategy="sparse")`` (CPU only).
+"""Shared pieces of the numba kernels behind ``cosine_topk(strategy="sparse")`` (CPU only).
 
-The product S = X @ X.T is computed row by row (Gustavson): row i of S is the sum, over the
-non-zeros x[i, c], of x[i, c] times column c of X. Each thread owns a dense accumulator of
-length n_rows (a scattered add into an L2-resident array beats any hash map) and feeds the
-finished row into size-k min-heaps, so no row of S is ever stored.
-
-With ``half=True`` each pair is computed once (only j > i, starting each column scan just after
-row i's own entry, found through ``pos``) and scattered to the heaps of both rows. Rows then
-receive candidates from every thread, so each thread owns a full set of n_rows heaps and the
-sets are merged at the end. ``half=False`` computes every row in full and needs one heap set.
+S = X @ X.T is computed by rows (Gustavson): row i of S is the sum, over the non-zeros
+x[i, c], of x[i, c] times column c of X, scattered into a dense accumulator (a scattered add
+into an L2-resident array beats any hash map); no row of S is ever stored. Two forms use
+these pieces: the blocked form (:mod:`._topk_blocked`, each pair once, offered to both rows'
+heaps) and the rows form (:mod:`._topk_fullrows`, every row in full). Both read the rows
+relabelled by popularity (:func:`relabelled`) and the CSC with each entry's position.
 
 Heap order: the root is the *worst* kept neighbour, i.e. the lowest similarity and, among equal
 similarities, the highest column index; so ties are resolved in favour of the lower column
@@ -17,8 +14,22 @@ index whatever order the candidates arrive in.
 
 from __future__ import annotations
 
+import contextlib
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+
+@contextlib.contextmanager
+def numba_threads(n: int):
+    """numba's thread count set to ``n`` for the block, restored after."""
+    prev = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(prev)
 
 
 @njit(cache=True, inline="always")
@@ -99,8 +110,6 @@ def permute_rows(indptr, indices, data, perm, n_chunks=None):
     """CSR arrays (int64 pointers, int32 indices) of the rows ``perm`` of a CSR, in that
     order: ``X[perm]`` copied in parallel over ``n_chunks`` ranges of about equal entry counts
     (default: numba's threads x 8, so the long rows the popularity order puts first spread)."""
-    import numba
-
     lengths = np.diff(indptr)[perm]
     new_indptr = np.zeros(perm.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=new_indptr[1:])
@@ -141,8 +150,6 @@ def csc_with_positions(indptr, indices, data, n_cols, n_chunks=None):
     count): each range counts its entries per column, and scatters them after the earlier
     ranges' entries of the same column, so each column's rows still come out ascending.
     """
-    import numba
-
     bounds = _entry_ranges(indptr, numba.get_num_threads() if n_chunks is None else n_chunks)
     return _csc_with_positions(indptr, indices, data, n_cols, bounds)
 
@@ -183,89 +190,17 @@ def _csc_with_positions(indptr, indices, data, n_cols, bounds):
 
 
 @njit(cache=True)
-def row_costs(indptr, indices, colptr, pos, half):
-    """Multiply-adds row i will cost: sum of the (remaining) column lengths it scans."""
+def row_costs(indptr, indices, colptr):
+    """Multiply-adds row i costs in full: the sum of the lengths of the columns it scans."""
     n_rows = indptr.size - 1
     cost = np.zeros(n_rows, dtype=np.int64)
     for i in range(n_rows):
         s = 0
         for p in range(indptr[i], indptr[i + 1]):
             c = indices[p]
-            if half:
-                s += colptr[c + 1] - pos[p] - 1
-            else:
-                s += colptr[c + 1] - colptr[c]
+            s += colptr[c + 1] - colptr[c]
         cost[i] = s
     return cost
-
-
-@njit(cache=True, parallel=True)
-def topk_heaps(
-    indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_tasks, k, half, include_self,
-    labels,
-):
-    """Fill size-k heaps of every row; return (hv, hi, hn) of the merged heap set 0. The heaps
-    hold ``labels[j]`` (the original row index of relabelled row j), so that ties go to the
-    lower original column, as in the other strategies."""
-    n = indptr.size - 1
-    n_sets = n_tasks if half else 1
-    hv = np.empty(n_sets * n * k, dtype=data.dtype)
-    hi = np.empty(n_sets * n * k, dtype=np.int32)
-    hn = np.zeros(n_sets * n, dtype=np.int32)
-    thr = np.full(n_sets * n, -np.inf, dtype=data.dtype)
-    n_order = order.size
-    zero = data.dtype.type(0)
-    for tt in prange(n_tasks):
-        t = np.int64(tt)  # prange indices may be unsigned; uint64 + int64 gives float64
-        acc = np.zeros(n, dtype=data.dtype)
-        mark = np.full(n, -1, dtype=np.int32)
-        touched = np.empty(n, dtype=np.int32)
-        hset = t if half else 0
-        for q in range(t, n_order, n_tasks):  # rows sorted by cost, dealt round-robin
-            i = order[q]
-            lo = i + 1 if half else 0
-            # A row that touches a good share of the candidate columns is read back by a
-            # linear scan of acc; a light row keeps a list of the columns it touched.
-            scan = 4 * cost[i] > n - lo
-            nt = 0
-            self_dot = zero
-            for p in range(indptr[i], indptr[i + 1]):
-                c = indices[p]
-                v = data[p]
-                self_dot += v * v
-                start = pos[p] + 1 if half else colptr[c]
-                if scan:
-                    for pp in range(start, colptr[c + 1]):
-                        acc[rowidx[pp]] += v * coldata[pp]
-                else:
-                    for pp in range(start, colptr[c + 1]):
-                        j = rowidx[pp]
-                        # a mark array, not acc == 0, detects first touches: acc can return
-                        # to exactly zero (cancellation, underflow) and must not be listed twice
-                        if mark[j] != i:
-                            mark[j] = i
-                            touched[nt] = j
-                            nt += 1
-                        acc[j] += v * coldata[pp]
-            if not half:
-                acc[i] = zero  # the row's own entry is handled below, not as a neighbour
-            if scan:
-                nt = n - lo
-            h_i = hset * n + i
-            for q2 in range(nt):
-                j = lo + q2 if scan else touched[q2]
-                s = acc[j]
-                if s == zero:
-                    continue
-                acc[j] = zero
-                if s > zero:
-                    _offer(hv, hi, hn, thr, h_i, k, s, labels[j])
-                    if half:
-                        _offer(hv, hi, hn, thr, hset * n + j, k, s, labels[i])
-            if include_self and self_dot > zero:
-                _offer(hv, hi, hn, thr, h_i, k, self_dot, labels[i])
-    merge_heap_sets(hv, hi, hn, n, k, n_sets)
-    return hv, hi, hn
 
 
 @njit(cache=True, parallel=True)

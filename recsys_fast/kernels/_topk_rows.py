@@ -4,8 +4,8 @@
 :meth:`RowTopk.rows` returns rows a..b-1 of what ``cosine_topk`` returns for that strategy,
 index for index and value for value, whatever the row ranges:
 
-- ``sparse``: the numba heaps over the same popularity relabelling, every row in full
-  (``half=False``). A pair's similarity is the same sum over the shared columns in ascending
+- ``sparse``: the rows form (:mod:`._topk_fullrows`) over the same popularity relabelling,
+  every row in full. A pair's similarity is the same sum over the shared columns in ascending
   order whichever row scans it, and the heap's tie rule does not depend on the arrival order,
   so the rows equal the single-process result (which computes each pair once). The cost is
   every pair twice. :func:`pair_topk_task` / :func:`merge_pair_heaps` are the other form:
@@ -40,6 +40,7 @@ from recsys_fast.backend import CPU
 from recsys_fast.kernels import _topk_blocked as bl
 from recsys_fast.kernels import _topk_numba as nb
 from recsys_fast.kernels._topk_dense import merge_candidates, padded_topk, spmm_topk
+from recsys_fast.kernels._topk_fullrows import RowsTopk
 
 _SPARSE_ARRAYS = ("indptr", "indices", "data", "colptr", "rowidx", "coldata", "pos")
 
@@ -127,7 +128,7 @@ class RowTopk:
             if blocks:
                 self._costs[blocks] = bl.block_costs(indptr, indices, colptr, pos)
             else:
-                self._costs[blocks] = nb.row_costs(indptr, indices, colptr, pos, False)
+                self._costs[blocks] = nb.row_costs(indptr, indices, colptr)
         return self._costs[blocks]
 
     def rows(self, a: int, b: int) -> scipy.sparse.csr_matrix:
@@ -250,17 +251,9 @@ def _sparse_prep(Xn):
 
 def _sparse_rows(prep, cost, a: int, b: int, k: int, include_self: bool):
     perm, inverse, arrays = prep
-    n = perm.size
-    sel = inverse[a:b]
-    order = sel[np.argsort(-cost[sel], kind="stable")]
-    threads = numba.get_num_threads()
-    hv, hi, hn = nb.topk_heaps(*arrays, order, cost, threads, k, False, include_self, perm)
-    counts, out_idx, out_val = nb.heaps_to_csr(hv, hi, hn, perm, k)
-    lo, hi_ = int(counts[a]), int(counts[b])
-    indptr = counts[a : b + 1] - lo
-    out = scipy.sparse.csr_matrix((out_val[lo:hi_], out_idx[lo:hi_], indptr), shape=(b - a, n))
-    out.has_sorted_indices = True
-    return out
+    run = RowsTopk(None, k, include_self, numba.get_num_threads(), prepared=(perm, arrays),
+                   cost=cost)
+    return run.csr(inverse[a:b], perm.size)
 
 
 def _dense_rows(D, a: int, b: int, k: int, include_self: bool, block: int):

@@ -61,7 +61,7 @@ from recsys_fast.kernels.core import (
     result_dtype,
     topk_input,
 )
-from recsys_fast.kernels.topk_strategies import Job, Strategy, strategy_for
+from recsys_fast.kernels.topk_strategies import Job, Sparse, Strategy, strategy_for
 from recsys_fast.memory import check_memory, dense_bytes
 
 
@@ -240,5 +240,6 @@ def warmup() -> None:
     rng = np.random.default_rng(0)
     for dt in (np.float32, np.float64):
         X = scipy.sparse.random(8, 6, density=0.5, random_state=rng, dtype=dt, format="csr")
-        cosine_topk(X, 2, strategy="sparse", dtype=dt)
+        for form in ("blocked", "rows"):
+            cosine_topk(X, 2, strategy=Sparse(form=form), dtype=dt)
     _topk_auto.dense_seconds((2, 2), 1, resolve_threads(None))  # auto's dense rates, cached per machine

@@ -1,6 +1,7 @@
 """The strategies of ``cosine_topk`` as small classes, each with its own knobs.
 
-- :class:`Sparse` (no knobs): numba SpGEMM with fused heaps, CPU only (:mod:`._topk_sparse`).
+- :class:`Sparse` (``form``): numba SpGEMM with a fused top-k select, CPU only
+  (:mod:`._topk_sparse`).
 - :class:`Dense` (``block_rows``, ``tf32``, ``bf16``): square blocks of ``X @ X.T`` by GEMM
   (:mod:`._topk_dense`), on TF32 or bfloat16 tensor cores where asked and exact.
 - :class:`Spmm` and :class:`Spgemm` (``block_rows``): row blocks with X kept sparse.
@@ -25,7 +26,7 @@ from recsys_fast.backend import Backend, bf16_exact
 from recsys_fast.errors import MemoryBudgetError
 from recsys_fast.kernels import _topk_auto
 from recsys_fast.kernels._topk_dense import dense_fits, dense_topk, tf32_exact
-from recsys_fast.kernels._topk_sparse import sparse_topk
+from recsys_fast.kernels._topk_sparse import check_form, sparse_topk
 from recsys_fast.kernels.core import check_block_rows
 from recsys_fast.memory import dense_bytes
 
@@ -70,16 +71,25 @@ def _blas(job: Job):
 
 @dataclass(frozen=True)
 class Sparse(Strategy):
-    """numba Gustavson SpGEMM with a dense accumulator and size-k heaps (CPU only)."""
+    """numba Gustavson SpGEMM with a dense accumulator and a top-k select (CPU only).
+
+    ``form``: ``"blocked"`` (each pair once, rows in blocks sharing their column loads),
+    ``"rows"`` (every row in full, selected where computed) or ``"auto"`` (the faster on the
+    input, raced; :mod:`._topk_sparse`). Every form returns the same values."""
 
     name: ClassVar[str] = "sparse"
+    form: str = "auto"
+
+    def __post_init__(self):
+        check_form(self.form)
 
     def check(self, job: Job) -> None:
         if not job.be.host:
             raise ValueError("strategy='sparse' is CPU-only (numba); use 'dense' on the GPU")
 
     def run(self, job: Job) -> tuple[Any, str]:
-        return sparse_topk(job.Xn, job.k, job.include_self, job.threads), self.name
+        return (sparse_topk(job.Xn, job.k, job.include_self, job.threads, self.form),
+                self.name)
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,11 @@ class Auto(_TensorCoreKnobs):
     strategy takes them."""
 
     name: ClassVar[str] = "auto"
+    form: str = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_form(self.form)
 
     def pick(self, name: str) -> Strategy:
         cls = BY_NAME[name]
@@ -174,7 +189,8 @@ class Auto(_TensorCoreKnobs):
 
     def run(self, job: Job) -> tuple[Any, str]:
         if job.be.host:
-            used, out = _topk_auto.auto_cpu(job.Xn, job.k, job.include_self, job.threads)
+            used, out = _topk_auto.auto_cpu(job.Xn, job.k, job.include_self, job.threads,
+                                            self.form)
             if out is not None:
                 return out, used
         else:

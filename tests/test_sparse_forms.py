@@ -1,0 +1,142 @@
+"""The two forms of the ``sparse`` strategy (blocked, rows) and the race that picks one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsys_fast.backend import CPU
+from recsys_fast.kernels import _topk_sparse, core, cosine_topk, warmup
+from recsys_fast.kernels._topk_fullrows import RowsTopk
+from recsys_fast.kernels.topk_strategies import Auto, Sparse
+from tests.test_kernels_similarity import assert_topk_matches, random_matrix
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled():
+    warmup()
+
+
+def _same(a, b) -> None:
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("include_self", [False, True])
+def test_rows_form_select_with_close_values_and_ties(dtype, include_self):
+    """Similarities packed into one radix bin (near-identical rows), exact duplicates (ties at
+    the k-th value) and rows with fewer candidates than k: the rows form keeps the exact
+    top-k, bit for bit the blocked form's."""
+    rng = np.random.default_rng(3)
+    base = rng.random(40) + 0.5
+    dense = base + 1e-4 * rng.random((300, 40))
+    dense[::7] = dense[0]  # exact duplicates: equal similarities, ties broken by column
+    dense[rng.random(dense.shape) < 0.3] = 0
+    dense[250:] = 0
+    dense[250:, :2] = rng.random((50, 2))  # a group with few features: short candidate lists
+    X = sp.csr_matrix(dense.astype(dtype))
+    k = 17
+    rows = cosine_topk(X, k, include_self=include_self, strategy=Sparse(form="rows"), dtype=dtype)
+    blocked = cosine_topk(X, k, include_self=include_self, strategy=Sparse(form="blocked"),
+                          dtype=dtype)
+    assert_topk_matches(rows, X, k, include_self, atol=1e-5 if dtype == np.float32 else 1e-12)
+    _same(rows, blocked)
+
+
+def test_rows_form_in_any_split_gives_the_one_call_result(rng):
+    X = random_matrix(8, 700, 90, 0.06, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    whole = RowsTopk(Xn, 9, True, 2).run_all()
+    run = RowsTopk(Xn, 9, True, 2)
+    for part in np.array_split(rng.permutation(run.order), [1, 5, 60, 300]):
+        run.run(part)
+    assert run.done.all()
+    _same(run.finish(), whole)
+    assert_topk_matches(whole, X, 9, include_self=True)
+
+
+def test_a_form_is_checked():
+    with pytest.raises(ValueError, match="form must be one of"):
+        Sparse(form="heaps")
+    with pytest.raises(ValueError, match="form must be one of"):
+        Auto(form="")
+    with pytest.raises(ValueError, match="form must be one of"):
+        _topk_sparse.sparse_topk(sp.csr_matrix(np.eye(3)), 1, False, 1, "fast")
+
+
+def _clocked(monkeypatch, per_unit: dict) -> list:
+    """Each form's ``run`` advances a fake clock by ``per_unit[form]`` seconds per unit of
+    work (its units' cost, plus one); returns the (form, units) of every call."""
+    for dt in (np.float32, np.float64):
+        _topk_sparse._load_forms(np.dtype(dt))  # the forms' first calls, not on the clock
+    now, calls = [0.0], []
+    for cls in (_topk_sparse.SparseTopk, RowsTopk):
+        real = cls.run
+
+        def run(self, units, real=real):
+            calls.append((self.form, int(units.size)))
+            now[0] += per_unit[self.form] * float((self.cost[units] + 1.0).sum())
+            real(self, units)
+
+        monkeypatch.setattr(cls, "run", run)
+    monkeypatch.setattr(_topk_sparse.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(_topk_sparse, "RACED", _topk_sparse.LruChoices())
+    return calls
+
+
+@pytest.mark.parametrize("faster", ["blocked", "rows"])
+def test_the_race_finishes_the_faster_form_and_spends_little_on_the_other(monkeypatch, faster):
+    """With fixed rates the form whose whole call extrapolates faster wins, its raced units
+    kept (every unit runs once); the loser stops once it is measured, having run a small
+    share of its units; the result equals either form's."""
+    X = random_matrix(4, 3000, 400, 0.02, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    probe_b = _topk_sparse.SparseTopk(Xn, 10, False, 2)
+    probe_r = RowsTopk(Xn, 10, False, 2)
+    work = {"blocked": float((probe_b.cost + 1.0).sum()), "rows": float((probe_r.cost + 1.0).sum())}
+    # rates giving a whole call of 1 s for the faster form, 3 s for the other
+    per_unit = {f: (1.0 if f == faster else 3.0) / work[f] for f in work}
+    calls = _clocked(monkeypatch, per_unit)
+    run, record = _topk_sparse.sparse_run(Xn, 10, False, 2)
+    assert run.form == faster
+    assert record["race"][faster]["total_s"] == pytest.approx(1.0)
+    loser = "rows" if faster == "blocked" else "blocked"
+    assert record["race"][loser]["total_s"] == pytest.approx(3.0)
+    out = run.finish()
+    mine = [n for f, n in calls if f == faster]
+    assert sum(mine) == run.n_blocks  # the race's units were kept, none run twice
+    lost = sum(n for f, n in calls if f == loser)
+    assert 0 < lost <= run.n_blocks  # measured, then dropped
+    assert record["race"][loser]["raced_s"] <= 0.1 * 3.0
+    _same(out, cosine_topk(X, 10, strategy=Sparse(form=loser), n_threads=2))
+
+
+def test_the_race_is_run_once_per_input(monkeypatch):
+    """A later sparse call on the same matrix runs the kept form without a race."""
+    X = random_matrix(5, 2500, 300, 0.02, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    calls = _clocked(monkeypatch, {"blocked": 1e-9, "rows": 1e-6})
+    first, rec = _topk_sparse.sparse_run(Xn, 6, False, 2)
+    assert first.form == "blocked" and "race" in rec
+    raced = {f for f, _ in calls}
+    assert raced == {"blocked", "rows"}
+    calls.clear()
+    again, rec = _topk_sparse.sparse_run(Xn, 6, False, 2)
+    assert again.form == "blocked" and rec.get("kept") and not calls
+    _topk_sparse.sparse_run(Xn, 7, False, 2)  # another k: raced afresh
+    assert {f for f, _ in calls} == {"blocked", "rows"}
+
+
+def test_small_inputs_and_big_heaps_skip_the_race(monkeypatch):
+    """Under RACE_MIN_ROWS rows the blocked form runs; where one heap set per thread does not
+    fit, the rows form (one output set) runs."""
+    calls = _clocked(monkeypatch, {"blocked": 1e-9, "rows": 1e-9})
+    X = random_matrix(6, 200, 50, 0.1, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    assert _topk_sparse.sparse_run(Xn, 5, False, 2)[0].form == "blocked"
+    monkeypatch.setattr(_topk_sparse, "sparse_half", lambda *a: False)
+    assert _topk_sparse.sparse_run(Xn, 5, False, 2)[0].form == "rows"
+    assert not calls
