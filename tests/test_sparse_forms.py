@@ -94,6 +94,7 @@ def test_the_race_finishes_the_faster_form_and_spends_little_on_the_other(monkey
     share of its units; the result equals either form's."""
     X = random_matrix(4, 3000, 400, 0.02, np.float32, ratings=True)
     Xn = core.normalized(X, CPU, np.float32)
+    assert _topk_sparse.rows_may_win(Xn, _topk_sparse.SparseTopk(Xn, 10, False, 2).cost)
     probe_b = _topk_sparse.SparseTopk(Xn, 10, False, 2)
     probe_r = RowsTopk(Xn, 10, False, 2)
     work = {"blocked": float((probe_b.cost + 1.0).sum()), "rows": float((probe_r.cost + 1.0).sum())}
@@ -118,6 +119,7 @@ def test_the_race_is_run_once_per_input(monkeypatch):
     """A later sparse call on the same matrix runs the kept form without a race."""
     X = random_matrix(5, 2500, 300, 0.02, np.float32, ratings=True)
     Xn = core.normalized(X, CPU, np.float32)
+    assert _topk_sparse.rows_may_win(Xn, _topk_sparse.SparseTopk(Xn, 6, False, 2).cost)
     calls = _clocked(monkeypatch, {"blocked": 1e-9, "rows": 1e-6})
     first, rec = _topk_sparse.sparse_run(Xn, 6, False, 2)
     assert first.form == "blocked" and "race" in rec
@@ -130,13 +132,18 @@ def test_the_race_is_run_once_per_input(monkeypatch):
     assert {f for f, _ in calls} == {"blocked", "rows"}
 
 
-def test_small_inputs_and_big_heaps_skip_the_race(monkeypatch):
-    """Under RACE_MIN_ROWS rows the blocked form runs; where one heap set per thread does not
-    fit, the rows form (one output set) runs."""
+def test_small_inputs_dense_products_and_big_heaps_skip_the_race(monkeypatch):
+    """Under RACE_MIN_ROWS rows the blocked form runs; so it does where every row pair costs
+    a multiply-add or more (S dense); where one heap set per thread does not fit, the rows
+    form (one output set) runs."""
     calls = _clocked(monkeypatch, {"blocked": 1e-9, "rows": 1e-9})
     X = random_matrix(6, 200, 50, 0.1, np.float32, ratings=True)
     Xn = core.normalized(X, CPU, np.float32)
     assert _topk_sparse.sparse_run(Xn, 5, False, 2)[0].form == "blocked"
+    dense_s = random_matrix(7, 2500, 40, 0.3, np.float32, ratings=True)  # 750 rows a column
+    Dn = core.normalized(dense_s, CPU, np.float32)
+    assert not _topk_sparse.rows_may_win(Dn, _topk_sparse.SparseTopk(Dn, 5, False, 2).cost)
+    assert _topk_sparse.sparse_run(Dn, 5, False, 2)[0].form == "blocked"
     monkeypatch.setattr(_topk_sparse, "sparse_half", lambda *a: False)
     assert _topk_sparse.sparse_run(Xn, 5, False, 2)[0].form == "rows"
     assert not calls

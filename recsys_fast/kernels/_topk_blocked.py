@@ -1,7 +1,7 @@
-"""numba kernel behind ``cosine_topk(strategy="sparse")``: rows in blocks of ``LANES``.
+"""The blocked form of ``cosine_topk(strategy="sparse")``: rows in blocks of ``LANES``.
 
-``_topk_numba.topk_heaps`` computes row i of S = X @ X.T by streaming, for each column c of
-row i, the tail of column c (the rows j > i sharing c) and scattering ``x_ic * x_jc`` into an
+Row by row, row i of S = X @ X.T is computed by streaming, for each column c of row i, the
+tail of column c (the rows j > i sharing c) and scattering ``x_ic * x_jc`` into an
 accumulator. Every multiply-add then costs a load of ``(j, x_jc)`` from a column that, at the
 10M-rating scale, is far out of cache: the kernel is bound by those loads, not by arithmetic.
 
@@ -13,7 +13,7 @@ column); each column tail is streamed once per block, and each loaded ``(j, x_jc
 and add). For hot rows the loads fall by up to ``LANES`` times; a column a block row lacks adds
 ``0 * x_jc``, which changes no sum.
 
-Results are bit-identical to ``topk_heaps``: each S[i, j] is the sum of the same products in
+Results are bit-identical to the rows form (:mod:`._topk_fullrows`): each S[i, j] is the sum of the same products in
 the same (ascending column) order, multiplied and added separately (no FMA contraction), and
 each pair (i, j > i) is computed once and offered to both rows' heaps with the same tie rule,
 whose kept set does not depend on the arrival order. The column tail starts after the block's
@@ -24,12 +24,13 @@ Blocks are sorted by cost, costliest first, and each goes to the next thread tha
 (an atomic counter): a thread slowed by another process on its core (or by blocks costlier
 than their count of entries says) then takes fewer blocks, where a fixed round-robin deal left
 the other thread idle at the end. numba's own dynamic schedule (``parallel_chunksize(1)``)
-measured slower, about one thread busy. As in ``topk_heaps`` each thread owns a full set of
+measured slower, about one thread busy. Each thread owns a full set of
 heaps (pairs reach any row), merged at the end; the kept set does not depend on which thread
 computed a pair, so the result is the same whichever thread took which block.
-Per thread: the heaps, an (n_rows, LANES) accumulator and an (n_features * LANES) array of
-block values, ``n_threads * (n_rows * (k * (itemsize + 4) + LANES * itemsize + 16) +
-n_features * (LANES * itemsize + 16))`` bytes in all.
+Per thread: the heaps, an (n_rows, LANES) accumulator, a slot of LANES block values per column
+of a block (at most its entries, ``e``) and three arrays over the features,
+``n_threads * (n_rows * (k * (itemsize + 4) + LANES * itemsize + 16) + e * LANES * itemsize +
+n_features * 16)`` bytes in all.
 """
 
 from __future__ import annotations
@@ -154,13 +155,27 @@ def new_heaps(n: int, k: int, n_sets: int, dtype):
             np.full(n_sets * n + LANES, -np.inf, dtype=dtype))  # + a full last block
 
 
-def new_scratch(n: int, m: int, n_sets: int, dtype):
-    """Per-thread scratch of :func:`run_blocks` for n rows and m features: the accumulators,
-    block values, first positions, column lists, marks and touched lists. Each call leaves it
-    as it found it, so one scratch serves every call of a top-k. Every page is written here
+def block_entries(indptr) -> int:
+    """The most entries any block of LANES consecutive rows holds: a bound on its columns."""
+    n = indptr.size - 1
+    if n == 0:
+        return 0
+    starts = np.arange(0, n, LANES)
+    return int(np.max(indptr[np.minimum(starts + LANES, n)] - indptr[starts]))
+
+
+def new_scratch(indptr, m: int, n_sets: int, dtype):
+    """Per-thread scratch of :func:`run_blocks` for the CSR row pointer ``indptr`` over m
+    features: the accumulators, block values (a slot per column of the block), first
+    positions, column lists, column slots, marks and touched lists. Each call leaves it as
+    it found it, so one scratch serves every call of a top-k. Every page is written here
     (``np.full``), not faulted in inside the first timed blocks."""
-    return (np.full((n_sets, n, LANES), 0, dtype=dtype), np.full((n_sets, m * LANES), 0, dtype=dtype),
-            np.full((n_sets, m), -1, dtype=np.int64), np.full((n_sets, m), 0, dtype=np.int64),
+    n = indptr.size - 1
+    slots = max(1, min(m, block_entries(indptr)))
+    return (np.full((n_sets, n, LANES), 0, dtype=dtype),
+            np.full((n_sets, slots * LANES), 0, dtype=dtype),
+            np.full((n_sets, m), -1, dtype=np.int64), np.full((n_sets, m), 0, dtype=np.int32),
+            np.full((n_sets, m), 0, dtype=np.int32),
             np.full((n_sets, n), -1, dtype=np.int64), np.full((n_sets, n), 0, dtype=np.int64))
 
 
@@ -172,15 +187,15 @@ def topk_heaps_blocked(indptr, indices, data, colptr, rowidx, coldata, pos, orde
     hv, hi, hn, thr = new_heaps(n, k, n_sets, data.dtype)
     run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets, k,
                include_self, labels, hv, hi, hn, thr,
-               *new_scratch(n, colptr.size - 1, n_sets, data.dtype))
+               *new_scratch(indptr, colptr.size - 1, n_sets, data.dtype))
     merge_heap_sets(hv, hi, hn, n, k, n_sets)
     return hv, hi, hn
 
 
 @njit(cache=True, parallel=True)
 def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost, n_sets, k,
-               include_self, labels, hv, hi, hn, thr, acc_t, weights_t, first_t, cols_t, mark_t,
-               touched_t):
+               include_self, labels, hv, hi, hn, thr, acc_t, weights_t, first_t, cols_t, slot_t,
+               mark_t, touched_t):
     """Offer the pairs of the blocks ``order`` (of LANES consecutive rows, costliest first;
     ``cost``: per block) to the heap sets ``(hv, hi, hn, thr)`` (:func:`new_heaps`), in place.
     ``n_sets``: tasks, one heap set each (numba's thread count (the caller's
@@ -195,7 +210,7 @@ def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost,
     taken = np.zeros(1, dtype=np.int64)  # blocks handed out so far
     for tt in prange(n_sets):
       t = np.int64(tt)  # prange indices may be unsigned; uint64 + int64 gives float64
-      acc, weights, first, cols = acc_t[t], weights_t[t], first_t[t], cols_t[t]
+      acc, weights, first, cols, slot = acc_t[t], weights_t[t], first_t[t], cols_t[t], slot_t[t]
       mark, touched, w = mark_t[t], touched_t[t], w_t[t]
       hbase = t * n
       while True:  # blocks by cost, each to the next thread that is free
@@ -216,17 +231,18 @@ def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost,
                 if first[c] < 0:
                     first[c] = pos[p]
                     cols[nu] = c
+                    slot[c] = nu
                     nu += 1
-                weights[c * LANES + b] = v
+                weights[slot[c] * LANES + b] = v
             if include_self and self_dot > zero:
                 _offer(hv, hi, hn, thr, hbase + r, k, self_dot, labels[r])
-        ucols = np.sort(cols[:nu])  # ascending: the summation order of topk_heaps
+        ucols = np.sort(cols[:nu])  # ascending: the summation order of the rows form
         # a block touching a good share of the rows after it is read back by a scan
         scan = 4 * cost[blk] > n - i0
         nt = 0
         for u in range(nu):
             c = ucols[u]
-            cb = c * LANES
+            cb = slot[c] * LANES
             for b in range(LANES):
                 w[b] = weights[cb + b]
                 weights[cb + b] = zero

@@ -36,7 +36,14 @@ _TRIAL_PREFIX = 1 / 8  # largest share of the units a trial or a race runs befor
 RACE_SHARE = 0.03  # most of the leading form's extrapolated time each form spends racing
 RACE_LEAD = 1.25  # a form this much faster than the other, both measured, wins at once
 RACE_MIN_CHUNK_S = 2e-3  # a chunk shorter than this measures call overhead, not the kernel
+RACE_AGREE = 1.5  # the most two measured chunks' rates (seconds per unit of work) may differ
+RACE_GIVE_UP = 0.1  # a form not measured after this share of a measured form's time loses
 RACE_MIN_ROWS = 2048  # fewer rows: the blocked form, no race (either form takes milliseconds)
+# The race runs only where the rows form can win: under one multiply-add (both halves) per
+# row pair (S sparse, candidate handling dominant), and under 8 of those per entry the
+# blocked form streams (its 16-lane blocks share few columns). Elsewhere the blocked form.
+RACE_PAIR_MADDS = 1.0
+RACE_SHARING = 8.0
 FORMS = ("auto", "blocked", "rows")
 
 
@@ -106,7 +113,7 @@ class SparseTopk:
         self.order = np.argsort(-self.cost, kind="stable").astype(np.int64)  # costliest first
         self.done = np.zeros(self.order.size, dtype=bool)
         self.heaps = bl.new_heaps(self.n, k, n_threads, data.dtype)
-        self.scratch = bl.new_scratch(self.n, colptr.size - 1, n_threads, data.dtype)
+        self.scratch = bl.new_scratch(indptr, colptr.size - 1, n_threads, data.dtype)
         for a in self.heaps[:3]:  # fault the pages in now, not inside the first timed blocks
             a.fill(0)
 
@@ -155,7 +162,7 @@ class _Lane:
         self.least = 2 * run.n_threads  # a chunk keeps every thread busy
         self.weight = run.cost.astype(np.float64) + 1.0
         self.done, self.spent, self.size, self.per_unit = 0, 0.0, self.least, np.inf
-        self.last_s = 0.0
+        self.last_s, self.rates = 0.0, []
 
     @property
     def exhausted(self) -> bool:
@@ -170,7 +177,8 @@ class _Lane:
         self.last_s = time.perf_counter() - t0
         self.spent += self.last_s
         self.done += chunk.size
-        self.per_unit = min(self.per_unit, self.last_s / self.weight[chunk].sum())
+        self.rates.append(self.last_s / self.weight[chunk].sum())
+        self.per_unit = min(self.per_unit, self.rates[-1])
         self.size *= 2
 
     def rest_s(self) -> float:
@@ -183,9 +191,15 @@ class _Lane:
         return float(self.per_unit * self.weight.sum())
 
     def measured(self) -> bool:
-        """Two chunks run (the least rate of two: a first call's slow start does not count),
-        the last long enough to time the kernel, not its call; or no more to run."""
-        return self.exhausted or (self.done > self.least and self.last_s >= RACE_MIN_CHUNK_S)
+        """The last chunk long enough to time the kernel, not its call, and its rate within
+        :data:`RACE_AGREE` of the chunk's before (a stall, a descheduled vCPU or pages faulted
+        in, costs a chunk a fixed time whatever its work: rates of chunks that double then
+        differ); or no more to run."""
+        if self.exhausted:
+            return True
+        if len(self.rates) < 2 or self.last_s < RACE_MIN_CHUNK_S:
+            return False
+        return self.rates[-2] <= RACE_AGREE * self.rates[-1] <= RACE_AGREE ** 2 * self.rates[-2]
 
 
 def race(runs: list, prefix: float = _TRIAL_PREFIX):
@@ -193,23 +207,27 @@ def race(runs: list, prefix: float = _TRIAL_PREFIX):
     least extrapolated time, its raced units kept.
 
     Each form runs growing stratified chunks of its units (:class:`_Lane`), the form that has
-    spent least going next, until every form is measured (two chunks, the last of at least
-    :data:`RACE_MIN_CHUNK_S`, or its share ``prefix`` of its units run). The race ends when
-    the leader is then :data:`RACE_LEAD` times ahead of every other form, or when each form
-    has spent :data:`RACE_SHARE` of the leader's extrapolated time or run its share."""
+    spent least going next, until every form is measured (:meth:`_Lane.measured`: the last
+    chunk of at least :data:`RACE_MIN_CHUNK_S`, at the rate of the one before, or its share
+    ``prefix`` of its units run), or has spent :data:`RACE_GIVE_UP` of a measured form's
+    extrapolated time without being measured. The race ends when the leader is then
+    :data:`RACE_LEAD` times ahead of every other form, or when each form has spent
+    :data:`RACE_SHARE` of the leader's extrapolated time or run its share."""
     lanes = [_Lane(r, prefix) for r in runs]
     while True:
-        unmeasured = [lane for lane in lanes if not lane.measured()]
-        if not unmeasured:
+        done = [lane.total_s() for lane in lanes if lane.measured()]
+        cap = RACE_GIVE_UP * min(done) if done else np.inf
+        pending = [lane for lane in lanes if not lane.measured() and lane.spent < cap]
+        if not pending:
             totals = [lane.total_s() for lane in lanes]
             best = min(totals)
             if all(t >= RACE_LEAD * best for t in totals if t != best):
                 break
-            unmeasured = [lane for lane in lanes
-                          if not lane.exhausted and lane.spent < RACE_SHARE * best]
-            if not unmeasured:
+            pending = [lane for lane in lanes
+                       if not lane.exhausted and lane.spent < RACE_SHARE * best]
+            if not pending:
                 break
-        min(unmeasured, key=lambda lane: lane.spent).step()
+        min(pending, key=lambda lane: lane.spent).step()
     totals = [lane.total_s() for lane in lanes]
     lead = lanes[int(np.argmin(totals))]
     record = {lane.run.form: {"units": lane.run.n_blocks, "raced": lane.done,
@@ -264,9 +282,10 @@ def check_form(form: str) -> str:
 def sparse_run(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto"):
     """``(run, record)``: the form of the sparse strategy that runs on ``Xn``, with any raced
     units done. ``form="auto"``: the blocked form below :data:`RACE_MIN_ROWS` rows, the rows
-    form where the blocked form's heaps do not fit (:func:`sparse_half`), else the
-    :func:`race`'s leader, kept for the process by input structure (:data:`RACED`): a later
-    call on the same matrix runs the same form without a race."""
+    form where the blocked form's heaps do not fit (:func:`sparse_half`); else the blocked
+    form unless :func:`rows_may_win`, then the :func:`race`'s leader, kept for the process by
+    input structure (:data:`RACED`): a later call on the same matrix runs the same form
+    without a race."""
     check_form(form)
     n = Xn.shape[0]
     half = sparse_half(n, k, Xn.dtype.itemsize, n_threads)
@@ -280,11 +299,22 @@ def sparse_run(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto
         return sparse_run(Xn, k, include_self, n_threads, kept)[0], {"form": kept, "kept": True}
     _load_forms(Xn.dtype)
     prepared = nb.relabelled(Xn)
-    runs = [SparseTopk(Xn, k, include_self, n_threads, prepared),
-            RowsTopk(Xn, k, include_self, n_threads, prepared)]
-    run, record = race(runs)
+    blocked = SparseTopk(Xn, k, include_self, n_threads, prepared)
+    if not rows_may_win(Xn, blocked.cost):
+        return blocked, {"form": "blocked"}
+    run, record = race([blocked, RowsTopk(Xn, k, include_self, n_threads, prepared)])
     RACED.put(key, run.form)
     return run, {"form": run.form, "race": record}
+
+
+def rows_may_win(Xn, block_cost: np.ndarray) -> bool:
+    """Whether the rows form is worth racing on ``Xn`` (:data:`RACE_PAIR_MADDS`,
+    :data:`RACE_SHARING`): its multiply-adds ``sum of squared column lengths`` against the
+    row pairs and against the blocked form's streamed entries (``block_cost``)."""
+    n = Xn.shape[0]
+    col_len = np.bincount(Xn.indices, minlength=Xn.shape[1]).astype(np.float64)
+    madds = float(col_len @ col_len)
+    return madds < RACE_PAIR_MADDS * n * n and madds < RACE_SHARING * float(block_cost.sum())
 
 
 _LOADED: set = set()
