@@ -157,6 +157,32 @@ def test_tfidf_matches_naive_on_retail(retail_csv, dtype):
     assert [i for i, _ in ours.recommend(11, 5)] == [i for i, _ in naive.recommend(11, 5)]
 
 
+def test_tfidf_topk_runs_the_rows_form_on_the_cpu(monkeypatch):
+    """``tfidf_topk``'s default (and ``strategy="sparse"``) runs the sparse strategy's rows form
+    in process; other strategies, a strategy object and task drivers pass unchanged."""
+    from recsys_fast.kernels import _topk_fullrows
+    from recsys_fast.kernels.tfidf import text_strategy
+    from recsys_fast.kernels.topk_strategies import Auto, Dense, Sparse
+
+    ran = []
+    real = _topk_fullrows.RowsTopk.run
+    monkeypatch.setattr(_topk_fullrows.RowsTopk, "run",
+                        lambda self, rows: (ran.append(rows.size), real(self, rows)))
+    for strategy in ("auto", "sparse"):
+        ran.clear()
+        ours = tfidf_topk(DOCS, dtype=np.float64, strategy=strategy)
+        if ours.strategy == "sparse":  # auto may take dense on a tiny input
+            assert sum(ran) == len(DOCS)
+        assert_same_up_to_ties(ContentRecommender(DOCS).fit(), ours, 1e-12)
+    assert ours.strategy == "sparse"
+    assert text_strategy("auto", 64, "cpu") == (Auto(block_rows=64, form="rows"), None)
+    assert text_strategy("sparse", None, "cpu") == (Sparse(form="rows"), None)
+    assert text_strategy("dense", 64, "cpu") == ("dense", 64)
+    assert text_strategy("sparse", 64, "cpu") == ("sparse", 64)  # refused by cosine_topk
+    assert text_strategy(Dense(), None, "cpu") == (Dense(), None)
+    assert text_strategy("auto", None, "dask") == ("auto", None)
+
+
 def test_tfidf_similarity_matrix_alignment():
     ours = tfidf_topk(DOCS, k=3, dtype=np.float64)
     assert ours.neighbours.shape == (6, 2)
