@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from recsys_fast.kernels import _topk_numba as nb
 from recsys_fast.kernels._topk_blocked import _next_index
@@ -41,26 +43,34 @@ RADIX = 11  # bits per histogram pass of the select: 2048 counters, 8 KB, in L1
 SCAN_COST = 1.0
 
 
+@intrinsic
+def _key(typingctx, x):
+    """The bits of the float ``x`` as an unsigned integer of its width (a positive float's
+    bits order as its value does)."""
+    width = x.bitwidth
+    sig = (types.uint32 if width == 32 else types.uint64)(x)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(width))
+
+    return sig, codegen
+
+
 @njit(cache=True, inline="always")
-def _radix_floor(keys, m, k, top, hist):
-    """The least key ``lo`` such that the keys >= lo among ``keys[:m]`` hold the k largest
-    and at most k more beside those above lo's bin (m > k; ``hist``: 2**RADIX zeros, left
-    zeroed). ``top``: shift of the highest bits compared (sign bit excluded)."""
+def _radix_floor(vals, m, k, top, hist, bmin, bmax):
+    """The least key ``lo`` (:func:`_key`) such that the keys >= lo among ``vals[:m]`` (all
+    positive) hold the k largest and at most k more beside those above lo's bin (m > k).
+    ``hist``: the counts of the keys' top bits (``key >> top``, 2**RADIX bins, nonzero in
+    ``bmin..bmax`` only), left zeroed. ``top``: shift of the highest bits compared (sign bit
+    excluded)."""
     nbins = 1 << RADIX
-    one = keys.dtype.type(nbins - 1)
-    prefix = keys.dtype.type(0)
-    pmask = keys.dtype.type(0)
+    zero = _key(vals[0]) & 0
+    one = zero + (nbins - 1)
+    prefix = zero
+    pmask = zero
     need = k
     shift = top
     while True:
-        bmin, bmax = nbins, -1
-        for q in range(m):
-            key = keys[q]
-            if (key & pmask) == prefix:
-                b = np.int64((key >> shift) & one)
-                hist[b] += 1
-                bmin = min(bmin, b)
-                bmax = max(bmax, b)
         cum = 0
         b = bmax
         while True:  # the bin holding the need-th largest
@@ -70,32 +80,40 @@ def _radix_floor(keys, m, k, top, hist):
             b -= 1
         in_bin = hist[b]
         hist[bmin : bmax + 1] = 0
-        lo = prefix | (keys.dtype.type(b) << shift)
+        lo = prefix | ((zero + b) << shift)
         if in_bin <= k or shift == 0:
             return lo
         need -= cum - in_bin
         prefix = lo
         pmask |= one << shift
         shift = max(shift - RADIX, 0)
+        bmin, bmax = nbins, -1
+        for q in range(m):
+            key = _key(vals[q])
+            if (key & pmask) == prefix:
+                b = np.int64((key >> shift) & one)
+                hist[b] += 1
+                bmin = min(bmin, b)
+                bmax = max(bmax, b)
 
 
 @njit(cache=True, parallel=True)
 def run_rows(indptr, indices, data, colptr, rowidx, coldata, rows, cost, n_tasks, k,
-             include_self, labels, acc_t, mark_t, touched_t, vals_t, keys_t, top, out_v, out_i,
-             out_n):
+             include_self, labels, acc_t, mark_t, touched_t, vals_t, top, out_v, out_i, out_n):
     """Top-k of the relabelled rows ``rows`` (costliest first; ``cost``: multiply-adds per row)
     into ``out_v``/``out_i`` (row r's kept values and original labels at ``r * k``, labels
     ascending) and ``out_n``. ``n_tasks``: numba's thread count; ``*_t``: per-thread scratch
-    (:class:`RowsTopk`), accumulators zero and marks -1 between calls; ``keys_t``: ``vals_t``
-    viewed as unsigned integers of the same width."""
+    (:class:`RowsTopk`), accumulators zero and marks -1 between calls; ``top``: the shift of
+    the radix select's first pass (the float width less the sign bit and RADIX)."""
     n = indptr.size - 1
     zero = data.dtype.type(0)
     taken = np.zeros(1, dtype=np.int64)  # rows handed out so far
     for tt in prange(n_tasks):
         t = np.int64(tt)
         acc, mark, touched = acc_t[t], mark_t[t], touched_t[t]
-        vals, keys = vals_t[t], keys_t[t]
-        hist = np.zeros(1 << RADIX, dtype=np.int32)
+        vals = vals_t[t]
+        nbins = 1 << RADIX
+        hist = np.zeros(nbins, dtype=np.int32)
         hv = np.empty(k, dtype=data.dtype)
         hi = np.empty(k, dtype=np.int32)
         order = np.empty(k, dtype=np.int64)
@@ -128,6 +146,7 @@ def run_rows(indptr, indices, data, colptr, rowidx, coldata, rows, cost, n_tasks
             if scan:
                 nt = n
             m = 0
+            bmin, bmax = nbins, -1  # the first radix pass, fused: counts of the top bits
             for q2 in range(nt):
                 j = q2 if scan else touched[q2]
                 s = acc[j]
@@ -136,18 +155,28 @@ def run_rows(indptr, indices, data, colptr, rowidx, coldata, rows, cost, n_tasks
                     if s > zero:
                         vals[m] = s
                         touched[m] = j
+                        b = np.int64(_key(s) >> top)
+                        hist[b] += 1
+                        bmin = min(bmin, b)
+                        bmax = max(bmax, b)
                         m += 1
             if include_self and self_dot > zero:
                 vals[m] = self_dot
                 touched[m] = i
+                b = np.int64(_key(self_dot) >> top)
+                hist[b] += 1
+                bmin = min(bmin, b)
+                bmax = max(bmax, b)
                 m += 1
             size = 0
             if m > k:
-                lo = _radix_floor(keys, m, k, top, hist)
+                lo = _radix_floor(vals, m, k, top, hist, bmin, bmax)
                 for q2 in range(m):
-                    if keys[q2] >= lo:
+                    if _key(vals[q2]) >= lo:
                         size = nb._heap_push(hv, hi, 0, size, k, vals[q2], labels[touched[q2]])
             else:
+                if m:
+                    hist[bmin : bmax + 1] = 0
                 for q2 in range(m):
                     size = nb._heap_push(hv, hi, 0, size, k, vals[q2], labels[touched[q2]])
             for e in range(size):  # labels ascending: sort (label, slot) packed in one integer
@@ -200,7 +229,6 @@ class RowsTopk:
         self.mark = np.full((n_threads, n), -1, dtype=np.int32)
         self.touched = np.empty((n_threads, n), dtype=np.int32)
         self.vals = np.empty((n_threads, n + 1), dtype=dtype)
-        self.keys = self.vals.view(np.uint32 if dtype.itemsize == 4 else np.uint64)
         for a in (self.out_v, self.out_i, self.touched, self.vals):
             a.fill(0)  # pages faulted in now, not inside the first timed rows
         self.top = 8 * dtype.itemsize - 1 - RADIX
@@ -215,7 +243,7 @@ class RowsTopk:
         with nb.numba_threads(self.n_threads):
             run_rows(*self.arrays[:6], rows, self.cost, self.n_threads, self.k,
                      self.include_self, self.perm, self.acc, self.mark, self.touched, self.vals,
-                     self.keys, self.top, self.out_v, self.out_i, self.out_n)
+                     self.top, self.out_v, self.out_i, self.out_n)
         self.done[rows] = True
 
     def csr(self, rel: np.ndarray, n_cols: int):
