@@ -129,14 +129,14 @@ def test_auto_strategy_picks_numba_on_sparse_cpu_input(rng):
 
 
 def test_numba_kernels_match_scipy(rng):
-    from recsys_fast.kernels import cf_course
+    from recsys_fast.kernels import _gram_numba, cf_course
 
     R = scipy.sparse.random(50, 40, density=0.2, random_state=1, format="csr") * 5
     R[7] = 0.0  # an empty user row
     R.eliminate_zeros()
     w = rng.random(50)
-    RT, pos = cf_course._transpose(R.copy())
-    G = cf_course._gram(R, RT, pos, w)
+    RT, pos = _gram_numba.transpose_with_positions(R.copy())
+    G = _gram_numba.gram(R, RT, pos, w)
     np.testing.assert_allclose(G, (R.T @ scipy.sparse.diags(w) @ R).toarray(), rtol=1e-13)
     np.testing.assert_array_equal(G, G.T)  # mirrored, exactly symmetric
     H = rng.random((40, 70))  # wider than one column panel, not a multiple of it

@@ -171,6 +171,25 @@ def test_cosine_distances_match_sklearn(X, as_dense):
     np.testing.assert_array_equal(np.diag(ours), 0)
 
 
+@pytest.mark.parametrize("ratio", [0.0, np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosine_distances_sparse_gram_and_gemm_paths(monkeypatch, ratio, dtype):
+    """Both CPU products, the numba Gram from the non-zeros (ratio 0) and GEMM or the sparse
+    product (ratio inf), equal sklearn, zero rows included."""
+    from recsys_fast.kernels import similarity
+
+    monkeypatch.setattr(similarity, "GRAM_RATIO", ratio)
+    for density in (0.01, 0.3):
+        X = random_matrix(9, 120, 70, density, dtype, ratings=True).tolil()
+        X[5] = 0
+        X = X.tocsr()
+        ours = cosine_distances(X)
+        np.testing.assert_allclose(ours, pairwise_distances(X.toarray(), metric="cosine"),
+                                   atol=1e-6 if dtype == np.float32 else 1e-12, rtol=0)
+        np.testing.assert_array_equal(np.diag(ours), 0)
+        assert ours[5, 0] == 1.0
+
+
 def test_cosine_distances_zero_rows_and_dtype():
     X = np.array([[0, 0, 0], [1, 2, 0], [0, 0, 0], [2, 4, 0]], dtype=np.int64)
     d = cosine_distances(X)

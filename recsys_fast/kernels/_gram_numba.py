@@ -23,6 +23,7 @@ call :func:`warmup` before timing anything.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 from numba import njit, prange
 
 # Column panel width of spmm_dense: 32 float64 per row = four AVX-512 registers of accumulator,
@@ -112,6 +113,47 @@ def two_products_dense(a_indptr, a_indices, a1, a2, b_indptr, b_indices, b1, b2,
                 c = b_indices[q]
                 o1[c] += x1 * b1[q]
                 o2[c] += x2 * b2[q]
+
+
+def transpose_with_positions(R):
+    """R^T as CSR, and for each of its entries the entry's position in R (R sorted in place,
+    canonical). Positions of R's entries ride through scipy's transpose as int64 data (exact)."""
+    R.sort_indices()
+    pos = scipy.sparse.csr_matrix(
+        (np.arange(R.nnz, dtype=np.int64), R.indices, R.indptr), shape=R.shape
+    ).T.tocsr()
+    RT = scipy.sparse.csr_matrix((R.data[pos.data], pos.indices, pos.indptr), shape=pos.shape)
+    return RT, pos.data
+
+
+def gram(R, RT, rt_pos, weights):
+    """Dense ``R^T diag(weights) R`` (n_cols square) from the non-zeros only
+    (:func:`sparse_gram`; ``RT, rt_pos``: :func:`transpose_with_positions` of R)."""
+    n = R.shape[1]
+    out = np.empty((n, n), dtype=R.dtype)
+    i64 = np.int64
+    sparse_gram(
+        RT.indptr.astype(i64), RT.indices.astype(i64), RT.data, rt_pos,
+        R.indptr.astype(i64), R.indices.astype(i64), R.data,
+        np.ascontiguousarray(weights, dtype=R.dtype), out,
+    )
+    return out
+
+
+def row_gram(X):
+    """Dense float64 ``X @ X.T`` of a CSR X from its non-zeros (:func:`gram` of X^T), summed
+    in float64 whatever X's dtype (a float32 sum over hundreds of entries drifts by 1e-6)."""
+    R = scipy.sparse.csr_matrix(X.T, dtype=np.float64)
+    RT, pos = transpose_with_positions(R)
+    return gram(R, RT, pos, np.ones(R.shape[0], dtype=R.dtype))
+
+
+def gram_work(X) -> tuple[float, float]:
+    """``(sparse, dense)`` multiply-adds of ``X @ X.T`` for a CSR X (n x m): the sum of squared
+    column lengths, and ``n * n * m``."""
+    col_len = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
+    n, m = X.shape
+    return float(col_len @ col_len), float(n) * n * m
 
 
 def warmup() -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse
 
 from recsys_fast.backend import Backend, get_backend, to_host
+from recsys_fast.kernels._gram_numba import gram, transpose_with_positions
 from recsys_fast.memory import check_memory, dense_bytes
 
 KINDS = ("user", "item")
@@ -270,33 +271,6 @@ def _spmm(A, G, *, col_add=None, row_add=None, row_scale=None, col_scale=None, r
     return out
 
 
-def _transpose(R):
-    """R^T as CSR, and for each of its entries the entry's position in R (R sorted, canonical).
-
-    Positions of R's entries ride through scipy's transpose as int64 data (exact)."""
-    R.sort_indices()
-    pos = scipy.sparse.csr_matrix(
-        (np.arange(R.nnz, dtype=np.int64), R.indices, R.indptr), shape=R.shape
-    ).T.tocsr()
-    RT = scipy.sparse.csr_matrix((R.data[pos.data], pos.indices, pos.indptr), shape=pos.shape)
-    return RT, pos.data
-
-
-def _gram(R, RT, rt_pos, weights):
-    """Dense ``R^T diag(weights) R`` (n_items square) from the non-zeros only (numba)."""
-    from recsys_fast.kernels import _gram_numba as nb
-
-    n_items = R.shape[1]
-    G = np.empty((n_items, n_items), dtype=R.dtype)
-    i64 = np.int64
-    nb.sparse_gram(
-        RT.indptr.astype(i64), RT.indices.astype(i64), RT.data, rt_pos,
-        R.indptr.astype(i64), R.indices.astype(i64), R.data,
-        np.ascontiguousarray(weights, dtype=R.dtype), G,
-    )
-    return G
-
-
 def _inv_norms(sq):
     """1 / sqrt(sq), 0 where sq == 0 (sklearn's zero-vector convention)."""
     return np.where(sq > 0, 1.0 / np.sqrt(np.where(sq > 0, sq, 1.0)), 0.0).astype(sq.dtype)
@@ -313,12 +287,12 @@ def _course_numba(R, kind: str):
     The ``(1 - C_jj)`` self-terms are rounding-sized and dropped.
     """
     n_users, n_items = R.shape
-    RT, rt_pos = _transpose(R)
+    RT, rt_pos = transpose_with_positions(R)
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "user":
             sq = np.asarray(R.multiply(R).sum(axis=1), dtype=R.dtype).ravel()
             d = _inv_norms(sq)
-            G = _gram(R, RT, rt_pos, d)
+            G = gram(R, RT, rt_pos, d)
             mean = np.asarray(R.sum(axis=1), dtype=R.dtype).ravel() / n_items
             s_mean = mean.sum() - d * (R @ (RT @ (d * mean)))
             denom = n_users - d * (R @ (RT @ d)) - (sq == 0)
@@ -327,7 +301,7 @@ def _course_numba(R, kind: str):
                          row_after=mean)
         sq = np.asarray(R.multiply(R).sum(axis=0), dtype=R.dtype).ravel()
         e = _inv_norms(sq)
-        K = _gram(R, RT, rt_pos, np.ones(n_users, dtype=R.dtype))
+        K = gram(R, RT, rt_pos, np.ones(n_users, dtype=R.dtype))
         denom = n_items - e * (RT @ (R @ e)) - (sq == 0)
         RE = R.multiply(e[None, :]).tocsr()
         rowsum = np.asarray(R.sum(axis=1), dtype=R.dtype).ravel()
