@@ -229,8 +229,6 @@ class RowsTopk:
         self.mark = np.full((n_threads, n), -1, dtype=np.int32)
         self.touched = np.empty((n_threads, n), dtype=np.int32)
         self.vals = np.empty((n_threads, n + 1), dtype=dtype)
-        for a in (self.out_v, self.out_i, self.touched, self.vals):
-            a.fill(0)  # pages faulted in now, not inside the first timed rows
         self.top = 8 * dtype.itemsize - 1 - RADIX
 
     @property
