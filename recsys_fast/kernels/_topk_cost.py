@@ -5,7 +5,7 @@ The model is linear in the work the dense code does (:func:`dense_work`): the GE
 multiply-adds of the pair blocks on and above the diagonal, the ``n**2`` entries of S each
 selected once, the candidates of each row block merged (``n * p * k`` for ``p`` column
 blocks), the dense copy of X (``n * m``) and a fixed cost per call. Its coefficients come from
-timing the dense kernel itself on seeded random inputs of several shapes and ``k`` (best of
+timing whole dense calls on seeded random inputs of several shapes and ``k`` (the median of
 several rounds each, a few seconds in all) and fitting them by non-negative least squares.
 
 The fit is kept in ``<cache>/calibration/`` (the data cache, :func:`recsys_fast.data.cache_dir`)
@@ -28,7 +28,7 @@ import numpy as np
 
 from recsys_fast.memory import cpu_model
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 MAX_AGE_DAYS = 30
 FEATURES = ("gemm_madds", "selected_entries", "merged_candidates", "densified_entries", "call")
 # Calibration inputs (rows, features, k): 1 to 8 pair blocks a side, narrow to wide rows
@@ -97,7 +97,7 @@ def fit(rows: list[np.ndarray], seconds: list[float]) -> np.ndarray:
 
 def calibrate(n_threads: int, measure: Callable[[int, int, int, int], float],
               block: Callable[[int], int]) -> dict:
-    """Time ``measure(n, m, k, n_threads)`` (seconds of one dense call, best of its rounds) on the
+    """Time ``measure(n, m, k, n_threads)`` (seconds of one dense call, the median of its rounds) on the
     calibration shapes and fit the model; ``block(n)``: the pair block side for n rows."""
     rows, seconds, runs = [], [], []
     for n, m, k in _CAL_RUNS:

@@ -34,13 +34,13 @@ import heapq
 import numba
 import numpy as np
 import scipy.sparse
-from threadpoolctl import threadpool_limits
 
 from recsys_fast.backend import CPU
 from recsys_fast.kernels import _topk_blocked as bl
 from recsys_fast.kernels import _topk_numba as nb
 from recsys_fast.kernels._topk_dense import merge_candidates, padded_topk, spmm_topk
 from recsys_fast.kernels._topk_fullrows import RowsTopk
+from recsys_fast.kernels.core import blas_limits
 
 _SPARSE_ARRAYS = ("indptr", "indices", "data", "colptr", "rowidx", "coldata", "pos")
 
@@ -143,7 +143,7 @@ class RowTopk:
         if self.strategy == "dense":
             limits = contextlib.nullcontext()
             if self.blas_threads:
-                limits = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
+                limits = blas_limits(self.blas_threads)
             with limits:
                 r, c, v = _dense_rows(prep, a, b, self.k, self.include_self, self.block)
         else:

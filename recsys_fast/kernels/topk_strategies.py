@@ -20,14 +20,13 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from recsys_fast.backend import Backend, bf16_exact
 from recsys_fast.errors import MemoryBudgetError
 from recsys_fast.kernels import _topk_auto
 from recsys_fast.kernels._topk_dense import dense_fits, dense_topk, tf32_exact
 from recsys_fast.kernels._topk_sparse import check_form, sparse_topk
-from recsys_fast.kernels.core import check_block_rows
+from recsys_fast.kernels.core import blas_limits, check_block_rows
 from recsys_fast.memory import dense_bytes
 
 
@@ -65,7 +64,7 @@ class Strategy:
 
 def _blas(job: Job):
     if job.be.host and job.blas_threads is not None:
-        return threadpool_limits(limits=job.blas_threads, user_api="blas")
+        return blas_limits(job.blas_threads)
     return contextlib.nullcontext()
 
 
