@@ -97,6 +97,16 @@ def _radix_floor(vals, m, k, top, hist, bmin, bmax):
                 bmax = max(bmax, b)
 
 
+@njit(cache=True, inline="always")
+def _candidate(vals, touched, hist, m, s, j, top, bmin, bmax):
+    """Candidate m is (s, j); its top bits counted in ``hist``; the new ``(bmin, bmax)``."""
+    vals[m] = s
+    touched[m] = j
+    b = np.int64(_key(s) >> top)
+    hist[b] += 1
+    return min(bmin, b), max(bmax, b)
+
+
 @njit(cache=True, parallel=True)
 def run_rows(indptr, indices, data, colptr, rowidx, coldata, rows, cost, n_tasks, k,
              include_self, labels, acc_t, mark_t, touched_t, vals_t, top, out_v, out_i, out_n):
@@ -153,20 +163,10 @@ def run_rows(indptr, indices, data, colptr, rowidx, coldata, rows, cost, n_tasks
                 if s != zero:
                     acc[j] = zero
                     if s > zero:
-                        vals[m] = s
-                        touched[m] = j
-                        b = np.int64(_key(s) >> top)
-                        hist[b] += 1
-                        bmin = min(bmin, b)
-                        bmax = max(bmax, b)
+                        bmin, bmax = _candidate(vals, touched, hist, m, s, j, top, bmin, bmax)
                         m += 1
             if include_self and self_dot > zero:
-                vals[m] = self_dot
-                touched[m] = i
-                b = np.int64(_key(self_dot) >> top)
-                hist[b] += 1
-                bmin = min(bmin, b)
-                bmax = max(bmax, b)
+                bmin, bmax = _candidate(vals, touched, hist, m, self_dot, i, top, bmin, bmax)
                 m += 1
             size = 0
             if m > k:
