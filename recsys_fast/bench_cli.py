@@ -16,7 +16,11 @@ from recsys_fast.errors import RecsysFastError
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """A comma list's names; an empty list is an error (it would otherwise read as "all")."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"empty list {text!r}: give at least one name")
+    return names
 
 
 def _positive_int(text: str) -> int:

@@ -67,3 +67,7 @@ class OutputError(RecsysFastError):
 
 class DatasetMismatchError(RecsysFastError, ValueError):
     """A folder holds a different data set from the one asked for; the message names both."""
+
+
+class OutputDirError(RecsysFastError, OSError):
+    """The results folder cannot be written."""

@@ -349,6 +349,8 @@ def _doc() -> dict:
     (lambda d: d["cases"][0].pop("scale"), r"cases\[0\] lacks \['scale'\]"),
     (lambda d: d["cases"][0].update(status="great"), "status 'great'"),
     (lambda d: d["cases"][0].update(median_s=None), "no positive median_s"),
+    (lambda d: d["cases"].append(dict(d["cases"][0])),
+     r"case 1 repeats case 0 \(k/naive/cpu/tiny\)"),
 ])
 def test_schema_validation_names_the_file(tmp_path, mutate, message):
     doc = _doc()

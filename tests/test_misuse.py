@@ -22,6 +22,32 @@ from recsys_fast.memory import ENV_BUDGET, available_bytes
 from recsys_fast.naive import simple
 
 
+@pytest.mark.parametrize("option", ["--kernels", "--scale", "--impl", "--backend"])
+@pytest.mark.parametrize("value", [",", " , ", ""])
+def test_an_empty_name_list_is_an_error_not_all(capsys, option, value):
+    """``--kernels ","`` selected every case; an empty list of names is refused, as for scales."""
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", option, value, "--list"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "empty list" in err and option in err and "Traceback" not in err
+
+
+def test_eval_refuses_an_unwritable_out_before_evaluating(monkeypatch, tmp_path, capsys):
+    """``eval --out`` is checked first: hours of evaluation are not lost to a bad folder."""
+    from recsys_fast.quality import evaluate
+
+    def never(*a, **kw):
+        raise AssertionError("evaluated before checking --out")
+
+    monkeypatch.setattr(evaluate, "evaluate", never)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["eval", "--dataset", "synthetic-100k", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "not writable" in err and "Traceback" not in err
+
+
 # -- RECSYS_FAST_MEMORY_BUDGET --------------------------------------------------------------
 @pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "-5G", "1e400", "lots", "0.2"])
 def test_memory_budget_must_be_a_positive_finite_size(monkeypatch, value):

@@ -60,6 +60,34 @@ def test_a_folder_with_other_files_is_refused(tmp_path):
     assert not list(tmp_path.glob("part-*.parquet"))
 
 
+def test_an_interrupted_write_is_marked_unfinished_and_cleared_by_the_next(tmp_path, monkeypatch):
+    """Ctrl-C between parts leaves a folder readers refuse as unfinished, and the next write
+    into it proceeds (the parts left behind are the writer's own), ending complete."""
+    from recsys_fast.data import parquet
+    from recsys_fast.errors import RecsysFastError
+
+    real, written = parquet._write_part, []
+
+    def interrupted(frame, path):
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+        real(frame, path)
+
+    monkeypatch.setattr(parquet, "_write_part", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_synthetic_parquet(SMALL, tmp_path, partition_users=1_000)
+    assert json.loads((tmp_path / "_synthetic.json").read_text())["complete"] is False
+    with pytest.raises(RecsysFastError, match="unfinished"):
+        parquet.check_complete(tmp_path)
+    monkeypatch.setattr(parquet, "_write_part", real)
+    meta = write_synthetic_parquet(SMALL, tmp_path, partition_users=1_000)
+    assert meta["complete"] is True and len(meta["parts"]) == 3
+    parquet.check_complete(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["_synthetic.json", *(p["file"] for p in meta["parts"])])
+
+
 def test_stream_mode_is_deterministic_and_well_formed(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_synthetic_parquet(SMALL, a, partition_users=700, mode="stream")

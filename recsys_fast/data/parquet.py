@@ -35,6 +35,7 @@ LARGE_SCALES = syn.LARGE_SCALES
 MEMORY_MAX_RATINGS = syn.SCALES["25m"].n_ratings  # largest set built in memory by default
 DEFAULT_PARTITION_USERS = 100_000
 MODES = ("auto", "memory", "stream")
+META = "_synthetic.json"
 
 
 def spec_for(scale: str | syn.SyntheticSpec) -> syn.SyntheticSpec:
@@ -113,16 +114,48 @@ def write_synthetic_parquet(
         raise ValueError(f"partition_users must be >= 1, got {partition_users!r}")
     folder = _own_folder(Path(out))
     ranges = [(lo, min(spec.n_users, lo + step)) for lo in range(0, spec.n_users, step)]
+    head = {"spec": dataclasses.asdict(spec), "seed": spec.seed, "mode": mode}
+    # written first: an interrupted write leaves only files this writer names (the next
+    # write clears them) and a folder readers refuse as unfinished
+    _write_meta(folder, {**head, "complete": False,
+                         "parts": [{"file": _part_name(p)} for p in range(len(ranges))]})
     parts = []
     frames = _memory_parts(spec, ranges) if mode == "memory" else _stream_parts(spec, ranges)
     for p, ((lo, hi), frame) in enumerate(zip(ranges, frames, strict=True)):
-        name = f"part-{p:05d}.parquet"
+        name = _part_name(p)
         _write_part(frame, folder / name)
         parts.append({"file": name, "first_user": lo + 1, "last_user": hi, "rows": len(frame)})
         del frame
-    meta = {"spec": dataclasses.asdict(spec), "seed": spec.seed, "mode": mode, "parts": parts}
-    (folder / "_synthetic.json").write_text(json.dumps(meta, indent=1))
+    meta = {**head, "complete": True, "parts": parts}
+    _write_meta(folder, meta)
     return meta
+
+
+def _part_name(p: int) -> str:
+    return f"part-{p:05d}.parquet"
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    from recsys_fast.data.manifest import write_json_atomic
+
+    write_json_atomic(folder / META, meta)
+
+
+def check_complete(folder: str | Path) -> None:
+    """RecsysFastError when ``folder`` holds a synthetic Parquet write that did not finish
+    (its ``_synthetic.json`` says so); a folder without one passes."""
+    from recsys_fast.errors import RecsysFastError
+
+    meta = Path(folder) / META
+    if not meta.is_file():
+        return
+    try:
+        complete = json.loads(meta.read_text()).get("complete", True)
+    except (OSError, ValueError, AttributeError):
+        complete = False
+    if complete is not True:
+        raise RecsysFastError(f"{folder} holds an unfinished synthetic Parquet write "
+                              f"({META} does not mark it complete); write it again")
 
 
 def _own_folder(folder: Path) -> Path:
@@ -131,7 +164,7 @@ def _own_folder(folder: Path) -> Path:
     from recsys_fast.errors import RecsysFastError
 
     folder.mkdir(parents=True, exist_ok=True)
-    meta = folder / "_synthetic.json"
+    meta = folder / META
     ours = set()
     if meta.exists():
         try:

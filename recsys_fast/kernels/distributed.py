@@ -359,6 +359,8 @@ def user_item_csr_from_parquet(path: Any, *, dtype: Any = np.float32, client: An
         dask is not installed.
     ValueError
         Two partitions share users (the blocks would overlap).
+    RecsysFastError
+        ``path`` holds a synthetic Parquet write that did not finish.
     """
     import scipy.sparse
 
@@ -366,6 +368,9 @@ def user_item_csr_from_parquet(path: Any, *, dtype: Any = np.float32, client: An
     import dask
     import dask.dataframe as dd
 
+    from recsys_fast.data.parquet import check_complete
+
+    check_complete(path)
     ddf = dd.read_parquet(str(path), columns=["user_id", "item_id", "rating"])
     parts = ddf.to_delayed()
     with dask_client(client) as c:

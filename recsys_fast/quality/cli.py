@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{m.name:<40} {'' if why is None else '[skipped: ' + why + '] '}{m.note}")
         return 0
     from recsys_fast.harness.run.machine import git_info
+    from recsys_fast.results_store import ensure_writable
 
+    ensure_writable(args.out)  # before hours of evaluation, not after
     git = git_info()  # the code measured is the code at the start of the run
     names = [d.strip() for d in args.dataset.split(",") if d.strip()]
     chosen = {m.name for m in M.select(args.models)}  # validates the names first

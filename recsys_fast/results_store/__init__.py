@@ -28,7 +28,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from recsys_fast.errors import DataFormatError
+from recsys_fast.errors import DataFormatError, OutputDirError
 
 SCHEMA = "recsys_fast.bench.results"
 SCHEMA_VERSION = 2
@@ -97,6 +97,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def ensure_writable(out_dir: str | os.PathLike) -> Path:
+    """Create ``out_dir`` if needed and prove a file can be written there, before any work."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise OutputDirError(f"results folder {str(out)!r} is not writable: "
+                             f"{exc.strerror or exc}") from None
+    return out
 
 
 def write_new(path: Path, text: str) -> Path:
@@ -229,8 +242,14 @@ def validate(data: object, path: object) -> dict:
             _expect(v, _NUM, f"bandwidth.scatter.{key}", path)
     _expect(data["cases"], list, "'cases'", path)
     _expect(data.get("ratios"), list, "'ratios'", path, optional=True)
+    seen: dict[tuple, int] = {}
     for n, case in enumerate(data["cases"]):
         _validate_case(n, case, path)
+        key = tuple(case[k] for k in REQUIRED_CASE[:4])
+        if key in seen:
+            raise DataFormatError(f"case {n} repeats case {seen[key]} "
+                                  f"({'/'.join(map(str, key))}): one row per case", path)
+        seen[key] = n
     return data
 
 

@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,12 +29,8 @@ from recsys_fast.harness.run.context import CaseContext
 from recsys_fast.harness.run.runner import QUICK, RunSettings, groups, run_group
 from recsys_fast.harness.run.workers import GroupRunner, call_python
 from recsys_fast.harness.stats.compare import fmt_ratio, index, ratios, row_speedups
-from recsys_fast.results_store import build_results, write_results
+from recsys_fast.results_store import build_results, ensure_writable, write_results
 from recsys_fast.results_store.journal import Journal, JournalError
-
-
-class OutputDirError(RecsysFastError, OSError):
-    """The results folder cannot be written."""
 
 
 class EmptyRunError(RecsysFastError):
@@ -62,19 +57,6 @@ class ResultsWriteError(RecsysFastError, OSError):
     assembled document (or None when the journal itself failed)."""
 
     data: dict | None = None
-
-
-def ensure_writable(out_dir: str | os.PathLike) -> Path:
-    """Create ``out_dir`` if needed and prove a file can be written there, before any work."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", suffix=".tmp"):
-            pass
-    except OSError as exc:
-        raise OutputDirError(f"results folder {str(out)!r} is not writable: "
-                             f"{exc.strerror or exc}") from None
-    return out
 
 
 def _settings(quick: bool, repeat: int | None, settings: RunSettings | None,
