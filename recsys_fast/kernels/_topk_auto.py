@@ -19,7 +19,7 @@ import scipy.sparse
 
 from recsys_fast.backend import CPU, Backend
 from recsys_fast.kernels import _topk_cost
-from recsys_fast.kernels._topk_dense import dense_fits, pair_block
+from recsys_fast.kernels._topk_dense import dense_fits, dense_topk, pair_block
 from recsys_fast.kernels._topk_sparse import (
     LruChoices,
     run_or_yield,
@@ -29,7 +29,7 @@ from recsys_fast.kernels._topk_sparse import (
     structure_key,
     trial,
 )
-from recsys_fast.kernels.core import blas_limits
+from recsys_fast.kernels.core import blas_limits, topk_input
 
 
 def choose(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
@@ -68,13 +68,11 @@ def cpu_pair_block(n: int) -> int:
 
 
 def time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float:
-    """Median seconds of a whole CPU ``dense`` call (``cosine_topk(X, k, strategy="dense")``:
-    checks, normalisation and the kernel, what a user's call runs) on a seeded random n x m
+    """Median seconds of a whole CPU ``dense`` call (the checked input, :func:`.core.topk_input`,
+    then the kernel: what ``cosine_topk(X, k, strategy="dense")`` runs) on a seeded random n x m
     float32 input (5 % full), over ``rounds`` calls after one untimed call: a calibration run of
     :mod:`._topk_cost`. The median, as the trial's sparse estimate is set against a typical
     dense call, not its best."""
-    from recsys_fast.kernels.similarity import cosine_topk
-
     rng = np.random.default_rng(n * 7919 + m)
     X = scipy.sparse.random(n, m, density=0.05, random_state=rng, dtype=np.float32,
                             format="csr")
@@ -83,7 +81,8 @@ def time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float
     with blas_limits(n_threads):
         for r in range(rounds + 1):
             t0 = time.perf_counter()
-            cosine_topk(X, min(k, n - 1), strategy="dense")
+            _, Xn, kk, _, _ = topk_input(X, min(k, n - 1), False, np.float32, None, CPU)
+            dense_topk(Xn, kk, False, None, CPU)
             if r:
                 times.append(time.perf_counter() - t0)
     return float(np.median(times))
