@@ -193,6 +193,21 @@ def test_a_torn_last_journal_line_is_ignored_and_a_bad_middle_line_named(tmp_pat
         journal.Journal(j.path).events()
 
 
+def test_an_append_after_a_torn_line_cuts_the_fragment_off(tmp_path):
+    """Resuming after a kill mid-line: the next event starts on a line of its own, and every
+    complete event (the fragment's excepted) reads back."""
+    j = journal.Journal.create(tmp_path, {"env": {}, "settings": {}, "selection": {}})
+    j.append({"type": "group_done", "kernel": "k", "scale": "tiny"})
+    with open(j.path, "a") as fh:
+        fh.write('{"type": "row", "ro')  # the writer died mid-line
+    j.append({"type": "group_done", "kernel": "x", "scale": "tiny"})
+    j.append({"type": "group_done", "kernel": "y", "scale": "tiny"})
+    events = journal.Journal(j.path).events()
+    assert [e.get("kernel") for e in events] == [None, "k", "x", "y"]
+    assert journal.Journal(j.path).state().done == {("k", "tiny"), ("x", "tiny"), ("y", "tiny")}
+    assert '"ro' not in j.path.read_text()
+
+
 # -- full disk, concurrent writers -----------------------------------------------------------
 def test_a_full_disk_at_the_end_keeps_the_journal_and_resume_writes_it(tmp_path, monkeypatch,
                                                                       capsys):

@@ -84,10 +84,16 @@ class Journal:
         return cls(hits[0])
 
     def append(self, event: dict) -> None:
-        """Write one line and fsync it; OSError (full disk...) propagates to the caller."""
+        """Write one line and fsync it; OSError (full disk...) propagates to the caller. A torn
+        last line (a writer killed mid-line, a full disk) is cut off first: the new line would
+        otherwise continue it, making one bad line in the middle and the journal unreadable."""
         line = json.dumps(event, separators=(",", ":"), default=_jsonable) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                text = os.pread(fd, size, 0)
+                os.ftruncate(fd, text.rfind(b"\n") + 1)
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
         finally:
