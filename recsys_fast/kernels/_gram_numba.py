@@ -149,11 +149,12 @@ def row_gram(X):
 
 
 def gram_work(X) -> tuple[float, float]:
-    """``(sparse, dense)`` multiply-adds of ``X @ X.T`` for a CSR X (n x m): the sum of squared
-    column lengths, and ``n * n * m``."""
-    col_len = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
+    """``(sparse, dense)`` multiply-adds of ``X @ X.T`` for a CSR X (n x m): from the non-zeros
+    (:func:`.core.pair_madds`), and ``n * n * m``."""
+    from recsys_fast.kernels.core import pair_madds
+
     n, m = X.shape
-    return float(col_len @ col_len), float(n) * n * m
+    return pair_madds(X), float(n) * n * m
 
 
 def warmup() -> None:

@@ -13,8 +13,8 @@ column); each column tail is streamed once per block, and each loaded ``(j, x_jc
 and add). For hot rows the loads fall by up to ``LANES`` times; a column a block row lacks adds
 ``0 * x_jc``, which changes no sum.
 
-Results are bit-identical to the rows form (:mod:`._topk_fullrows`): each S[i, j] is the sum of the same products in
-the same (ascending column) order, multiplied and added separately (no FMA contraction), and
+Results are bit-identical to the rows form (:mod:`._topk_fullrows`): each S[i, j] is the sum
+of the same products in the same (ascending column) order, multiplied and added separately (no FMA contraction), and
 each pair (i, j > i) is computed once and offered to both rows' heaps with the same tie rule,
 whose kept set does not depend on the arrival order. The column tail starts after the block's
 first row holding the column, so a block row also receives sums for columns j <= itself inside

@@ -14,8 +14,8 @@ Compared with the blocked form (:mod:`._topk_blocked`), which computes each pair
 and offers it to both rows' heaps, this form does every multiply-add twice but touches only the
 row's own output: it wins where a row's candidates are few per multiply-add and the blocks of
 the blocked form share few columns (short rows over many features, as in TF-IDF matrices);
-the blocked form wins where rows share their columns (ratings). ``_topk_sparse.race`` times
-both on the input at hand.
+the blocked form wins where rows share their columns (ratings). ``tfidf_topk`` runs this form;
+a generic call races both where the input looks like TF-IDF (``_topk_sparse.sparse_run``).
 
 Each S[i, j] is the same sum of the same products in the same (ascending column) order as in
 the blocked form, multiplied and added separately, and the kept set follows the same tie rule
@@ -261,9 +261,7 @@ class RowsTopk:
 
     def finish(self):
         """The top-k CSR (original labels, columns ascending) of every row."""
-        inverse = np.empty_like(self.perm)
-        inverse[self.perm] = np.arange(self.n, dtype=np.int64)
-        return self.csr(inverse, self.n)
+        return self.csr(nb.inverse_permutation(self.perm), self.n)
 
     def run_all(self):
         return self.finish()

@@ -106,6 +106,13 @@ def relabelled(Xn):
                   *csc_with_positions(indptr, indices, data, Xn.shape[1]))
 
 
+def inverse_permutation(perm: np.ndarray) -> np.ndarray:
+    """``inv`` with ``inv[perm[i]] == i``: the relabelled index of each original row."""
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(perm.size, dtype=perm.dtype)
+    return inv
+
+
 def permute_rows(indptr, indices, data, perm, n_chunks=None):
     """CSR arrays (int64 pointers, int32 indices) of the rows ``perm`` of a CSR, in that
     order: ``X[perm]`` copied in parallel over ``n_chunks`` ranges of about equal entry counts

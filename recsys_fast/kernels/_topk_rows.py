@@ -244,9 +244,7 @@ def merge_pair_heaps(perm: np.ndarray, sets: list, k: int) -> scipy.sparse.csr_m
 def _sparse_prep(Xn):
     """``perm``, its inverse and the relabelled CSR and CSC arrays (as ``sparse_topk``)."""
     perm, arrays = nb.relabelled(Xn)
-    inverse = np.empty_like(perm)
-    inverse[perm] = np.arange(perm.size, dtype=np.int64)
-    return perm, inverse, arrays
+    return perm, nb.inverse_permutation(perm), arrays
 
 
 def _sparse_rows(prep, cost, a: int, b: int, k: int, include_self: bool):

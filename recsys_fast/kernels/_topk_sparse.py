@@ -29,6 +29,7 @@ import scipy.sparse
 from recsys_fast.kernels import _topk_blocked as bl
 from recsys_fast.kernels import _topk_numba as nb
 from recsys_fast.kernels._topk_fullrows import RowsTopk
+from recsys_fast.kernels.core import pair_madds
 from recsys_fast.memory import available_bytes, check_memory
 
 TRIAL_SHARE = 0.04  # most of the dense strategy's modelled time a trial may spend
@@ -65,12 +66,6 @@ class LruChoices:
         self.items.move_to_end(key)
         while len(self.items) > self.size:
             self.items.popitem(last=False)
-
-    def clear(self) -> None:
-        self.items.clear()
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 def structure_key(Xn, k: int, include_self: bool, n_threads: int) -> tuple:
@@ -297,11 +292,11 @@ def sparse_run(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto
     kept = RACED.get(key)
     if kept is not None:
         return sparse_run(Xn, k, include_self, n_threads, kept)[0], {"form": kept, "kept": True}
-    _load_forms(Xn.dtype)
     prepared = nb.relabelled(Xn)
     blocked = SparseTopk(Xn, k, include_self, n_threads, prepared)
     if not rows_may_win(Xn, blocked.cost):
         return blocked, {"form": "blocked"}
+    _load_forms(Xn.dtype)
     run, record = race([blocked, RowsTopk(Xn, k, include_self, n_threads, prepared)])
     RACED.put(key, run.form)
     return run, {"form": run.form, "race": record}
@@ -312,8 +307,7 @@ def rows_may_win(Xn, block_cost: np.ndarray) -> bool:
     :data:`RACE_SHARING`): its multiply-adds ``sum of squared column lengths`` against the
     row pairs and against the blocked form's streamed entries (``block_cost``)."""
     n = Xn.shape[0]
-    col_len = np.bincount(Xn.indices, minlength=Xn.shape[1]).astype(np.float64)
-    madds = float(col_len @ col_len)
+    madds = pair_madds(Xn)
     return madds < RACE_PAIR_MADDS * n * n and madds < RACE_SHARING * float(block_cost.sum())
 
 

@@ -173,6 +173,13 @@ def check_float_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+def pair_madds(X) -> float:
+    """Multiply-adds of ``X @ X.T`` from the non-zeros of a CSR X, both halves: the sum of its
+    squared column lengths."""
+    col_len = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
+    return float(col_len @ col_len)
+
+
 @functools.lru_cache(maxsize=1)
 def _blas_controller():
     from threadpoolctl import ThreadpoolController

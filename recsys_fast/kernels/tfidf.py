@@ -236,7 +236,7 @@ def text_strategy(strategy: Any, block_rows: int | None, backend: Any) -> tuple[
     CPU, ``"auto"`` and ``"sparse"`` run the sparse strategy's rows form (every row in full,
     selected where computed), which is the faster form on text: short rows over many
     features, whose blocks share few columns and whose candidates reach the heaps in
-    ascending order (``bench/README.md``, "TF-IDF top-k"). Anything else passes unchanged."""
+    ascending order (README, "TF-IDF top-k: the rows form"). Anything else passes unchanged."""
     in_process_cpu = not drivers.is_task_driver(backend) and drivers.array_backend(backend).host
     if not in_process_cpu or not isinstance(strategy, str):
         return strategy, block_rows

@@ -126,8 +126,8 @@ def parquet_folder(ctx, scale: str):
     folder = cache_dir() / "synthetic-parquet" / f"{scale}-seed{ctx.seed}"
     meta = folder / "_synthetic.json"
     want = json.loads(json.dumps(dataclasses.asdict(spec)))  # as the writer stores it
-    if not (meta.is_file() and json.loads(meta.read_text())["spec"] == want
-            and json.loads(meta.read_text()).get("complete", True) is True):
+    written = json.loads(meta.read_text()) if meta.is_file() else {}
+    if not (written.get("spec") == want and written.get("complete", True) is True):
         write_synthetic_parquet(spec, folder)
     return folder
 

@@ -21,8 +21,9 @@ def csr_bytes(X) -> float:
 
 def gram_flops(X) -> float:
     """Flops of ``X @ X.T`` for CSR ``X`` (rows are the vectors compared)."""
-    counts = np.bincount(np.asarray(X.indices), minlength=X.shape[1]).astype(np.float64)
-    return 2.0 * float(counts @ counts)
+    from recsys_fast.kernels.core import pair_madds
+
+    return 2.0 * pair_madds(X)
 
 
 def dense_bytes(shape: tuple[int, ...], itemsize: int) -> float:
