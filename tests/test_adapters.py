@@ -198,17 +198,23 @@ def test_chunkdot_peer_is_checked_against_exact_cosine(no_gpu, monkeypatch):
 
 
 def test_peer_recommender_check_catches_a_rated_item_and_a_bad_order():
+    """The invariant check of a peer computing another function (LensKit's adapter), run on
+    lists from a model that is installed here."""
     import numpy as np
 
+    from recsys_fast.harness.cases import casedata
     from recsys_fast.harness.cases.impls_fixed_cf import N_RECOMMEND as N
-    from recsys_fast.harness.cases.impls_fixed_cf import ImplicitCosineRecommend, RecommendState
+    from recsys_fast.harness.cases.impls_fixed_cf import LensKitRecommend, RecommendState
+    from recsys_fast.models import ImplicitItemKNN
 
-    ctx = CaseContext(default_registry())
-    adapter_ = ImplicitCosineRecommend()
-    if adapter_.missing():
+    if ImplicitItemKNN.skip_reason():
         pytest.skip("implicit not installed")
-    st = adapter_.setup(ctx, "tiny")
-    items, scores = adapter_.run(st)
+    ctx = CaseContext(default_registry())
+    adapter_ = LensKitRecommend()
+    R = casedata.train_csr(ctx, "tiny", np.float32)
+    st = RecommendState(ctx, "tiny", R, np.arange(min(50, R.shape[0])))
+    st.model = ImplicitItemKNN("cosine", 50).fit(R)
+    items, scores = st.model.recommend(st.users, N)
     assert adapter_.check(ctx, st, (items, scores)).text == "n/a"
     u = int(st.users[0])
     rated = st.R.indices[st.R.indptr[u]]
@@ -218,7 +224,6 @@ def test_peer_recommender_check_catches_a_rated_item_and_a_bad_order():
     flipped = scores.copy()
     flipped[0, :] = np.arange(N, dtype=float)  # ascending
     assert "best first" in adapter_.check(ctx, st, (items, flipped)).text
-    assert isinstance(st, RecommendState)
 
 
 def test_held_out_split_removes_the_sample_and_keeps_every_user():

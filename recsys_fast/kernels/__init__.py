@@ -1,11 +1,12 @@
 """Optimised kernels computing the same functions as the naive course references.
 
-A flat list of re-exports: CSR build and cosine kernels; CF prediction, weighted rating, TF-IDF
-top-k and hybrids.
+A flat list of re-exports: CSR build and cosine kernels; CF prediction, item-kNN ranking,
+weighted rating, TF-IDF top-k and hybrids.
 """
 
 from recsys_fast.kernels.hybrid import MixedHybrid, Recommendations, SwitchingHybrid
 from recsys_fast.kernels.interactions import build_user_item_csr
+from recsys_fast.kernels.knn_rank import ItemKNN
 from recsys_fast.kernels.popularity import (
     WeightedRating,
     item_popularity,
@@ -24,6 +25,7 @@ from recsys_fast.kernels.similarity import (
     cosine_distances,
     cosine_topk,
     cosine_topk_result,
+    dot_topk,
     warmup,
 )
 from recsys_fast.kernels.tfidf import TfidfNeighbours, tfidf_topk
@@ -33,6 +35,7 @@ from recsys_fast.kernels import distributed as _dask_driver  # noqa: E402, F401 
 
 __all__ = [
     "FixedCF",
+    "ItemKNN",
     "MixedHybrid",
     "Recommendations",
     "SwitchingHybrid",
@@ -44,6 +47,7 @@ __all__ = [
     "cosine_distances",
     "cosine_topk",
     "cosine_topk_result",
+    "dot_topk",
     "evaluate_rmse_ua",
     "item_popularity",
     "predict_course",

@@ -153,15 +153,17 @@ def resolve_threads(n_threads: int | None) -> int:
 
 
 def topk_input(X: Any, k: Any, include_self: bool, dtype: Any, n_threads: int | None,
-               be: Backend):
-    """The checked input of a top-k call: ``(canonical X, its row-normalised copy, k, dtype,
-    threads)``; the errors of :func:`as_csr`, :func:`check_k`, :func:`check_float_dtype` and
-    :func:`resolve_threads`."""
+               be: Backend, normalise: bool = True):
+    """The checked input of a top-k call: ``(canonical X, its row-normalised copy (the copy
+    in ``dtype`` unscaled when ``normalise`` is False), k, dtype, threads)``; the errors of
+    :func:`as_csr`, :func:`check_k`, :func:`check_float_dtype` and :func:`resolve_threads`."""
     X = as_csr(X, be)
     k = check_k(X.shape[0], k, include_self)
     dt = check_float_dtype(dtype)
     threads = resolve_threads(n_threads)
     X = canonical(X)
+    if not normalise:
+        return X, X.astype(dt), k, dt, threads
     return X, normalized(X, be, dt), k, dt, threads
 
 

@@ -44,6 +44,7 @@ when the heaps would crowd memory. ``dense`` holds a dense copy of X plus one
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,6 +248,40 @@ def cosine_topk_result(
     out, used = strat.run(job)
     precision = {"dense-tf32": "tf32", "dense-bf16": "bfloat16 x float32"}.get(used, dt.name)
     return TopKResult(out, used, precision)
+
+
+def dot_topk(
+    X: Any,
+    k: int,
+    *,
+    include_self: bool = False,
+    n_threads: int | None = None,
+    strategy: str | Strategy = "auto",
+    dtype: Any = np.float32,
+    backend: str | Backend = "cpu",
+):
+    """For each row of X, the k rows with the largest positive dot product, unnormalised (as
+    implicit's ``ItemItemRecommender`` and ``BM25Recommender`` keep): the machinery and the
+    top-k policy of :func:`cosine_topk_result` on the raw rows. Tensor-core modes (``tf32``,
+    ``bf16``) and the dask backend are not offered: they rescale by the norms.
+
+    Returns
+    -------
+    CSR (n_rows, n_rows), row i: up to k entries (j, x_i . x_j) with a positive product,
+    columns ascending.
+    """
+    strat = strategy_for(strategy)
+    if getattr(strat, "tf32", None) or getattr(strat, "bf16", False):
+        raise ValueError("dot_topk multiplies raw values: tf32 and bf16 are cosine-only modes")
+    if hasattr(strat, "tf32"):
+        strat = dataclasses.replace(strat, tf32=False)
+    if drivers.task_impl("cosine_topk", backend) is not None:
+        raise ValueError(f"dot_topk runs on the cpu or gpu backend, not {backend!r}")
+    be = get_backend(backend)
+    X, Xd, k, _, threads = topk_input(X, k, include_self, dtype, n_threads, be, normalise=False)
+    job = Job(X, Xd, k, include_self, threads, threads if n_threads is not None else None, be)
+    strat.check(job)
+    return strat.run(job)[0]
 
 
 def warmup() -> None:

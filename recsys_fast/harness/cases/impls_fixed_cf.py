@@ -7,7 +7,9 @@ rated-item mask and the top-n selection. On the GPU it runs from host user ids t
 so both transfers are timed.
 
 The course has no such model (it predicts every pair from all neighbours), so there is no naive
-case. The check recomputes the first 32 sampled users in float64, from the rating matrix and the
+case. This ranks by *predicted rating*; implicit's item-kNN ranking (a sum of similarities
+weighted by the ratings, no means, no division) is another function, timed like for like in
+``knn_recommend`` (:mod:`.impls_knn_rank`). The check recomputes the first 32 sampled users in float64, from the rating matrix and the
 model's own neighbour lists (those are checked by the ``cosine_topk`` cases): item means over
 rated entries, ``mu_i + sum_j s_ij (r_uj - mu_j) / sum_j |s_ij|`` over the neighbours j of i the
 user rated, rated items masked, ranked by score then item; scores must agree to 1e-4 and items
@@ -132,26 +134,6 @@ class ModelRecommend(RecommendImpl):
 
     def extra(self, st: RecommendState, result) -> dict:
         return {"model": st.model.name}
-
-
-class _ImplicitRecommend(ModelRecommend):
-    requires = ("implicit",)
-    kind = ""  # ImplicitItemKNN's kind
-
-    def model(self):
-        from recsys_fast.models import ImplicitItemKNN
-
-        return ImplicitItemKNN(self.kind, K_NEIGHBOURS)
-
-
-class ImplicitCosineRecommend(_ImplicitRecommend):
-    name, kind = "implicit", "cosine"
-    note = f"implicit CosineRecommender(K={K_NEIGHBOURS}).recommend"
-
-
-class ImplicitItemItemRecommend(_ImplicitRecommend):
-    name, kind = "implicit_itemitem", "itemitem"
-    note = f"implicit ItemItemRecommender(K={K_NEIGHBOURS}).recommend (dot product)"
 
 
 class LensKitRecommend(ModelRecommend):

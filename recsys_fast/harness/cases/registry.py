@@ -37,6 +37,7 @@ CASE_MODULES = (
     "recsys_fast.harness.cases.impls_popularity",
     "recsys_fast.harness.cases.impls_cf",
     "recsys_fast.harness.cases.impls_fixed_cf",
+    "recsys_fast.harness.cases.impls_knn_rank",
     "recsys_fast.harness.cases.impls_predict",
     "recsys_fast.harness.cases.impls_similarity",
     "recsys_fast.harness.cases.impls_content",
