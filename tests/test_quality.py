@@ -73,11 +73,30 @@ def frame(rows):
 
 def test_leave_last_out_takes_each_users_latest_rating():
     r = frame([(1, 10, 4, 100), (1, 11, 3, 300), (1, 12, 5, 200),
-               (2, 10, 2, 50),                                     # one rating: train only
-               (3, 13, 1, 70), (3, 10, 5, 70)])                    # tie: larger item id
+               (2, 10, 2, 50)])                                    # one rating: train only
     train, test = splits.leave_last_out(r)
-    assert sorted(map(tuple, test[["user_id", "item_id"]].to_numpy())) == [(1, 11), (3, 13)]
-    assert len(train) == 4 and not set(zip(train.user_id, train.item_id, strict=True)) & {(1, 11), (3, 13)}
+    assert sorted(map(tuple, test[["user_id", "item_id"]].to_numpy())) == [(1, 11)]
+    assert len(train) == 3 and (1, 11) not in set(zip(train.user_id, train.item_id, strict=True))
+
+
+def test_leave_last_out_breaks_timestamp_ties_by_the_seeded_shuffle():
+    """Equal latest timestamps: the test item follows the seed, not item id or file order."""
+    r = frame([(u, i, 3, 70) for u in range(1, 41) for i in range(1, 6)])
+    picks = {seed: tuple(splits.leave_last_out(r, seed=seed)[1]["item_id"]) for seed in (0, 1)}
+    assert picks[0] == tuple(splits.leave_last_out(r, seed=0)[1]["item_id"])  # seeded
+    assert picks[0] != picks[1]
+    assert len(set(picks[0])) > 1  # not always the same position
+    reversed_file = r.iloc[::-1].reset_index(drop=True)
+    assert len(splits.leave_last_out(reversed_file)[1]) == 40
+
+
+def test_temporal_split_cuts_once_in_time():
+    r = frame([(u, i, 3, 10 * i + u) for u in range(1, 6) for i in range(1, 11)])
+    train, test = splits.temporal_split(r, 0.2)
+    assert train["timestamp"].max() < test["timestamp"].min()
+    assert abs(len(test) - 10) <= 1
+    with pytest.raises(ValueError, match="one side"):
+        splits.temporal_split(frame([(1, 1, 3, 5), (1, 2, 3, 5)]), 0.5)
 
 
 def test_random_split_is_seeded_and_disjoint():
@@ -313,3 +332,84 @@ def test_committed_quality_files_load_and_come_from_clean_trees(path):
     assert doc["git"] and doc["git"]["commit"] and doc["git"]["dirty"] is False
     assert any(r["status"] == "ok" for r in doc["rows"])
     assert doc["machine_id"] == path.parent.name
+
+
+# -- baselines, intervals, tuning -------------------------------------------------------------
+def test_bootstrap_interval_brackets_the_mean_and_is_seeded():
+    rng = np.random.default_rng(3)
+    v = rng.random(400)
+    lo, hi = metrics.bootstrap_interval(v)
+    assert lo < v.mean() < hi
+    assert (lo, hi) == metrics.bootstrap_interval(v)
+    lo2, hi2 = metrics.bootstrap_interval(np.tile(v, 4))
+    assert hi2 - lo2 < hi - lo  # four times the users: about half the width
+    assert all(math.isnan(x) for x in metrics.bootstrap_interval([]))
+    assert metrics.bootstrap_interval(np.full(50, 0.25)) == (0.25, 0.25)
+
+
+def test_most_popular_ranks_by_train_count_and_leaves_rated_items_out():
+    import scipy.sparse
+
+    from recsys_fast.models import MostPopular
+
+    R = scipy.sparse.csr_matrix(np.array([[1, 1, 0, 1, 0], [0, 1, 0, 1, 0], [0, 1, 1, 0, 0],
+                                          [0, 0, 1, 0, 0]], dtype=np.float32))
+    # counts: item0 1, item1 3, item2 2, item3 2, item4 0
+    top = MostPopular().fit(R).recommend([3, 0], 4)
+    assert top.items[0].tolist() == [1, 3, 0, -1]  # rated item 2 out; 2 and 3 tie: lower first
+    assert top.scores[0, :3].tolist() == [3, 2, 1]
+    assert top.items[1].tolist() == [2, -1, -1, -1]  # never-rated item 4 is not listed
+
+
+def test_random_ranker_is_seeded_and_leaves_rated_items_out():
+    import scipy.sparse
+
+    from recsys_fast.models import RandomRanker
+
+    R = scipy.sparse.random(30, 50, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    a = RandomRanker(0).fit(R).recommend(np.arange(30), 10)
+    b = RandomRanker(0).fit(R).recommend(np.arange(30), 10)
+    c = RandomRanker(1).fit(R).recommend(np.arange(30), 10)
+    np.testing.assert_array_equal(a.items, b.items)
+    assert not np.array_equal(a.items, c.items)
+    for u in range(30):
+        assert not set(a.items[u]) & set(R[u].indices)
+
+
+def _ratings_frame(seed=0, users=60, items=40, per_user=12):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(1, users + 1):
+        for t, i in enumerate(rng.choice(np.arange(1, items + 1), per_user, replace=False)):
+            rows.append((u, int(i), int(rng.integers(1, 6)), 1000 * t + u))
+    return frame(rows)
+
+
+def test_tuning_picks_the_best_validation_config_from_train_alone():
+    from recsys_fast.models import ItemKNNModel, TunedItemKNN
+
+    ratings = _ratings_frame()
+    train, test = splits.leave_last_out(ratings)
+    model = TunedItemKNN()
+    out = ev.tune(model, train, splits.leave_last_out)
+    assert out["tuned"] in list(model.GRID) and model.params() == out["tuned"]
+    valid = splits.encode(*splits.leave_last_out(train))
+    scores = [ev.eval_topn(ItemKNNModel(**cfg), valid)["ndcg"] for cfg in model.GRID]
+    assert out["validation_ndcg"] == pytest.approx(max(scores))
+    assert model.GRID[int(np.argmax(scores))] == out["tuned"]  # ties: the earlier config
+    assert model.name == "item-knn-tuned" and f"K={out['tuned']['k']}" in model.note
+
+
+def test_topn_rows_carry_intervals_and_the_tuned_choice():
+    from recsys_fast.models import MostPopular, TunedItemKNN
+
+    ratings = _ratings_frame(1)
+    train, test = splits.leave_last_out(ratings)
+    enc = splits.encode(train, test)
+    row = ev._topn_row(TunedItemKNN(), train, splits.leave_last_out, enc)
+    assert "tuned" in row and row["validation_ndcg"] >= 0
+    for name in metrics.MEAN_METRICS:
+        lo, hi = row[f"{name}_ci"]
+        assert lo <= row[name] <= hi
+    pop = ev._topn_row(MostPopular(), train, splits.leave_last_out, enc)
+    assert "tuned" not in pop and pop["users"] == row["users"] == 60

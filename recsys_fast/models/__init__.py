@@ -8,28 +8,34 @@ Importing this package imports no optional library: each model imports its own i
 from __future__ import annotations
 
 from recsys_fast.models.base import Model, RatingPredictor, Recommender, TopN
+from recsys_fast.models.baselines import MostPopular, RandomRanker
 from recsys_fast.models.implicit_knn import ImplicitItemKNN
 from recsys_fast.models.lenskit_knn import LensKitItemKNN
-from recsys_fast.models.ours import CourseCF, FixedCFModel
+from recsys_fast.models.ours import CourseCF, FixedCFModel, ItemKNNModel, TunedItemKNN
 from recsys_fast.models.surprise_knn import SurpriseKNN
 
 __all__ = [
     "CourseCF",
     "FixedCFModel",
     "ImplicitItemKNN",
+    "ItemKNNModel",
     "LensKitItemKNN",
     "Model",
+    "MostPopular",
+    "RandomRanker",
     "RatingPredictor",
     "Recommender",
     "SurpriseKNN",
     "TopN",
+    "TunedItemKNN",
     "all_models",
     "select",
 ]
 
 
 def all_models() -> list[Model]:
-    """Every model of the protocol, ours first, then the peers (fresh, unfitted)."""
+    """Every model of the protocol, ours first, then the peers, then the baselines (fresh,
+    unfitted)."""
     models: list[Model] = [CourseCF("user"), CourseCF("item")]
     for k in (50, 40):
         models += [FixedCFModel("user", k), FixedCFModel("item", k)]
@@ -39,8 +45,9 @@ def all_models() -> list[Model]:
                 models.append(SurpriseKNN(algo, kind, k, "cosine"))
     # Surprise's published ML-100K settings: defaults (msd, k=40, user-based)
     models += [SurpriseKNN("basic", "user", 40, "msd"), SurpriseKNN("means", "user", 40, "msd")]
-    models += [ImplicitItemKNN("cosine", 50), ImplicitItemKNN("itemitem", 50),
-               LensKitItemKNN(20)]
+    models += [ItemKNNModel(50, "cosine"), ItemKNNModel(50, "bm25"), TunedItemKNN()]
+    models += [ImplicitItemKNN(kind, 50) for kind in ("cosine", "tfidf", "bm25", "itemitem")]
+    models += [LensKitItemKNN(20), MostPopular(), RandomRanker(0)]
     return models
 
 

@@ -4,9 +4,9 @@ Both are fit on the user x item rating matrix (ratings used as weights, as given
 ``K`` most similar items per item. Score of item i for user u: ``sum_j r_uj * s(j, i)`` over the
 items j the user rated, among whose K neighbours i is. ``CosineRecommender``: s = cosine of
 the item columns; ``ItemItemRecommender``: s = the raw dot product of the columns (no
-normalisation, so popular items dominate). No means, no normalisation of the score by the
-weights: unlike :class:`~recsys_fast.kernels.predict.FixedCF` (item kind), the score is not a
-rating, so these are compared with ours on top-N quality only.
+normalisation, so popular items dominate); ``TFIDFRecommender`` and ``BM25Recommender``: the
+same on weighted columns. No means, no normalisation of the score by the weights: the function
+of :class:`~recsys_fast.kernels.ItemKNN` (``ItemKNNModel``), not of ``FixedCF``.
 
 ``recommend`` uses ``filter_already_liked_items=True``; implicit fills a short list with
 filtered items (score 0), which are removed here and padded with -1 / NaN.
@@ -21,11 +21,15 @@ import numpy as np
 
 from recsys_fast.models.base import Recommender, TopN, check_n, check_pairs, drop_rated
 
-_KINDS = {"cosine": "CosineRecommender", "itemitem": "ItemItemRecommender"}
+_KINDS = {"cosine": "CosineRecommender", "itemitem": "ItemItemRecommender",
+          "tfidf": "TFIDFRecommender", "bm25": "BM25Recommender"}
+_SIMILARITY = {"cosine": "cosine", "itemitem": "dot product", "tfidf": "TF-IDF-weighted cosine",
+               "bm25": "BM25-weighted dot product (K1=1.2, B=0.75)"}
 
 
 class ImplicitItemKNN(Recommender):
-    """implicit ``CosineRecommender`` or ``ItemItemRecommender`` with ``K`` neighbours."""
+    """implicit ``CosineRecommender``, ``ItemItemRecommender``, ``TFIDFRecommender`` or
+    ``BM25Recommender`` with ``K`` neighbours."""
 
     requires = ("implicit",)
 
@@ -34,7 +38,7 @@ class ImplicitItemKNN(Recommender):
             raise ValueError(f"kind must be one of {tuple(_KINDS)}, got {kind!r}")
         self.kind, self.k = kind, int(k)
         self.name = f"implicit-{kind}-k{self.k}"
-        sim = "cosine" if kind == "cosine" else "dot product"
+        sim = _SIMILARITY[kind]
         self.note = (f"implicit {_KINDS[kind]}: item-item {sim} on ratings, K={self.k}; "
                      "score = sum of the user's ratings x similarity")
         self.model_ = None

@@ -92,3 +92,68 @@ class FixedCFModel(RatingPredictor, Recommender):
         n = check_n(n, R.shape[1])
         items, scores = self.model_.recommend(u, n)
         return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
+
+
+class ItemKNNModel(Recommender):
+    """:class:`~recsys_fast.kernels.ItemKNN`: implicit's item-kNN ranking (the user's ratings
+    times the top-K item similarity rows, rated items left out)."""
+
+    #: the configurations :class:`TunedItemKNN` chooses from
+    GRID = tuple({"k": k, "weighting": w} for w in ("cosine", "tfidf", "bm25", "none")
+                 for k in (10, 20, 50, 100, 200, 400))
+
+    def __init__(self, k: int = 50, weighting: str = "cosine"):
+        self.set_params(k=k, weighting=weighting)
+        self.model_ = None
+
+    def set_params(self, *, k: int, weighting: str) -> ItemKNNModel:
+        from recsys_fast.kernels.knn_rank import WEIGHTINGS
+
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        self.k, self.weighting = int(k), weighting
+        self.name = f"item-knn-{weighting}-k{self.k}"
+        self.note = (f"ItemKNN: item-item {weighting} similarity, K={self.k}; score = sum of "
+                     "the user's ratings x similarity (implicit's function)")
+        return self
+
+    def params(self) -> dict:
+        return {"k": self.k, "weighting": self.weighting}
+
+    def fit(self, train: Any) -> ItemKNNModel:
+        from recsys_fast.kernels import ItemKNN
+
+        R = self._set_train(train)
+        self.model_ = ItemKNN(self.k, self.weighting).fit(R)
+        return self
+
+    def recommend(self, users: Any, n: int) -> TopN:
+        R = self._require_fit()
+        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
+        n = check_n(n, R.shape[1])
+        items, scores = self.model_.recommend(u, n)
+        return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
+
+
+class TunedItemKNN(ItemKNNModel):
+    """:class:`ItemKNNModel` whose K and weighting the protocol picks from :attr:`GRID` by
+    nDCG@10 on a validation split carved out of train (never the test split): see
+    :func:`recsys_fast.quality.evaluate.tune`."""
+
+    tunable = True
+
+    def __init__(self):
+        super().__init__()
+        self.reset()
+
+    def reset(self) -> TunedItemKNN:
+        self.set_params(**self.GRID[0])
+        self.name = "item-knn-tuned"
+        return self
+
+    def set_params(self, *, k: int, weighting: str) -> TunedItemKNN:
+        super().set_params(k=k, weighting=weighting)
+        self.name = "item-knn-tuned"
+        self.note = (f"ItemKNN with K and weighting chosen on a validation split of train "
+                     f"(chosen: {weighting}, K={self.k})")
+        return self

@@ -8,14 +8,24 @@ Rating prediction (every :class:`~recsys_fast.models.RatingPredictor`), RMSE and
   :func:`~recsys_fast.quality.splits.random_split`).
 
 Top-N (every :class:`~recsys_fast.models.Recommender`, and the course CF, which ranks its
-predictions): per-user leave-last-out by timestamp
-(:func:`~recsys_fast.quality.splits.leave_last_out`) on ``ml-100k``, ``ml-latest-small`` and
-``synthetic-1m`` (the ML-1M-shaped synthetic preset, seed 0); each evaluated user gets 10
-items not rated in train; precision@10, recall@10, nDCG@10 and catalogue coverage over the train
-items (:mod:`~recsys_fast.quality.metrics`). A held-out item that no one rated in train cannot
-be recommended: it stays in the relevant set (a miss for every model) and is counted
-(``test_items_unknown``). Rating predictors that predict pair by pair in Python (Surprise) are
-not ranked over whole catalogues: their top-N rows are ``skipped`` with that reason.
+predictions), on ``ml-100k``, ``ml-latest-small``, ``movies-ratings-small`` (The Movies
+Dataset's ``ratings_small.csv``) and ``synthetic-1m`` (the ML-1M-shaped synthetic preset, seed
+0), two splits (:mod:`~recsys_fast.quality.splits`, where their tie rules are stated):
+
+* ``leave-last-out``: each user's latest rating, equal timestamps broken by a seeded shuffle;
+* ``temporal-80-20``: one global cut at the 80th percentile of the timestamps.
+
+Each evaluated user gets 10 items not rated in train; precision@10, recall@10, nDCG@10, each
+with a 95 % bootstrap interval over the users (2,000 seeded resamples), and catalogue coverage
+over the train items (:mod:`~recsys_fast.quality.metrics`). A held-out item that no one rated
+in train cannot be recommended: it stays in the relevant set (a miss for every model) and is
+counted (``test_items_unknown``). Rating predictors that predict pair by pair in Python
+(Surprise) are not ranked over whole catalogues: their top-N rows are ``skipped`` with that
+reason. The baselines ``most-popular`` and ``random-seed0`` are ranked like every model.
+
+A tunable model (``item-knn-tuned``) picks its configuration by nDCG@10 on a validation split
+made from train alone by the same split function (:func:`tune`); the test split is never seen
+before the final fit. The row records the choice (``tuned``) and its validation nDCG@10.
 
 Models see only train's users and items (:func:`~recsys_fast.quality.splits.encode`). A test
 pair whose user or item has no train rating is predicted by the **fallback, the global mean of
@@ -44,7 +54,9 @@ from recsys_fast.errors import MemoryBudgetError
 from recsys_fast.models import CourseCF, Model, RatingPredictor, Recommender
 from recsys_fast.quality import metrics, splits
 
-DATASETS = ("ml-100k", "ml-latest-small", "synthetic-1m")
+DATASETS = ("ml-100k", "ml-latest-small", "movies-ratings-small", "synthetic-1m")
+TOPN_SPLITS = {"leave-last-out": lambda r: splits.leave_last_out(r, seed=SEED),
+               "temporal-80-20": lambda r: splits.temporal_split(r, 0.2)}
 RATING_SPLITS = {"ml-100k": ("ua", "ub", "u1", "u2", "u3", "u4", "u5"),
                  "ml-latest-small": ("random-80-20-seed0",)}
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
@@ -58,10 +70,13 @@ def dataset_path(name: str, path: str | os.PathLike | None = None) -> Path:
     """``path``, else ``$RECSYS_FAST_SHARED/<name>`` when it exists, else the data cache."""
     if path is not None:
         return Path(path)
-    shared = os.environ.get("RECSYS_FAST_SHARED")
-    if shared and (Path(shared) / name).is_dir():
-        return Path(shared) / name
     from recsys_fast.data.catalogue import resolve_path
+    from recsys_fast.data.specs import get_spec
+
+    shared = os.environ.get("RECSYS_FAST_SHARED")
+    folder = get_spec(name).folder
+    if shared and (Path(shared) / folder).is_dir():
+        return Path(shared) / folder
 
     return resolve_path(name)
 
@@ -137,8 +152,11 @@ def ranks(model: Model) -> bool:
 
 
 def eval_topn(model: Model, enc: splits.Encoded, n: int = TOP_N) -> dict:
-    """precision/recall/nDCG@n and coverage of ``model`` on a leave-last-out split."""
+    """precision/recall/nDCG@n (with bootstrap intervals) and coverage of ``model`` on a
+    top-N split."""
     users = np.unique(enc.test_users[enc.test_users >= 0])
+    if users.size == 0:
+        raise ValueError("no test user is known in train: nothing to rank")
     t0 = time.perf_counter()
     model.fit(enc.train)
     t1 = time.perf_counter()
@@ -153,11 +171,37 @@ def eval_topn(model: Model, enc: splits.Encoded, n: int = TOP_N) -> dict:
             relevant[u].append(i)
     # an item unknown in train is still relevant: a miss that no model can avoid
     lists = [relevant[int(u)] or [-2] for u in users]
-    m = metrics.topn_metrics(top.items, lists, n, enc.train.shape[1])
-    m.update(test_users_unknown=int((enc.test_users < 0).sum()),
+    per = metrics.topn_per_user(top.items, lists, n, enc.train.shape[1])
+    m = {name: float(per[name].mean()) for name in metrics.MEAN_METRICS}
+    for name in metrics.MEAN_METRICS:
+        m[f"{name}_ci"] = list(metrics.bootstrap_interval(per[name], seed=SEED))
+    m.update(coverage=per["coverage"], users=int(per["ndcg"].size), hits=per["hits"],
+             test_users_unknown=int((enc.test_users < 0).sum()),
              test_items_unknown=int(((enc.test_users >= 0) & (enc.test_items < 0)).sum()),
              fit_s=t1 - t0, recommend_s=t2 - t1)
     return m
+
+
+def tune(model: Model, train_frame, split_fn, n: int = TOP_N) -> dict:
+    """Set a tunable model to the configuration of its ``GRID`` with the best nDCG@n on a
+    validation split of ``train_frame`` made by ``split_fn`` (ties: the earlier in the grid);
+    returns ``{"tuned": params, "validation_ndcg": value, "tune_s": seconds}``."""
+    t0 = time.perf_counter()
+    enc = splits.encode(*split_fn(train_frame))
+    best, best_ndcg = None, -1.0
+    for cfg in model.GRID:
+        ndcg = eval_topn(model.set_params(**cfg), enc, n)["ndcg"]
+        if ndcg > best_ndcg:
+            best, best_ndcg = cfg, ndcg
+    model.set_params(**best)
+    return {"tuned": dict(best), "validation_ndcg": best_ndcg, "tune_s": time.perf_counter() - t0}
+
+
+def _topn_row(model: Model, train_frame, split_fn, enc: splits.Encoded) -> dict:
+    out = tune(model, train_frame, split_fn) if getattr(model, "tunable", False) else {}
+    out.update(eval_topn(model, enc))
+    out["note"] = model.note
+    return out
 
 
 def _base_row(task: str, dataset: str, split: str, model: Model) -> dict:
@@ -176,9 +220,11 @@ def _say(log, row: dict) -> None:
             f"predict {row['predict_s']:.1f} s, fallbacks {row['fallback_unknown']}"
             f"+{row['fallback_nonfinite']})")
     else:
+        lo, hi = row["ndcg_ci"]
+        tuned = f", tuned {row['tuned']}" if "tuned" in row else ""
         log(f"{head} P@10 {row['precision']:.4f}  R@10 {row['recall']:.4f}  "
-            f"nDCG@10 {row['ndcg']:.4f}  cov {row['coverage']:.3f}  (fit {row['fit_s']:.1f} s, "
-            f"recommend {row['recommend_s']:.1f} s)")
+            f"nDCG@10 {row['ndcg']:.4f} [{lo:.4f}, {hi:.4f}]  cov {row['coverage']:.3f}  "
+            f"(fit {row['fit_s']:.1f} s, recommend {row['recommend_s']:.1f} s{tuned})")
 
 
 def fold_means(rows: list[dict]) -> list[dict]:
@@ -234,16 +280,20 @@ def evaluate(datasets: list[str], make_models: Callable[[], list[Model]], *,
                     rows.append(row)
                     _say(log, row)
         if topn:
-            enc = splits.encode(*splits.leave_last_out(_all_ratings(name, path)))
-            for model in make_models():
-                row = _base_row("topn", name, "leave-last-out", model)
-                reason = _skip_reason(model) or (None if ranks(model) else RATING_ONLY)
-                if reason:
-                    row.update(status="skipped", reason=reason)
-                else:
-                    row = _run(row, lambda m=model, e=enc: eval_topn(m, e))
-                rows.append(row)
-                _say(log, row)
+            ratings = _all_ratings(name, path)
+            for split, split_fn in TOPN_SPLITS.items():
+                train, test = split_fn(ratings)
+                enc = splits.encode(train, test)
+                for model in make_models():
+                    row = _base_row("topn", name, split, model)
+                    reason = _skip_reason(model) or (None if ranks(model) else RATING_ONLY)
+                    if reason:
+                        row.update(status="skipped", reason=reason)
+                    else:
+                        row = _run(row, lambda m=model, t=train, f=split_fn, e=enc:
+                                   _topn_row(m, t, f, e))
+                    rows.append(row)
+                    _say(log, row)
     return rows + fold_means(rows)
 
 

@@ -6,7 +6,8 @@ an empty slot; ``relevant`` holds, per user, the held-out items (any rating coun
 relevant). Per user: precision@k = hits / k (empty slots count as misses), recall@k =
 hits / |relevant|, nDCG@k = DCG / ideal DCG with binary gains and ``1 / log2(rank + 1)``
 discounts (rank from 1). Each is averaged over the users with at least one relevant item.
-Coverage = distinct items recommended to anyone / catalogue size.
+Coverage = distinct items recommended to anyone / catalogue size. :func:`bootstrap_interval`
+gives a 95 % percentile bootstrap interval of a mean over users (users resampled, seeded).
 """
 
 from __future__ import annotations
@@ -41,21 +42,10 @@ def mae(predicted, truth) -> float:
     return float(np.mean(np.abs(p - t)))
 
 
-def topn_metrics(recommended, relevant: Sequence, k: int, n_items: int) -> dict:
-    """precision@k, recall@k, nDCG@k (means over users with a relevant item), coverage.
-
-    Parameters
-    ----------
-    recommended : int array (n_users, >= k); only the first k columns are used
-    relevant : sequence of n_users collections of item indices
-    k : cut-off
-    n_items : catalogue size, for coverage
-
-    Returns
-    -------
-    dict with ``precision``, ``recall``, ``ndcg``, ``coverage``, ``users`` (evaluated) and
-    ``hits`` (relevant items found, all users).
-    """
+def topn_per_user(recommended, relevant: Sequence, k: int, n_items: int) -> dict:
+    """Per evaluated user (at least one relevant item): ``precision``, ``recall`` and ``ndcg``
+    arrays at k; ``coverage``; ``hits`` (relevant items found, all users). The arguments are
+    those of :func:`topn_metrics`."""
     rec = np.asarray(recommended)
     if rec.ndim != 2 or rec.shape[0] != len(relevant):
         raise ValueError(f"recommended has shape {rec.shape}; expected ({len(relevant)}, >= k)")
@@ -78,11 +68,48 @@ def topn_metrics(recommended, relevant: Sequence, k: int, n_items: int) -> dict:
         recall.append(hits / rel.size)
         ndcg.append(float(discount[hit].sum() / discount[: min(rel.size, k)].sum()))
     shown = np.unique(rec[rec >= 0])
-    return {
-        "precision": float(np.mean(prec)) if prec else float("nan"),
-        "recall": float(np.mean(recall)) if recall else float("nan"),
-        "ndcg": float(np.mean(ndcg)) if ndcg else float("nan"),
-        "coverage": shown.size / n_items,
-        "users": len(prec),
-        "hits": hits_total,
-    }
+    return {"precision": np.array(prec), "recall": np.array(recall), "ndcg": np.array(ndcg),
+            "coverage": shown.size / n_items, "hits": hits_total}
+
+
+def topn_metrics(recommended, relevant: Sequence, k: int, n_items: int) -> dict:
+    """precision@k, recall@k, nDCG@k (means over users with a relevant item), coverage.
+
+    Parameters
+    ----------
+    recommended : int array (n_users, >= k); only the first k columns are used
+    relevant : sequence of n_users collections of item indices
+    k : cut-off
+    n_items : catalogue size, for coverage
+
+    Returns
+    -------
+    dict with ``precision``, ``recall``, ``ndcg``, ``coverage``, ``users`` (evaluated) and
+    ``hits`` (relevant items found, all users).
+    """
+    per = topn_per_user(recommended, relevant, k, n_items)
+    users = per["ndcg"].size
+    out = {m: float(per[m].mean()) if users else float("nan") for m in MEAN_METRICS}
+    out.update(coverage=per["coverage"], users=users, hits=per["hits"])
+    return out
+
+
+MEAN_METRICS = ("precision", "recall", "ndcg")
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(values, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (per-user metric values),
+    resampling users with replacement, seeded."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for b0 in range(0, resamples, 250):  # bounded memory: 250 resamples at a time
+        b1 = min(resamples, b0 + 250)
+        means[b0:b1] = v[rng.integers(0, v.size, size=(b1 - b0, v.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)

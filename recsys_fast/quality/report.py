@@ -11,14 +11,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from recsys_fast.quality.evaluate import RATING_ONLY
+from recsys_fast.quality.evaluate import DATASETS, RATING_ONLY, TOPN_SPLITS
 from recsys_fast.quality.published import FOLD_FIGURES
 from recsys_fast.quality.store import load_document
 
 _RANK = {"ok": 2, "error": 1, "skipped": 0}
 RATING_COLUMNS = (("ml-100k", "ua"), ("ml-100k", "ub"), ("ml-100k", "u1-u5"),
                   ("ml-latest-small", "random-80-20-seed0"))
-TOPN_DATASETS = ("ml-100k", "ml-latest-small", "synthetic-1m")
+TOPN_DATASETS = DATASETS
 
 
 def _merge(docs: list[tuple[Path, dict]]) -> dict:
@@ -81,29 +81,45 @@ def _rating_only(row: dict) -> bool:
     return row["status"] == "skipped" and row.get("reason", "").startswith(RATING_ONLY)
 
 
+def _with_ci(row: dict, name: str) -> str:
+    ci = row.get(f"{name}_ci")
+    if not ci:
+        return _f(row[name], 4)
+    return f"{_f(row[name], 4)} [{_f(ci[0], 4)}, {_f(ci[1], 4)}]"
+
+
 def _topn_table(rows: dict) -> list[str]:
     out = []
+    splits = list(dict.fromkeys([*TOPN_SPLITS, *(k[2] for k in rows if k[0] == "topn")]))
     for d in TOPN_DATASETS:
-        models = [m for m in _models(rows, "topn") if ("topn", d, "leave-last-out", m) in rows
-                  and not _rating_only(rows[("topn", d, "leave-last-out", m)])]
-        if not models:
+        for split in splits:
+            out += _topn_section(rows, d, split)
+    return out
+
+
+def _topn_section(rows: dict, d: str, split: str) -> list[str]:
+    models = [m for m in _models(rows, "topn") if ("topn", d, split, m) in rows
+              and not _rating_only(rows[("topn", d, split, m)])]
+    if not models:
+        return []
+    any_ok = next((r for k, r in rows.items()
+                   if k[:3] == ("topn", d, split) and r["status"] == "ok"), None)
+    users = f", {any_ok['users']:,} users" if any_ok else ""
+    unknown = (f", {any_ok['test_items_unknown']} held-out items unknown in train"
+               if any_ok else "")
+    out = ["", f"**Top-10, {d}** ({split}{users}{unknown}; 95 % bootstrap intervals over "
+           "users)", "",
+           "| model | precision@10 | recall@10 | nDCG@10 | coverage | fit + recommend (s, shared CPU) |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for m in models:
+        r = rows[("topn", d, split, m)]
+        if r["status"] != "ok":
+            out.append(f"| {m} | {r['status']} | | | | |")
             continue
-        any_ok = next((r for k, r in rows.items()
-                       if k[:3] == ("topn", d, "leave-last-out") and r["status"] == "ok"), None)
-        users = f", {any_ok['users']:,} users" if any_ok else ""
-        unknown = (f", {any_ok['test_items_unknown']} held-out items unknown in train"
-                   if any_ok else "")
-        out += ["", f"**Top-10, {d}** (leave-last-out{users}{unknown})", "",
-                "| model | precision@10 | recall@10 | nDCG@10 | coverage | fit + recommend (s, shared CPU) |",
-                "|---|---:|---:|---:|---:|---:|"]
-        for m in models:
-            r = rows[("topn", d, "leave-last-out", m)]
-            if r["status"] != "ok":
-                out.append(f"| {m} | {r['status']} | | | | |")
-                continue
-            out.append(f"| {m} | {_f(r['precision'], 4)} | {_f(r['recall'], 4)} | "
-                       f"{_f(r['ndcg'], 4)} | {_f(r['coverage'])} | "
-                       f"{r['fit_s'] + r['recommend_s']:.1f} |")
+        name = f"{m} ({r['tuned']['weighting']}, K={r['tuned']['k']})" if r.get("tuned") else m
+        out.append(f"| {name} | {_with_ci(r, 'precision')} | {_with_ci(r, 'recall')} | "
+                   f"{_with_ci(r, 'ndcg')} | {_f(r['coverage'])} | "
+                   f"{r['fit_s'] + r['recommend_s']:.1f} |")
     return out
 
 

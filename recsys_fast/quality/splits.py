@@ -4,9 +4,14 @@
   (5 disjoint 20 % folds), through :func:`recsys_fast.data.load_ml100k_split`.
 * :func:`random_split`: a seeded random ``test_fraction`` of the ratings (ml-latest-small:
   20 %, seed 0; ``numpy.random.default_rng(seed).permutation``).
-* :func:`leave_last_out`: per user with at least 2 ratings, the latest rating (largest
-  timestamp; equal timestamps broken by the larger item id) is the test item; the rest is
-  train. Users with one rating stay in train and are not evaluated.
+* :func:`leave_last_out`: per user with at least 2 ratings, the latest rating is the test
+  item; the rest is train. Tie rule: among a user's ratings with the latest timestamp, the one
+  a seeded shuffle puts last (``numpy.random.default_rng(seed).permutation`` of the rows, seed
+  0): many ML-100K users rated several films in the same second, and file order or item id
+  would favour old or new ids. Users with one rating stay in train and are not evaluated.
+* :func:`temporal_split`: one global cut in time: the ratings after the ``1 - test_fraction``
+  quantile of the timestamps are test (ties at the cut go to train), the rest train. Test
+  users absent from train are counted, not evaluated.
 
 :func:`encode` indexes users and items *as they appear in train*; a test pair whose user or
 item has no train rating gets index -1 (the protocol predicts the global mean there).
@@ -63,15 +68,30 @@ def random_split(ratings: pd.DataFrame, test_fraction: float = 0.2,
     return train, test
 
 
-def leave_last_out(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each user's latest rating (ties: larger item id) as test; users with one rating keep
-    it in train."""
+def leave_last_out(ratings: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each user's latest rating (equal timestamps: the seeded shuffle's last) as test; users
+    with one rating keep it in train."""
     _check_frame(ratings, "ratings")
-    ordered = ratings.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    shuffled = ratings.assign(_tie=np.random.default_rng(seed).permutation(len(ratings)))
+    ordered = shuffled.sort_values(["user_id", "timestamp", "_tie"], kind="stable")
     last = ~ordered["user_id"].duplicated(keep="last")
     counts = ordered.groupby("user_id")["user_id"].transform("size")
     is_test = last & (counts >= 2)
+    ordered = ordered.drop(columns="_tie")
     return (ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True))
+
+
+def temporal_split(ratings: pd.DataFrame,
+                   test_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ratings after the ``1 - test_fraction`` quantile of the timestamps as test."""
+    _check_frame(ratings, "ratings")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    cut = np.quantile(ratings["timestamp"].to_numpy(), 1.0 - test_fraction, method="lower")
+    late = ratings["timestamp"].to_numpy() > cut
+    if not late.any() or late.all():
+        raise ValueError(f"every timestamp is on one side of the cut {cut}: no temporal split")
+    return (ratings[~late].reset_index(drop=True), ratings[late].reset_index(drop=True))
 
 
 def encode(train: pd.DataFrame, test: pd.DataFrame) -> Encoded:
