@@ -413,3 +413,27 @@ def test_topn_rows_carry_intervals_and_the_tuned_choice():
         assert lo <= row[name] <= hi
     pop = ev._topn_row(MostPopular(), train, splits.leave_last_out, enc)
     assert "tuned" not in pop and pop["users"] == row["users"] == 60
+
+
+def test_a_missing_data_set_fails_before_any_model_runs(tmp_path):
+    from recsys_fast.errors import DatasetNotFoundError
+
+    made = []
+    with pytest.raises(DatasetNotFoundError, match="movies-ratings-small"):
+        ev.evaluate(["synthetic-1m", "movies-ratings-small"], lambda: made.append(1) or [],
+                    paths={"movies-ratings-small": tmp_path / "absent"})
+    assert made == []
+
+
+@pytest.mark.realdata
+def test_eval_finds_ratings_small_in_its_own_folder(monkeypatch, capsys, tmp_path):
+    from recsys_fast.cli import main
+
+    from conftest import real_path
+
+    root = real_path("movies-dataset").parent
+    monkeypatch.setenv("RECSYS_FAST_SHARED", str(root))
+    assert main(["eval", "--dataset", "movies-ratings-small", "--models", "most-popular",
+                 "--no-rating", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "**Top-10, movies-ratings-small** (leave-last-out, 671 users" in out

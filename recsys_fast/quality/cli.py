@@ -20,7 +20,7 @@ def add_eval_command(subparsers) -> None:
     e.add_argument("--models", default=None,
                    help="comma list of model names (default: all; --list shows them)")
     e.add_argument("--data-root", default=None,
-                   help="folder holding ml-100k/ and ml-latest-small/ "
+                   help="folder holding ml-100k/, ml-latest-small/ and movies-dataset/ "
                    "(default $RECSYS_FAST_SHARED, else the download cache)")
     e.add_argument("--out", default="results", help="results folder (default results/)")
     e.add_argument("--no-rating", action="store_true", help="skip rating prediction")
@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     chosen = {m.name for m in M.select(args.models)}  # validates the names first
     make = lambda: [m for m in M.all_models() if m.name in chosen]  # noqa: E731
     root = args.data_root or os.environ.get("RECSYS_FAST_SHARED")
-    paths = {n: os.path.join(root, n) for n in names if root and not n.startswith("synthetic")}
+    paths = {n: os.path.join(root, ev.data_folder(n))
+             for n in names if root and not n.startswith("synthetic")}
     rows = ev.evaluate(names, make, paths=paths, log=ev.progress,
                        topn=not args.no_topn, rating=not args.no_rating)
     pub_models = chosen & set(published.PUBLISHED)

@@ -66,15 +66,22 @@ RATING_ONLY = ("rating predictor only: ranking a whole catalogue pair by pair in
                "part of the protocol")
 
 
+def data_folder(name: str) -> str:
+    """The folder a catalogued data set lives in under a data root (``movies-ratings-small``:
+    ``movies-dataset``)."""
+    from recsys_fast.data.specs import get_spec
+
+    return get_spec(name).folder
+
+
 def dataset_path(name: str, path: str | os.PathLike | None = None) -> Path:
     """``path``, else ``$RECSYS_FAST_SHARED/<name>`` when it exists, else the data cache."""
     if path is not None:
         return Path(path)
     from recsys_fast.data.catalogue import resolve_path
-    from recsys_fast.data.specs import get_spec
 
     shared = os.environ.get("RECSYS_FAST_SHARED")
-    folder = get_spec(name).folder
+    folder = data_folder(name)
     if shared and (Path(shared) / folder).is_dir():
         return Path(shared) / folder
 
@@ -102,6 +109,16 @@ def rating_splits(name: str, path: Path | None):
     elif name == "ml-latest-small":
         train, test = splits.random_split(_all_ratings(name, path), 0.2, seed=SEED)
         yield RATING_SPLITS[name][0], train, test
+
+
+def _checked_path(name: str, paths: dict) -> Path:
+    """The folder of ``name`` (see :func:`dataset_path`), checked to hold its files."""
+    from recsys_fast.data.catalogue import check_files, resolve_path
+    from recsys_fast.data.specs import get_spec
+
+    where = resolve_path(name, dataset_path(name, paths.get(name)))
+    check_files(get_spec(name), where)
+    return where
 
 
 def _skip_reason(model: Model) -> str | None:
@@ -261,10 +278,13 @@ def evaluate(datasets: list[str], make_models: Callable[[], list[Model]], *,
     """
     paths = paths or {}
     rows: list[dict] = []
-    for name in datasets:
+    found = {}
+    for name in datasets:  # every data set found before any work: a missing one costs nothing
         if name not in DATASETS:
             raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
-        path = None if name.startswith("synthetic-") else dataset_path(name, paths.get(name))
+        found[name] = None if name.startswith("synthetic-") else _checked_path(name, paths)
+    for name in datasets:
+        path = found[name]
         if rating and name in RATING_SPLITS:
             for split, train, test in rating_splits(name, path):
                 enc = splits.encode(train, test)
