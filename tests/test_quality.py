@@ -427,9 +427,9 @@ def test_a_missing_data_set_fails_before_any_model_runs(tmp_path):
 
 @pytest.mark.realdata
 def test_eval_finds_ratings_small_in_its_own_folder(monkeypatch, capsys, tmp_path):
-    from recsys_fast.cli import main
-
     from conftest import real_path
+
+    from recsys_fast.cli import main
 
     root = real_path("movies-dataset").parent
     monkeypatch.setenv("RECSYS_FAST_SHARED", str(root))
