@@ -248,9 +248,10 @@ def test_report_adds_the_quality_tables_of_the_eval_files(results_file, tmp_path
     import shutil
 
     repo_results = Path(__file__).resolve().parents[1] / "results"
-    quality = sorted(repo_results.glob(f"*/{results.QUALITY_PREFIX}*.json"))
+    quality = [p for p in sorted(repo_results.glob(f"*/{results.QUALITY_PREFIX}*.json"))
+               if '"task": "rating"' in p.read_text()]
     if not quality:
-        pytest.skip("no committed quality files")
+        pytest.skip("no committed quality file with rating rows")
     out = tmp_path / "results"
     (out / quality[0].parent.name).mkdir(parents=True)
     shutil.copy(quality[0], out / quality[0].parent.name / quality[0].name)
@@ -336,3 +337,18 @@ def test_speedups_plot_has_bars_for_a_run_with_only_cpu_and_dask_cases(tmp_path)
                     "2030-01-01T00:00:00+00:00")
     path = plot_speedups(doc, tmp_path / "speedups.png")
     assert path is not None and path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_a_peer_computing_another_function_gets_no_speed_ratio(results_file, tmp_path):
+    """A peer whose verdict is ``n/a`` (another function) is named, never divided by."""
+    data = json.loads(results_file.read_text())
+    for c in data["cases"]:
+        if c["impl"] == "scipy":
+            c["verdict"], c["checked_against"] = "n/a", "different function: quality only"
+    path = tmp_path / "unlike" / results_file.parent.name / results_file.name
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    assert speedups(results.load_results(path)["cases"])["peers_to_ours"] == []
+    text = report.write_report([path], tmp_path / "out", plots=False).read_text()
+    assert "Not timed against ours (another function, compared on quality only): " \
+           "`toy_sum` scipy." in text

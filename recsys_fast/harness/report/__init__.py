@@ -20,7 +20,7 @@ from recsys_fast.harness.report.html import render_page
 from recsys_fast.harness.report.html import written_by_report as _written_by_report
 from recsys_fast.harness.report.plots import plot_speedups, plot_times
 from recsys_fast.harness.run.bench import _fmt_time, verdict_text
-from recsys_fast.harness.stats.compare import fmt_ratio, kernels_and_scales, speedups
+from recsys_fast.harness.stats.compare import fmt_ratio, kernels_and_scales, other_function, speedups
 from recsys_fast.results_store import (
     atomic_write_text,
     check_name,
@@ -201,6 +201,10 @@ def _section(data: dict, plots: list[tuple[str, str]]) -> list[str]:
     lines += _table(["kernel", "scale", "peer", "peer time", "ours (cpu)",
                      "ours faster by [95 % CI]", "peer verdict", "run"], rows) if rows else [
         "No peer comparison ran.", ""]
+    unlike = sorted({(c["kernel"], c["impl"]) for c in cases if other_function(c)})
+    if unlike:
+        lines += ["Not timed against ours (another function, compared on quality only): "
+                  + ", ".join(f"`{k}` {i}" for k, i in unlike) + ".", ""]
     lines += ["### CPU → GPU", ""]
     rows = [[s.kernel, s.scale, s.baseline.split("/")[0], _fmt_time(s.baseline_s),
              _fmt_time(s.candidate_s), fmt_ratio(s, bold=True), s.run or "-"]

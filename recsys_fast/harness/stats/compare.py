@@ -79,12 +79,18 @@ def _by_run(cases: list[dict]) -> list[list[dict]]:
     return list(runs.values())
 
 
+def other_function(case: dict | None) -> bool:
+    """Whether ``case`` is a peer computing another function than ours (verdict ``n/a``)."""
+    return case is not None and case.get("verdict") == "n/a"
+
+
 def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
     """``{"naive_to_optimised": [...], "peers_to_ours": [...], "cpu_to_gpu": [...]}``.
 
     ``naive_to_optimised``: naive/cpu -> optimised on each backend; ``peers_to_ours``: each
-    peer/cpu -> optimised/cpu; ``cpu_to_gpu`` / ``cpu_to_dask``: each impl's cpu -> gpu / dask
-    case. Within one run only.
+    peer/cpu -> optimised/cpu, except a peer computing another function (verdict ``n/a``:
+    compared on quality, a time ratio would compare unlike work); ``cpu_to_gpu`` /
+    ``cpu_to_dask``: each impl's cpu -> gpu / dask case. Within one run only.
     """
     out: dict[str, list[Speedup]] = {k: [] for k in KINDS}
     for run_cases in _by_run(cases):
@@ -101,6 +107,8 @@ def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
                     if sp:
                         out["naive_to_optimised"].append(sp)
                 for peer in (i for i in impls if i not in OURS):
+                    if other_function(get(peer, "cpu")):
+                        continue
                     sp = pair(get(peer, "cpu"), get("optimised", "cpu"))
                     if sp:
                         out["peers_to_ours"].append(sp)
