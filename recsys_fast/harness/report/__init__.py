@@ -20,7 +20,12 @@ from recsys_fast.harness.report.html import render_page
 from recsys_fast.harness.report.html import written_by_report as _written_by_report
 from recsys_fast.harness.report.plots import plot_speedups, plot_times
 from recsys_fast.harness.run.bench import _fmt_time, verdict_text
-from recsys_fast.harness.stats.compare import fmt_ratio, kernels_and_scales, other_function, speedups
+from recsys_fast.harness.stats.compare import (
+    fmt_ratio,
+    kernels_and_scales,
+    other_function,
+    speedups,
+)
 from recsys_fast.results_store import (
     atomic_write_text,
     check_name,
