@@ -15,6 +15,8 @@ slower than ``--gate-threshold``, default 15 %). Scales: ``RECSYS_FAST_BENCH_SCA
 import sys
 from pathlib import Path
 
+import pytest
+
 # the suites import their helpers as `_suite` / `_gate` from this folder
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -23,3 +25,12 @@ from _gate import (  # noqa: E402,F401 - pytest finds hooks by name in a conftes
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Benchmarks time one process alone: no pytest-xdist workers here (the project's pytest
+    config asks for them, for the test suite), else pytest-benchmark would switch itself off."""
+    if getattr(config.option, "numprocesses", None):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
