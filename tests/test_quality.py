@@ -282,6 +282,24 @@ def test_quality_markdown_merges_files_ok_over_skipped(tmp_path):
     assert "| fixed | 0.988 / 0.765 |" in text and "2 of 9,430" in text
     assert "needs lenskit" not in text
     assert "needs lenskit" in report.quality_markdown([a])
+    assert "larger item id" in text  # _doc's protocol text predates the seeded tie rule
+
+
+def test_quality_markdown_shows_intervals_and_the_tuned_choice(tmp_path):
+    row = {"task": "topn", "dataset": "ml-100k", "split": "temporal-80-20",
+           "model": "item-knn-tuned", "status": "ok", "precision": 0.01, "recall": 0.1,
+           "ndcg": 0.05, "coverage": 0.2, "users": 109, "hits": 9, "test_items_unknown": 3,
+           "fit_s": 1.0, "recommend_s": 2.0, "precision_ci": [0.005, 0.02],
+           "recall_ci": [0.05, 0.15], "ndcg_ci": [0.03, 0.07],
+           "tuned": {"k": 10, "weighting": "bm25"}}
+    doc = _doc([row])
+    doc["protocol"] = ev.__doc__
+    text = report.quality_markdown([store.write_document(doc, tmp_path)])
+    assert "(temporal-80-20, 109 users, 3 held-out items unknown in train; 95 % bootstrap " \
+           "intervals over users)" in text
+    assert "| item-knn-tuned (bm25, K=10) | 0.0100 [0.0050, 0.0200] | 0.1000 [0.0500, " \
+           "0.1500] | 0.0500 [0.0300, 0.0700] | 0.200 | 3.0 |" in text
+    assert "larger item id" not in text
 
 
 # -- end to end -----------------------------------------------------------------------------

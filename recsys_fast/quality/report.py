@@ -107,8 +107,9 @@ def _topn_section(rows: dict, d: str, split: str) -> list[str]:
     users = f", {any_ok['users']:,} users" if any_ok else ""
     unknown = (f", {any_ok['test_items_unknown']} held-out items unknown in train"
                if any_ok else "")
-    out = ["", f"**Top-10, {d}** ({split}{users}{unknown}; 95 % bootstrap intervals over "
-           "users)", "",
+    ci = ("; 95 % bootstrap intervals over users"
+          if any(r.get("ndcg_ci") for k, r in rows.items() if k[:3] == ("topn", d, split)) else "")
+    out = ["", f"**Top-10, {d}** ({split}{users}{unknown}{ci})", "",
            "| model | precision@10 | recall@10 | nDCG@10 | coverage | fit + recommend (s, shared CPU) |",
            "|---|---:|---:|---:|---:|---:|"]
     for m in models:
@@ -178,6 +179,12 @@ def quality_markdown(paths: Iterable[str | os.PathLike]) -> str:
                   + f"; commit {', '.join(commits)}; newest {newest['created']}.", ""]
         rows = _merge(mine)
         parts += _rating_table(rows) + _published_table(rows) + _topn_table(rows) + _skips(rows)
+        old_rule = [p.name for p, d in mine if any(r["task"] == "topn" for r in d["rows"])
+                    and "seeded shuffle" not in (d.get("protocol") or "")]
+        if old_rule:
+            parts += ["", "In " + ", ".join(f"`{n}`" for n in old_rule) + ", leave-last-out "
+                      "broke equal timestamps by the larger item id, not by the seeded "
+                      "shuffle of today's protocol (bench/README.md, Quality)."]
         parts.append("")
     return "\n".join(parts)
 

@@ -81,7 +81,7 @@ def _by_run(cases: list[dict]) -> list[list[dict]]:
 
 def other_function(case: dict | None) -> bool:
     """Whether ``case`` is a peer computing another function than ours (verdict ``n/a``)."""
-    return case is not None and case.get("verdict") == "n/a"
+    return case is not None and case["impl"] not in OURS and case.get("verdict") == "n/a"
 
 
 def speedups(cases: list[dict]) -> dict[str, list[Speedup]]:
