@@ -455,3 +455,52 @@ def test_eval_finds_ratings_small_in_its_own_folder(monkeypatch, capsys, tmp_pat
                  "--no-rating", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "**Top-10, movies-ratings-small** (leave-last-out, 671 users" in out
+
+
+# -- metrics against ranx ---------------------------------------------------------------------
+def _ranx_per_user(top_items, lists, users, k):
+    ranx = pytest.importorskip("ranx")
+    qrels = ranx.Qrels({f"u{u}": {f"i{i}": 1 for i in rel} for u, rel in zip(users, lists,
+                                                                               strict=True)})
+    run = ranx.Run({f"u{u}": {f"i{i}": float(k - pos) for pos, i in enumerate(row) if i >= 0}
+                    or {"none": 0.0} for u, row in zip(users, top_items, strict=True)})
+    ranx.evaluate(qrels, run, [f"precision@{k}", f"recall@{k}", f"ndcg@{k}"],
+                  make_comparable=True)
+    return {name: np.array([run.scores[f"{name}@{k}"][f"u{u}"] for u in users])
+            for name in metrics.MEAN_METRICS}
+
+
+def _lists_of(enc, users):
+    relevant = {int(u): [] for u in users}
+    for u, i in zip(enc.test_users.tolist(), enc.test_items.tolist(), strict=True):
+        if u >= 0 and i >= 0:
+            relevant[u].append(i)
+    return [relevant[int(u)] or [-2] for u in users]
+
+
+def _assert_metrics_equal_ranx(ratings, split_fn):
+    from recsys_fast.models import ItemKNNModel, MostPopular
+
+    enc = splits.encode(*split_fn(ratings))
+    users = np.unique(enc.test_users[enc.test_users >= 0])
+    lists = _lists_of(enc, users)
+    for model in (ItemKNNModel(50, "cosine"), MostPopular()):
+        top = model.fit(enc.train).recommend(users, 10)
+        ours = metrics.topn_per_user(top.items, lists, 10, enc.train.shape[1])
+        theirs = _ranx_per_user(top.items, lists, users, 10)
+        for name in metrics.MEAN_METRICS:
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-9,
+                                       err_msg=f"{model.name} {name}")
+
+
+def test_metrics_equal_ranx_on_synthetic_lists():
+    from recsys_fast.data.synthetic import generate
+
+    _assert_metrics_equal_ranx(generate("100k", seed=0).ratings, ev.TOPN_SPLITS["temporal-80-20"])
+
+
+@pytest.mark.realdata
+def test_metrics_equal_ranx_on_ml100k_lists(ml100k_dir):
+    from recsys_fast.data import load_ml100k
+
+    _assert_metrics_equal_ranx(load_ml100k(ml100k_dir).ratings, ev.TOPN_SPLITS["leave-last-out"])
