@@ -71,6 +71,9 @@ def test_recommend_runs_the_naive_recommenders(capsys):
     out = capsys.readouterr().out
     assert "IMDB weighted rating" in out and "user-based top-3" in out and "items like " in out
     assert "item ids" not in out and "(19" in out  # titles such as "Town (1994)", not ids
+    ranked = out.split("item-kNN ranker", 1)[1].splitlines()
+    shown = [line for line in ranked if line.startswith("  ") and "you rated" in line]
+    assert len(shown) == 3 and all("(score " in line for line in shown)
 
 
 def test_recommend_unknown_name_lists_valid(capsys):

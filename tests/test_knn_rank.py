@@ -236,3 +236,20 @@ def test_dot_topk_refuses_norm_rescaling_modes(rng):
         dot_topk(X, 3, strategy=Dense(tf32=True))
     with pytest.raises(ValueError, match="dask"):
         dot_topk(X, 3, backend="dask")
+
+
+def test_explain_names_the_rated_items_that_scored_an_item_most(rng):
+    from recsys_fast.kernels.knn_rank import explain
+
+    R = random_ratings(rng, (50, 30), 0.2)
+    model = ItemKNN(10).fit(R)
+    items, scores = model.recommend([3], 5)
+    S = model.similarity_.astype(np.float64).toarray()
+    row = R[3].toarray().ravel().astype(np.float64)
+    for item, score in zip(items[0], scores[0], strict=True):
+        contrib = row * S[:, item]
+        got = explain(model, 3, int(item), top=3)
+        assert [j for j, _ in got] == [int(j) for j in np.argsort(-contrib, kind="stable")[:3]
+                                       if contrib[j] > 0]
+        assert got[0][1] == pytest.approx(contrib.max())
+        assert sum(c for j, c in explain(model, 3, int(item), top=30)) == pytest.approx(score)

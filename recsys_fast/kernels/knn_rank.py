@@ -179,6 +179,22 @@ class ItemKNN:
         return items_out, scores_out
 
 
+def explain(model: ItemKNN, user: int, item: int, top: int = 2) -> list[tuple[int, float]]:
+    """Why ``model`` scores ``item`` for ``user``: the user's rated items j with the largest
+    contributions ``w_uj * S[j, item]`` to the score, as ``(j, contribution)``, largest first
+    (ties: lower j), at most ``top``. Host arrays; any backend's fitted model."""
+    from recsys_fast.backend import to_host
+
+    R = to_host(model._require_fit())
+    S = to_host(model.similarity_).tocsc()
+    rated = R.indices[R.indptr[user] : R.indptr[user + 1]]
+    weights = R.data[R.indptr[user] : R.indptr[user + 1]].astype(np.float64)
+    sims = np.asarray(S[rated, item].todense(), dtype=np.float64).ravel()
+    contrib = weights * sims
+    order = np.lexsort((rated, -contrib))
+    return [(int(rated[i]), float(contrib[i])) for i in order[:top] if contrib[i] > 0]
+
+
 def _score_cpu(U, S_arrays, n_items: int, n: int, filter_rated: bool):
     import numba
 
