@@ -11,7 +11,7 @@ import scipy.sparse
 
 from recsys_fast.backend import SimulatedGPU, to_host
 from recsys_fast.harness.cases.impls_knn_rank import reference_recommend
-from recsys_fast.kernels import ItemKNN, dot_topk
+from recsys_fast.kernels import ItemKNN, UserKNN, dot_topk
 from recsys_fast.kernels.knn_rank import WEIGHTINGS, item_weights
 
 IMPLICIT = {"cosine": "CosineRecommender", "tfidf": "TFIDFRecommender",
@@ -148,7 +148,8 @@ def test_equals_implicit_given_implicit_neighbours(rng, weighting):
     S.sort_indices()
     users = np.arange(R.shape[0])
     arrays = (S.indptr.astype(np.int64), S.indices.astype(np.int64), S.data.astype(np.float64))
-    items, scores = _score_cpu(R.astype(np.float64), arrays, R.shape[1], 10, True)
+    R64 = R.astype(np.float64)
+    items, scores = _score_cpu(R64, arrays, R64, R.shape[1], 10)
     ids, s2 = peer.recommend(users, R.astype(np.float64).tocsr(), N=10)
     _assert_equal_up_to_ties(items, scores, ids, s2, rtol=1e-12)
 
@@ -253,3 +254,51 @@ def test_explain_names_the_rated_items_that_scored_an_item_most(rng):
                                        if contrib[j] > 0]
         assert got[0][1] == pytest.approx(contrib.max())
         assert sum(c for j, c in explain(model, 3, int(item), top=30)) == pytest.approx(score)
+
+
+def dense_reference(W, M, rated, n):
+    """Top-n of ``W @ M`` per row (float64), zero scores and ``rated`` entries out, score
+    descending then item ascending, padded with (-1, NaN)."""
+    P = W @ M
+    P[(P == 0) | rated] = -np.inf
+    items = np.full((P.shape[0], n), -1, dtype=np.int64)
+    scores = np.full((P.shape[0], n), np.nan)
+    for r in range(P.shape[0]):
+        order = np.lexsort((np.arange(P.shape[1]), -P[r]))[:n]
+        order = order[np.isfinite(P[r, order])]
+        items[r, : order.size], scores[r, : order.size] = order, P[r, order]
+    return items, scores
+
+
+@pytest.mark.parametrize("backend", ["cpu", "simulated"])
+def test_user_knn_equals_the_dense_reference_on_its_own_neighbours(rng, backend):
+    R = random_ratings(rng, (90, 40), 0.1)
+    be = SimulatedGPU() if backend == "simulated" else "cpu"
+    model = UserKNN(7, backend=be).fit(R)
+    users = np.arange(R.shape[0])
+    items, scores = model.recommend(users, 6, batch_size=32)
+    Su = to_host(model.similarity_).toarray().astype(np.float64)
+    R64 = R.toarray().astype(np.float64)
+    want_items, want_scores = dense_reference(Su, R64, R64 != 0, 6)
+    np.testing.assert_array_equal(to_host(items), want_items)
+    np.testing.assert_allclose(to_host(scores), want_scores, rtol=1e-12, equal_nan=True)
+    # the neighbours: the 7 most similar other users by cosine
+    norms = np.linalg.norm(R64, axis=1)
+    norms[norms == 0] = 1.0  # a user without ratings: similarity 0 with everyone
+    G = (R64 @ R64.T) / np.outer(norms, norms)
+    np.fill_diagonal(G, 0)
+    for u in range(R.shape[0]):  # the 7 largest positive values (ties may pick either index)
+        want = np.sort(G[u][G[u] > 0])[::-1][:7]
+        np.testing.assert_allclose(np.sort(Su[u][Su[u] > 0])[::-1], want, rtol=1e-6)
+
+
+def test_user_knn_refuses_bad_input(rng):
+    with pytest.raises(ValueError, match="k must be"):
+        UserKNN(0)
+    with pytest.raises(ValueError, match="at least 2 users"):
+        UserKNN(3).fit(scipy.sparse.csr_matrix(np.ones((1, 4), np.float32)))
+    with pytest.raises(RuntimeError, match="fit"):
+        UserKNN(3).recommend([0], 2)
+    model = UserKNN(3).fit(random_ratings(rng))
+    with pytest.raises(IndexError, match="unknown user"):
+        model.recommend([999], 2)

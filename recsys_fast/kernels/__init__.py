@@ -6,7 +6,7 @@ weighted rating, TF-IDF top-k and hybrids.
 
 from recsys_fast.kernels.hybrid import MixedHybrid, Recommendations, SwitchingHybrid
 from recsys_fast.kernels.interactions import build_user_item_csr
-from recsys_fast.kernels.knn_rank import ItemKNN
+from recsys_fast.kernels.knn_rank import ItemKNN, UserKNN
 from recsys_fast.kernels.popularity import (
     WeightedRating,
     item_popularity,
@@ -41,6 +41,7 @@ __all__ = [
     "SwitchingHybrid",
     "TfidfNeighbours",
     "TopKResult",
+    "UserKNN",
     "WeightedRating",
     "as_train_csr",
     "build_user_item_csr",

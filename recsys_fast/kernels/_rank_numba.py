@@ -1,5 +1,6 @@
-"""numba kernel of the item-kNN scorer (:mod:`.knn_rank`): per user, the rated items' neighbour
-rows summed with the ratings as weights, rated items left out, the n best kept.
+"""numba kernel of the kNN rankers (:mod:`.knn_rank`): per user, rows of S summed with
+weights (item-kNN: the user's ratings times its items' neighbour rows; user-kNN: the neighbours'
+similarities times their rating rows), rated items left out, the n best kept.
 
 Users are split into contiguous chunks run in parallel; each chunk holds one dense float64
 accumulator over the items, a state byte per item and the list of items it touched, so the
@@ -21,17 +22,16 @@ def _better(s, i, s2, i2) -> bool:
 
 
 @numba.njit(cache=True, nogil=True)
-def _user_top_n(r, u_indptr, u_indices, u_data, s_indptr, s_indices, s_data, filter_rated,
-                acc, state, touched, out_items, out_scores):
+def _user_top_n(r, u_indptr, u_indices, u_data, s_indptr, s_indices, s_data, f_indptr,
+                f_indices, acc, state, touched, out_items, out_scores):
     n = out_items.shape[1]
     nt = 0
-    if filter_rated:
-        for p in range(u_indptr[r], u_indptr[r + 1]):
-            j = u_indices[p]
-            if state[j] == _FREE:
-                touched[nt] = j
-                nt += 1
-            state[j] = _RATED
+    for p in range(f_indptr[r], f_indptr[r + 1]):
+        j = f_indices[p]
+        if state[j] == _FREE:
+            touched[nt] = j
+            nt += 1
+        state[j] = _RATED
     for p in range(u_indptr[r], u_indptr[r + 1]):
         j = u_indices[p]
         w = np.float64(u_data[p])
@@ -68,13 +68,13 @@ def _user_top_n(r, u_indptr, u_indices, u_data, s_indptr, s_indices, s_data, fil
 
 
 @numba.njit(cache=True, parallel=True)
-def score_top_n(u_indptr, u_indices, u_data, s_indptr, s_indices, s_data, n_items,
-                filter_rated, n_chunks, out_items, out_scores):
-    """Rows of ``out_items``/``out_scores`` (n_users x n): per user row r of the CSR ``u_*``
-    (a user's items and weights), the n items i with the largest non-zero
-    ``sum_j u[r, j] * S[j, i]`` (S: the CSR ``s_*``, row j = item j's neighbours), best first,
-    equal scores by ascending item, rated items left out when ``filter_rated``; short rows
-    padded with item -1 and score NaN."""
+def score_top_n(u_indptr, u_indices, u_data, s_indptr, s_indices, s_data, f_indptr, f_indices,
+                n_items, n_chunks, out_items, out_scores):
+    """Rows of ``out_items``/``out_scores`` (n_users x n): per row r of the CSR ``u_*`` (the
+    weights of the rows of S that score user r), the n items i with the largest non-zero
+    ``sum_j u[r, j] * S[j, i]`` (S: the CSR ``s_*``), best first, equal scores by ascending
+    item, the items of row r of the CSR ``f_*`` (the user's rated items; empty rows: none)
+    left out; short rows padded with item -1 and score NaN."""
     n_users = u_indptr.shape[0] - 1
     for c in numba.prange(n_chunks):
         r0 = c * n_users // n_chunks
@@ -85,5 +85,5 @@ def score_top_n(u_indptr, u_indices, u_data, s_indptr, s_indices, s_data, n_item
         state = np.zeros(n_items, np.uint8)
         touched = np.empty(n_items, np.int64)
         for r in range(r0, r1):
-            _user_top_n(r, u_indptr, u_indices, u_data, s_indptr, s_indices, s_data,
-                        filter_rated, acc, state, touched, out_items, out_scores)
+            _user_top_n(r, u_indptr, u_indices, u_data, s_indptr, s_indices, s_data, f_indptr,
+                        f_indices, acc, state, touched, out_items, out_scores)

@@ -19,8 +19,12 @@ only); scores are summed in float64. Ranking: score descending, equal scores by 
 whose score is exactly 0 (cancelling weights) counts as not reached. A user who reaches fewer
 than n items gets the row padded with item -1 and score NaN.
 
-On the CPU the scoring is one numba pass per user over its neighbour rows
+:class:`UserKNN` is the user-side counterpart: ``score(u, i) = sum_v s(u, v) * r_vi`` over u's
+k most similar users (cosine of the rating rows), with the same ranking rules.
+
+On the CPU the scoring is one numba pass per user over the rows it sums
 (:mod:`._rank_numba`); on the GPU it runs as user blocks of ``U @ S`` (cuSPARSE) made dense.
+:func:`explain` lists the rated items that scored an item most (item-kNN).
 """
 
 from __future__ import annotations
@@ -63,7 +67,77 @@ def item_weights(R, weighting: str, k1: float = 1.2, b: float = 0.75,
     return X
 
 
-class ItemKNN:
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _ratings(train: Any, be: Backend, what: str):
+    R = as_train_csr(train, dtype=np.float32, backend=be)
+    if R.nnz == 0:
+        raise ValueError(f"train ({R.shape[0]} x {R.shape[1]}) has no ratings")
+    if bool((R.data < 0).any()):
+        raise ValueError(f"train holds negative ratings: {what} scores use the ratings as "
+                         "weights, which must be >= 0")
+    return R
+
+
+class _Ranker:
+    """What both kNN rankers share: the checks, and scoring ``U @ S`` with rated items out."""
+
+    name = ""
+
+    def __init__(self, backend: str | Backend):
+        self.backend = get_backend(backend)
+        self.train_ = None
+        self.similarity_ = None
+        self._operands = None  # S as the scoring reads it: CPU (indptr, indices, data); GPU CSR
+
+    def _set_operands(self, S) -> None:
+        xp = self.backend.xp
+        # made once: int64 positions, float64 products
+        self._operands = (S.indptr.astype(np.int64), S.indices.astype(np.int64),
+                          S.data.astype(np.float64)) if self.backend.host else S.astype(xp.float64)
+
+    def _require_fit(self):
+        if self.train_ is None:
+            raise RuntimeError(f"{self.name}: call fit() before recommend()")
+        return self.train_
+
+    def _check_call(self, users: Any, n: Any):
+        R = self._require_fit()
+        n_items = R.shape[1]
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
+            raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
+        return _check_indices(self.backend.xp, users, R.shape[0], "user indices"), int(n)
+
+    def _rank(self, U, F, n: int, batch_size: int | None):
+        """Top-``n`` of ``U @ S`` per row, the items of F's row left out (None: none)."""
+        be, xp = self.backend, self.backend.xp
+        n_items = self.train_.shape[1]
+        batch_size = check_block_rows(batch_size, "batch_size")
+        if be.host:
+            return _score_cpu(U, self._operands, F, n_items, n)
+        rows = U.shape[0]
+        if batch_size is None:
+            batch_size = max(1, _BLOCK_BYTES // (2 * dense_bytes((1, n_items), np.float64)))
+        check_memory(f"score block {min(batch_size, rows)} x {n_items}",
+                     2 * dense_bytes((min(batch_size, rows), n_items), np.float64))
+        items_out = xp.empty((rows, n), dtype=xp.int64)
+        scores_out = xp.empty((rows, n), dtype=xp.float64)
+        for b0 in range(0, rows, batch_size):
+            P = (U[b0 : b0 + batch_size].astype(xp.float64) @ self._operands).toarray()
+            P[P == 0] = -xp.inf
+            if F is not None:
+                Fb = F[b0 : b0 + batch_size]
+                P[be.entry_rows(Fb.indptr), Fb.indices] = -xp.inf
+            it, sc = _top_n(P, n, xp)
+            items_out[b0 : b0 + batch_size], scores_out[b0 : b0 + batch_size] = it, sc
+        return items_out, scores_out
+
+
+class ItemKNN(_Ranker):
     """implicit-style item-kNN top-N ranker (see the module docstring).
 
     Parameters
@@ -76,20 +150,18 @@ class ItemKNN:
     backend : "cpu", "gpu" or Backend
     """
 
+    name = "ItemKNN"
+
     def __init__(self, k: int = 50, weighting: str = "cosine", *, k1: float = 1.2,
                  b: float = 0.75, backend: str | Backend = "cpu"):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = _check_k(k)
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         for name, v in (("k1", k1), ("b", b)):
             if not np.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
-        self.k, self.weighting, self.k1, self.b = int(k), weighting, float(k1), float(b)
-        self.backend = get_backend(backend)
-        self.train_ = None
-        self.similarity_ = None
-        self._operands = None
+        super().__init__(backend)
+        self.k, self.weighting, self.k1, self.b = k, weighting, float(k1), float(b)
 
     def fit(self, train: Any) -> ItemKNN:
         """Fit S from a user x item rating matrix (0 = unrated; ratings are the weights).
@@ -100,28 +172,15 @@ class ItemKNN:
             No ratings, negative ratings (the weights would cancel), or a bad matrix
             (see :func:`~recsys_fast.kernels.as_train_csr`).
         """
-        be, xp = self.backend, self.backend.xp
-        R = as_train_csr(train, dtype=np.float32, backend=be)
-        if R.nnz == 0:
-            raise ValueError(f"train ({R.shape[0]} x {R.shape[1]}) has no ratings")
-        if bool((R.data < 0).any()):
-            raise ValueError("train holds negative ratings: item-kNN scores use the ratings "
-                             "as weights, which must be >= 0")
+        be = self.backend
+        R = _ratings(train, be, "item-kNN")
         X = item_weights(R, self.weighting, self.k1, self.b, be)
         k = min(self.k, X.shape[0])
         topk = dot_topk if self.weighting in ("bm25", "none") else cosine_topk
         self.similarity_ = topk(X, k, include_self=True, backend=be)
-        S = self.similarity_
-        # the CPU kernel's operands, made once: int64 positions, float64 products
-        self._operands = (S.indptr.astype(np.int64), S.indices.astype(np.int64),
-                          S.data.astype(np.float64)) if be.host else S.astype(xp.float64)
+        self._set_operands(self.similarity_)
         self.train_ = R
         return self
-
-    def _require_fit(self):
-        if self.train_ is None:
-            raise RuntimeError("ItemKNN: call fit() before recommend()")
-        return self.train_
 
     def recommend(self, users: Any, n: int, *, user_items: Any = None,
                   filter_rated: bool = True, batch_size: int | None = None):
@@ -145,38 +204,60 @@ class ItemKNN:
         items : ndarray of int64, shape (len(users), n)
         scores : ndarray of float64, shape (len(users), n)
         """
-        R = self._require_fit()
-        be, xp = self.backend, self.backend.xp
-        n_items = R.shape[1]
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
-            raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
-        users = _check_indices(xp, users, R.shape[0], "user indices")
+        users, n = self._check_call(users, n)
+        R, be = self.train_, self.backend
         if user_items is None:
             U = R[users]
         else:
             U = as_train_csr(user_items, dtype=np.float32, backend=be)
-            if U.shape != (users.size, n_items):
+            if U.shape != (users.size, R.shape[1]):
                 raise ValueError(f"user_items has shape {U.shape}, expected "
-                                 f"({users.size}, {n_items})")
-        batch_size = check_block_rows(batch_size, "batch_size")
-        if be.host:
-            return _score_cpu(U, self._operands, n_items, int(n), bool(filter_rated))
-        if batch_size is None:
-            batch_size = max(1, _BLOCK_BYTES // (2 * dense_bytes((1, n_items), np.float64)))
-        check_memory(f"score block {min(batch_size, users.size)} x {n_items}",
-                     2 * dense_bytes((min(batch_size, users.size), n_items), np.float64))
-        S = self._operands
-        items_out = xp.empty((users.size, n), dtype=xp.int64)
-        scores_out = xp.empty((users.size, n), dtype=xp.float64)
-        for b0 in range(0, users.size, batch_size):
-            Ub = U[b0 : b0 + batch_size].astype(xp.float64)
-            P = (Ub @ S).toarray()
-            P[P == 0] = -xp.inf
-            if filter_rated:
-                P[be.entry_rows(Ub.indptr), Ub.indices] = -xp.inf
-            it, sc = _top_n(P, int(n), xp)
-            items_out[b0 : b0 + batch_size], scores_out[b0 : b0 + batch_size] = it, sc
-        return items_out, scores_out
+                                 f"({users.size}, {R.shape[1]})")
+        return self._rank(U, U if filter_rated else None, n, batch_size)
+
+
+class UserKNN(_Ranker):
+    """User-kNN top-N ranker: ``score(u, i) = sum_v s(u, v) * r_vi`` over u's ``k`` most
+    similar users v (cosine of the rating rows, positive similarities only, u itself not
+    among them), rated items left out; the same ranking and padding rules as :class:`ItemKNN`.
+
+    Parameters
+    ----------
+    k : int, default 50
+        Neighbours per user (capped at n_users - 1).
+    backend : "cpu", "gpu" or Backend
+    """
+
+    name = "UserKNN"
+
+    def __init__(self, k: int = 50, *, backend: str | Backend = "cpu"):
+        super().__init__(backend)
+        self.k = _check_k(k)
+
+    def fit(self, train: Any) -> UserKNN:
+        """Fit the user neighbours from a user x item rating matrix (0 = unrated).
+
+        Raises
+        ------
+        ValueError
+            Fewer than two users, no ratings, negative ratings, or a bad matrix.
+        """
+        be = self.backend
+        R = _ratings(train, be, "user-kNN")
+        if R.shape[0] < 2:
+            raise ValueError(f"user-kNN needs at least 2 users, got {R.shape[0]}")
+        self.similarity_ = cosine_topk(R, min(self.k, R.shape[0] - 1), backend=be)
+        self._set_operands(R)  # scores: the neighbours' similarities times their ratings
+        self.train_ = R
+        return self
+
+    def recommend(self, users: Any, n: int, *, filter_rated: bool = True,
+                  batch_size: int | None = None):
+        """Top-``n`` items per user, best first; the arguments and result as
+        :meth:`ItemKNN.recommend` (without ``user_items``: a user's neighbours are fitted)."""
+        users, n = self._check_call(users, n)
+        return self._rank(self.similarity_[users], self.train_[users] if filter_rated else None,
+                          n, batch_size)
 
 
 def explain(model: ItemKNN, user: int, item: int, top: int = 2) -> list[tuple[int, float]]:
@@ -195,15 +276,21 @@ def explain(model: ItemKNN, user: int, item: int, top: int = 2) -> list[tuple[in
     return [(int(rated[i]), float(contrib[i])) for i in order[:top] if contrib[i] > 0]
 
 
-def _score_cpu(U, S_arrays, n_items: int, n: int, filter_rated: bool):
+def _score_cpu(U, S_arrays, F, n_items: int, n: int):
     import numba
 
     from recsys_fast.kernels import _rank_numba as nb
 
     U = scipy.sparse.csr_matrix(U)
-    items = np.empty((U.shape[0], n), dtype=np.int64)
+    i64 = np.int64
+    if F is None:
+        f_indptr, f_indices = np.zeros(U.shape[0] + 1, i64), np.zeros(0, i64)
+    else:
+        F = scipy.sparse.csr_matrix(F)
+        f_indptr, f_indices = F.indptr.astype(i64), F.indices.astype(i64)
+    items = np.empty((U.shape[0], n), dtype=i64)
     scores = np.empty((U.shape[0], n), dtype=np.float64)
     chunks = max(1, min(U.shape[0], numba.get_num_threads() * _CHUNKS_PER_THREAD))
-    nb.score_top_n(U.indptr.astype(np.int64), U.indices.astype(np.int64), U.data, *S_arrays,
-                   n_items, filter_rated, chunks, items, scores)
+    nb.score_top_n(U.indptr.astype(i64), U.indices.astype(i64), U.data, *S_arrays, f_indptr,
+                   f_indices, n_items, chunks, items, scores)
     return items, scores

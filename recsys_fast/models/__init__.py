@@ -11,7 +11,13 @@ from recsys_fast.models.base import Model, RatingPredictor, Recommender, TopN
 from recsys_fast.models.baselines import MostPopular, RandomRanker
 from recsys_fast.models.implicit_knn import ImplicitItemKNN
 from recsys_fast.models.lenskit_knn import LensKitItemKNN
-from recsys_fast.models.ours import CourseCF, FixedCFModel, ItemKNNModel, TunedItemKNN
+from recsys_fast.models.ours import (
+    CourseCF,
+    FixedCFModel,
+    ItemKNNModel,
+    TunedItemKNN,
+    UserKNNModel,
+)
 from recsys_fast.models.surprise_knn import SurpriseKNN
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "SurpriseKNN",
     "TopN",
     "TunedItemKNN",
+    "UserKNNModel",
     "all_models",
     "select",
 ]
@@ -45,7 +52,8 @@ def all_models() -> list[Model]:
                 models.append(SurpriseKNN(algo, kind, k, "cosine"))
     # Surprise's published ML-100K settings: defaults (msd, k=40, user-based)
     models += [SurpriseKNN("basic", "user", 40, "msd"), SurpriseKNN("means", "user", 40, "msd")]
-    models += [ItemKNNModel(50, "cosine"), ItemKNNModel(50, "bm25"), TunedItemKNN()]
+    models += [ItemKNNModel(50, "cosine"), ItemKNNModel(50, "bm25"), TunedItemKNN(),
+               UserKNNModel(50)]
     models += [ImplicitItemKNN(kind, 50) for kind in ("cosine", "tfidf", "bm25", "itemitem")]
     models += [LensKitItemKNN(20), MostPopular(), RandomRanker(0)]
     return models

@@ -157,3 +157,29 @@ class TunedItemKNN(ItemKNNModel):
         self.note = (f"ItemKNN with K and weighting chosen on a validation split of train "
                      f"(chosen: {weighting}, K={self.k})")
         return self
+
+
+class UserKNNModel(Recommender):
+    """:class:`~recsys_fast.kernels.UserKNN`: the k most similar users' ratings, weighted by
+    their cosine similarity, rated items left out."""
+
+    def __init__(self, k: int = 50):
+        self.k = int(k)
+        self.name = f"user-knn-k{self.k}"
+        self.note = (f"UserKNN: sum over the {self.k} most similar users (cosine of rating rows) "
+                     "of similarity x rating")
+        self.model_ = None
+
+    def fit(self, train: Any) -> UserKNNModel:
+        from recsys_fast.kernels import UserKNN
+
+        R = self._set_train(train)
+        self.model_ = UserKNN(self.k).fit(R)
+        return self
+
+    def recommend(self, users: Any, n: int) -> TopN:
+        R = self._require_fit()
+        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
+        n = check_n(n, R.shape[1])
+        items, scores = self.model_.recommend(u, n)
+        return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
