@@ -329,6 +329,39 @@ def test_fixed_cf_recommend_and_predict_users_on_dask(client, kind):
     np.testing.assert_array_equal(sc, ref.recommend(some, 5)[1])
 
 
+@pytest.mark.parametrize("kind", ["item-cosine", "item-bm25", "user"])
+def test_knn_rankers_on_dask_equal_the_cpu(client, kind):
+    from recsys_fast.kernels import ItemKNN, UserKNN
+    from recsys_fast.kernels.distributed import rank_recommend_dask
+
+    rng = np.random.default_rng(2)
+    n_users, n_items = 80, 50
+    mask = rng.random((n_users, n_items)) < 0.2
+    R = sp.csr_matrix(np.where(mask, rng.integers(1, 6, (n_users, n_items)), 0).astype(float))
+
+    def make(backend):
+        if kind == "user":
+            return UserKNN(8, backend=backend)
+        return ItemKNN(9, kind.split("-")[1], backend=backend)
+
+    ref, dist = make("cpu").fit(R), make("dask").fit(R)
+    assert dist.driver == "dask" and ref.driver is None
+    assert_same_csr(dist.similarity_, ref.similarity_)
+    users = np.arange(n_users)
+    for got, want in zip(dist.recommend(users, 10), ref.recommend(users, 10), strict=True):
+        np.testing.assert_array_equal(got, want)
+    some = rng.permutation(n_users)[:23]  # any order, small tasks
+    it, sc = rank_recommend_dask(dist, some, 5, rows_per_task=4)
+    np.testing.assert_array_equal(it, ref.recommend(some, 5)[0])
+    np.testing.assert_array_equal(sc, ref.recommend(some, 5)[1])
+    if kind != "user":  # a user's current history travels with its task
+        hist = R[some].copy()
+        hist.data[:] = 1.0
+        got = rank_recommend_dask(dist, some, 5, user_items=hist, rows_per_task=5)
+        want = ref.recommend(some, 5, user_items=hist)
+        np.testing.assert_array_equal(got[0], want[0])
+
+
 def test_tfidf_topk_on_dask(client):
     from recsys_fast.data.text import synthetic_documents
 
@@ -524,6 +557,21 @@ def test_tfidf_harness_case_runs_on_the_named_cluster_and_equals_the_naive_lists
     assert cluster.status.name == "running"  # the case closed its client, not the cluster
 
 
+def test_knn_recommend_harness_case_runs_on_the_named_cluster(cluster, monkeypatch):
+    from recsys_fast.dask_backend import SCHEDULER_ENV
+    from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import RunSettings, run_case
+
+    monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
+    reg = default_registry()
+    res = run_case(reg.get("knn_recommend", "optimised", "dask"), "tiny", CaseContext(reg),
+                   RunSettings(repeat=1, min_rounds=1, warmup=1))
+    assert res.status == "ok", res.error or res.skipped_reason
+    assert res.verdict in ("equal", "equal up to ties"), res.verdict
+    assert res.extra["scheduler"] == cluster.scheduler_address
+
+
 def test_harness_dask_cases_are_skipped_without_dask(monkeypatch):
     import importlib.util
 
@@ -535,6 +583,7 @@ def test_harness_dask_cases_are_skipped_without_dask(monkeypatch):
     cases = reg.select(backends=["dask"])
     assert "dask" in BACKENDS and {c.kernel for c in cases} >= {"cosine_topk",
                                                                  "cf_fixed_recommend",
+                                                                 "knn_recommend",
                                                                  "tfidf_topk"}
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

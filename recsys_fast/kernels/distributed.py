@@ -320,6 +320,64 @@ def recommend_dask(model, users: Any, n: int, *, batch_size: int | None = None,
             np.concatenate([p[1] for p in parts], axis=0))
 
 
+# -- item-kNN / user-kNN ranking ---------------------------------------------------------------
+class _UserRows:
+    """The users of a recommend call and their ``user_items`` rows (or None), sliced together
+    for the tasks."""
+
+    def __init__(self, users: np.ndarray, user_items):
+        self.users, self.user_items = users, user_items
+
+    def __getitem__(self, part: slice):
+        rows = None if self.user_items is None else self.user_items[part]
+        return self.users[part], rows
+
+
+def _rank_task(model, a: int, b: int, part, n: int, kwargs: dict):
+    users, user_items = part
+    if user_items is not None:
+        kwargs = {**kwargs, "user_items": user_items}
+    return model.recommend(users, n, **kwargs)
+
+
+@drivers.register("ItemKNN.recommend", "dask")
+@drivers.register("UserKNN.recommend", "dask")
+def rank_recommend_dask(model, users: Any, n: int, *, user_items: Any = None,
+                        rows_per_task: int | None = None, client=None, **kwargs):
+    """``model.recommend(users, n, ...)`` of a fitted :class:`~recsys_fast.kernels.ItemKNN` or
+    :class:`~recsys_fast.kernels.UserKNN` by user ranges on a dask cluster: each task runs the
+    single-process call on its users (their ``user_items`` rows with them); the same arrays.
+    """
+    from recsys_fast.kernels.predict import _check_indices
+
+    require_dask()
+    R = model._require_fit()
+    n_items = R.shape[1]
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
+        raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
+    users = _check_indices(np, users, R.shape[0], "user indices")
+    if user_items is not None:
+        import scipy.sparse
+
+        user_items = scipy.sparse.csr_matrix(user_items)
+        if user_items.shape != (users.size, n_items):
+            raise ValueError(f"user_items has shape {user_items.shape}, expected "
+                             f"({users.size}, {n_items})")
+    local = _local_copy(model)
+    with dask_client(client) as c:
+        resident = sum(a.data.nbytes + a.indices.nbytes + a.indptr.nbytes
+                       for a in (R, model.similarity_))
+        rows = rows_per_task or _rows_per_task(
+            users.size, 2 * n * 16 + 16 * n_items, 3 * resident, worker_memory(c),
+            total_threads(c), f"{type(model).__name__} model ({n_items} items)")
+        parts = map_ranges(c, local, _rank_task, even_ranges(users.size, rows), int(n), kwargs,
+                           sliced=_UserRows(users, user_items))
+    if not parts:
+        return np.empty((0, n), dtype=np.int64), np.empty((0, n), dtype=np.float64)
+    return (np.concatenate([p[0] for p in parts], axis=0),
+            np.concatenate([p[1] for p in parts], axis=0))
+
+
 # -- user x item CSR from a Parquet folder ----------------------------------------------------
 def _ids_task(frame):
     return (np.unique(frame["user_id"].to_numpy()), np.unique(frame["item_id"].to_numpy()))

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse
 
 from recsys_fast.backend import Backend, get_backend
+from recsys_fast.kernels import drivers
 from recsys_fast.kernels.core import check_block_rows
 from recsys_fast.kernels.predict import _check_indices, _top_n, as_train_csr
 from recsys_fast.kernels.similarity import cosine_topk, dot_topk
@@ -89,7 +90,8 @@ class _Ranker:
     name = ""
 
     def __init__(self, backend: str | Backend):
-        self.backend = get_backend(backend)
+        self.driver = backend if drivers.is_task_driver(backend) else None  # e.g. "dask"
+        self.backend = drivers.array_backend(backend)
         self.train_ = None
         self.similarity_ = None
         self._operands = None  # S as the scoring reads it: CPU (indptr, indices, data); GPU CSR
@@ -147,7 +149,11 @@ class ItemKNN(_Ranker):
     weighting : {"cosine", "tfidf", "bm25", "none"}
     k1, b : float
         BM25's parameters (``bm25`` only; implicit's defaults 1.2 and 0.75).
-    backend : "cpu", "gpu" or Backend
+    backend : "cpu", "gpu", "dask" or Backend
+        ``dask``: the model lives on the CPU of this process; ``fit`` runs the cosine neighbour
+        search on the cluster (``cosine``, ``tfidf``; the raw-product weightings run here) and
+        ``recommend`` runs by user ranges on it, with the CPU backend's results
+        (:func:`recsys_fast.kernels.distributed.rank_recommend_dask`).
     """
 
     name = "ItemKNN"
@@ -176,8 +182,10 @@ class ItemKNN(_Ranker):
         R = _ratings(train, be, "item-kNN")
         X = item_weights(R, self.weighting, self.k1, self.b, be)
         k = min(self.k, X.shape[0])
-        topk = dot_topk if self.weighting in ("bm25", "none") else cosine_topk
-        self.similarity_ = topk(X, k, include_self=True, backend=be)
+        if self.weighting in ("bm25", "none"):  # raw products: in this process on a task driver
+            self.similarity_ = dot_topk(X, k, include_self=True, backend=be)
+        else:
+            self.similarity_ = cosine_topk(X, k, include_self=True, backend=self.driver or be)
         self._set_operands(self.similarity_)
         self.train_ = R
         return self
@@ -204,6 +212,10 @@ class ItemKNN(_Ranker):
         items : ndarray of int64, shape (len(users), n)
         scores : ndarray of float64, shape (len(users), n)
         """
+        remote = drivers.task_impl("ItemKNN.recommend", self.driver)
+        if remote is not None:
+            return remote(self, users, n, user_items=user_items, filter_rated=filter_rated,
+                          batch_size=batch_size)
         users, n = self._check_call(users, n)
         R, be = self.train_, self.backend
         if user_items is None:
@@ -225,7 +237,8 @@ class UserKNN(_Ranker):
     ----------
     k : int, default 50
         Neighbours per user (capped at n_users - 1).
-    backend : "cpu", "gpu" or Backend
+    backend : "cpu", "gpu", "dask" or Backend
+        ``dask``: as :class:`ItemKNN`.
     """
 
     name = "UserKNN"
@@ -246,7 +259,7 @@ class UserKNN(_Ranker):
         R = _ratings(train, be, "user-kNN")
         if R.shape[0] < 2:
             raise ValueError(f"user-kNN needs at least 2 users, got {R.shape[0]}")
-        self.similarity_ = cosine_topk(R, min(self.k, R.shape[0] - 1), backend=be)
+        self.similarity_ = cosine_topk(R, min(self.k, R.shape[0] - 1), backend=self.driver or be)
         self._set_operands(R)  # scores: the neighbours' similarities times their ratings
         self.train_ = R
         return self
@@ -255,6 +268,9 @@ class UserKNN(_Ranker):
                   batch_size: int | None = None):
         """Top-``n`` items per user, best first; the arguments and result as
         :meth:`ItemKNN.recommend` (without ``user_items``: a user's neighbours are fitted)."""
+        remote = drivers.task_impl("UserKNN.recommend", self.driver)
+        if remote is not None:
+            return remote(self, users, n, filter_rated=filter_rated, batch_size=batch_size)
         users, n = self._check_call(users, n)
         return self._rank(self.similarity_[users], self.train_[users] if filter_rated else None,
                           n, batch_size)

@@ -40,7 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.harness.cases import casedata, impls_content, impls_fixed_cf, impls_similarity
+from recsys_fast.harness.cases import (
+    casedata,
+    impls_content,
+    impls_fixed_cf,
+    impls_knn_rank,
+    impls_similarity,
+)
 from recsys_fast.harness.cases.adapter import Adapter
 from recsys_fast.harness.cases.case import ALL_SCALES, OUT_OF_CORE_SCALES, SCALES
 from recsys_fast.harness.cases.casedata import F32
@@ -258,6 +264,50 @@ class OptimisedDaskRecommend(DaskRecommendImpl):
             return st.model.recommend(st.users, impls_fixed_cf.N_RECOMMEND)
 
 
+# -- item-kNN ranking -------------------------------------------------------------------------
+@dataclass
+class DaskKnnState(impls_knn_rank.KnnState):
+    cluster: Any = None
+
+
+class DaskKnnRecommendImpl(DaskAdapter):
+    """``ItemKNN(backend="dask")`` recommendations; check as the in-process case's."""
+
+    kernel = impls_knn_rank.KnnRecommendImpl.kernel
+    description = impls_knn_rank.KnnRecommendImpl.description
+    scales = SCALES
+    roof = impls_knn_rank.KnnRecommendImpl.roof
+    examples = impls_knn_rank.KnnRecommendImpl.examples
+    flops = impls_knn_rank.KnnRecommendImpl.flops
+    check = impls_knn_rank.KnnRecommendImpl.check
+    memory_estimate = impls_knn_rank.KnnRecommendImpl.memory_estimate
+
+    def setup(self, ctx, scale: str) -> DaskKnnState:
+        from recsys_fast.harness.cases.checks import sample_rows
+        from recsys_fast.kernels import ItemKNN
+
+        def build(cluster: Cluster) -> DaskKnnState:
+            R = casedata.train_csr(ctx, scale, np.float32)
+            st = DaskKnnState(ctx, scale, R, sample_rows(R.shape[0], impls_knn_rank.N_USERS),
+                              cluster=cluster)
+            with cluster.client.as_current():  # the fit's neighbour search runs there too
+                st.model = ItemKNN(impls_knn_rank.K_NEIGHBOURS, "cosine",
+                                   backend="dask").fit(R)
+            st.similarity = st.model.similarity_.astype(np.float64).tocsr()
+            return st
+
+        return _with_cluster(build)
+
+
+class OptimisedDaskKnnRecommend(DaskKnnRecommendImpl):
+    name = role = "optimised"
+    note = "ItemKNN(50, 'cosine', backend='dask').recommend by user ranges on a dask cluster"
+
+    def run(self, st: DaskKnnState):
+        with st.cluster.client.as_current():
+            return st.model.recommend(st.users, impls_knn_rank.N_RECOMMEND)
+
+
 # -- TF-IDF content neighbours ---------------------------------------------------------------
 @dataclass
 class DaskDocsState(impls_content.DocsState):
@@ -295,4 +345,4 @@ class OptimisedDaskTfidf(DaskTfidfImpl):
             return tfidf_topk(st.docs, k=impls_content.K, backend="dask")
 
 
-FAMILIES = (DaskTopKImpl, DaskRecommendImpl, DaskTfidfImpl)
+FAMILIES = (DaskTopKImpl, DaskRecommendImpl, DaskKnnRecommendImpl, DaskTfidfImpl)
