@@ -219,14 +219,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if not keys:
         raise ValueError("no case matches that selection")
     repo = Path(gate._git(Path(args.repo), "rev-parse", "--show-toplevel"))
-    outcomes = gate.run_gate(repo, args.base, args.head, keys, scales[0], budget=args.budget,
-                             threshold=args.threshold, min_rounds=args.min_rounds,
-                             max_rounds=args.max_rounds,
-                             cache=Path(args.cache) if args.cache else gate.DEFAULT_CACHE,
-                             progress=lambda m: print(m, file=sys.stderr, flush=True))
+    with gate.terminate_as_interrupt():  # SIGTERM cleans up (workers, temp folder) as Ctrl-C
+        outcomes = gate.run_gate(repo, args.base, args.head, keys, scales[0], budget=args.budget,
+                                 threshold=args.threshold, min_rounds=args.min_rounds,
+                                 max_rounds=args.max_rounds,
+                                 cache=Path(args.cache) if args.cache else gate.DEFAULT_CACHE,
+                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(gate.format_gate(outcomes, args.base, args.head, args.threshold))
-    slower = [o for o in outcomes if o.decision and o.decision.verdict == "slower"]
-    return 1 if slower else 0
+    return 1 if gate.gate_failed(outcomes) else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -78,3 +78,77 @@ def test_gate_fails_on_a_real_slowdown_and_passes_unchanged(clone, tmp_path, cap
     assert cli.main([*args, "--base", "HEAD~1", "--head", "HEAD~1"]) == 0
     out = capsys.readouterr().out
     assert "no case significantly slower" in out
+
+
+# -- what the gate cannot judge fails it ------------------------------------------------------
+OK = {"ok": True}
+ERR = {"ok": False, "kind": "error", "reason": "SyntaxError: invalid syntax"}
+ABSENT = {"ok": False, "kind": "absent", "reason": "not registered in this revision"}
+SKIP = {"ok": False, "kind": "skip", "reason": "optional package cupy not installed"}
+
+
+@pytest.mark.parametrize(("base", "head", "broken"), [
+    (OK, ERR, True), (ERR, OK, True), (ERR, ERR, True),  # a revision raised
+    (OK, ABSENT, True),                                   # head lost a case base runs
+    (ABSENT, OK, False),                                  # new in head
+    (SKIP, SKIP, False), (OK, SKIP, False),               # cannot run on this machine
+])
+def test_unready_cases_are_broken_or_left_out(base, head, broken):
+    got, note = gate.judge_unready(base, head)
+    assert got is broken
+    assert note.startswith("BROKEN" if broken else "not compared")
+
+
+def test_gate_fails_on_broken_or_nothing_compared():
+    same = gate.Decision("same", 1.0, 0.98, 1.02, 0.9, 6)
+    ok = gate.CaseOutcome("a", "tiny", decision=same)
+    assert not gate.gate_failed([ok])
+    assert gate.gate_failed([ok, gate.CaseOutcome("b", "tiny", broken=True)])
+    assert gate.gate_failed([gate.CaseOutcome("b", "tiny", note="not compared: skip")])
+    assert gate.gate_failed([gate.CaseOutcome("a", "tiny",
+                                              decision=gate.Decision("slower", 1.3, 1.2, 1.4,
+                                                                     0.0, 6))])
+
+
+@pytest.fixture
+def broken_head(tmp_path):
+    """A clone whose head commit puts a syntax error into the weighted-rating kernel."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True)
+    target = repo / "recsys_fast" / "kernels" / "popularity.py"
+    target.write_text(target.read_text() + "\n\ndef broken(:\n    pass\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "commit", "-qam", "a syntax error"], check=True)
+    return repo
+
+
+def test_gate_exits_1_when_head_cannot_set_up_a_case(broken_head, tmp_path, capsys):
+    args = ["gate", "--repo", str(broken_head), "--kernels", "weighted_rating", "--impl",
+            "optimised", "--backend", "cpu", "--scale", "tiny", "--budget", "30",
+            "--cache", str(tmp_path / "cache"), "--base", "HEAD~1", "--head", "HEAD"]
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN: head: SyntaxError" in out and "broken: a revision cannot run them" in out
+
+
+def test_a_deleted_cache_folder_is_checked_out_again(broken_head, tmp_path):
+    import shutil
+
+    cache = tmp_path / "cache"
+    first = gate.prepare_revision(broken_head, "HEAD~1", cache)
+    shutil.rmtree(cache)  # git still lists the worktree
+    again = gate.prepare_revision(broken_head, "HEAD~1", cache)
+    assert again.path == first.path and (again.path / "recsys_fast").is_dir()
+
+
+def test_sigterm_interrupts_the_gate_like_ctrl_c():
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), gate.terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        import time
+
+        time.sleep(5)  # the signal arrives first
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -15,12 +15,18 @@ for "head is not slower". **slower** when the interval lies above 1 and the rati
 ``1 + threshold``; **faster** symmetrically; **same** when the interval lies inside
 ``(1 / (1 + threshold), 1 + threshold)``; otherwise **undecided**. Sampling is adaptive: after
 ``min_rounds`` a case stops as soon as it is decided, else at ``max_rounds`` or when the time
-budget runs out. The gate fails (exit 1) only on *slower* cases. Throughput metrics are derived
-from these times, so the gate has one direction: lower time is better.
+budget runs out. Throughput metrics are derived from these times, so the gate has one
+direction: lower time is better.
+
+The gate fails (exit 1) on a *slower* case, on a *broken* case (either revision raised setting it
+up or in its first call, or head lacks a case base runs), and when no case could be compared at
+all: what it cannot judge does not pass. A case neither side can run here (an optional package
+missing on this machine) or new in head is reported and left out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -72,6 +78,27 @@ def decide(base: list[float], head: list[float], threshold: float = 0.15,
     return Decision(verdict, ratio, lo, hi, p, n)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt inside the body (main thread only), so the gate's
+    ``finally`` blocks close its workers and remove its temp folder as on Ctrl-C."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 # -- revisions --------------------------------------------------------------------------------
 def _git(repo: Path, *args: str) -> str:
     try:
@@ -106,7 +133,8 @@ def prepare_revision(repo: Path, rev: str, cache: Path) -> Revision:
         cache.mkdir(parents=True, exist_ok=True)
         if path.exists():
             shutil.rmtree(path)
-        _git(repo, "worktree", "add", "--detach", str(path), commit)
+        # --force: a cache folder deleted by hand leaves its worktree registered in git
+        _git(repo, "worktree", "add", "--force", "--detach", str(path), commit)
     return Revision(rev, commit, path)
 
 
@@ -163,6 +191,7 @@ class CaseOutcome:
     head_s: list[float] = field(default_factory=list)
     decision: Decision | None = None
     note: str = ""
+    broken: bool = False  # a revision failed the case, or head lost it (see the docstring)
 
 
 def run_gate(repo: Path, base_rev: str, head_rev: str, keys_by_kernel: dict[str, list[str]],
@@ -200,12 +229,12 @@ def _time_group(workers, keys, scale, deadline, threshold, min_rounds, max_round
     out, live = [], []
     for key in keys:
         o = CaseOutcome(key, scale)
-        why = [w.ready.get(key, {}).get("reason") for w in workers
-               if not w.ready.get(key, {}).get("ok")]
-        if why:
-            o.note = f"not compared: {'; '.join(filter(None, why))}"
-        else:
+        status = [w.ready.get(key, {"ok": False, "kind": "error", "reason": "no reply"})
+                  for w in workers]
+        if all(s.get("ok") for s in status):
             live.append(o)
+        else:
+            o.broken, o.note = judge_unready(*status)
         out.append(o)
     r = 0
     while live and r < max_rounds:
@@ -226,6 +255,28 @@ def _time_group(workers, keys, scale, deadline, threshold, min_rounds, max_round
     return out
 
 
+def judge_unready(base: dict, head: dict) -> tuple[bool, str]:
+    """``(broken, note)`` of a case one revision could not set up (``ready`` entries of
+    :mod:`.serve`)."""
+    def side(name: str, s: dict) -> str:
+        return f"{name}: {s.get('reason', '')}"
+
+    failed = [side(n, s) for n, s in (("base", base), ("head", head)) if s.get("kind") == "error"]
+    if failed:
+        return True, "BROKEN: " + "; ".join(failed)
+    if base.get("ok") and head.get("kind") == "absent":
+        return True, "BROKEN: head lost a case base runs (" + side("head", head) + ")"
+    why = [side(n, s) for n, s in (("base", base), ("head", head)) if not s.get("ok")]
+    return False, "not compared: " + "; ".join(why)
+
+
+def gate_failed(outcomes: list[CaseOutcome]) -> bool:
+    """Exit status 1: a slower or broken case, or nothing compared (see the docstring)."""
+    judged = [o for o in outcomes if o.decision is not None]
+    return (not judged or any(o.broken for o in outcomes)
+            or any(o.decision.verdict == "slower" for o in judged))
+
+
 def format_gate(outcomes: list[CaseOutcome], base: str, head: str, threshold: float) -> str:
     lines = [f"gate: head {head} vs base {base}, threshold {threshold:.0%}, 95 % paired "
              "bootstrap intervals of head/base (> 1: head slower)",
@@ -241,6 +292,11 @@ def format_gate(outcomes: list[CaseOutcome], base: str, head: str, threshold: fl
                      f"[{d.lo:7.3f}, {d.hi:7.3f}] {d.p_not_slower:13.3f}  {d.verdict.upper()}"
                      + (f" ({o.note})" if o.note else ""))
     slower = [o for o in outcomes if o.decision and o.decision.verdict == "slower"]
+    broken = [o for o in outcomes if o.broken]
     lines.append(f"{len(slower)} case(s) significantly slower by more than {threshold:.0%}"
                  if slower else "no case significantly slower")
+    if broken:
+        lines.append(f"{len(broken)} case(s) broken: a revision cannot run them (gate fails)")
+    if not any(o.decision for o in outcomes):
+        lines.append("no case compared: nothing to judge (gate fails)")
     return "\n".join(lines)

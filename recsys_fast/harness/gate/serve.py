@@ -6,16 +6,32 @@ code. It therefore uses only the registry API every revision has (``default_regi
 ``cases_by_key``, ``Case.setup(ctx, scale)``, ``Case.run(state)``, ``CaseContext(registry)``).
 
 Protocol (JSON lines): argv = keys (JSON list), scale. The worker sets up each case and calls it
-once (warm-up), then prints ``{"ready": {key: {"ok": true} | {"ok": false, "reason": ...}}}``.
+once (warm-up), then prints ``{"ready": {key: {"ok": true} | {"ok": false, "kind": ...,
+"reason": ...}}}``; ``kind`` is ``absent`` (not registered, or not at this scale), ``skip`` (an
+optional package the case requires is missing) or ``error`` (setup or the first call raised).
 Each ``{"round": key}`` line on stdin gets ``{"t": seconds}`` (or ``{"error": ...}``);
 ``{"quit": true}`` or end of input ends it. Library output goes to stderr.
 """
 
+import importlib.util
 import json
 import os
 import sys
 import time
 import traceback
+
+
+def _missing(case) -> list:
+    """The optional packages ``case`` requires that cannot be found here."""
+    out = []
+    for name in getattr(case, "requires", ()) or ():
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            out.append(name)
+    return out
 
 
 def main() -> int:
@@ -35,18 +51,25 @@ def main() -> int:
     for key in keys:
         case = reg.cases_by_key.get(key)
         if case is None:
-            ready[key] = {"ok": False, "reason": "not registered in this revision"}
+            ready[key] = {"ok": False, "kind": "absent",
+                          "reason": "not registered in this revision"}
             continue
         if scale not in getattr(case, "scales", (scale,)):
-            ready[key] = {"ok": False, "reason": f"not defined at scale {scale}"}
+            ready[key] = {"ok": False, "kind": "absent", "reason": f"not defined at scale {scale}"}
+            continue
+        missing = _missing(case)
+        if missing:
+            ready[key] = {"ok": False, "kind": "skip",
+                          "reason": f"optional package {', '.join(missing)} not installed"}
             continue
         try:
             state = case.setup(ctx, scale)
             case.run(state)  # warm-up: compilation, caches
             states[key] = (case, state)
             ready[key] = {"ok": True}
-        except Exception as exc:  # noqa: BLE001 - reported; the gate leaves the case out
-            ready[key] = {"ok": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+        except Exception as exc:  # noqa: BLE001 - reported; the gate fails the case
+            ready[key] = {"ok": False, "kind": "error",
+                          "reason": f"{type(exc).__name__}: {exc}"[:300]}
     proto.write(json.dumps({"ready": ready}) + "\n")
     for line in sys.stdin:
         msg = json.loads(line)
