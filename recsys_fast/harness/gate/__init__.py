@@ -156,7 +156,12 @@ class ServeWorker:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, env=env, text=True, bufsize=1,
                                      start_new_session=True)
-        line = self.proc.stdout.readline()
+        try:
+            line = self.proc.stdout.readline()
+        except BaseException:  # interrupted while it sets up: stop it, then go on unwinding
+            self.proc.kill()
+            self.close()
+            raise
         if not line:
             self.close()
             raise GateError(f"{rev.name}: worker ended before it was ready (log: {log})")
@@ -214,8 +219,9 @@ def run_gate(repo: Path, base_rev: str, head_rev: str, keys_by_kernel: dict[str,
             progress(f"gate: {kernel} @ {scale}: setting up {base.name} and {head.name}")
             workers = []
             try:
-                workers = [ServeWorker(r, script, keys, scale, Path(tmp) / f"{kernel}-{i}.log")
-                           for i, r in enumerate((base, head))]
+                for i, r in enumerate((base, head)):  # one by one: each started is closed
+                    workers.append(ServeWorker(r, script, keys, scale,
+                                               Path(tmp) / f"{kernel}-{i}.log"))
                 outcomes += _time_group(workers, keys, scale, group_deadline, threshold,
                                         min_rounds, max_rounds)
             finally:
