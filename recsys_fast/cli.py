@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument(
         "--no-verify",
         action="store_true",
-        help="accept an archive with no published checksum (ml-10m); its SHA-256 is still printed",
+        help="accept an archive with no published checksum (ml-10m); its SHA-256 is still "
+        "printed, and the result says NOT verified (refused where a checksum is published)",
     )
     df.set_defaults(func=_cmd_data_fetch)
     ds = dsub.add_parser("synth", help="write a synthetic data set in ML-100K file format")

@@ -215,3 +215,34 @@ def test_load_missing_from_cache_says_how_to_fetch(tmp_path):
         load("ml-100k", path=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="unknown data set 'ml-2m'"):
         load("ml-2m")
+
+
+# -- verified means verified ------------------------------------------------------------------
+def test_no_verify_is_refused_where_a_checksum_is_published(tmp_path, serve):
+    src = tmp_path / "srv"
+    src.mkdir()
+    _, sha, size = tiny_ml100k_zip(src)
+    spec = tiny_spec(sha, size, serve(src) + "tiny.zip")
+    with pytest.raises(DownloadError, match="published SHA-256: it is always verified"):
+        fetch(spec, cache=tmp_path / "c", progress=False, verify=False)
+    assert not (tmp_path / "c" / "ml-100k").exists()  # refused before any download
+
+
+def test_a_zip_with_a_bad_crc_is_one_error_and_moved_aside(tmp_path, serve):
+    src = tmp_path / "srv"
+    src.mkdir()
+    z = src / "tiny.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("ml-100k/u.data", "1\t1\t5\t881250949\n" * 50)
+    data = bytearray(z.read_bytes())
+    at = data.index(b"881250949")
+    data[at] = ord("7")  # a stored byte changed: the member's CRC-32 no longer matches
+    z.write_bytes(bytes(data))
+    spec = tiny_spec(None, None, serve(src) + "tiny.zip")
+    cache = tmp_path / "c"
+    with pytest.raises(DownloadError, match="not a valid zip archive.*moved aside"):
+        fetch(spec, cache=cache, progress=False, verify=False)
+    assert (cache / "archives" / "tiny.zip.corrupt").is_file()
+    assert not (cache / "archives" / "tiny.zip").exists() and not (cache / "ml-100k").exists()
+    tiny_ml100k_zip(src)  # the server has a good copy now: the next fetch recovers
+    assert fetch(spec, cache=cache, progress=False, verify=False).path == cache / "ml-100k"

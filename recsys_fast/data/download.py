@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -108,6 +109,11 @@ def fetch(
         raise DownloadError(
             f"{spec.name} has no direct download: {spec.note} Then load it with --path DIR "
             f"(recsys_fast.data.load({spec.name!r}, path=DIR)), or use {SYNTHETIC_HINT}."
+        )
+    if not verify and spec.sha256:
+        raise DownloadError(
+            f"{spec.name} has a published SHA-256: it is always verified (--no-verify applies "
+            "only to entries without one, such as ml-10m)"
         )
     if verify and not spec.sha256:
         raise DownloadError(
@@ -298,9 +304,16 @@ def _extract(archive: Path, root: Path, folder: str, *, keep_old: bool = False) 
     record its files' sizes and SHA-256. An existing ``root/folder`` is moved aside when
     ``keep_old`` (the path it got is returned), else removed (it matched the archive)."""
     try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise DownloadError(f"{archive} is not a valid zip archive: {exc}") from exc
+        return _extract_checked(archive, root, folder, keep_old)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # not a zip, bad CRC, cut short
+        aside = archive.with_name(archive.name + ".corrupt")
+        os.replace(archive, aside)
+        raise DownloadError(f"{archive} is not a valid zip archive ({exc}); moved aside to "
+                            f"{aside.name}: fetch it again") from None
+
+
+def _extract_checked(archive: Path, root: Path, folder: str, keep_old: bool) -> Path | None:
+    zf = zipfile.ZipFile(archive)
     with zf:
         names = zf.namelist()
         for n in names:
