@@ -199,6 +199,16 @@ def test_a_model_over_the_memory_budget_is_skipped_with_the_reason(monkeypatch):
     assert row["status"] == "skipped" and "similarity (2 x 2)" in row["reason"]
 
 
+@pytest.mark.parametrize("argv", [["--models", ","], ["--dataset", " , "], ["--models", ""]])
+def test_eval_refuses_an_empty_selection(argv, capsys, tmp_path):
+    from recsys_fast.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", *argv, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "empty list" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("quality-*.json"))
+
+
 def test_eval_command_refuses_unknown_models_and_data_sets(capsys):
     from recsys_fast.cli import main
 

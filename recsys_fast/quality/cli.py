@@ -8,6 +8,13 @@ import os
 import sys
 
 
+def _names(text: str) -> str:
+    """A comma list with at least one name (an empty one would read as "all" or "none")."""
+    if not [t for t in text.split(",") if t.strip()]:
+        raise argparse.ArgumentTypeError(f"empty list {text!r}: give at least one name")
+    return text
+
+
 def add_eval_command(subparsers) -> None:
     from recsys_fast.quality.evaluate import DATASETS
 
@@ -15,9 +22,9 @@ def add_eval_command(subparsers) -> None:
         "eval", help="accuracy of our models and the peers (RMSE/MAE, top-10 metrics)",
         description="Run the quality protocol (recsys_fast/quality/evaluate.py) and write "
         "results/<machine-id>/quality-<UTC time>-<random>.json.")
-    e.add_argument("--dataset", default=",".join(DATASETS),
+    e.add_argument("--dataset", default=",".join(DATASETS), type=_names,
                    help=f"comma list of {', '.join(DATASETS)} (default: all)")
-    e.add_argument("--models", default=None,
+    e.add_argument("--models", default=None, type=_names,
                    help="comma list of model names (default: all; --list shows them)")
     e.add_argument("--data-root", default=None,
                    help="folder holding ml-100k/, ml-latest-small/ and movies-dataset/ "
