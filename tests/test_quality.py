@@ -514,3 +514,11 @@ def test_metrics_equal_ranx_on_ml100k_lists(ml100k_dir):
     from recsys_fast.data import load_ml100k
 
     _assert_metrics_equal_ranx(load_ml100k(ml100k_dir).ratings, ev.TOPN_SPLITS["leave-last-out"])
+
+
+def test_a_quality_file_with_a_key_twice_is_refused(tmp_path):
+    path = tmp_path / "m" / "quality-20300101T000000Z-aaaaaa.json"
+    path.parent.mkdir()
+    path.write_text('{"rows": [], "rows": []}')
+    with pytest.raises(DataFormatError, match="duplicate key 'rows'"):
+        store.load_document(path)

@@ -147,6 +147,8 @@ def test_report_defaults_to_the_newest_file_per_machine(results_file, tmp_path):
     ("{not json", "invalid JSON"),
     (json.dumps({"benchmarks": {}, "version": 2}), "not a recsys_fast results file"),
     (json.dumps([]), "top level is list"),
+    ('{"schema": "recsys_fast.results", "created": "a", "created": "b"}',
+     "invalid JSON: duplicate key 'created'"),
 ])
 def test_malformed_or_foreign_json_names_the_file(tmp_path, content, message, capsys):
     bad = tmp_path / "foreign.json"

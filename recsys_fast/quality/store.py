@@ -20,6 +20,7 @@ from pathlib import Path
 
 from recsys_fast.errors import DataFormatError
 from recsys_fast.results_store import QUALITY_PREFIX as PREFIX
+from recsys_fast.results_store import loads_strict
 
 SCHEMA = "recsys_fast.quality.results"
 SCHEMA_VERSION = 1
@@ -103,13 +104,15 @@ def validate(doc: object, path: object) -> dict:
 def load_document(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = loads_strict(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataFormatError("quality results file not found", path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"cannot read quality results file: {exc}", path) from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
+    except (ValueError, RecursionError) as exc:  # a duplicate key; nesting too deep
+        raise DataFormatError(f"invalid JSON: {exc}", path) from None
     return validate(doc, path)
 
 

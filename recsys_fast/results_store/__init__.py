@@ -253,6 +253,21 @@ def validate(data: object, path: object) -> dict:
     return data
 
 
+def _unique_keys(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def loads_strict(text: str):
+    """``json.loads`` refusing an object with a key twice (json keeps the last silently):
+    ValueError ``duplicate key ...``; JSONDecodeError as json's."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def load_results(path: str | os.PathLike) -> dict:
     """Read and validate a results file; :class:`DataFormatError` names the file (and line)."""
     path = Path(path)
@@ -263,10 +278,12 @@ def load_results(path: str | os.PathLike) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"cannot read results file: {exc}", path) from None
     try:
-        data = json.loads(text)
+        data = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", path,
                               exc.lineno) from None
+    except ValueError as exc:  # a duplicate key
+        raise DataFormatError(f"invalid JSON: {exc}", path) from None
     except RecursionError:
         raise DataFormatError("invalid JSON: nested too deeply", path) from None
     return validate(data, path)
