@@ -244,6 +244,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not rows:
         print("no case ran in both files")
         return 0
+    from recsys_fast.harness.report import data_by_scale
+
+    scales = {r["scale"] for r in rows}
+    for sc, text in data_by_scale([("base", base), ("head", head)]).items():
+        if sc in scales and text.startswith("**"):
+            print(f"WARNING: scale {sc}: {text.strip('*').replace('**', '')}: its ratios compare "
+                  "different inputs")
     print(f"{'kernel':20s} {'impl':16s} {'backend':7s} {'scale':5s} {'base':>9s} {'head':>9s}  "
           "head/base [95 % CI]")
     for r in rows:

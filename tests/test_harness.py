@@ -634,3 +634,47 @@ def test_the_run_records_its_shape_and_the_data_work(no_gpu, tmp_path):
     with pytest.raises(SelectionError, match="in-memory scales"):
         bench_mod.run_bench(scales=["100m"], registry=reg, out_dir=None, progress=False,
                             isolate=False, settings=FAST, shape="flat")
+
+
+@pytest.mark.realdata
+def test_a_cut_copy_of_ml100k_is_refused_and_the_real_one_fingerprinted(ml100k_dir, tmp_path):
+    """``--ml100k`` pointing at a copy with half the ratings: refused by the release's counts
+    before any case runs, never labelled real; the real one's source names what was read."""
+    from recsys_fast.errors import DatasetMismatchError
+
+    half = tmp_path / "half"
+    half.mkdir()
+    lines = (ml100k_dir / "u.data").read_text().splitlines(keepends=True)
+    (half / "u.data").write_text("".join(lines[:50_000]))
+    for name in ("u.item", "u.user", "u.genre", "u.occupation"):
+        if (ml100k_dir / name).exists():
+            (half / name).write_bytes((ml100k_dir / name).read_bytes())
+    with pytest.raises(DatasetMismatchError, match="50,000 ratings; ml-100k has"):
+        CaseContext(default_registry(), ml100k=half).interactions("100k")
+    ctx = CaseContext(default_registry(), ml100k=ml100k_dir)
+    ctx.interactions("100k")
+    size = (ml100k_dir / "u.data").stat().st_size
+    assert f"u.data {size:,} bytes, SHA-256 " in ctx.data_sources["100k"]
+
+
+def test_resume_refuses_data_other_than_the_kept_cases_ran_on(tmp_path, capsys):
+    """A run whose journal says scale tiny was read from one source cannot be finished on
+    another (a RECSYS_FAST_SHARED set or unset between the two)."""
+    from dataclasses import asdict
+
+    from recsys_fast.harness.run.bench import Selection
+    from recsys_fast.harness.run.machine import git_info, machine_id
+    from recsys_fast.results_store.journal import Journal
+
+    header = {"env": {"machine_id": machine_id(), "git": git_info()},
+              "settings": asdict(RunSettings(repeat=1, max_time=0.1)),
+              "selection": asdict(Selection.of(["tiny"], ["weighted_rating"], ["optimised"],
+                                                ["cpu"], True, None))}
+    j = Journal.create(tmp_path / header["env"]["machine_id"], header)
+    j.append({"type": "data", "scale": "tiny", "source": "ml-100k (real MovieLens 100K); x",
+              "shape": {}})
+    run = j.path.name.split(".")[0]
+    assert cli.main(["bench", "--resume", run, "--out", str(tmp_path), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "ran scale tiny on 'ml-100k (real MovieLens 100K); x'" in err
+    assert "resume with the same data" in err and j.path.exists()

@@ -242,6 +242,42 @@ def test_compare_two_runs_marks_drift_and_intervals(results_file, tmp_path, caps
     rows = compare_runs(results.load_results(results_file), slower)
     assert rows and all(abs(r["ratio"] - 3) < 1e-9 for r in rows)
     assert all(r["lo"] <= r["ratio"] <= r["hi"] for r in rows)
+    assert "WARNING" not in out  # same data on both sides
+
+
+def test_runs_on_different_data_are_flagged_in_compare_and_report(results_file, tmp_path,
+                                                                   capsys):
+    """Two runs whose scale 100k read different data: compare warns; the report names each
+    source with its runs."""
+    base = json.loads(results_file.read_text())
+    base["data_sources"]["100k"] = "ml-100k (real MovieLens 100K); /a: u.data 1 bytes"
+    other = dict(base, data_sources={**base["data_sources"],
+                                     "100k": "synthetic 100k (recsys_fast.data.synthetic)"},
+                 created="2099-01-01T00:00:00+00:00")
+    other["cases"] = [c for c in base["cases"] if c["scale"] == "100k"]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(base))
+    b.write_text(json.dumps(other))
+    assert cli.main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: scale 100k: the runs read different data:" in out
+    assert "its ratios compare different inputs" in out
+    only_tiny = dict(base, cases=[c for c in base["cases"] if c["scale"] == "tiny"])
+    a.write_text(json.dumps(only_tiny))
+    (tmp_path / "m").mkdir()
+    for n, d in enumerate((only_tiny, other)):
+        (tmp_path / "m" / f"r{n}.json").write_text(json.dumps(d))
+    text = report.write_report(sorted((tmp_path / "m").glob("r*.json")), tmp_path / "out",
+                               plots=False).read_text()
+    assert "- **Data `100k`:** synthetic 100k" in text  # only the run shown at 100k counts
+    base["cases"] = [c for c in base["cases"] if c["scale"] == "100k"]
+    base["created"] = "2100-01-01T00:00:00+00:00"
+    other["cases"] = [dict(c, kernel="toy_other") for c in other["cases"]]
+    for n, d in enumerate((base, other)):
+        (tmp_path / "m" / f"r{n}.json").write_text(json.dumps(d))
+    text = report.write_report(sorted((tmp_path / "m").glob("r*.json")), tmp_path / "out",
+                               plots=False).read_text()
+    assert "**the runs read different data:**" in text
 
 
 def test_report_adds_the_quality_tables_of_the_eval_files(results_file, tmp_path):

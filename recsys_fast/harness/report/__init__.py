@@ -300,12 +300,30 @@ def merge_by_machine(docs: list[tuple[Path, dict]], out: Path | None = None
         newest = dict(items[-1][1])
         newest["cases"] = [r for _, rows in chosen.values() for r in rows]
         newest["runs"] = [r for r in runs if r["label"] in used]
-        sources = {}
-        for _, data in items:
-            sources.update(data.get("data_sources") or {})
-        newest["data_sources"] = sources
+        shown = {(label, sc) for (_, sc), (label, _) in chosen.items()}
+        newest["data_sources"] = data_by_scale(
+            [(f"R{n}", data) for n, (_, data) in enumerate(items, 1)], shown)
         merged.append(([r["path"] for r in newest["runs"]], newest))
     return merged
+
+
+def data_by_scale(labelled: list[tuple[str, dict]], shown: set | None = None) -> dict[str, str]:
+    """Per scale, the data the labelled runs read (only the (run, scale) pairs in ``shown``
+    when given: the runs whose rows the report shows there): one text when they agree, else
+    each text with its runs and a warning (those rows were measured on different data)."""
+    texts: dict[str, dict[str, list[str]]] = {}
+    for label, data in labelled:
+        for sc, text in (data.get("data_sources") or {}).items():
+            if shown is None or (label, sc) in shown:
+                texts.setdefault(sc, {}).setdefault(text, []).append(label)
+    out = {}
+    for sc, by_text in texts.items():
+        if len(by_text) == 1:
+            out[sc] = next(iter(by_text))
+        else:
+            out[sc] = ("**the runs read different data:** " + "; ".join(
+                f"{', '.join(labels)}: {text}" for text, labels in by_text.items()))
+    return out
 
 
 def _check_readme(path: Path, force: bool) -> None:

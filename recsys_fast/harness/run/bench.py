@@ -240,6 +240,13 @@ def _open_scale(plan: RunPlan, scale: str, runner, data_records: dict) -> None:
         ctx.data_sources[scale] = (f"synthetic {scale} as Parquet, read by partition "
                                    "(recsys_fast.data.parquet)")
     data_records[scale] = _scale_record(ctx, scale, inter)
+    if plan.resumed:  # the cases kept ran on this scale's data: the rest must too
+        before = plan.journal.state().data.get(scale)
+        if before is not None and before["source"] != data_records[scale]["source"]:
+            raise JournalError(f"run {plan.journal.run} ran scale {scale} on "
+                               f"{before['source']!r}; it would now read "
+                               f"{data_records[scale]['source']!r}: resume with the same data "
+                               "(RECSYS_FAST_SHARED, --ml100k) or start a new run")
     plan.record(data_records[scale])
     if runner is not None and in_memory:
         runner.share(ctx, scale)

@@ -90,9 +90,21 @@ def find_ml100k(path: str | os.PathLike | None = None) -> Path | None:
 
 
 def _load_real_ml100k(path: Path):
+    """ML-100K from ``path``, checked against the release's counts (a cut or padded copy is
+    refused, :class:`~recsys_fast.errors.DatasetMismatchError`); a ``data synth`` folder is
+    returned as such."""
     from recsys_fast.data import load_ml100k
+    from recsys_fast.data.catalogue import check_counts
+    from recsys_fast.data.specs import get_spec
 
-    return load_ml100k(path)
+    return check_counts(get_spec("ml-100k"), path, load_ml100k(path))
+
+
+def file_fingerprint(path: Path) -> str:
+    """``name size bytes, SHA-256 <first 16 hex>``: what a results file says was read."""
+    from recsys_fast.data.manifest import sha256_file
+
+    return f"{path.name} {path.stat().st_size:,} bytes, SHA-256 {sha256_file(path)[:16]}"
 
 
 class CaseContext:
@@ -143,11 +155,13 @@ class CaseContext:
             raise OutOfCoreScaleError(scale)
         if scale == "100k" and self.ml100k is not None and self.shape == "default":
             inter = _load_real_ml100k(self.ml100k)
+            read = f"{self.ml100k}: {file_fingerprint(self.ml100k / 'u.data')}"
             if inter.meta.get("synthetic"):  # a `recsys-fast data synth` folder: say so
                 self.data_sources[scale] = ("synthetic 100k in ML-100K files (written by "
-                                            "`recsys-fast data synth`), not the real MovieLens 100K")
+                                            "`recsys-fast data synth`), not the real MovieLens "
+                                            f"100K; {read}")
             else:
-                self.data_sources[scale] = "ml-100k (real MovieLens 100K)"
+                self.data_sources[scale] = f"ml-100k (real MovieLens 100K); {read}"
             return inter
         from recsys_fast.data.synthetic import generate, shaped
 
