@@ -194,10 +194,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from recsys_fast.harness.report import write_report
-    from recsys_fast.quality.report import report_sections
+    from recsys_fast.quality.report import report_sections, summary_cells
 
     path = write_report(args.results, args.out, plots=not args.no_plots, force=args.force,
-                        html=args.html, extra_sections=report_sections)
+                        html=args.html, extra_sections=report_sections,
+                        quality_cells=summary_cells)
     print(f"report written to {path}")
     if args.html:
         print(f"self-contained page written to {path.with_name('index.html')}")

@@ -5,6 +5,7 @@ installed."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -219,3 +220,44 @@ def test_page_renders_offline_in_headless_chromium(page, tmp_path):
     # matplotlib's first colour (tab:blue, 31,119,180) only appears where a plot was drawn
     blue = (np.abs(px - np.array([31, 119, 180])).max(axis=-1) <= 12).sum()
     assert blue > 200, f"no plot pixels in the screenshot ({blue} tab:blue pixels)"
+
+
+def test_page_opens_on_the_summary(page):
+    """The first heading after the title is the summary, then its table, before any run's
+    long tables."""
+    text = page.read_text()
+    assert text.index("At a glance") < text.index("<table") < text.index("Naive → optimised")
+    rendered = _parse(text)
+    assert rendered.tables[0][0][:3] == ["kernel", "scale", "ours vs naive (CPU)"]
+
+
+_PROBE = """<script>window.addEventListener('load', () => {
+ const h = [...document.querySelectorAll('h2')].find(e => e.textContent.includes('At a glance'));
+ let t = h; while (t && t.tagName !== 'TABLE') t = t.nextElementSibling;
+ const head = t.rows[0].getBoundingClientRect(), first = t.rows[1].getBoundingClientRect();
+ document.body.setAttribute('data-probe', JSON.stringify({heading: h.getBoundingClientRect().top,
+   head: head.bottom, first: first.bottom, height: window.innerHeight}));
+});</script>"""
+
+
+@pytest.mark.browser
+def test_summary_is_on_the_first_screen_at_1280_by_800(page, tmp_path):
+    """Rendered by headless Chromium at 1280 x 800 (a copy of the page with a measuring
+    script): the summary's heading, header row and first row lie above the fold."""
+    import html as html_mod
+
+    browser = _browser()
+    if browser is None:
+        pytest.skip(f"no headless browser found (looked for {', '.join(BROWSERS)})")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", _PROBE + "</body>"))
+    flags = ["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,800",
+             "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    assert found, "the measuring script did not run"
+    got = json.loads(html_mod.unescape(found.group(1)))
+    assert 0 <= got["heading"] < got["head"] < got["first"] <= got["height"], got

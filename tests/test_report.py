@@ -82,9 +82,13 @@ def test_report_writes_readme_and_plots(results_file, tmp_path):
     text = path.read_text()
     assert path == out / "README.md"
     lines = text.splitlines()
-    # machine, versions and date come before the tables
-    first_table = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    head = "\n".join(lines[:first_table])
+    # the summary opens the page; each machine's section gives machine, versions and date
+    # before its long tables
+    assert lines.index("## At a glance") < next(i for i, ln in enumerate(lines)
+                                               if ln.startswith("|"))
+    section = next(i for i, line in enumerate(lines) if line.startswith("## test-machine"))
+    first_table = next(i for i, line in enumerate(lines) if i > section and line.startswith("|"))
+    head = "\n".join(lines[section:first_table])
     for word in ("**Date:**", "**Machine:**", "**GPU:**", "**Software:**", "numpy",
                  "**BLAS:**", "**GEMM peak", "GFLOP/s"):
         assert word in head, word
@@ -390,3 +394,19 @@ def test_a_peer_computing_another_function_gets_no_speed_ratio(results_file, tmp
     text = report.write_report([path], tmp_path / "out", plots=False).read_text()
     assert "Not timed against ours (another function, compared on quality only): " \
            "`toy_sum` scipy." in text
+
+
+def test_summary_rows_name_the_fastest_peer_and_the_quality(results_file):
+    from recsys_fast.harness.report.summary import summary_rows
+
+    data = results.load_results(results_file)
+    slow_peer = [dict(c, impl="slowpeer", times_s=[t * 50 for t in c["times_s"]],
+                      median_s=c["median_s"] * 50)
+                 for c in data["cases"] if c["impl"] == "scipy" and c["status"] == "ok"]
+    data["cases"] += slow_peer
+    rows = summary_rows(data, lambda m, k, sc: f"q {m} {k} {sc}" if sc == "tiny" else "")
+    by_scale = {r[1]: r for r in rows}
+    assert set(by_scale) == {"tiny", "100k"}
+    assert by_scale["tiny"][0] == "toy_sum" and by_scale["tiny"][2].endswith("]")
+    assert by_scale["tiny"][3].endswith(" vs scipy")  # the fastest peer, not slowpeer
+    assert by_scale["tiny"][6] == "q test-machine toy_sum tiny" and by_scale["100k"][6] == "-"

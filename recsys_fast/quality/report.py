@@ -198,3 +198,42 @@ def report_sections(out: Path) -> list[str]:
                    if p.parent.name not in NOT_MACHINES)
     text = quality_markdown(files) if files else ""
     return ["", text] if text else []
+
+
+# kernel -> (task, model, metric) whose quality the report's summary shows beside its speed
+SUMMARY_MODELS = {
+    "knn_recommend": ("topn", "item-knn-cosine-k50", "ndcg"),
+    "cf_fixed_recommend": ("topn", "fixed-item-k50", "ndcg"),
+    "cf_course_user": ("rating", "course-user", "rmse"),
+    "cf_course_item": ("rating", "course-item", "rmse"),
+    "knn_predict": ("rating", "fixed-item-k40", "rmse"),
+}
+# scale -> (data set, rating split, top-N split)
+SUMMARY_DATA = {"100k": ("ml-100k", "ua", "leave-last-out"),
+                "1m": ("synthetic-1m", None, "leave-last-out")}
+
+
+def summary_cells(out: Path):
+    """``(machine, kernel, scale) -> text``: the quality of the model each speed kernel runs,
+    from the quality files of ``out``'s machine folders (for the report's summary table)."""
+    from recsys_fast.results_store import NOT_MACHINES, QUALITY_PREFIX
+
+    by_machine: dict[str, dict] = {}
+    for p in sorted(Path(out).glob(f"*/{QUALITY_PREFIX}*.json")):
+        if p.parent.name not in NOT_MACHINES:
+            by_machine.setdefault(p.parent.name, []).append((p, load_document(p)))
+    merged = {m: _merge(docs) for m, docs in by_machine.items()}
+
+    def cell(machine: str, kernel: str, scale: str) -> str:
+        if kernel not in SUMMARY_MODELS or scale not in SUMMARY_DATA:
+            return ""
+        task, model, metric = SUMMARY_MODELS[kernel]
+        dataset, rating_split, topn_split = SUMMARY_DATA[scale]
+        split = rating_split if task == "rating" else topn_split
+        row = merged.get(machine, {}).get((task, dataset, split, model))
+        if row is None or row["status"] != "ok":
+            return ""
+        name = "nDCG@10" if metric == "ndcg" else "RMSE"
+        return f"{name} {_with_ci(row, metric)} ({model}, {dataset} {split})"
+
+    return cell

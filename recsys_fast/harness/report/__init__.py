@@ -18,7 +18,9 @@ from pathlib import Path
 from recsys_fast.errors import OutputDirError, RecsysFastError, format_bytes
 from recsys_fast.harness.report.html import render_page
 from recsys_fast.harness.report.html import written_by_report as _written_by_report
-from recsys_fast.harness.report.plots import plot_speedups, plot_times
+from recsys_fast.harness.report.plots import plot_small_multiples, plot_speedups, plot_times
+from recsys_fast.harness.report.summary import HEADER as SUMMARY_HEADER
+from recsys_fast.harness.report.summary import QualityCells, summary_rows
 from recsys_fast.harness.run.bench import _fmt_time, verdict_text
 from recsys_fast.harness.stats.compare import (
     fmt_ratio,
@@ -78,6 +80,11 @@ def _commit(git: dict | None) -> str:
     if git.get("dirty"):
         text += f" **with uncommitted changes** (diff sha256 {str(git.get('diff_sha256'))[:12]})"
     return text
+
+
+def _gpu_text(data: dict) -> str:
+    gpu = (data.get("machine") or {}).get("gpu") or {}
+    return str(gpu["gpu"]) if gpu.get("gpu") else "none"
 
 
 def _machine_lines(data: dict) -> list[str]:
@@ -351,11 +358,17 @@ def _load_manifest(plots_dir: Path) -> dict[str, list[str]]:
 
 def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "results",
                  plots: bool = True, force: bool = False, html: bool = False,
-                 extra_sections: Callable[[Path], list[str]] | None = None) -> Path:
+                 extra_sections: Callable[[Path], list[str]] | None = None,
+                 quality_cells: Callable[[Path], QualityCells] | None = None) -> Path:
     """Write ``<out_dir>/README.md`` (and ``<out_dir>/plots/*.png``) from results files.
+
+    The page opens with the summary (:mod:`.summary`): per machine, one table kernel x scale
+    and one small-multiples figure; the long tables follow.
 
     ``extra_sections(out)``: more Markdown lines after the speed sections (the CLI passes
     :func:`recsys_fast.quality.report.report_sections`, the quality tables).
+    ``quality_cells(out)``: the summary's quality column (the CLI passes
+    :func:`recsys_fast.quality.report.summary_cells`).
 
     ``html`` also writes ``<out_dir>/index.html``: the same text and tables, plots inlined, no
     network (:mod:`recsys_fast.harness.report.html`).
@@ -395,8 +408,21 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
              "column). Speedups are ratios of medians with 95 % intervals; > 1 means the "
              "second named is faster.", ""]
     plots_dir = out / "plots"
+    cells = quality_cells(out) if quality_cells else None
     try:
         manifest = _load_manifest(plots_dir) if plots else {}
+        lines += ["## At a glance", ""]
+        for _paths, data in docs:
+            machine = check_name(data["machine_id"], "machine_id")
+            lines += [f"**{machine}** ({data['machine'].get('cpu_model', '?')}; GPU: "
+                      f"{_gpu_text(data)}); same-run ratios of medians, 95 % intervals; "
+                      "> 1: ours faster.", ""]
+            rows = summary_rows(data, cells)
+            lines += _table(SUMMARY_HEADER, rows) if rows else ["No ratio to show.", ""]
+            if plots:
+                p = plot_small_multiples(data, plots_dir / f"{machine}_summary.png")
+                if p:
+                    lines += [f"![{machine}: speedups at a glance](plots/{p.name})", ""]
         for _paths, data in docs:
             machine = check_name(data["machine_id"], "machine_id")
             made: list[tuple[str, str]] = []
@@ -409,7 +435,7 @@ def write_report(paths: list[str | os.PathLike], out_dir: str | os.PathLike = "r
                 p = plot_speedups(data, plots_dir / f"{machine}_speedups.png")
                 if p:
                     made.append(("speedups", f"plots/{p.name}"))
-                keep = {Path(rel).name for _, rel in made}
+                keep = {Path(rel).name for _, rel in made} | {f"{machine}_summary.png"}
                 for old in manifest.get(machine, []):
                     if old not in keep:
                         (plots_dir / old).unlink(missing_ok=True)

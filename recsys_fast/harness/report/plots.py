@@ -13,7 +13,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from recsys_fast.harness.cases.adapter import styles
 from recsys_fast.harness.cases.registry import SCALES
 from recsys_fast.harness.run.context import scale_spec
-from recsys_fast.harness.stats.compare import impl_order, kernels_and_scales, speedups
+from recsys_fast.harness.stats.compare import Speedup, impl_order, kernels_and_scales, speedups
 
 
 def _ratings(data: dict, scale: str) -> float:
@@ -118,4 +118,62 @@ def plot_speedups(data: dict, path: Path) -> Path | None:
     ax.grid(True, axis="y", which="both", alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_small_multiples(data: dict, path: Path) -> Path | None:
+    """One panel per kernel, scales along x: ours' speedup over the course (naive, CPU) and
+    over the fastest peer, with their 95 % intervals, on a log axis with the 1x line; sized to
+    read at 900 px wide."""
+    sp = speedups(data["cases"])
+    series: dict[str, dict[str, dict[str, Speedup]]] = {}
+    for s in sp["naive_to_optimised"]:
+        if s.candidate.endswith("/cpu"):
+            series.setdefault(s.kernel, {}).setdefault("vs naive", {})[s.scale] = s
+    for s in sp["peers_to_ours"]:
+        best = series.setdefault(s.kernel, {}).setdefault("vs fastest peer", {})
+        if s.scale not in best or s.factor < best[s.scale].factor:
+            best[s.scale] = s
+    if not series:
+        return None
+    kernels = list(series)
+    cols = min(3, len(kernels))
+    rows = -(-len(kernels) // cols)
+    fig = Figure(figsize=(9.0, 2.6 * rows), dpi=100, layout="constrained")
+    order = [sc for sc in SCALES if any(sc in d for k in kernels for d in series[k].values())]
+    looks = {"vs naive": ("C0", "o", -0.08), "vs fastest peer": ("C1", "s", 0.08)}
+    handles = {}
+    for n, k in enumerate(kernels):
+        ax = fig.add_subplot(rows, cols, n + 1)
+        values = [1.0]
+        for label, (color, marker, shift) in looks.items():
+            pts = series[k].get(label, {})
+            if not pts:
+                continue
+            got = [pts[sc] for sc in order if sc in pts]
+            xs = [order.index(sc) + shift for sc in order if sc in pts]
+            ys = [s.factor for s in got]
+            lo = [s.factor - (s.ci.lo if s.ci else s.factor) for s in got]
+            hi = [(s.ci.hi if s.ci else s.factor) - s.factor for s in got]
+            values += [s.ci.lo if s.ci else s.factor for s in got]
+            values += [s.ci.hi if s.ci else s.factor for s in got]
+            handles[label] = ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker=marker,
+                                         linestyle="-", capsize=3, label=label)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_ylim(min(values) / 1.25, max(values) * 1.25)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}x"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(range(len(order)), order, fontsize=8)
+        ax.set_xlim(-0.5, len(order) - 0.5)
+        ax.set_title(k, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.legend(list(handles.values()), [f"ours {label}" for label in handles], loc="outside "
+               "lower center", ncols=2, fontsize=8)
+    fig.suptitle(f"ours against the course (CPU) and the fastest peer, {data['machine_id']}: "
+                 "how many times faster, 95 % intervals (< 1x: slower)", fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
     return path
