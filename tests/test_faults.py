@@ -406,3 +406,30 @@ def test_ctrl_c_is_an_interrupt_under_a_library_sigint_handler():
     with pytest.raises(KeyboardInterrupt):
         run_group(reg.select(), "tiny", CaseContext(reg), FAST)
     assert seen == [signal.SIGINT]
+
+
+def test_a_journal_cut_at_every_byte_of_its_last_line_resumes(tmp_path):
+    """Fault injection: the journal truncated at each byte offset of its last line reads back,
+    and the next append keeps every whole event (a whole event missing only its newline
+    included), sets a fragment aside in ``.torn`` and leaves a readable journal."""
+    src = journal.Journal.create(tmp_path / "src", {"env": {}, "settings": {}, "selection": {}})
+    src.append({"type": "group_done", "kernel": "k", "scale": "tiny"})
+    src.append({"type": "row", "row": {"kernel": "k2", "impl": "optimised", "times_s": [0.1]}})
+    full = src.path.read_bytes()
+    start = full[:-1].rfind(b"\n") + 1  # the last line's first byte
+    for cut in range(start, len(full) + 1):
+        folder = tmp_path / f"cut{cut}"
+        folder.mkdir()
+        j = journal.Journal(folder / src.path.name)
+        j.path.write_bytes(full[:cut])
+        before = len(j.events())
+        whole = cut >= len(full) - 1  # the last event complete (its newline may be missing)
+        assert before == (3 if whole else 2), cut
+        assert (j.torn_tail() == b"") == (whole or cut == start), cut
+        j.append({"type": "group_done", "kernel": "next", "scale": "tiny"})
+        events = j.events()
+        assert len(events) == before + 1 and events[-1]["kernel"] == "next", cut
+        torn = j.torn_path
+        assert torn.exists() == (not whole and cut > start), cut
+        if torn.exists():
+            assert full[start:cut] in torn.read_bytes()

@@ -673,8 +673,11 @@ def test_resume_refuses_data_other_than_the_kept_cases_ran_on(tmp_path, capsys):
     j = Journal.create(tmp_path / header["env"]["machine_id"], header)
     j.append({"type": "data", "scale": "tiny", "source": "ml-100k (real MovieLens 100K); x",
               "shape": {}})
+    with open(j.path, "ab") as fh:
+        fh.write(b'{"type": "row", "ro')  # and a writer killed mid-line
     run = j.path.name.split(".")[0]
     assert cli.main(["bench", "--resume", run, "--out", str(tmp_path), "--no-progress"]) != 0
     err = capsys.readouterr().err
+    assert "last line was cut off mid-write (19 bytes" in err and j.torn_path.name in err
     assert "ran scale tiny on 'ml-100k (real MovieLens 100K); x'" in err
     assert "resume with the same data" in err and j.path.exists()

@@ -83,17 +83,39 @@ class Journal:
                                f"(looked for */{name}{SUFFIX})")
         return cls(hits[0])
 
+    @property
+    def torn_path(self) -> Path:
+        """Where a torn last line is kept when it is cut off (``<journal>.torn``)."""
+        return self.path.with_name(self.path.name + ".torn")
+
+    def torn_tail(self) -> bytes:
+        """The last line when it lacks its newline and is not a whole event (b"" otherwise):
+        what the next :meth:`append` cuts off and keeps in :attr:`torn_path`."""
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return b""
+        tail = data[data.rfind(b"\n") + 1:]
+        return b"" if _is_event(tail) else tail
+
     def append(self, event: dict) -> None:
-        """Write one line and fsync it; OSError (full disk...) propagates to the caller. A torn
-        last line (a writer killed mid-line, a full disk) is cut off first: the new line would
-        otherwise continue it, making one bad line in the middle and the journal unreadable."""
+        """Write one line and fsync it; OSError (full disk...) propagates to the caller.
+
+        A last line without its newline (a writer killed mid-line, a full disk) is dealt with
+        first, else the new line would continue it: a complete event missing only its newline
+        gets the newline; a fragment is cut off and kept, appended to :attr:`torn_path`."""
         line = json.dumps(event, separators=(",", ":"), default=_jsonable) + "\n"
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 text = os.pread(fd, size, 0)
-                os.ftruncate(fd, text.rfind(b"\n") + 1)
+                start = text.rfind(b"\n") + 1
+                if _is_event(text[start:]):
+                    os.write(fd, b"\n")
+                else:
+                    with open(self.torn_path, "ab") as kept:
+                        kept.write(text[start:] + b"\n")
+                    os.ftruncate(fd, start)
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
         finally:
@@ -124,6 +146,14 @@ class Journal:
 
     def state(self) -> JournalState:
         return JournalState(self.events())
+
+
+def _is_event(raw: bytes) -> bool:
+    try:
+        ev = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(ev, dict) and "type" in ev
 
 
 class JournalState:

@@ -165,6 +165,11 @@ def _resumed(out_dir, resume: str) -> tuple[Journal, Selection, RunSettings, dic
     if out_dir is None:
         raise ValueError("--resume needs a results folder")
     journal = Journal.find(Path(out_dir), resume)
+    torn = journal.torn_tail()
+    if torn:
+        print(f"resume: the journal's last line was cut off mid-write ({len(torn)} bytes: a kill "
+              f"or a full disk); it is set aside in {journal.torn_path.name} and its case runs "
+              "again", file=sys.stderr)
     st = journal.state()
     h = st.header
     sel = h["selection"]
