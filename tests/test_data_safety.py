@@ -131,6 +131,25 @@ def test_synthetic_folder_is_labelled_synthetic(tmp_path, capsys):
     assert "data set: synthetic-100k" in capsys.readouterr().out
 
 
+def test_a_synthetic_folder_without_its_marker_is_not_taken_for_the_release(tmp_path, capsys):
+    """The synthetic 100k preset has ML-100K's counts: with the marker file gone, the content
+    (u.data's SHA-256) still tells it from the release, on every path that loads by name."""
+    from recsys_fast.data.manifest import SYNTH_MARKER
+    from recsys_fast.harness.cases.registry import default_registry
+    from recsys_fast.harness.run.context import CaseContext
+
+    out = tmp_path / "syn"
+    assert main(["data", "synth", "100k", "--out", str(out)]) == 0
+    (out / SYNTH_MARKER).unlink()
+    with pytest.raises(DatasetMismatchError, match="not its release.*without its marker file"):
+        load("ml-100k", path=out)
+    capsys.readouterr()
+    assert main(["data", "info", "ml-100k", "--path", str(out)]) == 2
+    assert "has ml-100k's counts but is not its release" in capsys.readouterr().err
+    with pytest.raises(DatasetMismatchError, match="not its release"):
+        CaseContext(default_registry(), ml100k=out).interactions("100k")
+
+
 def test_real_ml100k_is_not_synthetic(ml100k_dir):
     assert not is_synthetic(ml100k_dir)
     inter = load("ml-100k", path=ml100k_dir)

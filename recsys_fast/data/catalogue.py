@@ -120,8 +120,30 @@ def check_counts(spec: DatasetSpec, where: Path, obj):
             f"items and {got[2]:,} ratings; {spec.name} has {spec.counts[0]:,}, "
             f"{spec.counts[1]:,} and {spec.counts[2]:,}"
         )
+    check_release_files(spec, where)
     obj.name = spec.name
     return obj
+
+
+def check_release_files(spec: DatasetSpec, where: Path) -> None:
+    """:class:`DatasetMismatchError` unless the release files of ``spec`` under ``where`` (a
+    folder, or a file in it) have the release's size and SHA-256."""
+    from recsys_fast.data.manifest import sha256_file
+
+    folder = where if where.is_dir() else where.parent
+    for name, size, sha in spec.release_files:
+        path = folder / name
+        if not path.is_file():
+            continue  # check_files names missing files
+        got_size = path.stat().st_size
+        got = sha256_file(path) if got_size == size else None
+        if got != sha:
+            raise DatasetMismatchError(
+                f"{path}: has {spec.name}'s counts but is not its release ({got_size:,} bytes, "
+                f"SHA-256 {(got or sha256_file(path))[:16]}...; the release's {name} has "
+                f"{size:,} bytes, SHA-256 {sha[:16]}...): an altered copy, or a synthetic "
+                "folder without its marker file"
+            )
 
 
 def info(name: str, path: str | Path | None = None, *, cache: str | Path | None = None) -> dict:

@@ -40,6 +40,9 @@ class DatasetSpec:
     sha256: str | None = None
     note: str = ""
     counts: tuple[int, int, int] | None = None  # users, rated items, ratings of the release
+    # (file, size, SHA-256) of the release's ratings: a copy with the counts but other
+    # content (a synthetic folder that lost its marker, an altered copy) is not the release
+    release_files: tuple[tuple[str, int, str], ...] = ()
 
     @property
     def filename(self) -> str:
@@ -54,9 +57,10 @@ class DatasetSpec:
 
 def _grouplens(name: str, description: str, folder: str, size: int | None, sha: str | None,
                files: tuple[str, ...], counts: tuple[int, int, int],
-               loader=load_movielens) -> DatasetSpec:
+               loader=load_movielens, release_files=()) -> DatasetSpec:
     return DatasetSpec(name, description, loader, folder, files, "ratings",
-                       f"{GROUPLENS}{name}.zip", size, sha, counts=counts)
+                       f"{GROUPLENS}{name}.zip", size, sha, counts=counts,
+                       release_files=release_files)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -69,6 +73,10 @@ DATASETS: dict[str, DatasetSpec] = {
             "ml-100k", 4924029,
             "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
             ("u.data", "u.item", "u.user"), (943, 1682, 100_000), loader=load_ml100k,
+            # u.data of the release (git blob 16ef21ed827cae1a3f71e89e23cffb5a8f44baae, the
+            # same in three independent copies of ml-100k.zip's contents)
+            release_files=(("u.data", 1_979_173,
+                            "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),),
         ),
         _grouplens(
             "ml-latest-small",
@@ -76,6 +84,9 @@ DATASETS: dict[str, DatasetSpec] = {
             "ml-latest-small", 978202,
             "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
             ("ratings.csv", "movies.csv"), (610, 9724, 100_836),
+            # ratings.csv inside the official ml-latest-small.zip (SHA-256 above)
+            release_files=(("ratings.csv", 2_483_723,
+                            "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"),),
         ),
         _grouplens(
             "ml-1m",
