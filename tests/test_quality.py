@@ -297,17 +297,17 @@ def test_quality_markdown_merges_files_ok_over_skipped(tmp_path):
 
 def test_quality_markdown_shows_intervals_and_the_tuned_choice(tmp_path):
     row = {"task": "topn", "dataset": "ml-100k", "split": "temporal-80-20",
-           "model": "item-knn-tuned", "status": "ok", "precision": 0.01, "recall": 0.1,
+           "model": "knn-tuned", "status": "ok", "precision": 0.01, "recall": 0.1,
            "ndcg": 0.05, "coverage": 0.2, "users": 109, "hits": 9, "test_items_unknown": 3,
            "fit_s": 1.0, "recommend_s": 2.0, "precision_ci": [0.005, 0.02],
            "recall_ci": [0.05, 0.15], "ndcg_ci": [0.03, 0.07],
-           "tuned": {"k": 10, "weighting": "bm25"}}
+           "tuned": {"kind": "item", "k": 10, "weighting": "bm25"}}
     doc = _doc([row])
     doc["protocol"] = ev.__doc__
     text = report.quality_markdown([store.write_document(doc, tmp_path)])
     assert "(temporal-80-20, 109 users, 3 held-out items unknown in train; 95 % bootstrap " \
            "intervals over users)" in text
-    assert "| item-knn-tuned (bm25, K=10) | 0.0100 [0.0050, 0.0200] | 0.1000 [0.0500, " \
+    assert "| knn-tuned (item bm25, K=10) | 0.0100 [0.0050, 0.0200] | 0.1000 [0.0500, " \
            "0.1500] | 0.0500 [0.0300, 0.0700] | 0.200 | 3.0 |" in text
     assert "larger item id" not in text
 
@@ -414,27 +414,34 @@ def _ratings_frame(seed=0, users=60, items=40, per_user=12):
 
 
 def test_tuning_picks_the_best_validation_config_from_train_alone():
-    from recsys_fast.models import ItemKNNModel, TunedItemKNN
+    from recsys_fast.models import ItemKNNModel, TunedKNN, UserKNNModel
 
     ratings = _ratings_frame()
     train, test = splits.leave_last_out(ratings)
-    model = TunedItemKNN()
+    model = TunedKNN()
     out = ev.tune(model, train, splits.leave_last_out)
     assert out["tuned"] in list(model.GRID) and model.params() == out["tuned"]
     valid = splits.encode(*splits.leave_last_out(train))
-    scores = [ev.eval_topn(ItemKNNModel(**cfg), valid)["ndcg"] for cfg in model.GRID]
+
+    def fresh(cfg):
+        cfg = dict(cfg)
+        kind = cfg.pop("kind")
+        return ItemKNNModel(**cfg) if kind == "item" else UserKNNModel(**cfg)
+
+    scores = [ev.eval_topn(fresh(cfg), valid)["ndcg"] for cfg in model.GRID]
+    assert {c["kind"] for c in model.GRID} == {"item", "user"}
     assert out["validation_ndcg"] == pytest.approx(max(scores))
     assert model.GRID[int(np.argmax(scores))] == out["tuned"]  # ties: the earlier config
-    assert model.name == "item-knn-tuned" and f"K={out['tuned']['k']}" in model.note
+    assert model.name == "knn-tuned" and TunedKNN.describe(out["tuned"]) in model.note
 
 
 def test_topn_rows_carry_intervals_and_the_tuned_choice():
-    from recsys_fast.models import MostPopular, TunedItemKNN
+    from recsys_fast.models import MostPopular, TunedKNN
 
     ratings = _ratings_frame(1)
     train, test = splits.leave_last_out(ratings)
     enc = splits.encode(train, test)
-    row = ev._topn_row(TunedItemKNN(), train, splits.leave_last_out, enc)
+    row = ev._topn_row(TunedKNN(), train, splits.leave_last_out, enc)
     assert "tuned" in row and row["validation_ndcg"] >= 0
     for name in metrics.MEAN_METRICS:
         lo, hi = row[f"{name}_ci"]

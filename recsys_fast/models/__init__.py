@@ -15,7 +15,7 @@ from recsys_fast.models.ours import (
     CourseCF,
     FixedCFModel,
     ItemKNNModel,
-    TunedItemKNN,
+    TunedKNN,
     UserKNNModel,
 )
 from recsys_fast.models.surprise_knn import SurpriseKNN
@@ -33,7 +33,7 @@ __all__ = [
     "Recommender",
     "SurpriseKNN",
     "TopN",
-    "TunedItemKNN",
+    "TunedKNN",
     "UserKNNModel",
     "all_models",
     "select",
@@ -52,8 +52,8 @@ def all_models() -> list[Model]:
                 models.append(SurpriseKNN(algo, kind, k, "cosine"))
     # Surprise's published ML-100K settings: defaults (msd, k=40, user-based)
     models += [SurpriseKNN("basic", "user", 40, "msd"), SurpriseKNN("means", "user", 40, "msd")]
-    models += [ItemKNNModel(50, "cosine"), ItemKNNModel(50, "bm25"), TunedItemKNN(),
-               UserKNNModel(50)]
+    models += [ItemKNNModel(50, "cosine"), ItemKNNModel(50, "bm25"), UserKNNModel(50),
+               TunedKNN()]
     models += [ImplicitItemKNN(kind, 50) for kind in ("cosine", "tfidf", "bm25", "itemitem")]
     models += [LensKitItemKNN(20), MostPopular(), RandomRanker(0)]
     return models

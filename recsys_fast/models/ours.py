@@ -98,7 +98,7 @@ class ItemKNNModel(Recommender):
     """:class:`~recsys_fast.kernels.ItemKNN`: implicit's item-kNN ranking (the user's ratings
     times the top-K item similarity rows, rated items left out)."""
 
-    #: the configurations :class:`TunedItemKNN` chooses from
+    #: the item configurations :class:`TunedKNN` chooses from
     GRID = tuple({"k": k, "weighting": w} for w in ("cosine", "tfidf", "bm25", "none")
                  for k in (10, 20, 50, 100, 200, 400))
 
@@ -135,30 +135,6 @@ class ItemKNNModel(Recommender):
         return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
 
 
-class TunedItemKNN(ItemKNNModel):
-    """:class:`ItemKNNModel` whose K and weighting the protocol picks from :attr:`GRID` by
-    nDCG@10 on a validation split carved out of train (never the test split): see
-    :func:`recsys_fast.quality.evaluate.tune`."""
-
-    tunable = True
-
-    def __init__(self):
-        super().__init__()
-        self.reset()
-
-    def reset(self) -> TunedItemKNN:
-        self.set_params(**self.GRID[0])
-        self.name = "item-knn-tuned"
-        return self
-
-    def set_params(self, *, k: int, weighting: str) -> TunedItemKNN:
-        super().set_params(k=k, weighting=weighting)
-        self.name = "item-knn-tuned"
-        self.note = (f"ItemKNN with K and weighting chosen on a validation split of train "
-                     f"(chosen: {weighting}, K={self.k})")
-        return self
-
-
 class UserKNNModel(Recommender):
     """:class:`~recsys_fast.kernels.UserKNN`: the k most similar users' ratings, weighted by
     their cosine similarity, rated items left out."""
@@ -183,3 +159,49 @@ class UserKNNModel(Recommender):
         n = check_n(n, R.shape[1])
         items, scores = self.model_.recommend(u, n)
         return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
+
+
+class TunedKNN(Recommender):
+    """The kNN ranker the protocol tunes: item-kNN (K and weighting) or user-kNN (k), picked
+    from :attr:`GRID` by nDCG@10 on a validation split carved out of train (never the test
+    split): see :func:`recsys_fast.quality.evaluate.tune`."""
+
+    tunable = True
+    name = "knn-tuned"
+    GRID = (tuple({"kind": "item", **cfg} for cfg in ItemKNNModel.GRID)
+            + tuple({"kind": "user", "k": k} for k in (20, 50, 100, 200)))
+
+    def __init__(self):
+        self.set_params(**self.GRID[0])
+
+    def set_params(self, *, kind: str, k: int, weighting: str | None = None) -> TunedKNN:
+        if kind == "item":
+            self.inner = ItemKNNModel(k, weighting or "cosine")
+        elif kind == "user":
+            self.inner = UserKNNModel(k)
+        else:
+            raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
+        self.note = (f"item- or user-kNN, chosen on a validation split of train (chosen: "
+                     f"{self.describe(self.params())})")
+        return self
+
+    def params(self) -> dict:
+        if isinstance(self.inner, ItemKNNModel):
+            return {"kind": "item", **self.inner.params()}
+        return {"kind": "user", "k": self.inner.k}
+
+    @staticmethod
+    def describe(params: dict) -> str:
+        """``item bm25, K=10`` / ``user, k=50``."""
+        if params.get("kind", "item") == "user":
+            return f"user, k={params['k']}"
+        return f"item {params['weighting']}, K={params['k']}"
+
+    def fit(self, train: Any) -> TunedKNN:
+        self.inner.fit(train)
+        self.train_ = self.inner.train_
+        return self
+
+    def recommend(self, users: Any, n: int) -> TopN:
+        self._require_fit()
+        return self.inner.recommend(users, n)

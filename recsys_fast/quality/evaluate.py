@@ -23,7 +23,7 @@ counted (``test_items_unknown``). Rating predictors that predict pair by pair in
 (Surprise) are not ranked over whole catalogues: their top-N rows are ``skipped`` with that
 reason. The baselines ``most-popular`` and ``random-seed0`` are ranked like every model.
 
-A tunable model (``item-knn-tuned``) picks its configuration by nDCG@10 on a validation split
+A tunable model (``knn-tuned``) picks its configuration by nDCG@10 on a validation split
 made from train alone by the same split function (:func:`tune`); the test split is never seen
 before the final fit. The row records the choice (``tuned``) and its validation nDCG@10.
 

@@ -88,6 +88,14 @@ def _with_ci(row: dict, name: str) -> str:
     return f"{_f(row[name], 4)} [{_f(ci[0], 4)}, {_f(ci[1], 4)}]"
 
 
+def _tuned_text(params: dict) -> str:
+    """``item bm25, K=10`` / ``user, k=50`` (files before user-kNN joined: ``bm25, K=10``)."""
+    if params.get("kind") == "user":
+        return f"user, k={params['k']}"
+    kind = "item " if params.get("kind") == "item" else ""
+    return f"{kind}{params['weighting']}, K={params['k']}"
+
+
 def _topn_table(rows: dict) -> list[str]:
     out = []
     splits = list(dict.fromkeys([*TOPN_SPLITS, *(k[2] for k in rows if k[0] == "topn")]))
@@ -117,7 +125,7 @@ def _topn_section(rows: dict, d: str, split: str) -> list[str]:
         if r["status"] != "ok":
             out.append(f"| {m} | {r['status']} | | | | |")
             continue
-        name = f"{m} ({r['tuned']['weighting']}, K={r['tuned']['k']})" if r.get("tuned") else m
+        name = f"{m} ({_tuned_text(r['tuned'])})" if r.get("tuned") else m
         out.append(f"| {name} | {_with_ci(r, 'precision')} | {_with_ci(r, 'recall')} | "
                    f"{_with_ci(r, 'ndcg')} | {_f(r['coverage'])} | "
                    f"{r['fit_s'] + r['recommend_s']:.1f} |")
