@@ -288,6 +288,18 @@ def predict_users_dask(model, users: Any, *, rows_per_task: int | None = None, c
     return np.concatenate(parts, axis=0)
 
 
+def _recommend_call(model, users: Any, n: Any):
+    """The fitted model's train matrix and the checked users of a ``recommend(users, n)``."""
+    from recsys_fast.kernels.predict import _check_indices
+
+    require_dask()
+    R = model._require_fit()
+    n_items = R.shape[1]
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
+        raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
+    return R, _check_indices(np, users, R.shape[0], "user indices")
+
+
 @drivers.register("FixedCF.recommend", "dask")
 def recommend_dask(model, users: Any, n: int, *, batch_size: int | None = None,
                    rows_per_task: int | None = None, client=None):
@@ -301,14 +313,8 @@ def recommend_dask(model, users: Any, n: int, *, batch_size: int | None = None,
     items : ndarray of int64, shape (len(users), n)
     scores : ndarray, shape (len(users), n)
     """
-    from recsys_fast.kernels.predict import _check_indices
-
-    require_dask()
-    R = model._require_fit()
+    R, users = _recommend_call(model, users, n)
     n_items = R.shape[1]
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
-        raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
-    users = _check_indices(np, users, R.shape[0], "user indices")
     with dask_client(client) as c:
         per_user = 2 * n * 16 + (3 * dense_bytes((1, n_items), model.dtype) if batch_size else 0)
         ranges = _user_ranges(model, users, per_user, c, rows_per_task)
@@ -348,14 +354,8 @@ def rank_recommend_dask(model, users: Any, n: int, *, user_items: Any = None,
     :class:`~recsys_fast.kernels.UserKNN` by user ranges on a dask cluster: each task runs the
     single-process call on its users (their ``user_items`` rows with them); the same arrays.
     """
-    from recsys_fast.kernels.predict import _check_indices
-
-    require_dask()
-    R = model._require_fit()
+    R, users = _recommend_call(model, users, n)
     n_items = R.shape[1]
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
-        raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
-    users = _check_indices(np, users, R.shape[0], "user indices")
     if user_items is not None:
         import scipy.sparse
 

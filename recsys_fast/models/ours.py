@@ -128,11 +128,16 @@ class ItemKNNModel(Recommender):
         return self
 
     def recommend(self, users: Any, n: int) -> TopN:
-        R = self._require_fit()
-        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-        n = check_n(n, R.shape[1])
-        items, scores = self.model_.recommend(u, n)
-        return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
+        return _kernel_recommend(self, users, n)
+
+
+def _kernel_recommend(model: Recommender, users: Any, n: int) -> TopN:
+    """``model.model_.recommend`` (a kNN ranker kernel) behind the Recommender checks."""
+    R = model._require_fit()
+    u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
+    n = check_n(n, R.shape[1])
+    items, scores = model.model_.recommend(u, n)
+    return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
 
 
 class UserKNNModel(Recommender):
@@ -154,11 +159,7 @@ class UserKNNModel(Recommender):
         return self
 
     def recommend(self, users: Any, n: int) -> TopN:
-        R = self._require_fit()
-        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-        n = check_n(n, R.shape[1])
-        items, scores = self.model_.recommend(u, n)
-        return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
+        return _kernel_recommend(self, users, n)
 
 
 class TunedKNN(Recommender):
