@@ -152,3 +152,29 @@ def test_sigterm_interrupts_the_gate_like_ctrl_c():
 
         time.sleep(5)  # the signal arrives first
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_undecided_case_says_how_many_rounds_would_decide_it():
+    same_ish = gate.Decision("undecided", 1.0, 0.8, 1.25, 0.5, 6)
+    need = gate.rounds_needed(same_ish, 0.15)
+    half, band = (np.log(1.25) - np.log(0.8)) / 2, np.log(1.15)
+    assert need == pytest.approx(gate.NEED_MARGIN * 6 * (half / band) ** 2)
+    assert gate.rounds_needed(gate.Decision("undecided", 1.15, 1.0, 1.3, 0.1, 6), 0.15) is None
+    o = gate.CaseOutcome("k", "tiny", base_s=[0.01] * 6, head_s=[0.01] * 6, decision=same_ish)
+    assert f"about {int(np.ceil(need))} rounds, ~1 s" in gate.rounds_needed_text(o, 0.15)
+
+
+@pytest.mark.slow  # ~20 s: bootstrap decisions on a few hundred rounds, twenty times
+def test_the_rounds_estimate_decides_most_undecided_cases():
+    """With the estimated number of rounds of the same noise, most undecided runs decide."""
+    rng = np.random.default_rng(3)
+    decided = 0
+    for _ in range(20):
+        d = gate.decide(*_rounds(rng, 6, noise=0.2), 0.15)
+        if d.verdict != "undecided":
+            decided += 1
+            continue
+        n = int(np.ceil(gate.rounds_needed(d, 0.15)))
+        more = gate.decide(*_rounds(rng, n, noise=0.2), 0.15)
+        decided += more.verdict != "undecided"
+    assert decided >= 14, decided
