@@ -30,6 +30,11 @@ class TopN(NamedTuple):
     items: np.ndarray
     scores: np.ndarray
 
+    @classmethod
+    def empty(cls, rows: int, n: int) -> TopN:
+        """All padding: ``rows`` lists of ``n`` slots, to be filled from the front."""
+        return cls(np.full((rows, n), -1, dtype=np.int64), np.full((rows, n), np.nan))
+
 
 class Model:
     """Shared part of every model: identity, requirements, version, the fitted matrix."""
@@ -78,6 +83,13 @@ class Model:
         if self.train_ is None:
             raise RuntimeError(f"{self.name}: call fit() first")
         return self.train_
+
+    def _recommend_args(self, users: Any, n: Any) -> tuple[scipy.sparse.csr_matrix, np.ndarray,
+                                                            int]:
+        """A recommend call's fitted train matrix, checked users and n (capped at n_items)."""
+        R = self._require_fit()
+        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
+        return R, u, check_n(n, R.shape[1])
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.models.base import Recommender, TopN, check_n, check_pairs
+from recsys_fast.models.base import Recommender, TopN
 
 
 class MostPopular(Recommender):
@@ -28,11 +28,8 @@ class MostPopular(Recommender):
         return self
 
     def recommend(self, users: Any, n: int) -> TopN:
-        R = self._require_fit()
-        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-        n = check_n(n, R.shape[1])
-        items = np.full((u.size, n), -1, dtype=np.int64)
-        scores = np.full((u.size, n), np.nan)
+        R, u, n = self._recommend_args(users, n)
+        items, scores = TopN.empty(u.size, n)
         longest = int(np.diff(R.indptr)[u].max(initial=0))
         head = self.order_[: n + longest]  # n unrated items lie within the first n + |rated|
         for r, user in enumerate(u):
@@ -57,12 +54,9 @@ class RandomRanker(Recommender):
         return self
 
     def recommend(self, users: Any, n: int) -> TopN:
-        R = self._require_fit()
-        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-        n = check_n(n, R.shape[1])
+        R, u, n = self._recommend_args(users, n)
         rng = np.random.default_rng(self.seed)
-        items = np.full((u.size, n), -1, dtype=np.int64)
-        scores = np.full((u.size, n), np.nan)
+        items, scores = TopN.empty(u.size, n)
         for r, user in enumerate(u):
             rated = R.indices[R.indptr[user] : R.indptr[user + 1]]
             draw = rng.permutation(R.shape[1])[: n + rated.size]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.models.base import Recommender, TopN, check_n, check_pairs, drop_rated
+from recsys_fast.models.base import Recommender, TopN, drop_rated
 
 _KINDS = {"cosine": "CosineRecommender", "itemitem": "ItemItemRecommender",
           "tfidf": "TFIDFRecommender", "bm25": "BM25Recommender"}
@@ -55,9 +55,7 @@ class ImplicitItemKNN(Recommender):
         return self
 
     def recommend(self, users: Any, n: int) -> TopN:
-        R = self._require_fit()
-        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-        n = check_n(n, R.shape[1])
+        R, u, n = self._recommend_args(users, n)
         ids, scores = self.model_.recommend(u, R[u], N=n, filter_already_liked_items=True)
         ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
         if ids.shape[1] < n:  # implicit may return fewer columns than asked

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys_fast.models.base import Recommender, TopN, check_n, check_pairs
+from recsys_fast.models.base import Recommender, TopN
 
 
 class LensKitItemKNN(Recommender):
@@ -56,11 +56,8 @@ class LensKitItemKNN(Recommender):
     def recommend(self, users: Any, n: int) -> TopN:
         from lenskit import recommend
 
-        R = self._require_fit()
-        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-        n = check_n(n, R.shape[1])
-        items = np.full((u.size, n), -1, dtype=np.int64)
-        scores = np.full((u.size, n), np.nan)
+        R, u, n = self._recommend_args(users, n)
+        items, scores = TopN.empty(u.size, n)
         for row, user in enumerate(u.tolist()):
             recs = recommend(self.pipe_, user, n=n)
             ids = np.asarray(recs.ids(), dtype=np.int64)[:n]

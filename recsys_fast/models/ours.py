@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_fast.models.base import RatingPredictor, Recommender, TopN, check_n, check_pairs
+from recsys_fast.models.base import RatingPredictor, Recommender, TopN, check_pairs
 
 
 class CourseCF(RatingPredictor):
@@ -87,9 +87,7 @@ class FixedCFModel(RatingPredictor, Recommender):
         return np.asarray(self.model_.predict_users(np.asarray(users, dtype=np.int64)))
 
     def recommend(self, users: Any, n: int) -> TopN:
-        R = self._require_fit()
-        u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-        n = check_n(n, R.shape[1])
+        R, u, n = self._recommend_args(users, n)
         items, scores = self.model_.recommend(u, n)
         return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
 
@@ -133,9 +131,7 @@ class ItemKNNModel(Recommender):
 
 def _kernel_recommend(model: Recommender, users: Any, n: int) -> TopN:
     """``model.model_.recommend`` (a kNN ranker kernel) behind the Recommender checks."""
-    R = model._require_fit()
-    u, _ = check_pairs(users, np.zeros(np.size(users), np.int64), R.shape)
-    n = check_n(n, R.shape[1])
+    _, u, n = model._recommend_args(users, n)
     items, scores = model.model_.recommend(u, n)
     return TopN(np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64))
 
