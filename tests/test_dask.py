@@ -329,6 +329,7 @@ def test_fixed_cf_recommend_and_predict_users_on_dask(client, kind):
     np.testing.assert_array_equal(sc, ref.recommend(some, 5)[1])
 
 
+@pytest.mark.slow  # a dask cluster per kind; the default set runs the knn_recommend dask case
 @pytest.mark.parametrize("kind", ["item-cosine", "item-bm25", "user"])
 def test_knn_rankers_on_dask_equal_the_cpu(client, kind):
     from recsys_fast.kernels import ItemKNN, UserKNN

@@ -153,7 +153,9 @@ def _wait_for_rows(folder: Path, n: int, timeout: float = 60) -> Path:
     raise AssertionError("the run journaled nothing")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+# SIGTERM takes SIGINT's path (one handler); it runs in the slow set
+@pytest.mark.parametrize("signum", [signal.SIGINT,
+                                    pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_an_interrupted_run_keeps_its_cases_and_resumes(tmp_path, signum):
     kernels = ",".join(SLOW_KERNELS)
     proc = _cli(tmp_path, "--kernels", kernels, "--scale", "tiny", "--quick", "--out",

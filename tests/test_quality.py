@@ -510,12 +510,14 @@ def _assert_metrics_equal_ranx(ratings, split_fn):
                                        err_msg=f"{model.name} {name}")
 
 
+@pytest.mark.slow  # ~20 s: a 100k synthetic set, and ranx compiles its metrics with numba
 def test_metrics_equal_ranx_on_synthetic_lists():
     from recsys_fast.data.synthetic import generate
 
     _assert_metrics_equal_ranx(generate("100k", seed=0).ratings, ev.TOPN_SPLITS["temporal-80-20"])
 
 
+@pytest.mark.slow  # ranx compiles its metrics with numba: ~30 s in a fresh environment
 @pytest.mark.realdata
 def test_metrics_equal_ranx_on_ml100k_lists(ml100k_dir):
     from recsys_fast.data import load_ml100k

@@ -8,7 +8,7 @@ hits / |relevant|, nDCG@k = DCG / ideal DCG with binary gains and ``1 / log2(ran
 discounts (rank from 1). Each is averaged over the users with at least one relevant item.
 Coverage = distinct items recommended to anyone / catalogue size. Per user, precision, recall and
 nDCG equal ranx's ``precision@k``, ``recall@k`` and ``ndcg@k`` to 1e-9 (``tests/test_quality.py``,
-on ML-100K and synthetic lists). :func:`bootstrap_interval`
+slow set, on ML-100K and synthetic lists). :func:`bootstrap_interval`
 gives a 95 % percentile bootstrap interval of a mean over users (users resampled, seeded).
 """
 
