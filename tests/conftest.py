@@ -60,11 +60,19 @@ def shared_archives() -> Path:
     return real_path("archives")
 
 
+CLUSTER_FIXTURES = {"cluster", "client", "external_scheduler"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     """Skip everything when ``KERAS_BACKEND`` names an absent package (see
     :func:`_keras_backend_missing`); skip tests marked ``gpu`` without a usable CUDA device
     (device, not import). The simulated GPU does not count: the ``simulated`` parameters run
-    those paths already."""
+    those paths already. Tests that start a dask cluster (its fixtures) join the slow set
+    (README, "Tests")."""
+    for item in items:
+        if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     reason = _keras_backend_missing()
     if reason:
         mark = pytest.mark.skip(reason=reason)

@@ -67,10 +67,17 @@ def test_fetch_without_network_names_the_alternatives(tmp_path, capsys):
 
 
 def test_recommend_runs_the_naive_recommenders(capsys):
-    assert main(["recommend", "--which", "simple,cf,content", "-n", "3"]) == 0
+    assert main(["recommend", "--which", "simple,content", "-n", "3"]) == 0
     out = capsys.readouterr().out
-    assert "IMDB weighted rating" in out and "user-based top-3" in out and "items like " in out
+    assert "IMDB weighted rating" in out and "items like " in out
     assert "item ids" not in out and "(19" in out  # titles such as "Town (1994)", not ids
+
+
+@pytest.mark.slow  # ~30 s: the course's dense CF and the kNN ranker on 100k
+def test_recommend_cf_shows_the_course_and_the_knn_lists_with_reasons(capsys):
+    assert main(["recommend", "--which", "cf", "-n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "user-based top-3" in out and "(19" in out
     ranked = out.split("item-kNN ranker", 1)[1].splitlines()
     shown = [line for line in ranked if line.startswith("  ") and "you rated" in line]
     assert len(shown) == 3 and all("(score " in line for line in shown)

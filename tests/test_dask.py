@@ -276,6 +276,7 @@ def test_scheduler_address_from_the_environment(monkeypatch):
         distributed.default_client()  # the client opened for the call is gone
 
 
+@pytest.mark.slow  # starts a dask LocalCluster
 def test_local_cluster_started_and_closed(monkeypatch):
     distributed = pytest.importorskip("distributed")
     from recsys_fast import dask_backend
@@ -329,7 +330,7 @@ def test_fixed_cf_recommend_and_predict_users_on_dask(client, kind):
     np.testing.assert_array_equal(sc, ref.recommend(some, 5)[1])
 
 
-@pytest.mark.slow  # a dask cluster per kind; the default set runs the knn_recommend dask case
+@pytest.mark.slow  # a dask cluster per kind
 @pytest.mark.parametrize("kind", ["item-cosine", "item-bm25", "user"])
 def test_knn_rankers_on_dask_equal_the_cpu(client, kind):
     from recsys_fast.kernels import ItemKNN, UserKNN
@@ -385,6 +386,7 @@ def _children() -> set[int]:
             if "resource_tracker" not in " ".join(p.cmdline())}
 
 
+@pytest.mark.slow  # starts a dask LocalCluster
 @pytest.mark.parametrize("transport", ["shared", "scatter"])
 def test_a_worker_killed_mid_run_is_retried_and_the_result_is_complete(tmp_path, monkeypatch,
                                                                        transport):
@@ -508,6 +510,7 @@ def test_scheduler_option_refuses_a_bad_address(capsys):
 # ---------------------------------------------------------------- harness cases
 
 
+@pytest.mark.slow  # starts a dask LocalCluster
 def test_no_cluster_left_running_after_a_call_or_a_harness_case(monkeypatch):
     distributed = pytest.importorskip("distributed")
     from recsys_fast import dask_backend
