@@ -139,6 +139,13 @@ def check_k(n: int, k: Any, include_self: bool) -> int:
     return k
 
 
+def check_top_n(n: Any, n_items: int) -> int:
+    """``n`` of a top-n call as an int; ValueError unless an integer in ``[1, n_items]``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
+        raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
+    return int(n)
+
+
 def resolve_threads(n_threads: int | None) -> int:
     """numba's thread count, or ``n_threads`` checked against ``NUMBA_NUM_THREADS``."""
     import numba

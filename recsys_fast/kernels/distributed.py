@@ -39,7 +39,7 @@ from recsys_fast.kernels._topk_rows import (
     row_topk_task,
     stack,
 )
-from recsys_fast.kernels.core import topk_input
+from recsys_fast.kernels.core import check_top_n, topk_input
 from recsys_fast.kernels.similarity import TopKResult
 from recsys_fast.kernels.topk_strategies import strategy_for
 from recsys_fast.memory import available_bytes, check_memory, dense_bytes
@@ -294,9 +294,7 @@ def _recommend_call(model, users: Any, n: Any):
 
     require_dask()
     R = model._require_fit()
-    n_items = R.shape[1]
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
-        raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
+    check_top_n(n, R.shape[1])
     return R, _check_indices(np, users, R.shape[0], "user indices")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse
 
 from recsys_fast.backend import to_host
+from recsys_fast.kernels.core import check_top_n
 from recsys_fast.kernels.popularity import item_popularity
 from recsys_fast.kernels.predict import FixedCF, _check_indices, _top_n, as_train_csr
 
@@ -95,10 +96,7 @@ class _Hybrid:
         return int(_check_indices(np, [user], R.shape[0], "user index")[0])
 
     def _check_n(self, n: Any) -> int:
-        n_items = self._require_fit().shape[1]
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
-            raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
-        return int(n)
+        return check_top_n(n, self._require_fit().shape[1])
 
     def content_scores(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """Content estimate of every item for ``user`` and where it is defined."""

@@ -36,7 +36,7 @@ import scipy.sparse
 
 from recsys_fast.backend import Backend, get_backend
 from recsys_fast.kernels import drivers
-from recsys_fast.kernels.core import check_block_rows
+from recsys_fast.kernels.core import check_block_rows, check_top_n
 from recsys_fast.kernels.predict import _check_indices, _top_n, as_train_csr
 from recsys_fast.kernels.similarity import cosine_topk, dot_topk
 from recsys_fast.memory import check_memory, dense_bytes
@@ -109,10 +109,8 @@ class _Ranker:
 
     def _check_call(self, users: Any, n: Any):
         R = self._require_fit()
-        n_items = R.shape[1]
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
-            raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
-        return _check_indices(self.backend.xp, users, R.shape[0], "user indices"), int(n)
+        n = check_top_n(n, R.shape[1])
+        return _check_indices(self.backend.xp, users, R.shape[0], "user indices"), n
 
     def _rank(self, U, F, n: int, batch_size: int | None):
         """Top-``n`` of ``U @ S`` per row, the items of F's row left out (None: none)."""

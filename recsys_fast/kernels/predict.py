@@ -27,7 +27,7 @@ from recsys_fast.kernels.cf_course import (  # noqa: F401  (re-exported API)
     predict_course,
     rmse,
 )
-from recsys_fast.kernels.core import check_block_rows
+from recsys_fast.kernels.core import check_block_rows, check_top_n
 from recsys_fast.kernels.similarity import cosine_topk
 from recsys_fast.memory import check_memory, dense_bytes
 
@@ -284,8 +284,7 @@ class FixedCF:
         R = self._require_fit()
         xp = self.backend.xp
         n_items = R.shape[1]
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= n_items:
-            raise ValueError(f"n must be an integer in [1, {n_items}] (n_items), got {n!r}")
+        n = check_top_n(n, n_items)
         users = _check_indices(xp, users, R.shape[0], "user indices")
         batch_size = check_block_rows(batch_size, "batch_size")
         if batch_size is None:
