@@ -462,6 +462,46 @@ def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
         assert np.all(np.diff(run.cost[rest]) <= 0)  # the rest runs costliest first
 
 
+@pytest.mark.parametrize("dense_run_s, want", [(0.9, "dense"), (1.5, "sparse")])
+def test_auto_close_call_runs_both_and_keeps_the_faster(monkeypatch, dense_run_s, want):
+    """Estimates within CLOSE of each other (a sparse call of 1.2 s, its time proportional to
+    its blocks' work, against a dense call modelled at 1 s): both strategies run in full, the
+    faster one's result is returned and kept for the input (no second trial or race)."""
+    _fixed_dense_model(monkeypatch, 1.0)
+    X = random_matrix(5, 800, 300, 0.05, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    probe = _topk_sparse.SparseTopk(Xn, 5, False, 2)
+    per_unit = 1.2 / (probe.cost + 1.0).sum()
+    now = [0.0]
+    blocks_run = []
+    real_run, real_dense = _topk_sparse.SparseTopk.run, topk_strategies.dense_topk
+
+    def run_by_work(self, blocks):
+        blocks_run.append(int(blocks.size))
+        now[0] += per_unit * (self.cost[blocks] + 1.0).sum()
+        real_run(self, blocks)
+
+    dense_runs = []
+
+    def dense_by_clock(*a, **kw):
+        dense_runs.append(1)
+        now[0] += dense_run_s
+        return real_dense(*a, **kw)
+
+    monkeypatch.setattr(_topk_sparse.SparseTopk, "run", run_by_work)
+    monkeypatch.setattr(topk_strategies, "dense_topk", dense_by_clock)
+    monkeypatch.setattr(_topk_sparse.time, "perf_counter", lambda: now[0])
+    res = cosine_topk_result(X, 5, n_threads=2)
+    assert res.strategy == want
+    assert sum(blocks_run) == probe.n_blocks and dense_runs == [1]  # each ran once, in full
+    monkeypatch.setattr(topk_strategies, "dense_topk", real_dense)
+    assert (res.matrix != cosine_topk(X, 5, strategy=want, n_threads=2)).nnz == 0
+    blocks_run.clear()
+    again = cosine_topk_result(X, 5, n_threads=2)
+    assert again.strategy == want and (again.matrix != res.matrix).nnz == 0
+    assert sum(blocks_run) == (probe.n_blocks if want == "sparse" else 0)  # no trial again
+
+
 def test_sparse_blocks_in_any_split_give_the_one_call_result(rng):
     """The kept set does not depend on which call offered a pair: blocks run in a random
     split into calls give the result of one call over all blocks, index for index."""

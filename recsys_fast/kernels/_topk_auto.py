@@ -4,9 +4,12 @@ structure and kept for the process.
 CPU: ``sparse`` unless a dense copy of X fits (a quarter of free RAM) and the sparse heaps fit
 one set per thread; else the sparse kernel runs on a stratified sample of its own row blocks
 while that costs at most :data:`._topk_sparse.TRIAL_SHARE` of the dense call's modelled time
-(rates measured once per machine and cached, :mod:`._topk_cost`), and finishes, its work kept,
-when the rest extrapolated from the sample takes no longer than a whole dense call; else
-``dense`` runs. GPU: ``dense`` while a dense copy of X fits in half the free device memory,
+(rates measured once per machine and cached, :mod:`._topk_cost`). A close call (the sparse
+call extrapolated from the sample and the modelled dense call within :data:`CLOSE` of each
+other, the dense call modelled at most :data:`CLOSE_MAX_S`) runs both in full on this input
+and keeps the faster; otherwise the sparse call finishes, its work kept, when the rest
+extrapolated from the sample takes no longer than a whole dense call, else ``dense`` runs.
+GPU: ``dense`` while a dense copy of X fits in half the free device memory,
 else ``spmm`` with at most 4 features per row of X, else ``spgemm``.
 """
 
@@ -22,7 +25,7 @@ from recsys_fast.kernels import _topk_cost
 from recsys_fast.kernels._topk_dense import dense_fits, dense_topk, pair_block
 from recsys_fast.kernels._topk_sparse import (
     LruChoices,
-    run_or_yield,
+    finish_timed,
     sparse_half,
     sparse_run,
     sparse_topk,
@@ -30,6 +33,11 @@ from recsys_fast.kernels._topk_sparse import (
     trial,
 )
 from recsys_fast.kernels.core import blas_limits, topk_input
+
+# Two estimates this close are within the model's and the trial's errors on this machine
+# (the dense model read 0.67-1.2x a dense call, the trial 0.8-1.55x a sparse one): both run.
+CLOSE = 1.6
+CLOSE_MAX_S = 2.0  # a close call runs both strategies in full only below this modelled time
 
 
 def choose(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
@@ -43,9 +51,7 @@ def choose(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
         return "spmm" if m <= 4 * n else "spgemm"
     key, used = kept_choice(Xn, k, include_self, n_threads)
     if used is None:
-        run, _ = sparse_run(Xn, k, include_self, n_threads)
-        wins, _, _ = trial(run, dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
-        used = "sparse" if wins else "dense"
+        used, _, _ = decide(Xn, k, include_self, n_threads, keep_work=False)
         remember(key, used)
     return used
 
@@ -91,24 +97,57 @@ def time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float
 DECIDED = LruChoices()  # auto's choices in this process, by input structure
 
 
-def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto"):
+def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto",
+             dense_call=None):
     """``(strategy, result)`` of ``auto`` on the CPU; result None when ``dense`` is to run.
 
-    Rule: ``sparse`` unless a dense copy of X fits (a quarter of free RAM); else the sparse
-    kernel runs on a stratified sample of its row blocks while that costs at most 4 % of the
-    dense call's modelled time (:func:`._topk_sparse.trial`; rates measured once per
-    machine, :mod:`._topk_cost`), and finishes when the rest of its blocks, extrapolated from
-    the sample, take no longer than a whole dense call; else ``dense`` runs. The choice is
-    kept for the process, by input structure (:func:`structure_key`): a later call on the
-    same matrix runs the same strategy without a trial and returns the same values."""
+    Rule (:func:`decide`): ``sparse`` unless a dense copy of X fits (a quarter of free RAM);
+    else the sparse kernel runs on a stratified sample of its row blocks while that costs at
+    most 4 % of the dense call's modelled time (:func:`._topk_sparse.trial`; rates measured
+    once per machine, :mod:`._topk_cost`). When the sparse call extrapolated from the sample
+    and the modelled dense call are within :data:`CLOSE` of each other (a dense call modelled
+    at most :data:`CLOSE_MAX_S`), both run in full and the faster one's result is returned;
+    else the sparse call finishes when the rest of its blocks, extrapolated from the sample,
+    take no longer than a whole dense call, or ``dense`` runs. The choice is kept for the
+    process, by input structure (:func:`structure_key`): a later call on the same matrix runs
+    the same strategy without a trial and returns the same values. ``dense_call()``: the
+    dense strategy's result as a dense call would compute it (default: :func:`cpu_dense`)."""
     key, used = kept_choice(Xn, k, include_self, n_threads)
     if used is not None:
         return used, sparse_topk(Xn, k, include_self, n_threads, form) if used == "sparse" else None
-    run, _ = sparse_run(Xn, k, include_self, n_threads, form)
-    out, _ = run_or_yield(run, dense_seconds(Xn.shape, k, n_threads))
-    used = "dense" if out is None else "sparse"
+    used, out, _ = decide(Xn, k, include_self, n_threads, form, dense_call)
     remember(key, used)
     return used, out
+
+
+def cpu_dense(Xn, k: int, include_self: bool, n_threads: int):
+    """The CPU dense strategy's top-k CSR, BLAS at ``n_threads``."""
+    with blas_limits(n_threads):
+        return dense_topk(Xn, k, include_self, None, CPU)[0]
+
+
+def decide(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto",
+           dense_call=None, keep_work: bool = True):
+    """``(strategy, result, record)``: auto's CPU decision for an input not decided before
+    (:func:`auto_cpu`'s rule); result None when ``dense`` is to run, or when ``keep_work`` is
+    False and no close call ran both (the decision alone: the sparse call is not finished)."""
+    run, _ = sparse_run(Xn, k, include_self, n_threads, form)
+    dense_s = dense_seconds(Xn.shape, k, n_threads)
+    wins, _, record = trial(run, dense_s)
+    sparse_s = record["sparse_total_s"]
+    if dense_s <= CLOSE_MAX_S and max(sparse_s, dense_s) <= CLOSE * min(sparse_s, dense_s):
+        sparse_out, sparse_s = finish_timed(run, record["trial_s"])
+        t0 = time.perf_counter()
+        dense_out = (dense_call() if dense_call is not None
+                     else cpu_dense(Xn, k, include_self, n_threads))
+        dense_s = time.perf_counter() - t0
+        record.update(raced=True, sparse_s=sparse_s, dense_run_s=dense_s)
+        if dense_s < sparse_s:
+            return "dense", dense_out, record
+        return "sparse", sparse_out, record
+    if not wins:
+        return "dense", None, record
+    return "sparse", run.finish() if keep_work else None, record
 
 
 def kept_choice(Xn, k: int, include_self: bool,

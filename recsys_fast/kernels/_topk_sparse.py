@@ -248,7 +248,8 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
         lane.step()
     rest_s = lane.rest_s()
     record = {"form": run.form, "blocks": run.n_blocks, "trial_blocks": int(run.done.sum()),
-              "trial_s": lane.spent, "sparse_rest_s": rest_s, "dense_s": dense_s}
+              "trial_s": lane.spent, "sparse_rest_s": rest_s,
+              "sparse_total_s": lane.total_s(), "dense_s": dense_s}
     return rest_s <= dense_s, _pending(run), record
 
 
@@ -259,6 +260,24 @@ def run_or_yield(run, dense_s: float):
     if not wins:
         return None, record
     return run.finish(), record
+
+
+def finish_timed(run, ran_s: float) -> tuple:
+    """``(result, seconds)``: ``run`` finished, and the seconds a whole call of it takes: its
+    pending units' time scaled to all units by their work (the units of a trial ran in short
+    chunks, which time their calls as well as the kernel; ``ran_s``, their time, stands in
+    when none is pending), plus the finish."""
+    pending = _pending(run)
+    weight = run.cost.astype(np.float64) + 1.0
+    t0 = time.perf_counter()
+    if pending.size:
+        run.run(pending)
+    t1 = time.perf_counter()
+    out = run.finish()
+    t2 = time.perf_counter()
+    share = float(weight[pending].sum() / weight.sum())
+    units_s = (t1 - t0) / share if pending.size else ran_s
+    return out, units_s + (t2 - t1)
 
 
 def sparse_half(n: int, k: int, itemsize: int, n_threads: int) -> bool:
