@@ -462,16 +462,23 @@ def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
         assert np.all(np.diff(run.cost[rest]) <= 0)  # the rest runs costliest first
 
 
-@pytest.mark.parametrize("dense_run_s, want", [(0.9, "dense"), (1.5, "sparse")])
-def test_auto_close_call_runs_both_and_keeps_the_faster(monkeypatch, dense_run_s, want):
-    """Estimates within CLOSE of each other (a sparse call of 1.2 s, its time proportional to
-    its blocks' work, against a dense call modelled at 1 s): both strategies run in full, the
-    faster one's result is returned and kept for the input (no second trial or race)."""
-    _fixed_dense_model(monkeypatch, 1.0)
+@pytest.mark.parametrize("sparse_s, dense_model_s, dense_runs_s, want, sparse_calls", [
+    (1.2, 1.0, [0.9], "dense", 1),  # one call each fills the race's time
+    (1.2, 1.0, [1.5], "sparse", 1),
+    (0.03, 0.025, [0.05, 0.02, 0.02], "dense", 3),  # a slow first dense call does not decide
+    (0.03, 0.025, [0.035, 0.031, 0.04], "sparse", 3),
+])
+def test_auto_close_call_races_both_and_keeps_the_faster(monkeypatch, sparse_s, dense_model_s,
+                                                          dense_runs_s, want, sparse_calls):
+    """Estimates within CLOSE of each other (a sparse call whose time is proportional to its
+    blocks' work, against the modelled dense call): both strategies run in full, in turns, up
+    to RACE_CALLS calls each while the race is under RACE_MAX_S; the least time of each
+    decides, the winner's result is returned and kept for the input (no second trial)."""
+    _fixed_dense_model(monkeypatch, dense_model_s)
     X = random_matrix(5, 800, 300, 0.05, np.float32, ratings=True)
     Xn = core.normalized(X, CPU, np.float32)
     probe = _topk_sparse.SparseTopk(Xn, 5, False, 2)
-    per_unit = 1.2 / (probe.cost + 1.0).sum()
+    per_unit = sparse_s / (probe.cost + 1.0).sum()
     now = [0.0]
     blocks_run = []
     real_run, real_dense = _topk_sparse.SparseTopk.run, topk_strategies.dense_topk
@@ -481,11 +488,10 @@ def test_auto_close_call_runs_both_and_keeps_the_faster(monkeypatch, dense_run_s
         now[0] += per_unit * (self.cost[blocks] + 1.0).sum()
         real_run(self, blocks)
 
-    dense_runs = []
+    dense_runs = list(dense_runs_s)
 
     def dense_by_clock(*a, **kw):
-        dense_runs.append(1)
-        now[0] += dense_run_s
+        now[0] += dense_runs.pop(0)
         return real_dense(*a, **kw)
 
     monkeypatch.setattr(_topk_sparse.SparseTopk, "run", run_by_work)
@@ -493,13 +499,37 @@ def test_auto_close_call_runs_both_and_keeps_the_faster(monkeypatch, dense_run_s
     monkeypatch.setattr(_topk_sparse.time, "perf_counter", lambda: now[0])
     res = cosine_topk_result(X, 5, n_threads=2)
     assert res.strategy == want
-    assert sum(blocks_run) == probe.n_blocks and dense_runs == [1]  # each ran once, in full
+    assert sum(blocks_run) == sparse_calls * probe.n_blocks and not dense_runs
     monkeypatch.setattr(topk_strategies, "dense_topk", real_dense)
     assert (res.matrix != cosine_topk(X, 5, strategy=want, n_threads=2)).nnz == 0
     blocks_run.clear()
     again = cosine_topk_result(X, 5, n_threads=2)
     assert again.strategy == want and (again.matrix != res.matrix).nnz == 0
     assert sum(blocks_run) == (probe.n_blocks if want == "sparse" else 0)  # no trial again
+
+
+def test_auto_trial_outlasts_one_stalled_chunk(monkeypatch):
+    """A first chunk stalled far past the trial's budget (a descheduled vCPU) does not decide:
+    the trial runs on until two chunks agree, and a sparse call far faster than the dense
+    model stays sparse."""
+    _fixed_dense_model(monkeypatch, 1.0)
+    X = random_matrix(8, 4000, 600, 0.01, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    now = [0.0]
+    real_run = _topk_sparse.SparseTopk.run
+    calls = []
+
+    def run_with_stall(self, blocks):
+        calls.append(int(blocks.size))
+        now[0] += 0.3 if len(calls) == 1 else 1e-4 * blocks.size  # 0.3 s stall, then fast
+        real_run(self, blocks)
+
+    monkeypatch.setattr(_topk_sparse.SparseTopk, "run", run_with_stall)
+    monkeypatch.setattr(_topk_sparse.time, "perf_counter", lambda: now[0])
+    run = _topk_sparse.SparseTopk(Xn, 5, False, 2)
+    wins, _, rec = _topk_sparse.trial(run, 1.0)
+    assert wins and len(calls) > 1
+    assert rec["sparse_total_s"] < 0.1 * 1.0
 
 
 def test_sparse_blocks_in_any_split_give_the_one_call_result(rng):

@@ -32,6 +32,7 @@ from recsys_fast.data.loaders import (  # noqa: E402
     load_ml100k_split,
     load_movielens,
     load_movies_metadata,
+    load_ratings_small,
     load_retail,
     load_tmdb5000,
 )
@@ -51,6 +52,7 @@ __all__ += [
     "load_ml100k_split",
     "load_movielens",
     "load_movies_metadata",
+    "load_ratings_small",
     "load_retail",
     "load_tmdb5000",
 ]

@@ -6,6 +6,7 @@ from recsys_fast.data.movielens import (
     load_ml100k,
     load_ml100k_split,
     load_movielens,
+    load_ratings_small,
 )
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "load_ml100k_split",
     "load_movielens",
     "load_movies_metadata",
+    "load_ratings_small",
     "load_retail",
     "load_tmdb5000",
 ]

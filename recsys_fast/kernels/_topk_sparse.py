@@ -11,11 +11,10 @@ Two forms compute the same top-k bit for bit:
 Each runs its units (blocks, rows) in any split into calls with the result of one call.
 :func:`race` runs both on growing stratified samples of their own units, each sample's work
 kept, until one is clearly ahead or both have spent :data:`RACE_SHARE` of the leader's
-extrapolated time; the leader finishes. :func:`run_or_yield` is ``auto``'s rule on the CPU:
+extrapolated time; the leader finishes. :func:`trial` is ``auto``'s probe on the CPU (:mod:`._topk_auto`):
 run a form on a growing, stratified prefix of its units while the time spent stays within
-:data:`TRIAL_SHARE` of the dense strategy's modelled time, extrapolate the remaining units'
-time from that prefix by their work, and finish when that is no more than the dense time,
-the trial's work kept; else hand over to ``dense``, having spent at most about that share.
+:data:`TRIAL_SHARE` of the dense strategy's modelled time and extrapolate the remaining units'
+time from that prefix by their work; :func:`finish_timed` completes a form and times it.
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ from recsys_fast.kernels._topk_fullrows import RowsTopk
 from recsys_fast.kernels.core import pair_madds
 from recsys_fast.memory import available_bytes, check_memory
 
-TRIAL_SHARE = 0.04  # most of the dense strategy's modelled time a trial may spend
+TRIAL_SHARE = 0.04  # the dense strategy's modelled time a trial spends when its rate holds
+TRIAL_CAP = 0.5  # most of it a trial spends while its chunks disagree (a stall, a cold page)
 _TRIAL_PREFIX = 1 / 8  # largest share of the units a trial or a race runs before it decides
 RACE_SHARE = 0.03  # most of the leading form's extrapolated time each form spends racing
 RACE_LEAD = 1.25  # a form this much faster than the other, both measured, wins at once
@@ -235,31 +235,25 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
     """Run a stratified prefix of ``run``'s pending units; ``(sparse_wins, rest, record)``.
 
     The prefix grows in chunks that double from two units per thread (:class:`_Lane`) and
-    stops at the first of: the time spent reaching ``TRIAL_SHARE * dense_s``, a share
-    ``prefix`` of the units run; a chunk is never smaller than two units per thread (a
-    part-idle chunk would time one thread's work as the machine's). A unit's work is its cost
-    (streamed entries of a block, multiply-adds of a row), plus one: a few sampled units
-    whose costs differ from the average say nothing wrong about the rest, whose time is
-    expected to be the least time per unit of work of any chunk times their work. The sparse
-    strategy wins when that is at most ``dense_s``, the time of a whole dense call."""
+    stops at the first of: a share ``prefix`` of the units run; the time spent reaching
+    ``TRIAL_SHARE * dense_s`` with the rate measured (:meth:`_Lane.measured`: two chunks
+    agreeing), or ``TRIAL_CAP * dense_s`` without (a chunk stalled by a descheduled vCPU
+    reads many times slower than the kernel is). A chunk is never smaller than two units
+    per thread (a part-idle chunk would time one thread's work as the machine's). A unit's
+    work is its cost (streamed entries of a block, multiply-adds of a row), plus one: a few
+    sampled units whose costs differ from the average say nothing wrong about the rest, whose
+    time is expected to be the least time per unit of work of any chunk times their work. The
+    sparse strategy wins when that is at most ``dense_s``, the time of a whole dense call."""
     lane = _Lane(run, prefix)
-    budget = TRIAL_SHARE * dense_s
-    while not lane.exhausted and lane.spent < budget:
+    budget, cap = TRIAL_SHARE * dense_s, TRIAL_CAP * dense_s
+    while not lane.exhausted and (lane.spent < budget
+                                  or (not lane.measured() and lane.spent < cap)):
         lane.step()
     rest_s = lane.rest_s()
     record = {"form": run.form, "blocks": run.n_blocks, "trial_blocks": int(run.done.sum()),
               "trial_s": lane.spent, "sparse_rest_s": rest_s,
               "sparse_total_s": lane.total_s(), "dense_s": dense_s}
     return rest_s <= dense_s, _pending(run), record
-
-
-def run_or_yield(run, dense_s: float):
-    """``(result, record)``: the sparse top-k CSR, its trial's units kept, when
-    :func:`trial` finds it no slower than ``dense_s``; else ``(None, record)``."""
-    wins, _, record = trial(run, dense_s)
-    if not wins:
-        return None, record
-    return run.finish(), record
 
 
 def finish_timed(run, ran_s: float) -> tuple:
