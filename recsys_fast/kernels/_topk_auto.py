@@ -156,23 +156,22 @@ def decide(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto",
 
 def close_race(sparse_out, sparse_s: float, sparse_call, dense_call):
     """``(strategy, result, times)`` of a close call: the sparse call (already run once, in
-    ``sparse_s``) and the dense call timed in turns, :data:`RACE_CALLS` whole calls each while
-    the race has spent less than :data:`RACE_MAX_S` (one each at least), the faster by its
-    least time winning (a call's noise only adds: a stall, cold pages, the first GEMM's
-    thread start). The result returned is the winner's."""
+    ``sparse_s``) and then the dense call, each timed over whole calls, up to
+    :data:`RACE_CALLS` each while the race has spent less than its share of
+    :data:`RACE_MAX_S` (half for sparse, all for dense; one call each at least). The least
+    time of each decides (a call's noise only adds: a stall, cold pages, the first GEMM's
+    thread start). Sparse calls all come first: a numba kernel started while OpenBLAS threads
+    still spin after a GEMM runs several times slower. The result returned is the winner's."""
     times = {"sparse": [sparse_s], "dense": []}
     outs = {"sparse": sparse_out}
-    calls = {"sparse": sparse_call, "dense": dense_call}
     spent = sparse_s
-    for name in ["dense", "sparse"] * RACE_CALLS:
-        if len(times[name]) >= RACE_CALLS or (times["dense"] and spent >= RACE_MAX_S):
-            continue
-        t0 = time.perf_counter()
-        out = calls[name]()
-        took = time.perf_counter() - t0
-        spent += took
-        outs[name] = out  # every call of a strategy returns the same values
-        times[name].append(took)
+    for name, call, share in (("sparse", sparse_call, 0.5), ("dense", dense_call, 1.0)):
+        while len(times[name]) < RACE_CALLS and (not times[name] or spent < share * RACE_MAX_S):
+            t0 = time.perf_counter()
+            outs[name] = call()  # every call of a strategy returns the same values
+            took = time.perf_counter() - t0
+            spent += took
+            times[name].append(took)
     used = "dense" if min(times["dense"]) < min(times["sparse"]) else "sparse"
     return used, outs[used], times
 
