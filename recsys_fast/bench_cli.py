@@ -257,6 +257,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for r in rows:
         ci = f" [{r['lo']:.3g}, {r['hi']:.3g}]" if "lo" in r else ""
         mark = "" if r.get("significant", True) else " ~ no difference"
+        if r.get("same_data") is False:
+            mark += " DIFFERENT DATA"
         print(f"{r['kernel']:20s} {r['impl']:16s} {r['backend']:7s} {r['scale']:5s} "
               f"{_fmt_time(r['base_s']):>9s} {_fmt_time(r['head_s']):>9s}  "
               f"{r['ratio']:.3g}x{ci}{mark}")

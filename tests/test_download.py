@@ -246,3 +246,45 @@ def test_a_zip_with_a_bad_crc_is_one_error_and_moved_aside(tmp_path, serve):
     assert not (cache / "archives" / "tiny.zip").exists() and not (cache / "ml-100k").exists()
     tiny_ml100k_zip(src)  # the server has a good copy now: the next fetch recovers
     assert fetch(spec, cache=cache, progress=False, verify=False).path == cache / "ml-100k"
+
+
+def test_loaded_data_says_whether_its_files_are_the_verified_release(tmp_path):
+    """Content checked on load (release files) or the cache folder of a verified archive:
+    verified. ml-10m (no published checksum), or a set with an archive checksum read from
+    another folder: unverified, and ``info`` names it so."""
+    from recsys_fast.data import catalogue
+
+    ml10m, ml1m, small = get_spec("ml-10m"), get_spec("ml-1m"), get_spec("ml-latest-small")
+    cache = tmp_path / "cache"
+    (cache / ml1m.folder).mkdir(parents=True)
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    assert small.release_files and catalogue.content_verified(small, elsewhere, cache)
+    assert catalogue.content_verified(ml1m, cache / ml1m.folder, cache)
+    assert not catalogue.content_verified(ml1m, elsewhere, cache)
+    assert not ml10m.sha256 and not catalogue.content_verified(ml10m, cache / ml10m.folder,
+                                                                 cache)
+
+
+def test_info_labels_an_unverified_copy(tmp_path, monkeypatch):
+    """An entry without any checksum (as ml-10m) read from a folder in its format: ``info`` and
+    ``load`` say unverified. (A folder in ML-100K format without the synth marker stands in:
+    ml-10m's size does not fit a test.)"""
+    import dataclasses
+
+    from recsys_fast.data import catalogue
+    from recsys_fast.data.manifest import SYNTH_MARKER
+    from recsys_fast.data.writers import write_synthetic_ml100k
+
+    base = get_spec("ml-100k")
+    spec = dataclasses.replace(base, name="ml-100k-copy", sha256=None, release_files=(),
+                               counts=None)
+    monkeypatch.setitem(catalogue.DATASETS, spec.name, spec)
+    from recsys_fast.data.synthetic import TINY, generate
+
+    write_synthetic_ml100k(generate(TINY), tmp_path / "d")
+    (tmp_path / "d" / SYNTH_MARKER).unlink()
+    out = catalogue.info(spec.name, path=tmp_path / "d")
+    assert out["verified"] is False and "unverified" in out["name"]
+    inter = catalogue.load(spec.name, path=tmp_path / "d")
+    assert inter.meta["verified"] is False

@@ -636,6 +636,45 @@ def test_the_run_records_its_shape_and_the_data_work(no_gpu, tmp_path):
                             isolate=False, settings=FAST, shape="flat")
 
 
+def test_every_row_names_the_data_it_ran_on(no_gpu):
+    """Each case row carries its scale's provenance digest; the provenance names the generator,
+    its parameters and seed and the counts loaded; another shape is another digest."""
+    from recsys_fast.harness.run import provenance
+
+    reg = toy_registry()
+    runs = {}
+    for seed, shape in ((0, "default"), (0, "default"), (0, "steep"), (0, "flat")):
+        data, _ = bench_mod.run_bench(scales=["tiny"], kernels=["toy"], impls=["naive"],
+                                      registry=reg, out_dir=None, gemm_n=64, progress=False,
+                                      isolate=False, settings=FAST, shape=shape)
+        prov = data["data_provenance"]["tiny"]
+        assert prov["kind"] == "generator" and prov["generator"] == "recsys_fast.data.synthetic"
+        assert prov["seed"] == seed and prov["loaded"]["n_ratings"] > 0
+        assert prov["params"]["n_users"] == prov["loaded"]["n_users"]
+        assert prov["digest"] == provenance.digest(prov)
+        assert data["cases"] and all(c["data"] == prov["digest"] for c in data["cases"])
+        runs.setdefault((seed, shape), []).append(prov["digest"])
+    assert len(set(runs[(0, "default")])) == 1  # the same data, the same digest
+    assert len({d[0] for d in runs.values()}) == 3  # each shape is other data
+
+
+def test_provenance_digest_ignores_the_folder_and_names_differences(tmp_path):
+    from recsys_fast.harness.run import provenance
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "u.data").write_bytes(b"1\t2\t3\t4\n")
+    a = provenance.finished(provenance.files_read("ml-100k", tmp_path / "a", ["u.data"]))
+    b = provenance.finished(provenance.files_read("ml-100k", tmp_path / "b", ["u.data"]))
+    assert a["digest"] == b["digest"] and a["path"] != b["path"]
+    assert a["files"][0]["bytes"] == 8 and len(a["files"][0]["sha256"]) == 64
+    (tmp_path / "b" / "u.data").write_bytes(b"1\t2\t5\t4\n")
+    c = provenance.finished(provenance.files_read("ml-100k", tmp_path / "b", ["u.data"]))
+    assert c["digest"] != a["digest"]
+    diff = provenance.differences(a, c)
+    assert len(diff) == 1 and diff[0].startswith("files: ")  # a list: named whole
+
+
 @pytest.mark.realdata
 def test_a_cut_copy_of_ml100k_is_refused_and_the_real_one_fingerprinted(ml100k_dir, tmp_path):
     """``--ml100k`` pointing at a copy with half the ratings: refused by the release's counts
@@ -655,6 +694,12 @@ def test_a_cut_copy_of_ml100k_is_refused_and_the_real_one_fingerprinted(ml100k_d
     ctx.interactions("100k")
     size = (ml100k_dir / "u.data").stat().st_size
     assert f"u.data {size:,} bytes, SHA-256 " in ctx.data_sources["100k"]
+    from recsys_fast.data.manifest import sha256_file
+
+    prov = ctx.data_provenance["100k"]
+    assert prov["name"] == "ml-100k" and prov["kind"] == "files"
+    assert prov["files"] == [{"file": "u.data", "bytes": size,
+                              "sha256": sha256_file(ml100k_dir / "u.data")}]
 
 
 def test_resume_refuses_data_other_than_the_kept_cases_ran_on(tmp_path, capsys):
@@ -679,5 +724,36 @@ def test_resume_refuses_data_other_than_the_kept_cases_ran_on(tmp_path, capsys):
     assert cli.main(["bench", "--resume", run, "--out", str(tmp_path), "--no-progress"]) != 0
     err = capsys.readouterr().err
     assert "last line was cut off mid-write (19 bytes" in err and j.torn_path.name in err
-    assert "ran scale tiny on 'ml-100k (real MovieLens 100K); x'" in err
+    assert "ran scale tiny on other data than it would read now " \
+           "('ml-100k (real MovieLens 100K); x' -> " in err
     assert "resume with the same data" in err and j.path.exists()
+
+
+def test_resume_refuses_data_whose_digest_changed(tmp_path, capsys):
+    """The same description but other data (the generator's parameters changed between the
+    two, as an edited seed or law would): refused, naming what differs."""
+    from dataclasses import asdict
+
+    from recsys_fast.harness.run.bench import Selection
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.machine import git_info, machine_id
+    from recsys_fast.results_store.journal import Journal
+
+    ctx = CaseContext(None)
+    inter = ctx.interactions("tiny")
+    prov = dict(ctx.data_provenance["tiny"])
+    prov["params"] = dict(prov["params"], popularity_exponent=0.123)
+    header = {"env": {"machine_id": machine_id(), "git": git_info()},
+              "settings": asdict(RunSettings(repeat=1, max_time=0.1)),
+              "selection": asdict(Selection.of(["tiny"], ["weighted_rating"], ["optimised"],
+                                                ["cpu"], True, None))}
+    from recsys_fast.harness.run import provenance
+
+    j = Journal.create(tmp_path / header["env"]["machine_id"], header)
+    j.append({"type": "data", "scale": "tiny", "source": ctx.data_sources["tiny"],
+              "shape": {}, "provenance": provenance.finished(prov, inter)})
+    run = j.path.name.split(".")[0]
+    assert cli.main(["bench", "--resume", run, "--out", str(tmp_path), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "ran scale tiny on other data than it would read now" in err
+    assert "params.popularity_exponent: 0.123 -> " in err and j.path.exists()

@@ -462,52 +462,6 @@ def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
         assert np.all(np.diff(run.cost[rest]) <= 0)  # the rest runs costliest first
 
 
-@pytest.mark.parametrize("sparse_s, dense_model_s, dense_runs_s, want, sparse_calls", [
-    (1.2, 1.0, [0.9], "dense", 1),  # one call each fills the race's time
-    (1.2, 1.0, [1.5], "sparse", 1),
-    (0.03, 0.025, [0.05, 0.02, 0.02], "dense", 3),  # a slow first dense call does not decide
-    (0.03, 0.025, [0.035, 0.031, 0.04], "sparse", 3),
-])
-def test_auto_close_call_races_both_and_keeps_the_faster(monkeypatch, sparse_s, dense_model_s,
-                                                          dense_runs_s, want, sparse_calls):
-    """Estimates within CLOSE of each other (a sparse call whose time is proportional to its
-    blocks' work, against the modelled dense call): both strategies run in full, in turns, up
-    to RACE_CALLS calls each while the race is under RACE_MAX_S; the least time of each
-    decides, the winner's result is returned and kept for the input (no second trial)."""
-    _fixed_dense_model(monkeypatch, dense_model_s)
-    X = random_matrix(5, 800, 300, 0.05, np.float32, ratings=True)
-    Xn = core.normalized(X, CPU, np.float32)
-    probe = _topk_sparse.SparseTopk(Xn, 5, False, 2)
-    per_unit = sparse_s / (probe.cost + 1.0).sum()
-    now = [0.0]
-    blocks_run = []
-    real_run, real_dense = _topk_sparse.SparseTopk.run, topk_strategies.dense_topk
-
-    def run_by_work(self, blocks):
-        blocks_run.append(int(blocks.size))
-        now[0] += per_unit * (self.cost[blocks] + 1.0).sum()
-        real_run(self, blocks)
-
-    dense_runs = list(dense_runs_s)
-
-    def dense_by_clock(*a, **kw):
-        now[0] += dense_runs.pop(0)
-        return real_dense(*a, **kw)
-
-    monkeypatch.setattr(_topk_sparse.SparseTopk, "run", run_by_work)
-    monkeypatch.setattr(topk_strategies, "dense_topk", dense_by_clock)
-    monkeypatch.setattr(_topk_sparse.time, "perf_counter", lambda: now[0])
-    res = cosine_topk_result(X, 5, n_threads=2)
-    assert res.strategy == want
-    assert sum(blocks_run) == sparse_calls * probe.n_blocks and not dense_runs
-    monkeypatch.setattr(topk_strategies, "dense_topk", real_dense)
-    assert (res.matrix != cosine_topk(X, 5, strategy=want, n_threads=2)).nnz == 0
-    blocks_run.clear()
-    again = cosine_topk_result(X, 5, n_threads=2)
-    assert again.strategy == want and (again.matrix != res.matrix).nnz == 0
-    assert sum(blocks_run) == (probe.n_blocks if want == "sparse" else 0)  # no trial again
-
-
 def test_auto_trial_outlasts_one_stalled_chunk(monkeypatch):
     """A first chunk stalled far past the trial's budget (a descheduled vCPU) does not decide:
     the trial runs on until two chunks agree, and a sparse call far faster than the dense

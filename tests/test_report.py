@@ -258,7 +258,10 @@ def test_runs_on_different_data_are_flagged_in_compare_and_report(results_file, 
     other = dict(base, data_sources={**base["data_sources"],
                                      "100k": "synthetic 100k (recsys_fast.data.synthetic)"},
                  created="2099-01-01T00:00:00+00:00")
-    other["cases"] = [c for c in base["cases"] if c["scale"] == "100k"]
+    other["cases"] = [dict(c, data="feedfacefeedface") for c in base["cases"]
+                      if c["scale"] == "100k"]
+    other["data_provenance"] = {**base["data_provenance"],
+                                "100k": {"name": "synthetic-100k", "digest": "feedfacefeedface"}}
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(base))
     b.write_text(json.dumps(other))
@@ -266,6 +269,16 @@ def test_runs_on_different_data_are_flagged_in_compare_and_report(results_file, 
     out = capsys.readouterr().out
     assert "WARNING: scale 100k: the runs read different data:" in out
     assert "its ratios compare different inputs" in out
+    assert "DIFFERENT DATA" in out  # each row whose data digests differ
+    same = dict(other, data_sources=base["data_sources"],
+                data_provenance=base["data_provenance"])
+    same["cases"] = [dict(c, data=base["data_provenance"]["100k"]["digest"])
+                     for c in other["cases"]]
+    same["data_sources"] = {**base["data_sources"], "100k": "described another way"}
+    b.write_text(json.dumps(same))
+    assert cli.main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out  # the same digest: the same data, whatever the text says
+    assert "WARNING" not in out and "DIFFERENT DATA" not in out
     only_tiny = dict(base, cases=[c for c in base["cases"] if c["scale"] == "tiny"])
     a.write_text(json.dumps(only_tiny))
     (tmp_path / "m").mkdir()

@@ -83,7 +83,30 @@ def load(
     spec = get_spec(name)
     where = resolve_path(name, path, cache)
     check_files(spec, where)
-    return check_counts(spec, where, spec.loader(where, **kwargs))
+    return _mark_verified(spec, where, cache, check_counts(spec, where, spec.loader(where, **kwargs)))
+
+
+def content_verified(spec: DatasetSpec, where: Path, cache: str | Path | None = None) -> bool:
+    """Whether the files under ``where`` are known to be the release: their own size and
+    SHA-256 checked on load (``spec.release_files``), or the cache folder unzipped from an
+    archive verified against its published SHA-256 (and unchanged since, see
+    :func:`~recsys_fast.data.download.check_cached_folder`). ml-10m (no published checksum)
+    and the local-only sets are not."""
+    if spec.release_files:
+        return True
+    root = Path(cache) if cache is not None else cache_dir()
+    folder = where if where.is_dir() else where.parent
+    return bool(spec.sha256) and folder.resolve() == (root / spec.folder).resolve()
+
+
+def _mark_verified(spec: DatasetSpec, where: Path, cache, obj):
+    """``obj`` marked ``verified`` (Interactions ``meta``, DataFrame ``attrs``)."""
+    ok = content_verified(spec, where, cache)
+    if isinstance(obj, Interactions):
+        obj.meta["verified"] = ok and not obj.meta.get("synthetic")
+    else:
+        obj.attrs["verified"] = ok
+    return obj
 
 
 def check_files(spec: DatasetSpec, where: Path) -> None:
@@ -151,13 +174,16 @@ def info(name: str, path: str | Path | None = None, *, cache: str | Path | None 
     spec = get_spec(name)
     where = resolve_path(name, path, cache)
     check_files(spec, where)
-    obj = check_counts(spec, where, spec.loader(where))
-    out = {"name": name, "path": str(where), "description": spec.description}
+    obj = _mark_verified(spec, where, cache, check_counts(spec, where, spec.loader(where)))
+    out = {"name": name, "path": str(where), "description": spec.description,
+           "verified": content_verified(spec, where, cache)}
     if isinstance(obj, Interactions):
         out.update(obj.summary())
         out["synthetic"] = bool(obj.meta.get("synthetic"))
+        out["verified"] = obj.meta["verified"]
         out["name"] = (f"{obj.name} (written by `recsys-fast data synth`, not the real {name})"
-                       if out["synthetic"] else name)
+                       if out["synthetic"] else name if out["verified"]
+                       else f"{name} (unverified: no published checksum for these files)")
         out["n_duplicates_overwritten"] = obj.n_duplicates_overwritten
         return out
     out.update(

@@ -4,12 +4,10 @@ structure and kept for the process.
 CPU: ``sparse`` unless a dense copy of X fits (a quarter of free RAM) and the sparse heaps fit
 one set per thread; else the sparse kernel runs on a stratified sample of its own row blocks
 while that costs at most :data:`._topk_sparse.TRIAL_SHARE` of the dense call's modelled time
-(rates measured once per machine and cached, :mod:`._topk_cost`). A close call (the sparse
-call extrapolated from the sample and the modelled dense call within :data:`CLOSE` of each
-other, the dense call modelled at most :data:`CLOSE_MAX_S`) runs both in full on this input
-and keeps the faster; otherwise the sparse call finishes, its work kept, when the rest
-extrapolated from the sample takes no longer than a whole dense call, else ``dense`` runs.
-GPU: ``dense`` while a dense copy of X fits in half the free device memory,
+(rates measured once per machine and cached, :mod:`._topk_cost`; up to
+:data:`._topk_sparse.TRIAL_CAP` of it while its chunks' rates disagree), and finishes, its work kept,
+when the rest extrapolated from the sample takes no longer than a whole dense call; else
+``dense`` runs. GPU: ``dense`` while a dense copy of X fits in half the free device memory,
 else ``spmm`` with at most 4 features per row of X, else ``spgemm``.
 """
 
@@ -25,7 +23,7 @@ from recsys_fast.kernels import _topk_cost
 from recsys_fast.kernels._topk_dense import dense_fits, dense_topk, pair_block
 from recsys_fast.kernels._topk_sparse import (
     LruChoices,
-    finish_timed,
+    run_or_yield,
     sparse_half,
     sparse_run,
     sparse_topk,
@@ -33,13 +31,6 @@ from recsys_fast.kernels._topk_sparse import (
     trial,
 )
 from recsys_fast.kernels.core import blas_limits, topk_input
-
-# Two estimates this close are within the model's and the trial's errors on this machine
-# (the dense model read 0.67-1.2x a dense call, the trial 0.8-1.55x a sparse one): both run.
-CLOSE = 1.6
-CLOSE_MAX_S = 2.0  # a close call runs both strategies in full only below this modelled time
-RACE_CALLS = 3  # whole calls of each strategy a close call times, while within RACE_MAX_S
-RACE_MAX_S = 1.0
 
 
 def choose(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
@@ -53,7 +44,9 @@ def choose(Xn, k: int, include_self: bool, n_threads: int, be: Backend) -> str:
         return "spmm" if m <= 4 * n else "spgemm"
     key, used = kept_choice(Xn, k, include_self, n_threads)
     if used is None:
-        used, _, _ = decide(Xn, k, include_self, n_threads, keep_work=False)
+        run, _ = sparse_run(Xn, k, include_self, n_threads)
+        wins, _, _ = trial(run, dense_seconds(Xn.shape, k, n_threads), prefix=1 / 32)
+        used = "sparse" if wins else "dense"
         remember(key, used)
     return used
 
@@ -99,81 +92,25 @@ def time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float
 DECIDED = LruChoices()  # auto's choices in this process, by input structure
 
 
-def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto",
-             dense_call=None):
+def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto"):
     """``(strategy, result)`` of ``auto`` on the CPU; result None when ``dense`` is to run.
 
-    Rule (:func:`decide`): ``sparse`` unless a dense copy of X fits (a quarter of free RAM);
-    else the sparse kernel runs on a stratified sample of its row blocks while that costs at
-    most 4 % of the dense call's modelled time (:func:`._topk_sparse.trial`; rates measured
-    once per machine, :mod:`._topk_cost`). When the sparse call extrapolated from the sample
-    and the modelled dense call are within :data:`CLOSE` of each other (a dense call modelled
-    at most :data:`CLOSE_MAX_S`), both run in full and the faster one's result is returned;
-    else the sparse call finishes when the rest of its blocks, extrapolated from the sample,
-    take no longer than a whole dense call, or ``dense`` runs. The choice is kept for the
-    process, by input structure (:func:`structure_key`): a later call on the same matrix runs
-    the same strategy without a trial and returns the same values. ``dense_call()``: the
-    dense strategy's result as a dense call would compute it (default: :func:`cpu_dense`)."""
+    Rule: ``sparse`` unless a dense copy of X fits (a quarter of free RAM); else the sparse
+    kernel runs on a stratified sample of its row blocks while that costs at most 4 % of the
+    dense call's modelled time, or up to half of it while two chunks' rates disagree
+    (:func:`._topk_sparse.trial`; rates measured once per machine, :mod:`._topk_cost`), and
+    finishes when the rest of its blocks, extrapolated from
+    the sample, take no longer than a whole dense call; else ``dense`` runs. The choice is
+    kept for the process, by input structure (:func:`structure_key`): a later call on the
+    same matrix runs the same strategy without a trial and returns the same values."""
     key, used = kept_choice(Xn, k, include_self, n_threads)
     if used is not None:
         return used, sparse_topk(Xn, k, include_self, n_threads, form) if used == "sparse" else None
-    used, out, _ = decide(Xn, k, include_self, n_threads, form, dense_call)
+    run, _ = sparse_run(Xn, k, include_self, n_threads, form)
+    out, _ = run_or_yield(run, dense_seconds(Xn.shape, k, n_threads))
+    used = "dense" if out is None else "sparse"
     remember(key, used)
     return used, out
-
-
-def cpu_dense(Xn, k: int, include_self: bool, n_threads: int):
-    """The CPU dense strategy's top-k CSR, BLAS at ``n_threads``."""
-    with blas_limits(n_threads):
-        return dense_topk(Xn, k, include_self, None, CPU)[0]
-
-
-def decide(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto",
-           dense_call=None, keep_work: bool = True):
-    """``(strategy, result, record)``: auto's CPU decision for an input not decided before
-    (:func:`auto_cpu`'s rule); result None when ``dense`` is to run, or when ``keep_work`` is
-    False and no close call ran both (the decision alone: the sparse call is not finished)."""
-    run, _ = sparse_run(Xn, k, include_self, n_threads, form)
-    dense_s = dense_seconds(Xn.shape, k, n_threads)
-    wins, _, record = trial(run, dense_s)
-    sparse_s = record["sparse_total_s"]
-    if dense_s <= CLOSE_MAX_S and max(sparse_s, dense_s) <= CLOSE * min(sparse_s, dense_s):
-        if dense_call is None:
-            def dense_call():
-                return cpu_dense(Xn, k, include_self, n_threads)
-
-        def sparse_call():
-            return sparse_topk(Xn, k, include_self, n_threads, run.form)
-
-        sparse_out, first_s = finish_timed(run, record["trial_s"])
-        used, out, times = close_race(sparse_out, first_s, sparse_call, dense_call)
-        record.update(raced=True, race_s=times)
-        return used, out, record
-    if not wins:
-        return "dense", None, record
-    return "sparse", run.finish() if keep_work else None, record
-
-
-def close_race(sparse_out, sparse_s: float, sparse_call, dense_call):
-    """``(strategy, result, times)`` of a close call: the sparse call (already run once, in
-    ``sparse_s``) and then the dense call, each timed over whole calls, up to
-    :data:`RACE_CALLS` each while the race has spent less than its share of
-    :data:`RACE_MAX_S` (half for sparse, all for dense; one call each at least). The least
-    time of each decides (a call's noise only adds: a stall, cold pages, the first GEMM's
-    thread start). Sparse calls all come first: a numba kernel started while OpenBLAS threads
-    still spin after a GEMM runs several times slower. The result returned is the winner's."""
-    times = {"sparse": [sparse_s], "dense": []}
-    outs = {"sparse": sparse_out}
-    spent = sparse_s
-    for name, call, share in (("sparse", sparse_call, 0.5), ("dense", dense_call, 1.0)):
-        while len(times[name]) < RACE_CALLS and (not times[name] or spent < share * RACE_MAX_S):
-            t0 = time.perf_counter()
-            outs[name] = call()  # every call of a strategy returns the same values
-            took = time.perf_counter() - t0
-            spent += took
-            times[name].append(took)
-    used = "dense" if min(times["dense"]) < min(times["sparse"]) else "sparse"
-    return used, outs[used], times
 
 
 def kept_choice(Xn, k: int, include_self: bool,

@@ -11,10 +11,12 @@ Two forms compute the same top-k bit for bit:
 Each runs its units (blocks, rows) in any split into calls with the result of one call.
 :func:`race` runs both on growing stratified samples of their own units, each sample's work
 kept, until one is clearly ahead or both have spent :data:`RACE_SHARE` of the leader's
-extrapolated time; the leader finishes. :func:`trial` is ``auto``'s probe on the CPU (:mod:`._topk_auto`):
+extrapolated time; the leader finishes. :func:`run_or_yield` is ``auto``'s rule on the CPU:
 run a form on a growing, stratified prefix of its units while the time spent stays within
-:data:`TRIAL_SHARE` of the dense strategy's modelled time and extrapolate the remaining units'
-time from that prefix by their work; :func:`finish_timed` completes a form and times it.
+:data:`TRIAL_SHARE` of the dense strategy's modelled time (longer while its chunks disagree,
+see :func:`trial`), extrapolate the remaining units' time from that prefix by their work, and
+finish when that is no more than the dense time, the trial's work kept; else hand over to
+``dense``, having spent at most about that share.
 """
 
 from __future__ import annotations
@@ -256,22 +258,13 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
     return rest_s <= dense_s, _pending(run), record
 
 
-def finish_timed(run, ran_s: float) -> tuple:
-    """``(result, seconds)``: ``run`` finished, and the seconds a whole call of it takes: its
-    pending units' time scaled to all units by their work (the units of a trial ran in short
-    chunks, which time their calls as well as the kernel; ``ran_s``, their time, stands in
-    when none is pending), plus the finish."""
-    pending = _pending(run)
-    weight = run.cost.astype(np.float64) + 1.0
-    t0 = time.perf_counter()
-    if pending.size:
-        run.run(pending)
-    t1 = time.perf_counter()
-    out = run.finish()
-    t2 = time.perf_counter()
-    share = float(weight[pending].sum() / weight.sum())
-    units_s = (t1 - t0) / share if pending.size else ran_s
-    return out, units_s + (t2 - t1)
+def run_or_yield(run, dense_s: float):
+    """``(result, record)``: the sparse top-k CSR, its trial's units kept, when
+    :func:`trial` finds it no slower than ``dense_s``; else ``(None, record)``."""
+    wins, _, record = trial(run, dense_s)
+    if not wins:
+        return None, record
+    return run.finish(), record
 
 
 def sparse_half(n: int, k: int, itemsize: int, n_threads: int) -> bool:

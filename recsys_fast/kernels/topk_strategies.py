@@ -189,7 +189,7 @@ class Auto(_TensorCoreKnobs):
     def run(self, job: Job) -> tuple[Any, str]:
         if job.be.host:
             used, out = _topk_auto.auto_cpu(job.Xn, job.k, job.include_self, job.threads,
-                                            self.form, lambda: self.pick("dense").run(job)[0])
+                                            self.form)
             if out is not None:
                 return out, used
         else:

@@ -253,6 +253,8 @@ def fold_means(rows: list[dict]) -> list[dict]:
         mine = [r for r in folds if (r["dataset"], r["model"]) == key]
         row = {k: mine[0][k] for k in ("task", "dataset", "model", "note", "version")}
         row["split"] = "u1-u5"
+        if "data_verified" in mine[0]:
+            row["data_verified"] = mine[0]["data_verified"]
         ok = [r for r in mine if r["status"] == "ok"]
         if len(ok) == len(FOLDS):
             row.update(status="ok", rmse=float(np.mean([r["rmse"] for r in ok])),
@@ -285,6 +287,8 @@ def evaluate(datasets: list[str], make_models: Callable[[], list[Model]], *,
         found[name] = None if name.startswith("synthetic-") else _checked_path(name, paths)
     for name in datasets:
         path = found[name]
+        verified = name.startswith("synthetic-") or _verified(name, path)
+        n_before = len(rows)
         if rating and name in RATING_SPLITS:
             for split, train, test in rating_splits(name, path):
                 enc = splits.encode(train, test)
@@ -314,7 +318,18 @@ def evaluate(datasets: list[str], make_models: Callable[[], list[Model]], *,
                                    _topn_row(m, t, f, e))
                     rows.append(row)
                     _say(log, row)
+        for row in rows[n_before:]:
+            row["data_verified"] = verified
     return rows + fold_means(rows)
+
+
+def _verified(name: str, path: Path) -> bool:
+    """Whether the files read for ``name`` are known to be its release (see
+    :func:`recsys_fast.data.catalogue.content_verified`)."""
+    from recsys_fast.data.catalogue import content_verified
+    from recsys_fast.data.specs import get_spec
+
+    return content_verified(get_spec(name), path)
 
 
 def progress(line: str) -> None:

@@ -9,8 +9,10 @@ still load)::
      "git": {"commit", "dirty", "diff_sha256"?} | null, "machine": {...}, "software": {...},
      "blas": [...], "thread_env": {...}, "gemm_peak": {...}, "bandwidth": {...},
      "settings": {...}, "data_sources": {scale: description},
+     "data_provenance": {scale: {"name", "kind", "files" | "generator", "params", "seed",
+                                 "loaded", "digest", ...}},
      "scale_shapes": {scale: {"n_users", "n_items", "n_ratings"}},
-     "cases": [CaseResult.to_dict(), ...],
+     "cases": [CaseResult.to_dict() with "data": its scale's provenance digest, ...],
      "ratios": [compare.ratios(...) rows: kind, kernel, scale, baseline, candidate, value,
                 lo, hi, significant, paired, ...]}
 
@@ -45,7 +47,8 @@ def build_results(cases: list[dict], *, machine: dict, machine_id: str, software
                   blas: list, thread_env: dict, gemm_peak: dict, git: dict | None,
                   settings: dict, data_sources: dict, scale_shapes: dict | None = None,
                   created: datetime | None = None, bandwidth: dict | None = None,
-                  run: str | None = None, ratios: list | None = None) -> dict:
+                  run: str | None = None, ratios: list | None = None,
+                  data_provenance: dict | None = None) -> dict:
     """Assemble a results document (see module docstring)."""
     created = created or datetime.now(timezone.utc)
     return {
@@ -63,6 +66,7 @@ def build_results(cases: list[dict], *, machine: dict, machine_id: str, software
         "bandwidth": bandwidth or {},
         "settings": settings,
         "data_sources": data_sources,
+        "data_provenance": data_provenance or {},
         "scale_shapes": scale_shapes or {},
         "cases": cases,
         "ratios": ratios or [],
@@ -197,7 +201,7 @@ def _validate_case(n: int, case: object, path) -> None:
     _expect(case.get("times_s"), list, f"cases[{n}].times_s", path, optional=True)
     for t in case.get("times_s") or []:
         _expect(t, _NUM, f"cases[{n}].times_s[]", path)
-    for k in ("verdict", "checked_against", "skipped_reason", "error", "worker"):
+    for k in ("verdict", "checked_against", "skipped_reason", "error", "worker", "data"):
         _expect(case.get(k), str, f"cases[{n}].{k}", path, optional=True)
     if case["status"] == "ok" and not (isinstance(case.get("median_s"), _NUM)
                                        and case["median_s"] > 0):
@@ -230,7 +234,8 @@ def validate(data: object, path: object) -> dict:
         check_name(data["run"], "run", path)
     for key in ("machine", "software", "gemm_peak"):
         _expect(data[key], dict, repr(key), path)
-    for key in ("settings", "data_sources", "scale_shapes", "bandwidth", "thread_env", "git"):
+    for key in ("settings", "data_sources", "data_provenance", "scale_shapes", "bandwidth",
+                "thread_env", "git"):
         _expect(data.get(key), dict, repr(key), path, optional=True)
     for key, v in data["gemm_peak"].items():
         if key.endswith("_gflops"):

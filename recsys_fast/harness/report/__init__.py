@@ -317,19 +317,24 @@ def merge_by_machine(docs: list[tuple[Path, dict]], out: Path | None = None
 def data_by_scale(labelled: list[tuple[str, dict]], shown: set | None = None) -> dict[str, str]:
     """Per scale, the data the labelled runs read (only the (run, scale) pairs in ``shown``
     when given: the runs whose rows the report shows there): one text when they agree, else
-    each text with its runs and a warning (those rows were measured on different data)."""
-    texts: dict[str, dict[str, list[str]]] = {}
+    each text with its runs and a warning (those rows were measured on different data). Runs
+    agree by their data's digest (``data_provenance``: the same bytes or generator settings,
+    wherever the files were), or by the description where a file has no digest."""
+    groups: dict[str, dict[str, tuple[str, list[str]]]] = {}
     for label, data in labelled:
+        digests = {sc: (p or {}).get("digest")
+                   for sc, p in (data.get("data_provenance") or {}).items()}
         for sc, text in (data.get("data_sources") or {}).items():
             if shown is None or (label, sc) in shown:
-                texts.setdefault(sc, {}).setdefault(text, []).append(label)
+                key = digests.get(sc) or f"text:{text}"
+                groups.setdefault(sc, {}).setdefault(key, (text, []))[1].append(label)
     out = {}
-    for sc, by_text in texts.items():
-        if len(by_text) == 1:
-            out[sc] = next(iter(by_text))
+    for sc, by_key in groups.items():
+        if len(by_key) == 1:
+            out[sc] = next(iter(by_key.values()))[0]
         else:
             out[sc] = ("**the runs read different data:** " + "; ".join(
-                f"{', '.join(labels)}: {text}" for text, labels in by_text.items()))
+                f"{', '.join(labels)}: {text}" for text, labels in by_key.values()))
     return out
 
 

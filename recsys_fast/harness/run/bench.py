@@ -25,6 +25,7 @@ from recsys_fast.harness.cases.registry import (
     default_registry,
 )
 from recsys_fast.harness.run import machine as _machine
+from recsys_fast.harness.run import provenance
 from recsys_fast.harness.run.context import CaseContext
 from recsys_fast.harness.run.runner import QUICK, RunSettings, groups, run_group
 from recsys_fast.harness.run.workers import GroupRunner, call_python
@@ -109,7 +110,8 @@ def _scale_record(ctx: CaseContext, scale: str, inter=None) -> dict:
         shape.update(n_users=inter.n_users, n_items=inter.n_items, n_ratings=inter.n_ratings,
                      work=inter.work())
     return {"type": "data", "scale": scale, "source": ctx.data_sources.get(scale, "not loaded"),
-            "shape": shape}
+            "shape": shape,
+            "provenance": provenance.finished(ctx.data_provenance.get(scale), inter)}
 
 
 @dataclass
@@ -244,14 +246,21 @@ def _open_scale(plan: RunPlan, scale: str, runner, data_records: dict) -> None:
     else:
         ctx.data_sources[scale] = (f"synthetic {scale} as Parquet, read by partition "
                                    "(recsys_fast.data.parquet)")
+        ctx.data_provenance[scale] = provenance.generated(
+            f"synthetic-{scale}", ctx.spec(scale), ctx.seed, "parquet")
     data_records[scale] = _scale_record(ctx, scale, inter)
     if plan.resumed:  # the cases kept ran on this scale's data: the rest must too
         before = plan.journal.state().data.get(scale)
-        if before is not None and before["source"] != data_records[scale]["source"]:
-            raise JournalError(f"run {plan.journal.run} ran scale {scale} on "
-                               f"{before['source']!r}; it would now read "
-                               f"{data_records[scale]['source']!r}: resume with the same data "
-                               "(RECSYS_FAST_SHARED, --ml100k) or start a new run")
+        now = data_records[scale]
+        changed = []
+        if before is not None and before["source"] != now["source"]:
+            changed = [f"{before['source']!r} -> {now['source']!r}"]
+        if before is not None and before.get("provenance") and now["provenance"]:
+            changed += provenance.differences(before["provenance"], now["provenance"])
+        if changed:
+            raise JournalError(f"run {plan.journal.run} ran scale {scale} on other data than "
+                               f"it would read now ({'; '.join(changed)}): resume with the same "
+                               "data (RECSYS_FAST_SHARED, --ml100k) or start a new run")
     plan.record(data_records[scale])
     if runner is not None and in_memory:
         runner.share(ctx, scale)
@@ -323,6 +332,10 @@ def assemble(plan: RunPlan, rows_by_group: dict, data_records: dict,
     journal = plan.journal
     ordered = [r for key in ((k, sc) for k, sc, _ in plan.groups)
                for r in rows_by_group.get(key, [])]
+    for r in ordered:  # each row names the data it ran on
+        prov = data_records.get(r["scale"], {}).get("provenance")
+        if prov:
+            r["data"] = prov["digest"]
     if not any(r["status"] in ("ok", "error") for r in ordered):
         reasons = sorted({r.get("skipped_reason") or "" for r in ordered})
         if journal is not None:
@@ -341,6 +354,8 @@ def assemble(plan: RunPlan, rows_by_group: dict, data_records: dict,
                   "kernels": sorted({c.kernel for c in plan.cases}),
                   "memory_budget_bytes": plan.ctx.budget(), "isolated": plan.isolate},
         data_sources={sc: ev["source"] for sc, ev in data_records.items()},
+        data_provenance={sc: ev["provenance"] for sc, ev in data_records.items()
+                         if ev.get("provenance")},
         scale_shapes={sc: ev["shape"] for sc, ev in data_records.items()},
         run=journal.run if journal else None,
         ratios=ratios(ordered),

@@ -24,6 +24,7 @@ from recsys_fast.harness.cases.registry import (
     Registry,
     SelectionError,
 )
+from recsys_fast.harness.run import provenance
 from recsys_fast.memory import available_bytes
 
 ENV_SHARED = "RECSYS_FAST_SHARED"
@@ -132,6 +133,7 @@ class CaseContext:
         self._data: dict[tuple, Any] = {}
         self._refs: dict[tuple[str, str], Any] = {}
         self.data_sources: dict[str, str] = {}
+        self.data_provenance: dict[str, dict] = {}  # see .provenance
 
     def budget(self) -> int:
         return available_bytes() if self._budget is None else int(self._budget)
@@ -160,18 +162,24 @@ class CaseContext:
                 self.data_sources[scale] = ("synthetic 100k in ML-100K files (written by "
                                             "`recsys-fast data synth`), not the real MovieLens "
                                             f"100K; {read}")
+                name = "synthetic-100k (ML-100K files)"
             else:
                 self.data_sources[scale] = f"ml-100k (real MovieLens 100K); {read}"
+                name = "ml-100k"
+            self.data_provenance[scale] = provenance.files_read(name, self.ml100k, ["u.data"])
             return inter
         from recsys_fast.data.synthetic import generate, shaped
 
+        spec = _synthetic_spec(scale)
         if self.shape == "default":
             self.data_sources[scale] = (f"synthetic {scale} (recsys_fast.data.synthetic, "
                                         f"seed {self.seed})")
-            return generate(_synthetic_spec(scale), seed=self.seed)
-        self.data_sources[scale] = (f"synthetic {scale}, shape {self.shape} "
-                                    f"(recsys_fast.data.synthetic, seed {self.seed})")
-        return generate(shaped(_synthetic_spec(scale), self.shape), seed=self.seed)
+        else:
+            spec = shaped(spec, self.shape)
+            self.data_sources[scale] = (f"synthetic {scale}, shape {self.shape} "
+                                        f"(recsys_fast.data.synthetic, seed {self.seed})")
+        self.data_provenance[scale] = provenance.generated(f"synthetic-{scale}", spec, self.seed)
+        return generate(spec, seed=self.seed)
 
     # -- references ---------------------------------------------------------------------------
     def set_reference(self, kernel: str, scale: str, result: Any) -> None:

@@ -165,9 +165,9 @@ def fmt_ratio(sp: Speedup | None, bold: bool = False, compact: bool = False) -> 
 
 def compare_runs(base: dict, head: dict) -> list[dict]:
     """Per case present and ok in both results documents: ``head`` time over ``base`` time
-    (> 1: slower in ``head``) with an unpaired bootstrap interval. Across runs nothing pairs
-    the rounds, so machine drift between the runs is **not** controlled; this is context, not
-    a gate."""
+    (> 1: slower in ``head``) with an unpaired bootstrap interval, and ``same_data`` where both
+    rows name their data's digest. Across runs nothing pairs the rounds, so machine drift
+    between the runs is **not** controlled; this is context, not a gate."""
     a = index([c for c in base["cases"] if _ok(c)])
     out = []
     for key, hc in index([c for c in head["cases"] if _ok(c)]).items():
@@ -177,6 +177,8 @@ def compare_runs(base: dict, head: dict) -> list[dict]:
         row = {"kernel": key[0], "impl": key[1], "backend": key[2], "scale": key[3],
                "base_s": bc["median_s"], "head_s": hc["median_s"],
                "ratio": hc["median_s"] / bc["median_s"]}
+        if bc.get("data") and hc.get("data"):  # the provenance digests of the two rows' data
+            row["same_data"] = bc["data"] == hc["data"]
         if bc.get("times_s") and hc.get("times_s"):
             r = ratio_ci(hc["times_s"], bc["times_s"], paired=False)
             row.update(lo=r.lo, hi=r.hi, significant=r.significant)
