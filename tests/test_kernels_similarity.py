@@ -394,8 +394,7 @@ def _fake_clock(monkeypatch, seconds_per_block: float) -> list:
 def test_auto_takes_the_faster_strategy_by_its_rule(monkeypatch, per_block, want):
     """The rule with fixed rates: a dense call modelled at 1 s; sparse blocks at 1 us go on as
     sparse (the trial's work kept: every block runs once), at 1 s each dense runs, after a
-    trial that stayed within its budget (4 % of the dense time, plus the chunk that crossed
-    it)."""
+    trial of two chunks (the least it runs)."""
 
     _fixed_dense_model(monkeypatch, 1.0)
     sizes = _fake_clock(monkeypatch, per_block)
@@ -408,9 +407,9 @@ def test_auto_takes_the_faster_strategy_by_its_rule(monkeypatch, per_block, want
     n_blocks = -(-700 // 16)
     if want == "sparse":
         assert sum(sizes) == n_blocks  # each block once: the trial's share is not redone
-    else:
-        assert sizes == [4]  # 4 s at the first chunk (2 blocks a thread) is past the budget
-        assert per_block * sum(sizes) <= _topk_sparse.TRIAL_SHARE * 1.0 + per_block * sizes[-1]
+    else:  # 4 s at the first chunk (2 blocks a thread) is past the budget and the cap, and
+        # it fills the 1/8 prefix of 44 blocks; but one chunk never decides: a second runs
+        assert sizes == [4, 4]
 
 
 def test_auto_decides_once_per_input_structure(monkeypatch):
@@ -421,15 +420,15 @@ def test_auto_decides_once_per_input_structure(monkeypatch):
     X = random_matrix(6, 300, 120, 0.1, np.float32, ratings=True)
     first = cosine_topk_result(X, 6, n_threads=2)
     trial_runs = len(sizes)
-    assert first.strategy == "dense" and trial_runs == 1
+    assert first.strategy == "dense" and trial_runs == 2  # two chunks, the least a trial runs
     again = cosine_topk_result(X.copy(), 6, n_threads=2)
     assert again.strategy == "dense" and len(sizes) == trial_runs  # no second trial
     assert (again.matrix != first.matrix).nnz == 0
     cosine_topk_result(X, 7, n_threads=2)
-    assert len(sizes) == trial_runs + 1  # another k: a new decision
+    assert len(sizes) == 2 * trial_runs  # another k: a new decision
     other = random_matrix(7, 300, 120, 0.1, np.float32, ratings=True)
     cosine_topk_result(other, 6, n_threads=2)
-    assert len(sizes) == trial_runs + 2
+    assert len(sizes) == 3 * trial_runs
 
 
 def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
@@ -462,10 +461,11 @@ def test_auto_rule_boundary_is_the_extrapolated_rest(monkeypatch):
         assert np.all(np.diff(run.cost[rest]) <= 0)  # the rest runs costliest first
 
 
-def test_auto_trial_outlasts_one_stalled_chunk(monkeypatch):
+@pytest.mark.parametrize("stall_s", [0.3, 0.8])  # past the budget; past the cap as well
+def test_auto_trial_outlasts_one_stalled_chunk(monkeypatch, stall_s):
     """A first chunk stalled far past the trial's budget (a descheduled vCPU) does not decide:
-    the trial runs on until two chunks agree, and a sparse call far faster than the dense
-    model stays sparse."""
+    the trial runs on until two chunks agree (a second chunk at least, even past its cap),
+    and a sparse call far faster than the dense model stays sparse."""
     _fixed_dense_model(monkeypatch, 1.0)
     X = random_matrix(8, 4000, 600, 0.01, np.float32, ratings=True)
     Xn = core.normalized(X, CPU, np.float32)
@@ -475,7 +475,7 @@ def test_auto_trial_outlasts_one_stalled_chunk(monkeypatch):
 
     def run_with_stall(self, blocks):
         calls.append(int(blocks.size))
-        now[0] += 0.3 if len(calls) == 1 else 1e-4 * blocks.size  # 0.3 s stall, then fast
+        now[0] += stall_s if len(calls) == 1 else 1e-4 * blocks.size  # a stall, then fast
         real_run(self, blocks)
 
     monkeypatch.setattr(_topk_sparse.SparseTopk, "run", run_with_stall)

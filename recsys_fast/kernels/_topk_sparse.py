@@ -239,8 +239,9 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
     The prefix grows in chunks that double from two units per thread (:class:`_Lane`) and
     stops at the first of: a share ``prefix`` of the units run; the time spent reaching
     ``TRIAL_SHARE * dense_s`` with the rate measured (:meth:`_Lane.measured`: two chunks
-    agreeing), or ``TRIAL_CAP * dense_s`` without (a chunk stalled by a descheduled vCPU
-    reads many times slower than the kernel is). A chunk is never smaller than two units
+    agreeing), or ``TRIAL_CAP * dense_s`` without; and never before a second chunk, past the
+    prefix if need be (a chunk stalled by a descheduled vCPU reads many times slower than the
+    kernel is). A chunk is never smaller than two units
     per thread (a part-idle chunk would time one thread's work as the machine's). A unit's
     work is its cost (streamed entries of a block, multiply-adds of a row), plus one: a few
     sampled units whose costs differ from the average say nothing wrong about the rest, whose
@@ -248,8 +249,11 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
     sparse strategy wins when that is at most ``dense_s``, the time of a whole dense call."""
     lane = _Lane(run, prefix)
     budget, cap = TRIAL_SHARE * dense_s, TRIAL_CAP * dense_s
-    while not lane.exhausted and (lane.spent < budget
-                                  or (not lane.measured() and lane.spent < cap)):
+    while True:
+        if len(lane.rates) == 1 and lane.done < lane.seq.size:  # one chunk never decides
+            lane.limit = max(lane.limit, min(lane.seq.size, lane.done + lane.least))
+        elif lane.exhausted or (lane.spent >= budget and (lane.measured() or lane.spent >= cap)):
+            break
         lane.step()
     rest_s = lane.rest_s()
     record = {"form": run.form, "blocks": run.n_blocks, "trial_blocks": int(run.done.sum()),
