@@ -80,6 +80,28 @@ def synthetic_spec(name: str):
                                                    spec.n_users * spec.n_items // 3))
 
 
+def checked_inputs(ap: argparse.ArgumentParser, inputs: str) -> list[str]:
+    """The input names of a comma list; ``ap.error`` naming an unknown one."""
+    names = [s for s in inputs.split(",") if s]
+    for name in names:
+        if name not in REAL:
+            try:
+                synthetic_spec(name)
+            except ValueError as exc:
+                ap.error(str(exc))
+    return names
+
+
+def study_path(study: str, info: dict) -> Path:
+    """``results/<machine>/studies/<study>_<UTC time>.json``, its folder made."""
+    from recsys_fast.harness.run.machine import machine_id
+
+    out = (Path(__file__).resolve().parents[1] / "results" / machine_id(info) / "studies"
+           / f"{study}_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def build_input(name: str, folder: Path) -> Path:
     """Users x items float32 CSR of ``name`` saved as ``.npz``; its shape facts as ``.json``."""
     import numpy as np
@@ -212,16 +234,10 @@ def main() -> int:
     if args.summarize:
         print(summary_table(json.loads(args.summarize.read_text())["rows"]))
         return 0
-    from recsys_fast.harness.run.machine import blas_info, git_info, machine_id, machine_info
+    from recsys_fast.harness.run.machine import blas_info, git_info, machine_info
     from recsys_fast.memory import cpu_model
 
-    names = [s for s in args.inputs.split(",") if s]
-    for name in names:
-        if name not in REAL:
-            try:
-                synthetic_spec(name)
-            except ValueError as exc:
-                ap.error(str(exc))
+    names = checked_inputs(ap, args.inputs)
     info = machine_info()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores", flush=True)
     rows = []
@@ -261,8 +277,7 @@ def main() -> int:
               "git": git_info(), "machine": info, "blas": blas_info(),
               "processes": args.processes, "rounds": args.rounds, "ks": KS,
               "dense_skip_factor": DENSE_SKIP, "summary": summary, "rows": rows}
-    out = args.out or (Path(__file__).resolve().parents[1] / "results" / machine_id(info)
-                       / "studies" / f"auto_regret_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+    out = args.out or study_path("auto_regret", info)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, default=str))
     print(summary_table(done))

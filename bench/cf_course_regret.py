@@ -98,18 +98,12 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(Path(args.child[0]), int(args.child[1]))), flush=True)
         return 0
-    from auto_regret import REAL, build_input, synthetic_spec
+    from auto_regret import build_input, checked_inputs, study_path
 
-    from recsys_fast.harness.run.machine import blas_info, git_info, machine_id, machine_info
+    from recsys_fast.harness.run.machine import blas_info, git_info, machine_info
     from recsys_fast.memory import cpu_model
 
-    names = [s for s in args.inputs.split(",") if s]
-    for name in names:
-        if name not in REAL:
-            try:
-                synthetic_spec(name)
-            except ValueError as exc:
-                ap.error(str(exc))
+    names = checked_inputs(ap, args.inputs)
     info = machine_info()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores", flush=True)
     rows = []
@@ -134,8 +128,7 @@ def main() -> int:
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git": git_info(),
               "machine": info, "blas": blas_info(), "processes": args.processes,
               "rounds": args.rounds, "rows": rows}
-    out = args.out or (Path(__file__).resolve().parents[1] / "results" / machine_id(info)
-                       / "studies" / f"cf_course_regret_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+    out = args.out or study_path("cf_course_regret", info)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, default=str))
     print(table(rows))

@@ -33,18 +33,13 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 K = 50
 PAUSE_S = 0.15
 SETS = {"ml-100k": ("ml-100k", "load_ml100k"),
         "ml-latest-small": ("ml-latest-small", "load_movielens"),
         "movies-ratings-small": ("movies-dataset", "load_ratings_small")}
-
-
-def _busy(seconds: float) -> None:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        pass
 
 
 def shared_root() -> Path:
@@ -56,6 +51,7 @@ def child(name: str, rounds: int) -> dict:
     """One fresh process: one set, ours and implicit in interleaved rounds."""
     import numpy as np
     import scipy.sparse as sp
+    from auto_regret import _busy
     from implicit.nearest_neighbours import CosineRecommender
 
     from recsys_fast import data, kernels
@@ -136,7 +132,9 @@ def main() -> int:
         ap.error(f"unknown set(s) {unknown}: choose from {sorted(SETS)}")
     if args.processes < 1 or args.rounds < 3:
         ap.error("--processes must be >= 1 and --rounds >= 3")
-    from recsys_fast.harness.run.machine import blas_info, git_info, machine_id, machine_info
+    from auto_regret import study_path
+
+    from recsys_fast.harness.run.machine import blas_info, git_info, machine_info
     from recsys_fast.memory import cpu_model
 
     info = machine_info()
@@ -160,8 +158,7 @@ def main() -> int:
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git": git_info(),
               "machine": info, "blas": blas_info(), "processes": args.processes,
               "rounds": args.rounds, "skipped": skipped, "rows": rows}
-    out = args.out or (Path(__file__).resolve().parents[1] / "results" / machine_id(info)
-                       / "studies" / f"real_vs_implicit_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+    out = args.out or study_path("real_vs_implicit", info)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, default=str))
     if rows:
