@@ -9,7 +9,7 @@ Inputs: the real sets (``$RECSYS_FAST_SHARED``), synthetic ``<scale>-<shape>`` w
 once as a users x items CSR; then ``--processes`` fresh Python processes each load it and, for
 item-item (items x users) and user-user (users x items) and k = 10, 50, 99 in a shuffled
 order, time ``cosine_topk(X, k)`` with default arguments against ``strategy="sparse"`` and
-``strategy="dense"``: ``--rounds`` rounds in rotating order after one warm-up call of each
+``strategy="dense"``: ``--rounds`` rounds, each in a shuffled order, after one warm-up call of each
 (numba's cache and the per-machine dense rates are warm, as for a user's second call); calls
 under 0.5 s / ``--rounds`` get more rounds, up to :data:`MAX_ROUNDS`. Each timed call follows
 a 0.15 s busy pause: OpenBLAS threads spin for about 0.1 s after a GEMM, and a numba kernel
@@ -161,8 +161,9 @@ def child(path: Path, rounds: int, seed: int) -> None:
         names = list(calls)
         times = {s: [] for s in names}
         picks = []
-        for r in range(max(rounds, min(MAX_ROUNDS, int(0.5 / max(sparse_once, 1e-3))))):
-            for s in names[r % len(names):] + names[: r % len(names)]:
+        order = random.Random(seed * 7919 + k)
+        for _ in range(max(rounds, min(MAX_ROUNDS, int(0.5 / max(sparse_once, 1e-3))))):
+            for s in order.sample(names, len(names)):  # no call always follows the same one
                 _busy(PAUSE_S)
                 t0 = time.perf_counter()
                 res = sim.cosine_topk_result(X, k, **calls[s])

@@ -7,8 +7,8 @@ Run from the repository root::
 Inputs as in ``bench/auto_regret.py`` (real sets under ``$RECSYS_FAST_SHARED``, synthetic
 ``<scale>-<shape>``, near-dense ``100k-dense`` / ``1m-dense``), users x items. Each fresh
 process times, for kind = user and item, ``predict_course(R, kind)`` with default arguments
-against each strategy it can name (``numba``, ``dense``, ``sparse``), interleaved in rotating
-order after one untimed call of each, a 0.15 s busy pause before every timed call. Regret = the
+against each strategy it can name (``numba``, ``dense``, ``sparse``), each round in a shuffled
+order, after one untimed call of each, a 0.15 s busy pause before every timed call. Regret = the
 default call's median over the best strategy's median in the same process; decision regret =
 the picked strategy's own median over the best's. Writes
 ``results/<machine>/studies/cf_course_regret_<ts>.json`` and prints a table with the CPU model.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -52,8 +53,9 @@ def child(path: Path, rounds: int) -> list[dict]:
             kernels.predict_course(R, kind, **kw)
         names = list(calls)
         times = {s: [] for s in names}
-        for r in range(rounds):
-            for s in names[r % len(names):] + names[: r % len(names)]:
+        order = random.Random(rounds * 7919 + len(kind))
+        for _ in range(rounds):
+            for s in order.sample(names, len(names)):  # no call always follows the same one
                 _busy(PAUSE_S)
                 t0 = time.perf_counter()
                 kernels.predict_course(R, kind, **calls[s])
