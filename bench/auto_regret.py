@@ -92,6 +92,16 @@ def checked_inputs(ap: argparse.ArgumentParser, inputs: str) -> list[str]:
     return names
 
 
+def fresh_process(script: str, *args, what: str) -> str:
+    """The stdout of ``python script --child args...`` in a fresh process; SystemExit naming
+    ``what`` and the end of its stderr when it fails."""
+    out = subprocess.run([sys.executable, script, "--child", *map(str, args)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{what} failed:\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
 def study_path(study: str, info: dict) -> Path:
     """``results/<machine>/studies/<study>_<UTC time>.json``, its folder made."""
     from recsys_fast.harness.run.machine import machine_id
@@ -255,11 +265,8 @@ def main() -> int:
             print(f"{name}: {facts['shape']} nnz {facts['nnz']:,} "
                   f"({time.perf_counter() - t0:.1f} s to build)", flush=True)
             for p in range(args.processes_10m if name.startswith("10m") else args.processes):
-                out = subprocess.run([sys.executable, __file__, "--child", str(npz),
-                                      str(args.rounds), str(p)], capture_output=True, text=True)
-                if out.returncode:
-                    raise SystemExit(f"{name} process {p} failed:\n{out.stderr[-3000:]}")
-                for line in out.stdout.splitlines():
+                out = fresh_process(__file__, npz, args.rounds, p, what=f"{name} process {p}")
+                for line in out.splitlines():
                     if line.startswith("{"):
                         rows.append({"input": name, "process": p, **facts, **json.loads(line)})
             mine = [r for r in rows if r.get("input") == name and "regret" in r]

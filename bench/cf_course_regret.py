@@ -21,7 +21,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -100,7 +99,7 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(Path(args.child[0]), int(args.child[1]))), flush=True)
         return 0
-    from auto_regret import build_input, checked_inputs, study_path
+    from auto_regret import build_input, checked_inputs, fresh_process, study_path
 
     from recsys_fast.harness.run.machine import blas_info, git_info, machine_info
     from recsys_fast.memory import cpu_model
@@ -117,11 +116,8 @@ def main() -> int:
                 print(f"{name}: skipped ({exc})", flush=True)
                 continue
             for p in range(args.processes):
-                out = subprocess.run([sys.executable, __file__, "--child", str(npz),
-                                      str(args.rounds)], capture_output=True, text=True)
-                if out.returncode:
-                    raise SystemExit(f"{name} process {p} failed:\n{out.stderr[-3000:]}")
-                for row in json.loads(out.stdout.strip().splitlines()[-1]):
+                out = fresh_process(__file__, npz, args.rounds, what=f"{name} process {p}")
+                for row in json.loads(out.strip().splitlines()[-1]):
                     rows.append({"input": name, "process": p, **row})
             mine = [r for r in rows if r["input"] == name]
             print(f"{name}: worst decision regret "

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -132,7 +131,7 @@ def main() -> int:
         ap.error(f"unknown set(s) {unknown}: choose from {sorted(SETS)}")
     if args.processes < 1 or args.rounds < 3:
         ap.error("--processes must be >= 1 and --rounds >= 3")
-    from auto_regret import study_path
+    from auto_regret import fresh_process, study_path
 
     from recsys_fast.harness.run.machine import blas_info, git_info, machine_info
     from recsys_fast.memory import cpu_model
@@ -146,11 +145,8 @@ def main() -> int:
             print(f"{name}: skipped ({skipped[name]})", flush=True)
             continue
         for p in range(args.processes):
-            out = subprocess.run([sys.executable, __file__, "--child", name, str(args.rounds)],
-                                 capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"{name} process {p} failed:\n{out.stderr[-3000:]}")
-            row = json.loads(out.stdout.strip().splitlines()[-1])
+            out = fresh_process(__file__, name, args.rounds, what=f"{name} process {p}")
+            row = json.loads(out.strip().splitlines()[-1])
             rows.append({"process": p, **row})
             print(f"  {name} process {p}: {row['ratio']:.2f}x [{row['ci'][0]:.2f}, "
                   f"{row['ci'][1]:.2f}] ({row['first_strategy']})", flush=True)

@@ -173,10 +173,8 @@ def info(name: str, path: str | Path | None = None, *, cache: str | Path | None 
     """Summary of a data set: counts, density, rating histogram (ratings) or item counts."""
     spec = get_spec(name)
     where = resolve_path(name, path, cache)
-    check_files(spec, where)
-    obj = _mark_verified(spec, where, cache, check_counts(spec, where, spec.loader(where)))
-    out = {"name": name, "path": str(where), "description": spec.description,
-           "verified": content_verified(spec, where, cache)}
+    obj = load(name, where, cache=cache)
+    out = {"name": name, "path": str(where), "description": spec.description}
     if isinstance(obj, Interactions):
         out.update(obj.summary())
         out["synthetic"] = bool(obj.meta.get("synthetic"))
@@ -187,6 +185,7 @@ def info(name: str, path: str | Path | None = None, *, cache: str | Path | None 
         out["n_duplicates_overwritten"] = obj.n_duplicates_overwritten
         return out
     out.update(
+        verified=obj.attrs["verified"],
         items=len(obj),
         columns=list(obj.columns),
         with_text=int((obj["text"].str.len() > 0).sum()),

@@ -5,8 +5,8 @@ CPU: ``sparse`` unless a dense copy of X fits (a quarter of free RAM) and the sp
 one set per thread; else the sparse kernel runs on a stratified sample of its own row blocks
 while that costs at most :data:`._topk_sparse.TRIAL_SHARE` of the dense call's modelled time
 (rates measured once per machine and cached, :mod:`._topk_cost`; up to
-:data:`._topk_sparse.TRIAL_CAP` of it while its chunks' rates disagree), and finishes, its work kept,
-when the rest extrapolated from the sample takes no longer than a whole dense call; else
+:data:`._topk_sparse.TRIAL_CAP` of it while its chunks' rates disagree), and finishes, its work
+kept, when the rest extrapolated from the sample takes no longer than a whole dense call; else
 ``dense`` runs. GPU: ``dense`` while a dense copy of X fits in half the free device memory,
 else ``spmm`` with at most 4 features per row of X, else ``spgemm``.
 """
@@ -99,8 +99,8 @@ def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto")
     kernel runs on a stratified sample of its row blocks while that costs at most 4 % of the
     dense call's modelled time, or up to half of it while two chunks' rates disagree
     (:func:`._topk_sparse.trial`; rates measured once per machine, :mod:`._topk_cost`), and
-    finishes when the rest of its blocks, extrapolated from
-    the sample, take no longer than a whole dense call; else ``dense`` runs. The choice is
+    finishes when the rest of its blocks, extrapolated from the sample, take no longer than a
+    whole dense call; else ``dense`` runs. The choice is
     kept for the process, by input structure (:func:`structure_key`): a later call on the
     same matrix runs the same strategy without a trial and returns the same values."""
     key, used = kept_choice(Xn, k, include_self, n_threads)

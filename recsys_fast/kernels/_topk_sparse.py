@@ -241,12 +241,12 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
     ``TRIAL_SHARE * dense_s`` with the rate measured (:meth:`_Lane.measured`: two chunks
     agreeing), or ``TRIAL_CAP * dense_s`` without; and never before a second chunk, past the
     prefix if need be (a chunk stalled by a descheduled vCPU reads many times slower than the
-    kernel is). A chunk is never smaller than two units
-    per thread (a part-idle chunk would time one thread's work as the machine's). A unit's
-    work is its cost (streamed entries of a block, multiply-adds of a row), plus one: a few
-    sampled units whose costs differ from the average say nothing wrong about the rest, whose
-    time is expected to be the least time per unit of work of any chunk times their work. The
-    sparse strategy wins when that is at most ``dense_s``, the time of a whole dense call."""
+    kernel is). A chunk is never smaller than two units per thread (a part-idle chunk would
+    time one thread's work as the machine's). A unit's work is its cost (streamed entries of
+    a block, multiply-adds of a row), plus one: a few sampled units whose costs differ from
+    the average say nothing wrong about the rest, whose time is expected to be the least time
+    per unit of work of any chunk times their work. The sparse strategy wins when that is at
+    most ``dense_s``, the time of a whole dense call."""
     lane = _Lane(run, prefix)
     budget, cap = TRIAL_SHARE * dense_s, TRIAL_CAP * dense_s
     while True:

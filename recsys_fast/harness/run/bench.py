@@ -246,16 +246,18 @@ def _open_scale(plan: RunPlan, scale: str, runner, data_records: dict) -> None:
     else:
         ctx.data_sources[scale] = (f"synthetic {scale} as Parquet, read by partition "
                                    "(recsys_fast.data.parquet)")
-        ctx.data_provenance[scale] = provenance.generated(
-            f"synthetic-{scale}", ctx.spec(scale), ctx.seed, "parquet")
+        from recsys_fast.data.synthetic import scale_spec
+
+        ctx.data_provenance[scale] = provenance.generated(  # the generator's parameters
+            f"synthetic-{scale}", scale_spec(scale), ctx.seed, "parquet")
     data_records[scale] = _scale_record(ctx, scale, inter)
     if plan.resumed:  # the cases kept ran on this scale's data: the rest must too
-        before = plan.journal.state().data.get(scale)
+        before = plan.journal.state().data.get(scale) or {}
         now = data_records[scale]
         changed = []
-        if before is not None and before["source"] != now["source"]:
+        if before and before["source"] != now["source"]:
             changed = [f"{before['source']!r} -> {now['source']!r}"]
-        if before is not None and before.get("provenance") and now["provenance"]:
+        if before.get("provenance") and now["provenance"]:
             changed += provenance.differences(before["provenance"], now["provenance"])
         if changed:
             raise JournalError(f"run {plan.journal.run} ran scale {scale} on other data than "

@@ -101,13 +101,6 @@ def _load_real_ml100k(path: Path):
     return check_counts(get_spec("ml-100k"), path, load_ml100k(path))
 
 
-def file_fingerprint(path: Path) -> str:
-    """``name size bytes, SHA-256 <first 16 hex>``: what a results file says was read."""
-    from recsys_fast.data.manifest import sha256_file
-
-    return f"{path.name} {path.stat().st_size:,} bytes, SHA-256 {sha256_file(path)[:16]}"
-
-
 class CaseContext:
     """Per-run state: data cached per scale, naive results kept as references for the checks.
 
@@ -157,16 +150,15 @@ class CaseContext:
             raise OutOfCoreScaleError(scale)
         if scale == "100k" and self.ml100k is not None and self.shape == "default":
             inter = _load_real_ml100k(self.ml100k)
-            read = f"{self.ml100k}: {file_fingerprint(self.ml100k / 'u.data')}"
-            if inter.meta.get("synthetic"):  # a `recsys-fast data synth` folder: say so
-                self.data_sources[scale] = ("synthetic 100k in ML-100K files (written by "
-                                            "`recsys-fast data synth`), not the real MovieLens "
-                                            f"100K; {read}")
-                name = "synthetic-100k (ML-100K files)"
-            else:
-                self.data_sources[scale] = f"ml-100k (real MovieLens 100K); {read}"
-                name = "ml-100k"
-            self.data_provenance[scale] = provenance.files_read(name, self.ml100k, ["u.data"])
+            synthetic = bool(inter.meta.get("synthetic"))  # a `recsys-fast data synth` folder
+            prov = provenance.files_read("synthetic-100k (ML-100K files)" if synthetic
+                                         else "ml-100k", self.ml100k, ["u.data"])
+            read = f"{self.ml100k}: {provenance.file_text(prov['files'][0])}"
+            self.data_sources[scale] = (
+                "synthetic 100k in ML-100K files (written by `recsys-fast data synth`), not the "
+                f"real MovieLens 100K; {read}" if synthetic
+                else f"ml-100k (real MovieLens 100K); {read}")
+            self.data_provenance[scale] = prov
             return inter
         from recsys_fast.data.synthetic import generate, shaped
 

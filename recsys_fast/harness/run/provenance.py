@@ -17,19 +17,23 @@ from typing import Any
 
 def files_read(name: str, folder: Path, files: list[str]) -> dict:
     """Provenance of a data set read from ``files`` in ``folder``."""
-    from recsys_fast.data.manifest import sha256_file
+    from recsys_fast.data.manifest import describe_files
 
     return {"name": name, "kind": "files", "path": str(folder),
-            "files": [{"file": f, "bytes": (folder / f).stat().st_size,
-                       "sha256": sha256_file(folder / f)} for f in files]}
+            "files": [{"file": f, "bytes": d["size"], "sha256": d["sha256"]}
+                      for f, d in describe_files(folder, files).items()]}
+
+
+def file_text(entry: dict) -> str:
+    """``name size bytes, SHA-256 <first 16 hex>`` of one entry of a record's ``files``."""
+    return f"{entry['file']} {entry['bytes']:,} bytes, SHA-256 {entry['sha256'][:16]}"
 
 
 def generated(name: str, spec: Any, seed: int, fmt: str = "in memory") -> dict:
     """Provenance of synthetic data: the generator, its parameters (a SyntheticSpec) and seed."""
-    params = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(spec)
+    params = json.loads(json.dumps(dataclasses.asdict(spec), default=str))
     return {"name": name, "kind": "generator", "generator": "recsys_fast.data.synthetic",
-            "format": fmt, "params": json.loads(json.dumps(params, default=str)),
-            "seed": int(seed)}
+            "format": fmt, "params": params, "seed": int(seed)}
 
 
 def digest(prov: dict) -> str:
