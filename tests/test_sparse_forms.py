@@ -147,3 +147,98 @@ def test_small_inputs_dense_products_and_big_heaps_skip_the_race(monkeypatch):
     monkeypatch.setattr(_topk_sparse, "sparse_half", lambda *a: False)
     assert _topk_sparse.sparse_run(Xn, 5, False, 2)[0].form == "rows"
     assert not calls
+
+
+def _ratings_items(folder, loader):
+    from recsys_fast import data
+
+    inter = getattr(data, loader)(folder)
+    X = sp.csr_matrix((inter.values.astype(np.float32), (inter.user_idx, inter.item_idx)),
+                      shape=inter.shape)
+    return X.T.tocsr()
+
+
+def _run_in_order(Xn, k, include_self, order_pick):
+    from recsys_fast.kernels import _topk_blocked as bl
+
+    run = _topk_sparse.SparseTopk(Xn, k, include_self, 2)
+    run.run(bl.block_orders(run.cost, 2)[order_pick])
+    return run.finish()
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+def test_both_block_orders_give_the_exact_top_k(include_self):
+    """Costliest-first and cheapest-first runs, two threads sharing the rows' thresholds, keep
+    the same top-k bit for bit, equal to the rows form and to the dense reference (ties
+    broken by column) on random ratings with duplicated rows."""
+    X = random_matrix(11, 900, 120, 0.05, np.float32, ratings=True).tolil()
+    X[100:140] = X[0]  # ties at the k-th value
+    X = X.tocsr()
+    Xn = core.normalized(X, CPU, np.float32)
+    first, last = (_run_in_order(Xn, 12, include_self, o) for o in (0, 1))
+    _same(first, last)
+    _same(first, RowsTopk(Xn, 12, include_self, 2).run_all())
+    assert_topk_matches(first, X, 12, include_self)
+
+
+def test_both_block_orders_agree_on_real_ml100k(ml100k_dir):
+    items = _ratings_items(ml100k_dir, "load_ml100k")
+    Xn = core.normalized(items, CPU, np.float32)
+    first, last = (_run_in_order(Xn, 50, False, o) for o in (0, 1))
+    _same(first, last)
+    assert_topk_matches(first, items, 50, False)
+
+
+def test_probe_replays_the_kernels_arrival_order():
+    """The probe's push count for a row equals a heap replay of that row's offers sorted by
+    (position of the block of min(row, partner), partner), the blocked kernel's arrival order."""
+    import heapq
+
+    from recsys_fast.kernels import _topk_blocked as bl
+    from recsys_fast.kernels import _topk_numba as nb
+
+    X = random_matrix(5, 700, 60, 0.08, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    perm, arrays = nb.relabelled(Xn)
+    indptr, indices, data = arrays[:3]
+    R = sp.csr_matrix((data, indices, indptr), shape=Xn.shape)
+    S = (R @ R.T).toarray()
+    cost = bl.block_costs(indptr, indices, arrays[3], arrays[6])
+    orders = np.stack(bl.block_orders(cost, 2))
+    rows = np.array([3, 100, 350, 699])
+    k = 9
+    got = bl._probe_pushes(*arrays[:6], perm.astype(np.int32), rows, orders, k)
+    for o, order in enumerate(orders):
+        pos = np.argsort(order)
+        for a, r in enumerate(rows):
+            partners = [p for p in range(S.shape[0]) if p != r and S[r, p] > 0]
+            partners.sort(key=lambda p: (pos[min(p, r) // bl.LANES], p))
+            heap, pushes = [], 0  # min-heap of (value, -label): the root is the worst kept
+            for p in partners:
+                item = (np.float32(S[r, p]), -int(perm[p]))
+                if len(heap) < k:
+                    heapq.heappush(heap, item)
+                elif item > heap[0]:
+                    heapq.heapreplace(heap, item)
+                else:
+                    continue
+                pushes += 1
+            assert got[o, a] == pushes
+
+
+def test_order_choice_follows_where_the_neighbours_are(ml_latest_small_dir):
+    """On ml-latest-small's items the long tail's best neighbours are other long-tail items:
+    cheapest-first; on the generator's items (popularity alone, no item structure) they are
+    the popular ones: costliest-first. The probe counts, so both calls agree."""
+    from recsys_fast.data import synthetic
+
+    real = core.normalized(_ratings_items(ml_latest_small_dir, "load_movielens"), CPU,
+                           np.float32)
+    inter = synthetic.generate("1m", seed=0)
+    X = sp.csr_matrix((inter.values.astype(np.float32), (inter.user_idx, inter.item_idx)),
+                      shape=inter.shape)
+    synth = core.normalized(X.T.tocsr(), CPU, np.float32)
+    for Xn, want in ((real, "cheapest-first"), (synth, "costliest-first")):
+        records = [_topk_sparse.SparseTopk(Xn, 50, False, 2).order_record for _ in range(2)]
+        assert records[0] == records[1]
+        assert records[0]["order"] == want

@@ -41,7 +41,7 @@ from numba import njit, prange, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from recsys_fast.kernels._topk_numba import _offer, merge_heap_sets
+from recsys_fast.kernels._topk_numba import _heap_push, merge_heap_sets
 
 LANES = 16  # rows per block: one 64-byte cache line of float32 accumulators per column j
 
@@ -74,7 +74,7 @@ def _axpy_row(typingctx, acc, j, w, y):
 def _take_row(typingctx, acc, j, thr, t0, tj):
     """The bit mask of the lanes b of ``acc[j, :]`` worth offering: ``s > 0`` and
     ``s >= thr[t0 + b]`` (row b's heap) or ``s >= tj`` (row j's heap), ``s = acc[j, b]``.
-    Thresholds only rise, so a stale ``thr`` lets through more lanes, never fewer."""
+    A threshold is at most its row's final k-th value, so no lane of the top-k is masked."""
     sig = types.uint64(acc, j, thr, t0, tj)
 
     def codegen(context, builder, sig, args):
@@ -128,6 +128,21 @@ def _splat(builder, vec, x):
                                   ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
 
 
+@njit(cache=True, inline="always")
+def _offer_shared(hv, hi, hn, thr, h, row, k, v, j):
+    """Offer (v, j) to heap h (row ``row`` of one thread's heap set). ``thr[row]``, shared by
+    the threads, rejects most offers without touching the heap arrays, which are n_rows * k
+    long and do not stay in cache: it is the root of some thread's full heap of the row,
+    a value the row's final k-th neighbour is at least. Threads read and write it unlocked;
+    a lost write leaves a lower such value (more offers get through), never a wrong one."""
+    if v < thr[row]:
+        return
+    size = _heap_push(hv, hi, h * k, hn[h], k, v, j)
+    hn[h] = size
+    if size == k and hv[h * k] > thr[row]:
+        thr[row] = hv[h * k]
+
+
 @njit(cache=True)
 def block_costs(indptr, indices, colptr, pos):
     """Column-tail entries each block streams (its scheduling weight), per block of LANES."""
@@ -147,12 +162,97 @@ def block_costs(indptr, indices, colptr, pos):
     return cost
 
 
+def block_orders(cost: np.ndarray, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two orders :func:`choose_order` weighs: costliest block first, and cheapest first
+    after the blocks heavier than a share ``1 / (8 * n_threads)`` of the work (those run first,
+    costliest first: a heavy block left to the end would keep one thread busy alone)."""
+    desc = np.argsort(-cost, kind="stable").astype(np.int64)
+    heavy = cost[desc] > cost.sum() / (8 * max(1, n_threads))
+    return desc, np.concatenate([desc[heavy], desc[~heavy][::-1]])
+
+
+@njit(cache=True, inline="always")
+def _replay_pushes(acc, labels, r, order, k, hv, hi):
+    """How many of row r's offers (``acc``: its row of S; positive entries offered) enter a
+    top-k heap kept by the kernel's tie rule, arriving as the blocked kernel offers them with
+    its blocks run in ``order``: partner p when the block of ``min(r, p)`` runs, ascending p
+    within a block (``hv``, ``hi``: k slots of scratch)."""
+    n = acc.size
+    own = r // LANES
+    size = 0
+    pushes = 0
+    for blk in order:
+        if blk > own:
+            continue
+        stop = n if blk == own else min(n, (blk + 1) * LANES)
+        for p in range(blk * LANES, stop):
+            v = acc[p]
+            if v <= 0 or p == r:
+                continue
+            j = labels[p]
+            if size == k and not (hv[0] < v or (hv[0] == v and hi[0] > j)):
+                continue
+            size = _heap_push(hv, hi, 0, size, k, v, j)
+            pushes += 1
+    return pushes
+
+
+@njit(cache=True, parallel=True)
+def _probe_pushes(indptr, indices, data, colptr, rowidx, coldata, labels, rows, orders, k):
+    """Heap pushes of each row of ``rows`` under each block order (the rows of ``orders``):
+    the row of S computed exactly, its offers replayed (:func:`_replay_pushes`). Returns
+    (n_orders, rows.size) counts."""
+    n = indptr.size - 1
+    out = np.zeros((orders.shape[0], rows.size), dtype=np.int64)
+    for a in prange(rows.size):
+        r = np.int64(rows[a])
+        acc = np.zeros(n, dtype=data.dtype)
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            x = data[p]
+            for pp in range(colptr[c], colptr[c + 1]):
+                acc[rowidx[pp]] += x * coldata[pp]
+        hv = np.empty(k, dtype=data.dtype)
+        hi = np.empty(k, dtype=np.int32)
+        for o in range(orders.shape[0]):
+            out[o, a] = _replay_pushes(acc, labels, r, orders[o], k, hv, hi)
+    return out
+
+
+PROBE_ROWS = 32  # most rows whose offers choose_order replays (evenly spaced over the labels)
+
+
+def choose_order(arrays, labels, cost, k: int, n_threads: int):
+    """``(order, record)``: of :func:`block_orders`, the order in which fewer offers enter a
+    heap, counted on the rows of S of up to :data:`PROBE_ROWS` evenly spaced rows (one in 64
+    at most), replayed in the order the blocked kernel offers them: row r hears from a
+    partner p when the block of ``min(r, p)`` runs. Heap pushes, with their cache misses, are
+    most of the kernel's time where S is dense; how many depends on whether a row's best
+    neighbours arrive before its worse ones, and that differs by data: on rating data cosine
+    often ranks a long-tail item's neighbours highest among other long-tail items, whose
+    blocks the costliest-first order runs last. A count, not a timing: the same choice in
+    every process. ``arrays``: the relabelled CSR and CSC (:func:`._topk_numba.relabelled`)."""
+    indptr, indices, data, colptr, rowidx, coldata, _ = arrays
+    orders = block_orders(cost, n_threads)
+    n = indptr.size - 1
+    n_probe = min(PROBE_ROWS, n // 64)
+    if n_probe < 4 or k >= n - 1:
+        return orders[0], {"order": "costliest-first"}
+    rows = ((np.arange(n_probe) + 0.5) * (n / n_probe)).astype(np.int64)  # mid-stratum rows
+    pushes = _probe_pushes(indptr, indices, data, colptr, rowidx, coldata,
+                           labels.astype(np.int32), rows, np.stack(orders), k).sum(axis=1)
+    pick = int(pushes[1] < pushes[0])
+    return orders[pick], {"order": ("costliest-first", "cheapest-first")[pick],
+                          "probe_pushes": [int(x) for x in pushes]}
+
+
 def new_heaps(n: int, k: int, n_sets: int, dtype):
-    """Empty heap sets ``(hv, hi, hn, thr)`` for :func:`run_blocks`: values, labels, sizes and
-    each heap's admission threshold (its root once full), ``n_sets`` sets of ``n`` rows."""
+    """Empty heap sets ``(hv, hi, hn, thr)`` for :func:`run_blocks`: values, labels and sizes
+    of ``n_sets`` sets of ``n`` rows, and each row's admission threshold, shared by the sets
+    (:func:`_offer_shared`)."""
     return (np.empty(n_sets * n * k, dtype=dtype), np.empty(n_sets * n * k, dtype=np.int32),
             np.zeros(n_sets * n, dtype=np.int32),
-            np.full(n_sets * n + LANES, -np.inf, dtype=dtype))  # + a full last block
+            np.full(n + LANES, -np.inf, dtype=dtype))  # + a full last block
 
 
 def block_entries(indptr) -> int:
@@ -235,7 +335,7 @@ def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost,
                     nu += 1
                 weights[slot[c] * LANES + b] = v
             if include_self and self_dot > zero:
-                _offer(hv, hi, hn, thr, hbase + r, k, self_dot, labels[r])
+                _offer_shared(hv, hi, hn, thr, hbase + r, r, k, self_dot, labels[r])
         ucols = np.sort(cols[:nu])  # ascending: the summation order of the rows form
         # a block touching a good share of the rows after it is read back by a scan
         scan = 4 * cost[blk] > n - i0
@@ -265,7 +365,7 @@ def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost,
         for q2 in range(nt):
             j = i0 + 1 + q2 if scan else touched[q2]
             a = acc[j]
-            bits = _take_row(acc, j, thr, hbase + i0, thr[hbase + j])
+            bits = _take_row(acc, j, thr, i0, thr[j])
             # lanes of rows r < j only: the sums for j <= r inside the block are discarded
             bits &= (np.uint64(1) << np.uint64(min(j - i0, LANES))) - np.uint64(1)
             while bits:
@@ -273,6 +373,6 @@ def run_blocks(indptr, indices, data, colptr, rowidx, coldata, pos, order, cost,
                 bits &= bits - np.uint64(1)
                 r = i0 + b
                 s = a[b]
-                _offer(hv, hi, hn, thr, hbase + r, k, s, labels[j])
-                _offer(hv, hi, hn, thr, hbase + j, k, s, labels[r])
+                _offer_shared(hv, hi, hn, thr, hbase + r, r, k, s, labels[j])
+                _offer_shared(hv, hi, hn, thr, hbase + j, j, k, s, labels[r])
             a[:] = zero

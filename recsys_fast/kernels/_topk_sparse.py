@@ -107,7 +107,8 @@ class SparseTopk:
         self.perm, self.arrays = prepared if prepared is not None else nb.relabelled(Xn)
         indptr, indices, data, colptr, _, _, pos = self.arrays
         self.cost = bl.block_costs(indptr, indices, colptr, pos)
-        self.order = np.argsort(-self.cost, kind="stable").astype(np.int64)  # costliest first
+        self.order, self.order_record = bl.choose_order(self.arrays, self.perm, self.cost, k,
+                                                        n_threads)
         self.done = np.zeros(self.order.size, dtype=bool)
         self.heaps = bl.new_heaps(self.n, k, n_threads, data.dtype)
         self.scratch = bl.new_scratch(indptr, colptr.size - 1, n_threads, data.dtype)
@@ -142,13 +143,13 @@ class SparseTopk:
 
 
 def _pending(run) -> np.ndarray:
-    """The units of ``run`` not yet run, costliest first."""
+    """The units of ``run`` not yet run, in its order."""
     return run.order[~run.done[run.order]]
 
 
 class _Lane:
     """One form in a race or trial: growing, stratified chunks of its pending units, each
-    chunk costliest first; ``per_unit`` is the least seconds per unit of work (the units'
+    chunk in the run's order; ``per_unit`` is the least seconds per unit of work (the units'
     cost, plus one) of any chunk, so a chunk slowed by something else only raises its own."""
 
     def __init__(self, run, prefix: float):
@@ -158,6 +159,7 @@ class _Lane:
         self.limit = min(self.seq.size, max(1, int(run.n_blocks * prefix)))
         self.least = 2 * run.n_threads  # a chunk keeps every thread busy
         self.weight = run.cost.astype(np.float64) + 1.0
+        self.rank = nb.inverse_permutation(run.order)
         self.done, self.spent, self.size, self.per_unit = 0, 0.0, self.least, np.inf
         self.last_s, self.rates = 0.0, []
 
@@ -168,7 +170,7 @@ class _Lane:
     def step(self) -> None:
         take = min(self.size, self.limit - self.done)
         chunk = self.seq[self.done : self.done + take]
-        chunk = chunk[np.argsort(-self.weight[chunk], kind="stable")]
+        chunk = chunk[np.argsort(self.rank[chunk])]
         t0 = time.perf_counter()
         self.run.run(chunk)
         self.last_s = time.perf_counter() - t0
