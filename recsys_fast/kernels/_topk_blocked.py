@@ -20,15 +20,17 @@ whose kept set does not depend on the arrival order. The column tail starts afte
 first row holding the column, so a block row also receives sums for columns j <= itself inside
 its block; those are discarded.
 
-Blocks are sorted by cost, costliest first, and each goes to the next thread that asks for one
-(an atomic counter): a thread slowed by another process on its core (or by blocks costlier
-than their count of entries says) then takes fewer blocks, where a fixed round-robin deal left
-the other thread idle at the end. numba's own dynamic schedule (``parallel_chunksize(1)``)
-measured slower, about one thread busy. Each thread owns a full set of
-heaps (pairs reach any row), merged at the end; the kept set does not depend on which thread
-computed a pair, so the result is the same whichever thread took which block.
-Per thread: the heaps, an (n_rows, LANES) accumulator, a slot of LANES block values per column
-of a block (at most its entries, ``e``) and three arrays over the features,
+Blocks run in an order (:func:`choose_order`: costliest first, or cheapest first after the
+heaviest, whichever makes fewer offers enter a heap on a probe of the rows), and each goes to
+the next thread that asks for one (an atomic counter): a thread slowed by another process on
+its core (or by blocks costlier than their count of entries says) then takes fewer blocks,
+where a fixed round-robin deal left the other thread idle at the end. numba's own dynamic
+schedule (``parallel_chunksize(1)``) measured slower, about one thread busy. Each thread owns
+a full set of heaps (pairs reach any row), merged at the end; the threads share each row's
+admission threshold (:func:`_offer_shared`). The kept set does not depend on which thread
+computed a pair, nor on the order, so the result is the same whichever thread took which
+block. Per thread: the heaps, an (n_rows, LANES) accumulator, a slot of LANES block values per
+column of a block (at most its entries, ``e``) and three arrays over the features,
 ``n_threads * (n_rows * (k * (itemsize + 4) + LANES * itemsize + 16) + e * LANES * itemsize +
 n_features * 16)`` bytes in all.
 """
