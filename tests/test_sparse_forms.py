@@ -242,3 +242,27 @@ def test_order_choice_follows_where_the_neighbours_are(ml_latest_small_dir):
         records = [_topk_sparse.SparseTopk(Xn, 50, False, 2).order_record for _ in range(2)]
         assert records[0] == records[1]
         assert records[0]["order"] == want
+
+
+def test_probe_rows_fit_their_budget():
+    """The probe spends at most its budget of multiply-adds, with fewer rows where rows are
+    dense, and none where fewer than PROBE_MIN_ROWS fit (the order is then costliest first)."""
+    from recsys_fast.kernels import _topk_blocked as bl
+    from recsys_fast.kernels import _topk_numba as nb
+
+    X = random_matrix(2, 4000, 300, 0.1, np.float32, ratings=True)
+    Xn = core.normalized(X, CPU, np.float32)
+    _, arrays = nb.relabelled(Xn)
+    indptr, indices, colptr = arrays[0], arrays[1], arrays[3]
+    col_len = np.diff(colptr).astype(np.float64)
+    row_cost = nb.row_costs(indptr, indices, colptr)
+    total = float(col_len @ col_len)
+    sizes = []
+    for share in (1.0, 0.005, 0.001, 1e-6):
+        rows = bl.probe_rows(indptr, indices, col_len, share * total)
+        assert row_cost[rows].sum() <= share * total
+        assert rows.size == 0 or rows.size >= bl.PROBE_MIN_ROWS
+        sizes.append(rows.size)
+    assert sizes[0] == bl.PROBE_ROWS and sizes[-1] == 0 and sizes == sorted(sizes, reverse=True)
+    run = _topk_sparse.SparseTopk(Xn, 10, False, 2)
+    assert run.order_record["order"] in ("costliest-first", "cheapest-first")

@@ -222,30 +222,53 @@ def _probe_pushes(indptr, indices, data, colptr, rowidx, coldata, labels, rows, 
 
 
 PROBE_ROWS = 32  # most rows whose offers choose_order replays (evenly spaced over the labels)
+PROBE_SHARE = 0.005  # most multiply-adds the probe spends, as a share of the kernel's
+PROBE_MIN_ROWS = 4  # fewer rows fit that share: no probe, costliest first
+
+
+def probe_rows(indptr, indices, col_len: np.ndarray, budget: float) -> np.ndarray:
+    """Rows for :func:`choose_order`: the middle row of each of up to :data:`PROBE_ROWS` equal
+    strata of the labels (at most 1 in 64 rows), as many as fit ``budget`` multiply-adds (a
+    row's: the lengths of its columns, ``col_len``); empty when fewer than
+    :data:`PROBE_MIN_ROWS` fit."""
+    n = indptr.size - 1
+    n_probe = min(PROBE_ROWS, n // 64)
+    for _ in range(4):
+        if n_probe < PROBE_MIN_ROWS:
+            break
+        rows = ((np.arange(n_probe) + 0.5) * (n / n_probe)).astype(np.int64)
+        spent = sum(float(col_len[indices[indptr[r]:indptr[r + 1]]].sum()) for r in rows)
+        if spent <= budget:
+            return rows
+        n_probe = min(n_probe - 1, int(n_probe * budget / spent))
+    return np.empty(0, dtype=np.int64)
 
 
 def choose_order(arrays, labels, cost, k: int, n_threads: int):
     """``(order, record)``: of :func:`block_orders`, the order in which fewer offers enter a
-    heap, counted on the rows of S of up to :data:`PROBE_ROWS` evenly spaced rows (one in 64
-    at most), replayed in the order the blocked kernel offers them: row r hears from a
-    partner p when the block of ``min(r, p)`` runs. Heap pushes, with their cache misses, are
-    most of the kernel's time where S is dense; how many depends on whether a row's best
-    neighbours arrive before its worse ones, and that differs by data: on rating data cosine
-    often ranks a long-tail item's neighbours highest among other long-tail items, whose
-    blocks the costliest-first order runs last. A count, not a timing: the same choice in
-    every process. ``arrays``: the relabelled CSR and CSC (:func:`._topk_numba.relabelled`)."""
+    heap, counted on the exact rows of S of a few rows (:func:`probe_rows`, within
+    :data:`PROBE_SHARE` of the kernel's multiply-adds) and replayed in the order the blocked
+    kernel offers them: row r hears from a partner p when the block of ``min(r, p)`` runs.
+    Where S is dense, heap pushes, with their cache misses, are most of the kernel's time; how
+    many depends on whether a row's best neighbours arrive before its worse ones, and that
+    differs by data: on rating data cosine often ranks a long-tail item's neighbours highest
+    among other long-tail items, whose blocks the costliest-first order runs last. A count, not
+    a timing: the same choice in every process. ``arrays``: the relabelled CSR and CSC
+    (:func:`._topk_numba.relabelled`)."""
     indptr, indices, data, colptr, rowidx, coldata, _ = arrays
     orders = block_orders(cost, n_threads)
     n = indptr.size - 1
-    n_probe = min(PROBE_ROWS, n // 64)
-    if n_probe < 4 or k >= n - 1:
+    if k >= n - 1:
         return orders[0], {"order": "costliest-first"}
-    rows = ((np.arange(n_probe) + 0.5) * (n / n_probe)).astype(np.int64)  # mid-stratum rows
+    col_len = np.diff(colptr).astype(np.float64)
+    rows = probe_rows(indptr, indices, col_len, PROBE_SHARE * float(col_len @ col_len))
+    if rows.size == 0:
+        return orders[0], {"order": "costliest-first"}
     pushes = _probe_pushes(indptr, indices, data, colptr, rowidx, coldata,
                            labels.astype(np.int32), rows, np.stack(orders), k).sum(axis=1)
     pick = int(pushes[1] < pushes[0])
     return orders[pick], {"order": ("costliest-first", "cheapest-first")[pick],
-                          "probe_pushes": [int(x) for x in pushes]}
+                          "probe_rows": int(rows.size), "probe_pushes": [int(x) for x in pushes]}
 
 
 def new_heaps(n: int, k: int, n_sets: int, dtype):
