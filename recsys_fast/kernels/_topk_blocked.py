@@ -222,7 +222,12 @@ def _probe_pushes(indptr, indices, data, colptr, rowidx, coldata, labels, rows, 
 
 
 PROBE_ROWS = 32  # most rows whose offers choose_order replays (evenly spaced over the labels)
-PROBE_SHARE = 0.005  # most multiply-adds the probe spends, as a share of the kernel's
+PROBE_SHARE = 0.02  # most the probe spends, as a share of the kernel's modelled work
+# The kernel's work in the probe's multiply-adds (a scalar scatter each, ~1.5 ns of thread time
+# here): ~2 a streamed entry (a LANES-wide update, ~2.3 ns), ~10 a row pair (its read-back and
+# offers, ~15 ns where S is dense and pushes dominate; measured on ML-100K and near-dense 1m)
+PROBE_STREAMED_UNITS = 2.0
+PROBE_PAIR_UNITS = 10.0
 PROBE_MIN_ROWS = 4  # fewer rows fit that share: no probe, costliest first
 
 
@@ -247,7 +252,8 @@ def probe_rows(indptr, indices, col_len: np.ndarray, budget: float) -> np.ndarra
 def choose_order(arrays, labels, cost, k: int, n_threads: int):
     """``(order, record)``: of :func:`block_orders`, the order in which fewer offers enter a
     heap, counted on the exact rows of S of a few rows (:func:`probe_rows`, within
-    :data:`PROBE_SHARE` of the kernel's multiply-adds) and replayed in the order the blocked
+    :data:`PROBE_SHARE` of the kernel's modelled work: its streamed entries and row pairs) and
+    replayed in the order the blocked
     kernel offers them: row r hears from a partner p when the block of ``min(r, p)`` runs.
     Where S is dense, heap pushes, with their cache misses, are most of the kernel's time; how
     many depends on whether a row's best neighbours arrive before its worse ones, and that
@@ -261,7 +267,8 @@ def choose_order(arrays, labels, cost, k: int, n_threads: int):
     if k >= n - 1:
         return orders[0], {"order": "costliest-first"}
     col_len = np.diff(colptr).astype(np.float64)
-    rows = probe_rows(indptr, indices, col_len, PROBE_SHARE * float(col_len @ col_len))
+    work = PROBE_STREAMED_UNITS * float(cost.sum()) + PROBE_PAIR_UNITS * n * (n - 1) / 2
+    rows = probe_rows(indptr, indices, col_len, PROBE_SHARE * work)
     if rows.size == 0:
         return orders[0], {"order": "costliest-first"}
     pushes = _probe_pushes(indptr, indices, data, colptr, rowidx, coldata,
