@@ -149,13 +149,18 @@ def test_small_inputs_dense_products_and_big_heaps_skip_the_race(monkeypatch):
     assert not calls
 
 
+def _items(inter):
+    """The items x users CSR of a rating set."""
+    from recsys_fast.kernels import build_user_item_csr
+
+    return build_user_item_csr(inter.user_idx, inter.item_idx, inter.values,
+                               inter.shape).T.tocsr()
+
+
 def _ratings_items(folder, loader):
     from recsys_fast import data
 
-    inter = getattr(data, loader)(folder)
-    X = sp.csr_matrix((inter.values.astype(np.float32), (inter.user_idx, inter.item_idx)),
-                      shape=inter.shape)
-    return X.T.tocsr()
+    return _items(getattr(data, loader)(folder))
 
 
 def _run_in_order(Xn, k, include_self, order_pick):
@@ -234,10 +239,7 @@ def test_order_choice_follows_where_the_neighbours_are(ml_latest_small_dir):
 
     real = core.normalized(_ratings_items(ml_latest_small_dir, "load_movielens"), CPU,
                            np.float32)
-    inter = synthetic.generate("1m", seed=0)
-    X = sp.csr_matrix((inter.values.astype(np.float32), (inter.user_idx, inter.item_idx)),
-                      shape=inter.shape)
-    synth = core.normalized(X.T.tocsr(), CPU, np.float32)
+    synth = core.normalized(_items(synthetic.generate("1m", seed=0)), CPU, np.float32)
     for Xn, want in ((real, "cheapest-first"), (synth, "costliest-first")):
         records = [_topk_sparse.SparseTopk(Xn, 50, False, 2).order_record for _ in range(2)]
         assert records[0] == records[1]

@@ -43,7 +43,7 @@ from numba import njit, prange, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from recsys_fast.kernels._topk_numba import _heap_push, merge_heap_sets
+from recsys_fast.kernels._topk_numba import _heap_push, _worse, merge_heap_sets
 
 LANES = 16  # rows per block: one 64-byte cache line of float32 accumulators per column j
 
@@ -192,7 +192,7 @@ def _replay_pushes(acc, labels, r, order, k, hv, hi):
             if v <= 0 or p == r:
                 continue
             j = labels[p]
-            if size == k and not (hv[0] < v or (hv[0] == v and hi[0] > j)):
+            if size == k and not _worse(hv[0], hi[0], v, j):
                 continue
             size = _heap_push(hv, hi, 0, size, k, v, j)
             pushes += 1

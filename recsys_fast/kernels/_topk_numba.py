@@ -77,18 +77,6 @@ def _heap_push(hv, hi, base, size, k, v, j):
     return size
 
 
-@njit(cache=True, inline="always")
-def _offer(hv, hi, hn, thr, h, k, v, j):
-    """Offer (v, j) to heap h; ``thr[h]`` (its root once full) rejects most offers without
-    touching the heap arrays, which are n_rows * k long and do not stay in cache."""
-    if v < thr[h]:
-        return
-    size = _heap_push(hv, hi, h * k, hn[h], k, v, j)
-    hn[h] = size
-    if size == k:
-        thr[h] = hv[h * k]
-
-
 def popularity_order(Xn) -> np.ndarray:
     """Row labels by descending row length (stable): the relabelling of the sparse top-k
     kernels, whose heaps then hold original labels."""
