@@ -193,11 +193,39 @@ def child(path: Path, rounds: int, seed: int) -> None:
 def decision_regret(row: dict) -> float:
     """Median time of the strategy auto picked, timed on its own, over the best strategy's:
     what the choice cost, without the noise between two timings of the same code."""
-    picks = row["auto_picks"] or [row["first_pick"]]
-    pick = max(set(picks), key=picks.count)
+    pick = _pick(row)
     med = row["median_s"]
     best = min(v for k, v in med.items() if k != "auto")
     return med.get(pick, med["auto"]) / best
+
+
+def rule_regrets(rows: list[dict]) -> list[dict]:
+    """Per configuration (input, kind, k) over its processes: ``rule`` = the median time of the
+    strategy auto picked (each process's median of it) over the lower of the two strategies'
+    medians across processes: what the rule costs, with each process's noise averaged out;
+    ``floor`` = the worst single-process regret of always running the strategy that is best
+    across processes: the regret that per-process noise alone shows, whatever the rule."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "regret" in r:
+            groups.setdefault((r["input"], r["kind"], r["k"]), []).append(r)
+    out = []
+    for (name, kind, k), mine in groups.items():
+        timed = [s for s in ("sparse", "dense") if all(s in r["median_s"] for r in mine)]
+        across = {s: statistics.median(r["median_s"][s] for r in mine) for s in timed}
+        best = min(across, key=across.get)
+        picked = statistics.median(
+            r["median_s"].get(_pick(r), r["median_s"]["auto"]) for r in mine)
+        floor = max(r["median_s"][best] / min(r["median_s"][s] for s in timed) for r in mine)
+        out.append({"input": name, "kind": kind, "k": k, "rule": picked / across[best],
+                    "floor": floor, "best": best,
+                    "picks": sorted({_pick(r) for r in mine})})
+    return out
+
+
+def _pick(row: dict) -> str:
+    picks = row["auto_picks"] or [row["first_pick"]]
+    return max(set(picks), key=picks.count)
 
 
 def _users_items(row: dict) -> tuple[int, int]:
@@ -210,8 +238,10 @@ def summary_table(rows: list[dict]) -> str:
     """Markdown: per input, the worst and median regret, the worst decision regret, the worst
     first-call regret, and how often auto took the faster strategy."""
     lines = ["| input | shape (users x items) | configurations | regret: worst / median | "
-             "decision regret: worst | first call: worst | auto took the faster | picks |",
-             "|---|---|---|---|---|---|---|---|"]
+             "decision regret: worst | rule regret: worst | noise floor | first call: worst | "
+             "auto took the faster | picks |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    rules = rule_regrets(rows)
     for name in dict.fromkeys(r["input"] for r in rows):
         mine = [r for r in rows if r["input"] == name and "regret" in r]
         if not mine:
@@ -221,8 +251,11 @@ def summary_table(rows: list[dict]) -> str:
         right = sum(1 for r in mine if decision_regret(r) <= 1.0 + 1e-12)
         picks = sorted({p for r in mine for p in r["auto_picks"]})
         users, items = _users_items(mine[0])
+        rule = [g for g in rules if g["input"] == name]
         lines.append(f"| {name} | {users:,} x {items:,} | {len(mine)} | {reg[-1]:.3f} / {statistics.median(reg):.3f} | "
-                     f"{max(dec):.3f} | {max(r['first_call_regret'] for r in mine):.2f} | "
+                     f"{max(dec):.3f} | {max(g['rule'] for g in rule):.3f} | "
+                     f"{max(g['floor'] for g in rule):.3f} | "
+                     f"{max(r['first_call_regret'] for r in mine):.2f} | "
                      f"{right} of {len(mine)} | {', '.join(picks)} |")
     return "\n".join(lines)
 
@@ -278,6 +311,8 @@ def main() -> int:
         "worst_regret": max(r["regret"] for r in done) if done else None,
         "worst_first_call_regret": max(r["first_call_regret"] for r in done) if done else None,
         "worst_decision_regret": max(decision_regret(r) for r in done) if done else None,
+        "worst_rule_regret": max((g["rule"] for g in rule_regrets(done)), default=None),
+        "worst_noise_floor": max((g["floor"] for g in rule_regrets(done)), default=None),
         "median_regret": statistics.median(r["regret"] for r in done) if done else None,
         "configurations": len(done),
     }

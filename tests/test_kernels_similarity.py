@@ -526,28 +526,53 @@ def test_dense_rates_are_cached_per_machine(monkeypatch, tmp_path):
     calls = []
 
     def measure(n, m, k, n_threads):
-        calls.append((n, m, k))
-        return float(_topk_cost.dense_work(n, m, k, 512) @ [1e-11, 5e-9, 2e-8, 1e-9, 1e-3])
+        def call():
+            calls.append((n, m, k))
+            return float(_topk_cost.dense_work(n, m, k, 512) @ [1e-11, 5e-9, 2e-8, 1e-9, 1e-3])
+        return call
 
     block = lambda n: 512  # noqa: E731
     _topk_cost._coefficients_cached.cache_clear()
     first = _topk_cost.dense_seconds(2000, 700, 50, 1, measure, block)
-    assert len(calls) == len(_topk_cost._CAL_RUNS)
+    per_fit = (_topk_cost.CAL_ROUNDS + 1) * len(_topk_cost._CAL_RUNS)  # a warm call, then rounds
+    assert len(calls) == per_fit
     files = list((tmp_path / "calibration").glob("*.json"))
     assert len(files) == 1
     want = float(_topk_cost.dense_work(2000, 700, 50, 512) @ [1e-11, 5e-9, 2e-8, 1e-9, 1e-3])
     assert first == pytest.approx(want, rel=1e-6)  # the fit recovers exact linear rates
     _topk_cost._coefficients_cached.cache_clear()  # a fresh process
     assert _topk_cost.dense_seconds(2000, 700, 50, 1, measure, block) == first
-    assert len(calls) == len(_topk_cost._CAL_RUNS)  # read back, not measured
+    assert len(calls) == per_fit  # read back, not measured
     _topk_cost._coefficients_cached.cache_clear()
     _topk_cost.dense_seconds(2000, 700, 50, 2, measure, block)  # other thread count: new key
-    assert len(calls) == 2 * len(_topk_cost._CAL_RUNS)
+    assert len(calls) == 2 * per_fit
     files[0].write_text("{not json")
     _topk_cost._coefficients_cached.cache_clear()
     _topk_cost.dense_seconds(2000, 700, 50, 1, measure, block)
-    assert len(calls) == 3 * len(_topk_cost._CAL_RUNS)
+    assert len(calls) == 3 * per_fit
     _topk_cost._coefficients_cached.cache_clear()
+
+
+def test_dense_rates_keep_each_shapes_fastest_round():
+    """A slow minute (here: two of the rounds, every shape 1.3-2x slower) leaves the fit on the
+    fast rounds; the slow rounds are recorded beside it."""
+    from recsys_fast.kernels import _topk_cost
+
+    rates = [1e-11, 5e-9, 2e-8, 1e-9, 1e-3]
+    count = {}
+
+    def measure(n, m, k, n_threads):
+        def call():
+            i = count[(n, m, k)] = count.get((n, m, k), -1) + 1  # 0: the warm call
+            slow = {2: 2.0, 4: 1.3}.get(i, 1.0)
+            return slow * float(_topk_cost.dense_work(n, m, k, 512) @ rates)
+        return call
+
+    rec = _topk_cost.calibrate(1, measure, lambda n: 512)
+    assert rec["coefficients"] == pytest.approx(rates, rel=1e-6)
+    for run in rec["runs"]:
+        assert len(run["rounds_s"]) == _topk_cost.CAL_ROUNDS
+        assert max(run["rounds_s"]) == pytest.approx(2 * run["seconds"])
 
 
 @pytest.mark.parametrize("block", [1, 5, 13, 64, 500])

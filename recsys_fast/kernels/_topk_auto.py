@@ -60,7 +60,7 @@ def trial_pays(Xn, k: int, n_threads: int) -> bool:
 def dense_seconds(shape: tuple[int, int], k: int, n_threads: int) -> float:
     """Modelled seconds of a CPU ``dense`` call (:mod:`._topk_cost`, rates cached per machine)."""
     n, m = shape
-    return _topk_cost.dense_seconds(n, m, k, n_threads, time_dense, cpu_pair_block)
+    return _topk_cost.dense_seconds(n, m, k, n_threads, dense_call, cpu_pair_block)
 
 
 def cpu_pair_block(n: int) -> int:
@@ -68,25 +68,25 @@ def cpu_pair_block(n: int) -> int:
     return pair_block(n, np.dtype(np.float32).itemsize, CPU)
 
 
-def time_dense(n: int, m: int, k: int, n_threads: int, rounds: int = 3) -> float:
-    """Median seconds of a whole CPU ``dense`` call (the checked input, :func:`.core.topk_input`,
-    then the kernel: what ``cosine_topk(X, k, strategy="dense")`` runs) on a seeded random n x m
-    float32 input (5 % full), over ``rounds`` calls after one untimed call: a calibration run of
-    :mod:`._topk_cost`. The median, as the trial's sparse estimate is set against a typical
-    dense call, not its best."""
+def dense_call(n: int, m: int, k: int, n_threads: int):
+    """A calibration run of :mod:`._topk_cost`: builds a seeded random n x m float32 input (5 %
+    full) and returns a call that times one whole CPU ``dense`` call on it (the checked input,
+    :func:`.core.topk_input`, then the kernel: what ``cosine_topk(X, k, strategy="dense")``
+    runs) and returns its seconds."""
     rng = np.random.default_rng(n * 7919 + m)
     X = scipy.sparse.random(n, m, density=0.05, random_state=rng, dtype=np.float32,
                             format="csr")
     X.data += 0.5
-    times = []
-    with blas_limits(n_threads):
-        for r in range(rounds + 1):
+    kk = min(k, n - 1)
+
+    def call() -> float:
+        with blas_limits(n_threads):
             t0 = time.perf_counter()
-            _, Xn, kk, _, _ = topk_input(X, min(k, n - 1), False, np.float32, None, CPU)
-            dense_topk(Xn, kk, False, None, CPU)
-            if r:
-                times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+            _, Xn, kc, _, _ = topk_input(X, kk, False, np.float32, None, CPU)
+            dense_topk(Xn, kc, False, None, CPU)
+            return time.perf_counter() - t0
+
+    return call
 
 
 DECIDED = LruChoices()  # auto's choices in this process, by input structure

@@ -5,8 +5,12 @@ The model is linear in the work the dense code does (:func:`dense_work`): the GE
 multiply-adds of the pair blocks on and above the diagonal, the ``n**2`` entries of S each
 selected once, the candidates of each row block merged (``n * p * k`` for ``p`` column
 blocks), the dense copy of X (``n * m``) and a fixed cost per call. Its coefficients come from
-timing whole dense calls on seeded random inputs of several shapes and ``k`` (the median of
-several rounds each, a few seconds in all) and fitting them by non-negative least squares.
+timing whole dense calls on seeded random inputs of several shapes and ``k`` and fitting them by
+non-negative least squares. The shapes are timed in :data:`CAL_ROUNDS` interleaved rounds (each
+round runs every shape once) and each keeps its fastest call: on a shared VM a slow minute
+slows every call in it, and a fit to one slow minute's medians would be kept for
+:data:`MAX_AGE_DAYS` (one such fit read 20-35 % above the quiet machine's dense calls, so auto
+kept ``sparse`` where ``dense`` was up to that much faster). About ten seconds, once.
 
 The fit is kept in ``<cache>/calibration/`` (the data cache, :func:`recsys_fast.data.cache_dir`)
 under a key of the CPU model, the thread count, the BLAS library and the versions of numpy and
@@ -28,8 +32,9 @@ import numpy as np
 
 from recsys_fast.memory import cpu_model
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 MAX_AGE_DAYS = 30
+CAL_ROUNDS = 5
 FEATURES = ("gemm_madds", "selected_entries", "merged_candidates", "densified_entries", "call")
 # Calibration inputs (rows, features, k): 1 to 8 pair blocks a side, narrow to wide rows
 # (wide ones set the GEMM and densify rates), k over the range auto decides for.
@@ -95,16 +100,23 @@ def fit(rows: list[np.ndarray], seconds: list[float]) -> np.ndarray:
     return coef / scale
 
 
-def calibrate(n_threads: int, measure: Callable[[int, int, int, int], float],
+def calibrate(n_threads: int, prepare: Callable[[int, int, int, int], Callable[[], float]],
               block: Callable[[int], int]) -> dict:
-    """Time ``measure(n, m, k, n_threads)`` (seconds of one dense call, the median of its rounds) on the
-    calibration shapes and fit the model; ``block(n)``: the pair block side for n rows."""
+    """Time the calibration shapes and fit the model. ``prepare(n, m, k, n_threads)`` builds
+    one shape's input and returns a call that runs one dense call on it and returns its
+    seconds; each is called once untimed, then :data:`CAL_ROUNDS` rounds over all shapes, and
+    each shape keeps its fastest round. ``block(n)``: the pair block side for n rows."""
+    calls = [prepare(n, m, k, n_threads) for n, m, k in _CAL_RUNS]
+    for call in calls:
+        call()  # warm: numba's compile or cache load, first-touch pages
+    times = [[call() for call in calls] for _ in range(CAL_ROUNDS)]
     rows, seconds, runs = [], [], []
-    for n, m, k in _CAL_RUNS:
-        s = measure(n, m, k, n_threads)
+    for i, (n, m, k) in enumerate(_CAL_RUNS):
+        s = min(t[i] for t in times)
         rows.append(dense_work(n, m, k, block(n)))
         seconds.append(s)
-        runs.append({"n": n, "m": m, "k": k, "seconds": s})
+        runs.append({"n": n, "m": m, "k": k, "seconds": s,
+                     "rounds_s": [t[i] for t in times]})
     coef = fit(rows, seconds)
     for r, row in zip(runs, rows, strict=True):
         r["modelled"] = float(row @ coef)
@@ -112,14 +124,14 @@ def calibrate(n_threads: int, measure: Callable[[int, int, int, int], float],
 
 
 @functools.lru_cache(maxsize=8)
-def _coefficients_cached(n_threads: int, measure, block) -> tuple[float, ...]:
+def _coefficients_cached(n_threads: int, prepare, block) -> tuple[float, ...]:
     from recsys_fast.data.manifest import write_json_atomic
 
     key = cache_key(n_threads)
     path = _cache_path(key)
     coef = _read(path, key)
     if coef is None:
-        rec = calibrate(n_threads, measure, block)
+        rec = calibrate(n_threads, prepare, block)
         coef = np.asarray(rec["coefficients"])
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,12 +141,12 @@ def _coefficients_cached(n_threads: int, measure, block) -> tuple[float, ...]:
     return tuple(float(c) for c in coef)
 
 
-def coefficients(n_threads: int, measure, block) -> np.ndarray:
+def coefficients(n_threads: int, prepare, block) -> np.ndarray:
     """The dense model's coefficients for ``n_threads``: from the cache file, else measured
     (and cached); once per process."""
-    return np.asarray(_coefficients_cached(int(n_threads), measure, block))
+    return np.asarray(_coefficients_cached(int(n_threads), prepare, block))
 
 
-def dense_seconds(n: int, m: int, k: int, n_threads: int, measure, block) -> float:
+def dense_seconds(n: int, m: int, k: int, n_threads: int, prepare, block) -> float:
     """Modelled seconds of one CPU ``dense`` call on an n x m input."""
-    return float(dense_work(n, m, k, block(n)) @ coefficients(n_threads, measure, block))
+    return float(dense_work(n, m, k, block(n)) @ coefficients(n_threads, prepare, block))
