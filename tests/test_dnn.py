@@ -65,11 +65,30 @@ def same_features(a: F.UserFeatures, b: F.UserFeatures) -> None:
 
 # -- features -------------------------------------------------------------------------------
 @pytest.mark.parametrize("history,cap", [("course", None), ("course", 4), ("paper", None)])
-@pytest.mark.parametrize("leave_out", [0, 1])
-def test_vectorised_features_equal_naive_pandas(inter, history, cap, leave_out):
-    a = F.build_user_features(inter, history=history, max_history=cap, leave_out=leave_out)
-    b = N.build_features(inter, history=history, max_history=cap, leave_out=leave_out)
+@pytest.mark.parametrize("leave_out,per_user", [(0, 1), (1, 1), (2, 1), (1, 3), (2, 50)])
+def test_vectorised_features_equal_naive_pandas(inter, history, cap, leave_out, per_user):
+    a = F.build_user_features(inter, history=history, max_history=cap, leave_out=leave_out,
+                              labels_per_user=per_user)
+    b = N.build_features(inter, history=history, max_history=cap, leave_out=leave_out,
+                         labels_per_user=per_user)
     same_features(a, b)
+    if per_user > 1:  # more examples than users: several label positions each
+        assert a.n_examples > len(np.unique(a.user_ids))
+
+
+def test_labels_per_user_roll_back_through_a_history():
+    """Labels 3 per user, one held out, min history 2: a user with items a..e (by time) gets
+    examples (a b -> c) and (a b c -> d); one with two items gets none and is dropped."""
+    ratings = make_ratings_frame([1, 1, 1, 1, 1, 2, 2], [10, 20, 30, 40, 50, 10, 20],
+                                 [5, 1, 4, 2, 3, 3, 3], [5, 1, 3, 4, 9, 0, 1])
+    items = make_items_frame([10, 20, 30, 40, 50], genres=["A", "B", "", "C", "A"])
+    inter = Interactions(ratings, items)  # user 1 by time: 20, 30, 40, 10, 50
+    f = F.build_user_features(inter, leave_out=1, labels_per_user=3, min_history=2)
+    ids = f.item_ids
+    assert [list(ids[np.asarray(w) - 1]) for w in f.watched.to_lists()] == [[20, 30],
+                                                                            [20, 30, 40]]
+    assert list(f.tokens_to_items(f.labels)) == [40, 10]
+    assert list(f.user_ids) == [1, 1] and f.n_users_dropped == 1
 
 
 def test_features_semantics_on_a_handmade_user():
@@ -130,7 +149,8 @@ def test_unseen_items_error_or_drop(inter, feats):
     "kwargs,match",
     [
         ({"history": "all"}, "history must be"),
-        ({"leave_out": 2}, "leave_out"),
+        ({"leave_out": -1}, "leave_out"),
+        ({"labels_per_user": 0}, "labels_per_user"),
         ({"max_history": 0}, "max_history"),
         ({"unseen": "skip", "vocab": np.arange(3)}, "unseen"),
     ],
@@ -376,3 +396,67 @@ def test_bad_training_options(feats):
     if not tf.config.list_physical_devices("GPU"):
         with pytest.raises(BackendUnavailableError, match="GPU"):
             T.prepare_optimised(feats, mixed_precision=True)
+
+
+# -- early stopping ---------------------------------------------------------------------------
+class _Weights:
+    def __init__(self):
+        self.w = [np.zeros(2)]
+
+    def get_weights(self):
+        return self.w
+
+    def set_weights(self, w):
+        self.w = [np.array(x) for x in w]
+
+
+class _State:
+    """A model whose weight is the epoch count and whose validation recall follows a script."""
+
+    def __init__(self, script):
+        self.model, self.script, self.epoch = _Weights(), script, 0
+
+
+def _fit(state, epochs):
+    state.epoch += 1
+    state.model.w[0] += 1  # in place: the kept best weights must be a copy
+    return {"seconds": 2.0, "loss": [1.0 / state.epoch]}
+
+
+def _recall(state, feats, k):
+    return state.script[state.epoch - 1] if feats == "valid" else 0.1 * state.epoch
+
+
+def test_train_until_stops_on_patience_and_keeps_the_best_epoch():
+    st = _State([0.1, 0.3, 0.2, 0.3, 0.25, 0.9])
+    curve = T.train_until(st, _fit, "valid", patience=3, recall=_recall, watch={"test": "test"})
+    assert curve["stopped"] == "patience" and len(curve["epochs"]) == 5
+    assert curve["best_epoch"] == 2 and curve["best_valid"] == 0.3  # the first of equals
+    np.testing.assert_array_equal(st.model.w[0], [2, 2])  # epoch 2's weights restored
+    assert [r["train_s"] for r in curve["epochs"]] == [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert T.seconds_to_reach(curve, "test", 0.3) == 6.0
+    assert T.seconds_to_reach(curve, "test", 0.6) is None
+
+
+def test_train_until_stops_on_seconds_and_epochs():
+    st = _State([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert T.train_until(st, _fit, "valid", max_seconds=5, recall=_recall)["stopped"] == \
+        "max_seconds"
+    assert st.epoch == 3 and st.model.w[0][0] == 3  # the last epoch was the best
+    st = _State([0.1, 0.2])
+    assert T.train_until(st, _fit, "valid", max_epochs=2, recall=_recall)["stopped"] == \
+        "max_epochs"
+    with pytest.raises(ValueError, match="patience"):
+        T.train_until(st, _fit, "valid", patience=0, recall=_recall)
+
+
+def test_split_last_valid_holds_out_two_items_per_user(inter):
+    train, valid, test = F.split_last_valid(inter, labels_per_user=4)
+    lone = F.build_user_features(inter, leave_out=1)
+    same_features(valid, lone)
+    # the newest training label of a user is the item before its validation label
+    last = np.r_[np.flatnonzero(np.diff(train.user_ids.astype(np.int64)) != 0),
+                 train.n_examples - 1]
+    want = F.build_user_features(inter, leave_out=2)
+    np.testing.assert_array_equal(train.labels[last], want.labels)
+    assert train.n_examples > len(want.labels)

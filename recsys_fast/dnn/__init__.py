@@ -12,6 +12,7 @@ _EXPORTS = {
     "UserFeatures": "features",
     "build_user_features": "features",
     "split_last": "features",
+    "split_last_valid": "features",
     "build_model": "model",
     "build_sampled_model": "model",
     "compile_course": "model",
@@ -25,6 +26,8 @@ _EXPORTS = {
     "predict_bucketed": "train",
     "prepare_optimised": "train",
     "recommend_topk": "train",
+    "seconds_to_reach": "train",
+    "train_until": "train",
 }
 __all__ = sorted(_EXPORTS)
 

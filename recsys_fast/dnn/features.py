@@ -9,7 +9,10 @@ What the course leaves open is fixed here (one source of truth; the naive pandas
   the ``features_embeddings`` table, whose size is ``max(num_classes, n_genres + 1)``.
 * Per user, ratings are ordered by timestamp (ties keep file order). With ``leave_out=0`` the
   label is the most recent item; ``leave_out=1`` holds that one out and labels the one before it
-  (the train side of a leave-last-out split). The history is every earlier item, chronological.
+  (the train side of a leave-last-out split), and so on. The history is every earlier item,
+  chronological. ``labels_per_user=L`` gives each user up to L examples, one per label position
+  (the newest one allowed, and the L - 1 before it, each with its own earlier history: the
+  paper's "fixed number of training examples per user"), ordered by user, then label position.
 * ``liked`` = history items rated ``>= 4``; ``disliked`` = rated ``<= 2``; ``genre`` = the
   distinct genres of the history items, ascending token order.
 * History mode ``"course"`` keeps the full history; ``"paper"`` keeps the most recent
@@ -206,11 +209,16 @@ def item_genre_tokens(items: pd.DataFrame, item_ids: np.ndarray, genre_names: li
     return Ragged.from_lists(rows)
 
 
-def check_inputs(inter: Interactions, leave_out: int, min_history: int) -> None:
+def check_inputs(inter: Interactions, leave_out: int, min_history: int,
+                 labels_per_user: int = 1) -> None:
     if not isinstance(inter, Interactions):
         raise TypeError(f"expected an Interactions, got {type(inter).__name__}")
-    if leave_out not in (0, 1):
-        raise ValueError(f"leave_out must be 0 or 1, got {leave_out!r}")
+    if isinstance(leave_out, bool) or not isinstance(leave_out, (int, np.integer)) \
+            or leave_out < 0:
+        raise ValueError(f"leave_out must be an int >= 0, got {leave_out!r}")
+    if isinstance(labels_per_user, bool) or not isinstance(labels_per_user, (int, np.integer)) \
+            or labels_per_user < 1:
+        raise ValueError(f"labels_per_user must be an int >= 1, got {labels_per_user!r}")
     if min_history < 0:
         raise ValueError(f"min_history must be >= 0, got {min_history}")
     if inter.n_ratings == 0:
@@ -245,11 +253,12 @@ def build_user_features(
     history: str = "course",
     max_history: int | None = None,
     leave_out: int = 0,
+    labels_per_user: int = 1,
     min_history: int = 1,
     vocab: np.ndarray | None = None,
     unseen: str = "error",
 ) -> UserFeatures:
-    """Build one example per user from an :class:`Interactions`, with numpy only.
+    """Build the examples of an :class:`Interactions` (one per user by default), numpy only.
 
     Parameters
     ----------
@@ -259,10 +268,14 @@ def build_user_features(
         Full history, or the most recent ``max_history`` (default 50) items.
     max_history : int, optional
         History cap (also allowed in "course" mode).
-    leave_out : {0, 1}
-        How many most recent items to hold out after the label (see module docstring).
+    leave_out : int
+        How many most recent items to hold out after the newest label (module docstring).
+    labels_per_user : int
+        Examples per user: the newest allowed label position and the ones before it, each with
+        the history before it (a user with a shorter history gets fewer).
     min_history : int
-        Users with fewer earlier items are dropped (counted in ``n_users_dropped``).
+        A label needs this many earlier items; users with no such label are dropped (counted in
+        ``n_users_dropped``).
     vocab, unseen
         Item vocabulary of another ``UserFeatures`` (its ``item_ids``) and what to do with
         items outside it: ``"error"`` or ``"drop"``.
@@ -276,7 +289,7 @@ def build_user_features(
     ValueError
         Bad options, unseen items with ``unseen="error"``, or no user with enough history.
     """
-    check_inputs(inter, leave_out, min_history)
+    check_inputs(inter, leave_out, min_history, labels_per_user)
     cap = resolve_history(history, max_history)
     tokens, vocab = encode_items(inter, vocab, unseen)
     ratings = inter.values
@@ -292,61 +305,64 @@ def build_user_features(
     starts = np.zeros(inter.n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     pos = np.arange(len(users)) - starts[users]
-    label_pos = counts - 1 - leave_out  # per user; history = positions before it
-    has_example = label_pos >= min_history
-    lo = np.zeros_like(label_pos) if cap is None else np.maximum(label_pos - cap, 0)
-    in_history = has_example[users] & (pos >= lo[users]) & (pos < label_pos[users])
-    is_label = has_example[users] & (pos == label_pos[users])
-
-    example_users = np.flatnonzero(has_example)
-    if len(example_users) == 0:
+    newest = counts - 1 - leave_out  # per user: the newest label position
+    oldest = np.maximum(newest - (labels_per_user - 1), min_history)
+    per_user = np.maximum(newest - oldest + 1, 0)
+    n_ex = int(per_user.sum())
+    if n_ex == 0:
         raise ValueError(
             f"{inter.name}: no user has {min_history} earlier item(s) before the label "
             f"(leave_out={leave_out}); every user has too short a history"
         )
-    example_of_user = np.full(inter.n_users, -1, dtype=np.int64)
-    example_of_user[example_users] = np.arange(len(example_users))
+    ex_user = np.repeat(np.arange(inter.n_users), per_user)
+    first_ex = np.cumsum(per_user) - per_user
+    label_pos = oldest[ex_user] + np.arange(n_ex) - first_ex[ex_user]
+    lo = np.zeros_like(label_pos) if cap is None else np.maximum(label_pos - cap, 0)
+    hist_len = label_pos - lo
+    splits = np.zeros(n_ex + 1, dtype=np.int64)
+    np.cumsum(hist_len, out=splits[1:])
+    # each example's history: rows starts[u] + lo .. starts[u] + label_pos - 1, in order
+    at = np.repeat(starts[ex_user] + lo - splits[:-1], hist_len) + np.arange(splits[-1])
+    ex_of = np.repeat(np.arange(n_ex), hist_len)
+    hist_tokens, hist_ratings = tokens[at], ratings[at]
 
     def ragged(mask: np.ndarray) -> Ragged:
-        ex = example_of_user[users[mask]]
-        splits = np.zeros(len(example_users) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(ex, minlength=len(example_users)), out=splits[1:])
-        return Ragged(tokens[mask], splits)
+        sp = np.zeros(n_ex + 1, dtype=np.int64)
+        np.cumsum(np.bincount(ex_of[mask], minlength=n_ex), out=sp[1:])
+        return Ragged(hist_tokens[mask], sp)
 
-    watched = ragged(in_history)
-    liked = ragged(in_history & (ratings >= LIKED_MIN_RATING))
-    disliked = ragged(in_history & (ratings <= DISLIKED_MAX_RATING))
+    watched = Ragged(hist_tokens, splits)
+    liked = ragged(hist_ratings >= LIKED_MIN_RATING)
+    disliked = ragged(hist_ratings <= DISLIKED_MAX_RATING)
 
     genre_names = genre_vocabulary(inter.items)
     per_item = item_genre_tokens(inter.items, vocab, genre_names)
-    hist_items = watched.values
-    n_g = per_item.lengths[hist_items - 1]
-    ex = np.repeat(np.repeat(np.arange(len(example_users)), watched.lengths), n_g)
-    g = per_item.take(hist_items - 1).values
-    key = np.unique(ex * (len(genre_names) + 1) + g)  # distinct (example, genre), sorted
+    n_g = per_item.lengths[hist_tokens - 1]
+    g = per_item.take(hist_tokens - 1).values
+    key = np.unique(np.repeat(ex_of, n_g) * (len(genre_names) + 1) + g)  # (example, genre)
     key_ex = key // (len(genre_names) + 1)
-    g_splits = np.zeros(len(example_users) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key_ex, minlength=len(example_users)), out=g_splits[1:])
+    g_splits = np.zeros(n_ex + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key_ex, minlength=n_ex), out=g_splits[1:])
     genre = Ragged(key % (len(genre_names) + 1), g_splits)
 
     # popularity for the negative sampler: every rating except the held-out ones
-    visible = pos <= label_pos[users]
+    visible = pos <= newest[users]
     item_counts = np.bincount(tokens[visible], minlength=len(vocab) + 1).astype(np.int64)
     item_counts[0] = 0
     return UserFeatures(
-        user_ids=np.asarray(inter.user_ids)[example_users],
+        user_ids=np.asarray(inter.user_ids)[ex_user],
         watched=watched,
         liked=liked,
         disliked=disliked,
         genre=genre,
-        labels=tokens[is_label].astype(np.int32),
+        labels=tokens[starts[ex_user] + label_pos].astype(np.int32),
         item_ids=np.asarray(vocab),
         genre_names=genre_names,
         item_counts=item_counts,
         history=history,
         max_history=cap,
         leave_out=leave_out,
-        n_users_dropped=int(inter.n_users - len(example_users)),
+        n_users_dropped=int(np.count_nonzero(per_user == 0)),
     )
 
 
@@ -358,6 +374,24 @@ def split_last(
     train = build_user_features(inter, history=history, max_history=max_history, leave_out=1)
     test = build_user_features(inter, history=history, max_history=max_history, leave_out=0)
     return train, test
+
+
+def split_last_valid(
+    inter: Interactions,
+    *,
+    labels_per_user: int = 1,
+    history: str = "course",
+    max_history: int | None = None,
+) -> tuple[UserFeatures, UserFeatures, UserFeatures]:
+    """Leave-last-out with a validation label: ``(train, valid, test)``. Test labels are each
+    user's most recent item, validation labels the one before it; training examples end before
+    both (``labels_per_user`` label positions per user, each with its earlier history). Same
+    vocabularies; a model stopped on ``valid`` has seen neither held-out item of any user."""
+    opts = {"history": history, "max_history": max_history}
+    train = build_user_features(inter, leave_out=2, labels_per_user=labels_per_user, **opts)
+    valid = build_user_features(inter, leave_out=1, **opts)
+    test = build_user_features(inter, leave_out=0, **opts)
+    return train, valid, test
 
 
 def record_epochs(state, history: dict, seconds: float, epochs: int) -> dict:

@@ -59,7 +59,9 @@ __all__ = [
     "predict_bucketed",
     "prepare_optimised",
     "recommend_topk",
+    "seconds_to_reach",
     "split_last",
+    "train_until",
 ]
 
 
@@ -378,3 +380,74 @@ def evaluate_recall(
         hits += int((top == features.labels[rows, None]).any(axis=1).sum())
     rate = hits / features.n_examples
     return {f"recall@{k}": rate, f"hit_rate@{k}": rate, "k": k, "n": features.n_examples}
+
+
+def train_until(
+    state,
+    fit,
+    valid: UserFeatures,
+    *,
+    k: int = 10,
+    max_epochs: int = 30,
+    patience: int = 3,
+    max_seconds: float | None = None,
+    watch: dict | None = None,
+    recall=None,
+    progress=None,
+) -> dict:
+    """Train ``state`` one epoch at a time (``fit(state, 1)``) with early stopping on the
+    recall@k of ``valid``; keep the best epoch's weights.
+
+    Stops after ``patience`` epochs without a better validation recall, at ``max_epochs``, or
+    once the training seconds pass ``max_seconds``; then restores the weights of the best
+    validation epoch (the first of equals). ``watch``: other feature sets (name -> features)
+    whose recall@k is recorded after every epoch for reporting, never for a decision (e.g. the
+    test split, for time to a recall). ``recall(state, features, k)``: the measure,
+    :func:`evaluate_recall` of ``state.model`` by default. ``progress(row)``: called after
+    each epoch.
+
+    Returns ``{"epochs": [{"epoch", "train_s", "loss", "valid", <watch names>...}],
+    "best_epoch", "best_valid", "stopped"}``; ``train_s`` is the cumulative training time
+    (fit calls only, evaluation excluded).
+    """
+    if max_epochs < 1 or patience < 1:
+        raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs}, {patience}")
+    if recall is None:
+        recall = lambda st, f, kk: evaluate_recall(st.model, f, k=kk)[f"recall@{kk}"]  # noqa: E731
+    rows, best, best_weights, since, train_s = [], -1.0, None, 0, 0.0
+    stopped = "max_epochs"
+    for epoch in range(1, max_epochs + 1):
+        out = fit(state, 1)
+        train_s += float(out["seconds"])
+        row = {"epoch": epoch, "train_s": train_s,
+               "loss": float(np.asarray(out.get("loss", [np.nan]))[-1]),
+               "valid": float(recall(state, valid, k))}
+        for name, feats in (watch or {}).items():
+            row[name] = float(recall(state, feats, k))
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+        if row["valid"] > best:
+            best, since = row["valid"], 0
+            best_weights = [np.array(w, copy=True) for w in state.model.get_weights()]
+        else:
+            since += 1
+        if since >= patience:
+            stopped = "patience"
+            break
+        if max_seconds is not None and train_s >= max_seconds:
+            stopped = "max_seconds"
+            break
+    state.model.set_weights(best_weights)
+    best_row = max(rows, key=lambda r: (r["valid"], -r["epoch"]))
+    return {"epochs": rows, "best_epoch": best_row["epoch"], "best_valid": best_row["valid"],
+            "stopped": stopped}
+
+
+def seconds_to_reach(curve: dict, name: str, target: float) -> float | None:
+    """Training seconds until ``name``'s recall (a column of :func:`train_until`'s rows) first
+    reached ``target``; None when it never did."""
+    for row in curve["epochs"]:
+        if row[name] >= target:
+            return row["train_s"]
+    return None

@@ -53,10 +53,11 @@ def build_features(
     history: str = "course",
     max_history: int | None = None,
     leave_out: int = 0,
+    labels_per_user: int = 1,
     min_history: int = 1,
 ) -> UserFeatures:
     """Per-user ragged lists and labels, built row by row with pandas (see module docstring)."""
-    check_inputs(inter, leave_out, min_history)
+    check_inputs(inter, leave_out, min_history, labels_per_user)
     cap = resolve_history(history, max_history)
     tokens, vocab = encode_items(inter, None, "error")
     genre_names = genre_vocabulary(inter.items)
@@ -77,20 +78,22 @@ def build_features(
         items = group["token"].tolist()
         ids = group["item_id"].tolist()
         rates = group["rating"].tolist()
-        label_pos = len(items) - 1 - leave_out
-        for t in items[: max(label_pos + 1, 0)]:
+        newest = len(items) - 1 - leave_out
+        for t in items[: max(newest + 1, 0)]:
             counts[t] += 1
-        if label_pos < min_history:
+        positions = [p for p in range(newest - labels_per_user + 1, newest + 1)
+                     if p >= min_history]
+        if not positions:
             dropped += 1
-            continue
-        lo = 0 if cap is None else max(label_pos - cap, 0)
-        hist = range(lo, label_pos)
-        out["watched"].append([items[p] for p in hist])
-        out["liked"].append([items[p] for p in hist if rates[p] >= LIKED_MIN_RATING])
-        out["disliked"].append([items[p] for p in hist if rates[p] <= DISLIKED_MAX_RATING])
-        out["genre"].append(sorted({g for p in hist for g in genres_of.get(ids[p], [])}))
-        user_ids.append(user_id)
-        labels.append(items[label_pos])
+        for label_pos in positions:
+            lo = 0 if cap is None else max(label_pos - cap, 0)
+            hist = range(lo, label_pos)
+            out["watched"].append([items[p] for p in hist])
+            out["liked"].append([items[p] for p in hist if rates[p] >= LIKED_MIN_RATING])
+            out["disliked"].append([items[p] for p in hist if rates[p] <= DISLIKED_MAX_RATING])
+            out["genre"].append(sorted({g for p in hist for g in genres_of.get(ids[p], [])}))
+            user_ids.append(user_id)
+            labels.append(items[label_pos])
     if not labels:
         raise ValueError(
             f"{inter.name}: no user has {min_history} earlier item(s) before the label "

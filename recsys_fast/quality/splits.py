@@ -12,6 +12,11 @@
 * :func:`temporal_split`: one global cut in time: the ratings after the ``1 - test_fraction``
   quantile of the timestamps are test (ties at the cut go to train), the rest train. Test
   users absent from train are counted, not evaluated.
+* :func:`cold_user_split`: a seeded random ``test_fraction`` of the users with more than
+  ``keep`` ratings become cold: their ``keep`` earliest ratings stay in train, the rest are
+  test; every other user keeps all ratings in train. Tie rule: ratings with equal timestamps
+  are ordered by a seeded shuffle of the rows (``numpy.random.default_rng(seed)``, drawn
+  after the cold users), as :func:`leave_last_out` does, and the shuffle's first ones are kept.
 
 :func:`encode` indexes users and items *as they appear in train*; a test pair whose user or
 item has no train rating gets index -1 (the protocol predicts the global mean there).
@@ -77,6 +82,49 @@ def leave_last_out(ratings: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
     last = ~ordered["user_id"].duplicated(keep="last")
     counts = ordered.groupby("user_id")["user_id"].transform("size")
     is_test = last & (counts >= 2)
+    ordered = ordered.drop(columns="_tie")
+    return (ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True))
+
+
+def cold_user_split(ratings: pd.DataFrame, keep: int, test_fraction: float = 0.2,
+                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cold-start users: ``round(test_fraction * n)`` of the ``n`` users with more than
+    ``keep`` ratings (at least one) are drawn by ``numpy.random.default_rng(seed)``
+    (``permutation`` of those user ids in ascending order, the first ones); each keeps only
+    their ``keep`` earliest ratings in train, the rest of theirs is test. Every other user
+    keeps all ratings in train.
+
+    Tie rule: ratings are ordered by timestamp, equal timestamps by a seeded shuffle of the
+    rows (the same generator's next ``permutation(len(ratings))``), so the user draw does not
+    depend on the shuffle and, for the same eligible users, every ``keep`` gets the same cold
+    users. Both frames come sorted by user, timestamp and that shuffle.
+
+    Raises
+    ------
+    TypeError
+        ``keep`` is not an integer, or ``ratings`` not a DataFrame.
+    ValueError
+        ``keep`` < 1, ``test_fraction`` outside (0, 1], empty data, missing columns, or no
+        user with more than ``keep`` ratings.
+    """
+    _check_frame(ratings, "ratings")
+    if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)):
+        raise TypeError(f"keep must be an integer, got {keep!r}")
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1 (ratings a cold user keeps in train), got {keep}")
+    if not 0 < test_fraction <= 1:
+        raise ValueError(f"test_fraction must be in (0, 1], got {test_fraction!r}")
+    counts = ratings.groupby("user_id").size()
+    eligible = np.sort(counts.index[counts.to_numpy() > keep].to_numpy())
+    if eligible.size == 0:
+        raise ValueError(f"no user has more than keep={keep} ratings: no one can be cold")
+    rng = np.random.default_rng(seed)
+    n_cold = max(1, int(round(test_fraction * eligible.size)))
+    cold = eligible[rng.permutation(eligible.size)[:n_cold]]
+    shuffled = ratings.assign(_tie=rng.permutation(len(ratings)))
+    ordered = shuffled.sort_values(["user_id", "timestamp", "_tie"], kind="stable")
+    rank = ordered.groupby("user_id").cumcount().to_numpy()
+    is_test = ordered["user_id"].isin(cold).to_numpy() & (rank >= keep)
     ordered = ordered.drop(columns="_tie")
     return (ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True))
 
