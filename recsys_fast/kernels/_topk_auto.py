@@ -6,8 +6,8 @@ one set per thread; else the sparse kernel runs on a stratified sample of its ow
 while that costs at most :data:`._topk_sparse.TRIAL_SHARE` of the dense call's modelled time
 (rates measured once per machine and cached, :mod:`._topk_cost`; up to
 :data:`._topk_sparse.TRIAL_CAP` of it while its chunks' rates disagree), and finishes, its work
-kept, when the rest extrapolated from the sample takes no longer than a whole dense call; else
-``dense`` runs. GPU: ``dense`` while a dense copy of X fits in half the free device memory,
+kept, when the rest extrapolated from the sample takes no longer than
+:data:`._topk_sparse.DENSE_MARGIN` (1.15) whole dense calls; else ``dense`` runs. GPU: ``dense`` while a dense copy of X fits in half the free device memory,
 else ``spmm`` with at most 4 features per row of X, else ``spgemm``.
 """
 
@@ -99,8 +99,9 @@ def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto")
     kernel runs on a stratified sample of its row blocks while that costs at most 4 % of the
     dense call's modelled time, or up to half of it while two chunks' rates disagree
     (:func:`._topk_sparse.trial`; rates measured once per machine, :mod:`._topk_cost`), and
-    finishes when the rest of its blocks, extrapolated from the sample, take no longer than a
-    whole dense call; else ``dense`` runs. The choice is
+    finishes when the rest of its blocks, extrapolated from the sample, take no longer than
+    1.15 whole dense calls (``DENSE_MARGIN``: the trial is timed now, where load only slows
+    it, the dense model on a quiet machine); else ``dense`` runs. The choice is
     kept for the process, by input structure (:func:`structure_key`): a later call on the
     same matrix runs the same strategy without a trial and returns the same values."""
     key, used = kept_choice(Xn, k, include_self, n_threads)

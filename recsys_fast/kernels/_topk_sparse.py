@@ -36,6 +36,10 @@ from recsys_fast.memory import available_bytes, check_memory
 TRIAL_SHARE = 0.04  # the dense strategy's modelled time a trial spends when its rate holds
 TRIAL_CAP = 0.5  # most of it a trial spends while its chunks disagree (a stall, a cold page)
 _TRIAL_PREFIX = 1 / 8  # largest share of the units a trial or a race runs before it decides
+# dense is picked only when the sparse rest is modelled this much slower than a dense call: the
+# trial is timed now, where load only slows it, the dense model on a quiet machine (fastest
+# calibration rounds); the margin is the regret auto may pay where dense is the faster
+DENSE_MARGIN = 1.15
 RACE_SHARE = 0.03  # most of the leading form's extrapolated time each form spends racing
 RACE_LEAD = 1.25  # a form this much faster than the other, both measured, wins at once
 RACE_MIN_CHUNK_S = 2e-3  # a chunk shorter than this measures call overhead, not the kernel
@@ -248,7 +252,7 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
     a block, multiply-adds of a row), plus one: a few sampled units whose costs differ from
     the average say nothing wrong about the rest, whose time is expected to be the least time
     per unit of work of any chunk times their work. The sparse strategy wins when that is at
-    most ``dense_s``, the time of a whole dense call."""
+    most :data:`DENSE_MARGIN` times ``dense_s``, the time of a whole dense call."""
     lane = _Lane(run, prefix)
     budget, cap = TRIAL_SHARE * dense_s, TRIAL_CAP * dense_s
     while True:
@@ -261,7 +265,7 @@ def trial(run, dense_s: float, prefix: float = _TRIAL_PREFIX) -> tuple[bool, np.
     record = {"form": run.form, "blocks": run.n_blocks, "trial_blocks": int(run.done.sum()),
               "trial_s": lane.spent, "sparse_rest_s": rest_s,
               "sparse_total_s": lane.total_s(), "dense_s": dense_s}
-    return rest_s <= dense_s, _pending(run), record
+    return rest_s <= DENSE_MARGIN * dense_s, _pending(run), record
 
 
 def run_or_yield(run, dense_s: float):
