@@ -6,7 +6,9 @@ Split (``dnn.features.split_last_valid``): each user's most recent item is the t
 one before it the validation label; training examples end before both, ``--labels-per-user``
 label positions per user, each with the history before it (the paper's "fixed number of
 training examples per user"; the course trains on one example per user, 943 at ML-100K, and
-stays below the popularity list). Ties of timestamps keep file order. Every model trains one
+stays below the popularity list). Ties of timestamps keep file order. ``-prior`` models start
+their output bias at the log of each item's training popularity (``prepare_optimised``'s
+``prior_bias``); the others start at zeros, as the course. Every model trains one
 epoch at a time with recall@k on the validation labels after each; it stops after
 ``--patience`` epochs without a better validation recall, or at ``--max-epochs`` or
 ``--max-seconds`` of training, and keeps its best validation epoch (``dnn.train.train_until``).
@@ -17,7 +19,7 @@ Time to a recall = training seconds (fit calls only, evaluation excluded) until 
 first reached it: most-popular's recall, and the highest recall every model reached (the
 same-recall comparison). Scales: ``100k`` is the real MovieLens 100K when
 ``$RECSYS_FAST_SHARED/ml-100k`` (or ``--ml100k``) exists, the others synthetic. Writes
-``<out>/<machine-id>/studies/dnn_learns_<scale>.json``.
+``<out>/<machine-id>/studies/dnn_learns_<scale>_<UTC time>.json``.
 
     python bench/dnn_learns.py --scale 100k,1m --out results
 """
@@ -36,7 +38,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-MODELS = ("optimised-full", "optimised-sampled", "naive", "tfrs")
+MODELS = ("optimised-full", "optimised-full-prior", "optimised-sampled",
+          "optimised-sampled-prior", "naive", "tfrs")
 
 
 def popularity_recall(counts: np.ndarray, test, k: int) -> float:
@@ -55,11 +58,15 @@ def model_specs(train, names: list[str], num_sampled: int) -> dict:
     def ours(st, f, k):
         return evaluate_recall(st.model, f, k=k)[f"recall@{k}"]
 
+    sampled = {"loss": "sampled", "num_sampled": min(num_sampled, train.n_items // 2)}
     specs = {
         "optimised-full": (lambda: prepare_optimised(train, seed=0), fit_optimised_epochs, ours),
-        "optimised-sampled": (
-            lambda: prepare_optimised(train, seed=0, loss="sampled",
-                                      num_sampled=min(num_sampled, train.n_items // 2)),
+        "optimised-full-prior": (lambda: prepare_optimised(train, seed=0, prior_bias=True),
+                                 fit_optimised_epochs, ours),
+        "optimised-sampled": (lambda: prepare_optimised(train, seed=0, **sampled),
+                              fit_optimised_epochs, ours),
+        "optimised-sampled-prior": (
+            lambda: prepare_optimised(train, seed=0, prior_bias=True, **sampled),
             fit_optimised_epochs, ours),
         "naive": (lambda: youtube_dnn.prepare_naive(train, seed=0),
                   youtube_dnn.fit_naive_epochs, ours),
@@ -186,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                **env, **study(inter, args)}
         print(table(doc), flush=True)
-        path = Path(args.out) / env["machine_id"] / "studies" / f"dnn_learns_{scale}.json"
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = Path(args.out) / env["machine_id"] / "studies" / f"dnn_learns_{scale}_{stamp}.json"
         atomic_write_text(path, json.dumps(doc, indent=2, default=str))
         print(f"written to {path}", flush=True)
     return 0

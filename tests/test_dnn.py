@@ -460,3 +460,41 @@ def test_split_last_valid_holds_out_two_items_per_user(inter):
     want = F.build_user_features(inter, leave_out=2)
     np.testing.assert_array_equal(train.labels[last], want.labels)
     assert train.n_examples > len(want.labels)
+
+
+def test_prior_bias_starts_the_output_at_log_popularity(inter):
+    feats = F.build_user_features(inter)
+    st = T.prepare_optimised(feats, prior_bias=True, pipeline="numpy")
+    bias = st.model.get_layer(M.OUTPUT_LAYER).get_weights()[1]
+    counts = feats.item_counts + 1.0
+    np.testing.assert_allclose(bias, np.log(counts / counts.sum()), rtol=1e-6)
+    assert np.argmax(bias) == np.argmax(feats.item_counts) and st.options["prior_bias"]
+    plain = T.prepare_optimised(feats, pipeline="numpy")
+    assert not plain.model.get_layer(M.OUTPUT_LAYER).get_weights()[1].any()  # course: zeros
+    with pytest.raises(ValueError, match="prior_bias"):
+        T.prepare_optimised(feats, prior_bias=True, model=plain.model)
+
+
+def test_dnn_learns_study_runs_and_writes_its_table(tmp_path, capsys):
+    """bench/dnn_learns.py at the tiny scale: early-stopped runs, a JSON per scale with each
+    model's curve, and the time-to-recall table."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "dnn_learns.py"
+    spec = importlib.util.spec_from_file_location("dnn_learns", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--scale", "tiny", "--models", "optimised-full,optimised-sampled-prior",
+                     "--labels-per-user", "3", "--max-epochs", "2", "--patience", "1",
+                     "--out", str(tmp_path)]) == 0
+    (out,) = tmp_path.glob("*/studies/dnn_learns_tiny_*.json")
+    doc = json.loads(out.read_text())
+    assert set(doc["runs"]) == {"optimised-full", "optimised-sampled-prior"}
+    for run in doc["runs"].values():
+        assert 1 <= len(run["epochs"]) <= 2 and run["best_epoch"] <= len(run["epochs"])
+        assert 0 <= run["test_at_best"] <= 1
+    assert "| optimised-full |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        mod.main(["--models", "optimised,bogus"])

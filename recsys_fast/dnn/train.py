@@ -28,6 +28,7 @@ from recsys_fast.dnn.features import (
 )
 from recsys_fast.dnn.model import (
     LEARNING_RATE,
+    OUTPUT_LAYER,
     build_model,
     build_sampled_model,
     compile_course,
@@ -157,6 +158,7 @@ def prepare_optimised(
     seed: int = 0,
     shuffle: bool = True,
     model: keras.Model | None = None,
+    prior_bias: bool = False,
 ) -> OptimisedState:
     """Features (vectorised), bucketed pipeline and a compiled model, ready to train.
 
@@ -184,9 +186,16 @@ def prepare_optimised(
         sees none).
     model : keras.Model, optional
         An existing course model to train (e.g. to share weights with a naive run).
+    prior_bias : bool
+        Start the output layer's bias at the log of each item's share of the training ratings
+        (:func:`log_prior`, add-one smoothed) instead of zeros: the untrained network then
+        ranks by popularity, and training learns the departures from it. Off by default (the
+        course's initialisation, which the naive path shares).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if prior_bias and model is not None:
+        raise ValueError("prior_bias initialises a new model; it cannot be combined with model=")
     pipeline, widths, jit_compile = resolve_pipeline(pipeline, widths, jit_compile)
     if mixed_precision and not _gpu_visible():
         raise BackendUnavailableError(
@@ -209,6 +218,10 @@ def prepare_optimised(
             feature_vocab_size=features.feature_vocab_size,
             mixed_precision=mixed_precision,
         )
+    if prior_bias:
+        out = model.get_layer(OUTPUT_LAYER)
+        kernel, _bias = out.get_weights()
+        out.set_weights([kernel, log_prior(features.item_counts)])
     steps_per_execution = resolve_steps_per_execution(steps_per_execution)
     compile_opts = {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
     if loss == "full":
@@ -243,6 +256,7 @@ def prepare_optimised(
         "steps_per_execution": steps_per_execution,
         "jit_compile": jit_compile,
         "mixed_precision": mixed_precision,
+        "prior_bias": prior_bias,
         "n_batches": len(plan),
         "padding_overhead": plan.padded_tokens()
         / max(
@@ -254,6 +268,13 @@ def prepare_optimised(
         ),
     }
     return OptimisedState(features, model, train_model, ds, plan, options, source=source)
+
+
+def log_prior(item_counts: np.ndarray) -> np.ndarray:
+    """float32 log of each class's add-one smoothed share of ``item_counts`` (per item token;
+    class 0, padding, counts 0 and gets the smallest share)."""
+    counts = np.asarray(item_counts, dtype=np.float64) + 1.0
+    return np.log(counts / counts.sum()).astype(np.float32)
 
 
 def fit_optimised_epochs(state: OptimisedState, epochs: int, verbose: int = 0) -> dict:
