@@ -675,6 +675,20 @@ def test_provenance_digest_ignores_the_folder_and_names_differences(tmp_path):
     assert len(diff) == 1 and diff[0].startswith("files: ")  # a list: named whole
 
 
+def test_provenance_records_no_machine_path(tmp_path):
+    """A folder under the shared data folder is recorded relative to $RECSYS_FAST_SHARED,
+    any other by its own name: results files carry no path of this machine."""
+    from recsys_fast.harness.run import provenance
+
+    shared = tmp_path / "shared"
+    (shared / "ml-100k").mkdir(parents=True)
+    (shared / "ml-100k" / "u.data").write_bytes(b"1\t2\t3\t4\n")
+    rec = provenance.files_read("ml-100k", shared / "ml-100k", ["u.data"], shared=str(shared))
+    assert rec["path"] == "$RECSYS_FAST_SHARED/ml-100k"
+    assert provenance.portable_path(tmp_path / "elsewhere" / "ml-100k", str(shared)) == "ml-100k"
+    assert provenance.portable_path(shared, str(shared)) == "$RECSYS_FAST_SHARED"
+
+
 @pytest.mark.realdata
 def test_a_cut_copy_of_ml100k_is_refused_and_the_real_one_fingerprinted(ml100k_dir, tmp_path):
     """``--ml100k`` pointing at a copy with half the ratings: refused by the release's counts
@@ -694,6 +708,7 @@ def test_a_cut_copy_of_ml100k_is_refused_and_the_real_one_fingerprinted(ml100k_d
     ctx.interactions("100k")
     size = (ml100k_dir / "u.data").stat().st_size
     assert f"u.data {size:,} bytes, SHA-256 " in ctx.data_sources["100k"]
+    assert str(ml100k_dir.parent) not in ctx.data_sources["100k"]  # no machine path
     from recsys_fast.data.manifest import sha256_file
 
     prov = ctx.data_provenance["100k"]

@@ -152,8 +152,9 @@ class CaseContext:
             inter = _load_real_ml100k(self.ml100k)
             synthetic = bool(inter.meta.get("synthetic"))  # a `recsys-fast data synth` folder
             prov = provenance.files_read("synthetic-100k (ML-100K files)" if synthetic
-                                         else "ml-100k", self.ml100k, ["u.data"])
-            read = f"{self.ml100k}: {provenance.file_text(prov['files'][0])}"
+                                         else "ml-100k", self.ml100k, ["u.data"],
+                                         shared=os.environ.get(ENV_SHARED))
+            read = f"{prov['path']}: {provenance.file_text(prov['files'][0])}"
             self.data_sources[scale] = (
                 "synthetic 100k in ML-100K files (written by `recsys-fast data synth`), not the "
                 f"real MovieLens 100K; {read}" if synthetic

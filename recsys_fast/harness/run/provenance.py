@@ -15,11 +15,27 @@ from pathlib import Path
 from typing import Any
 
 
-def files_read(name: str, folder: Path, files: list[str]) -> dict:
-    """Provenance of a data set read from ``files`` in ``folder``."""
+def portable_path(folder: Path, shared: str | None = None) -> str:
+    """``folder`` as a results file records it, with no machine path:
+    ``$RECSYS_FAST_SHARED/<rest>`` when it lies under ``shared`` (that variable's folder), else
+    its own name. The files' sizes and SHA-256 say which data it was."""
+    folder = Path(folder)
+    if shared:
+        try:
+            rest = folder.resolve().relative_to(Path(shared).resolve())
+        except ValueError:
+            pass
+        else:
+            return "$RECSYS_FAST_SHARED" + ("" if str(rest) == "." else f"/{rest.as_posix()}")
+    return folder.name
+
+
+def files_read(name: str, folder: Path, files: list[str], shared: str | None = None) -> dict:
+    """Provenance of a data set read from ``files`` in ``folder`` (recorded as
+    :func:`portable_path`, ``shared``: the shared data folder)."""
     from recsys_fast.data.manifest import describe_files
 
-    return {"name": name, "kind": "files", "path": str(folder),
+    return {"name": name, "kind": "files", "path": portable_path(folder, shared),
             "files": [{"file": f, "bytes": d["size"], "sha256": d["sha256"]}
                       for f, d in describe_files(folder, files).items()]}
 
