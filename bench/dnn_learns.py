@@ -36,17 +36,8 @@ import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 MODELS = ("optimised-full", "optimised-full-prior", "optimised-sampled",
           "optimised-sampled-prior", "naive", "tfrs")
-
-
-def popularity_recall(counts: np.ndarray, test, k: int) -> float:
-    """Recall@k of recommending every user the k items with the most ratings (``counts``: per
-    item token, index 0 padding)."""
-    top = np.argsort(-counts[1:], kind="stable")[:k] + 1
-    return float(np.isin(test.labels, top).mean())
 
 
 def model_specs(train, names: list[str], num_sampled: int) -> dict:
@@ -88,7 +79,7 @@ def model_specs(train, names: list[str], num_sampled: int) -> dict:
 
 def study(inter, args) -> dict:
     from recsys_fast.dnn.features import split_last_valid
-    from recsys_fast.dnn.train import seconds_to_reach, train_until
+    from recsys_fast.dnn.train import popularity_recall, seconds_to_reach, train_until
 
     train, valid, test = split_last_valid(inter, labels_per_user=args.labels_per_user,
                                           history=args.history)

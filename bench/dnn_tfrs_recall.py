@@ -34,18 +34,15 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-
-def popularity_recall(train, test, k: int) -> float:
-    """Recall@k of recommending every user the k items most rated in training (a floor)."""
-    top = np.argsort(-train.item_counts[1:], kind="stable")[:k] + 1
-    return float(np.isin(test.labels, top).mean())
-
 
 def compare(inter, epochs: int, k: int) -> dict:
     from recsys_fast.dnn.features import split_last
-    from recsys_fast.dnn.train import evaluate_recall, fit_optimised_epochs, prepare_optimised
+    from recsys_fast.dnn.train import (
+        evaluate_recall,
+        fit_optimised_epochs,
+        popularity_recall,
+        prepare_optimised,
+    )
     from recsys_fast.harness.cases import tfrs_retrieval as tr
 
     train, test = split_last(inter)
@@ -95,7 +92,8 @@ def compare(inter, epochs: int, k: int) -> dict:
         "ours_over_tfrs_examples_per_s": ratio("ours", "tfrs"),
         "ours_over_tfrs_logq_examples_per_s": ratio("ours", "tfrs_logq"),
         f"recall@{k}_after_last_epoch": {**{n: curve[-1][f"{n}_recall@{k}"] for n in models},
-                                         "most_popular": popularity_recall(train, test, k)},
+                                         "most_popular": popularity_recall(train.item_counts,
+                                                                           test, k)},
         f"best_recall@{k}": {n: max((x[f"{n}_recall@{k}"], x["epoch"]) for x in curve)
                              for n in models},
         "options": {"ours": {key: states["ours"].options[key]

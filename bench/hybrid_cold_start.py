@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DATASETS = ("ml-100k", "ml-latest-small")
 
@@ -37,16 +38,6 @@ def load(name: str, folder: Path):
     if name == "ml-100k":
         return load_ml100k(folder), None
     return load_movielens(folder), read_tags(folder)
-
-
-def study_path(info: dict) -> Path:
-    """``results/<machine>/studies/hybrid_cold_start_<UTC time>.json``, its folder made."""
-    from recsys_fast.harness.run.machine import machine_id
-
-    out = (Path(__file__).resolve().parents[1] / "results" / machine_id(info) / "studies"
-           / f"hybrid_cold_start_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _facts_line(facts: dict) -> str:
@@ -66,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         ap.error(f"unknown data set(s) {unknown}; valid: {', '.join(DATASETS)}")
+
+    from auto_regret import study_path
 
     from recsys_fast.harness.run.machine import git_info, machine_info
     from recsys_fast.quality import cold_start as cs
@@ -113,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                            "bootstrap_resamples": cs.metrics.BOOTSTRAP_RESAMPLES},
               "data": data, "results": results,
               "seconds": time.perf_counter() - t_all}
-    out = args.out or study_path(info)
+    out = args.out or study_path("hybrid_cold_start", info)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, default=str))
     print(f"wrote {out} ({record['seconds']:.0f} s)", flush=True)

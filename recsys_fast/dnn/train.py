@@ -57,6 +57,7 @@ __all__ = [
     "evaluate_recall",
     "fit_optimised_epochs",
     "pipeline_throughput",
+    "popularity_recall",
     "predict_bucketed",
     "prepare_optimised",
     "recommend_topk",
@@ -401,6 +402,15 @@ def evaluate_recall(
         hits += int((top == features.labels[rows, None]).any(axis=1).sum())
     rate = hits / features.n_examples
     return {f"recall@{k}": rate, f"hit_rate@{k}": rate, "k": k, "n": features.n_examples}
+
+
+def popularity_recall(item_counts: np.ndarray, features: UserFeatures, k: int = 10) -> float:
+    """Recall@k of recommending every example the k items with the most ratings
+    (``item_counts``: per item token, index 0 padding; ties by token): the most-popular
+    baseline of the held-out labels of ``features``."""
+    _check_k(k, features)
+    top = np.argsort(-np.asarray(item_counts)[1:], kind="stable")[:k] + 1
+    return float(np.isin(features.labels, top).mean())
 
 
 def train_until(

@@ -7,8 +7,9 @@ while that costs at most :data:`._topk_sparse.TRIAL_SHARE` of the dense call's m
 (rates measured once per machine and cached, :mod:`._topk_cost`; up to
 :data:`._topk_sparse.TRIAL_CAP` of it while its chunks' rates disagree), and finishes, its work
 kept, when the rest extrapolated from the sample takes no longer than
-:data:`._topk_sparse.DENSE_MARGIN` (1.15) whole dense calls; else ``dense`` runs. GPU: ``dense`` while a dense copy of X fits in half the free device memory,
-else ``spmm`` with at most 4 features per row of X, else ``spgemm``.
+:data:`._topk_sparse.DENSE_MARGIN` (1.15) whole dense calls; else ``dense`` runs. GPU:
+``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` with at
+most 4 features per row of X, else ``spgemm``.
 """
 
 from __future__ import annotations

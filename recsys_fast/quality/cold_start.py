@@ -50,6 +50,7 @@ from recsys_fast.kernels.predict import FixedCF
 from recsys_fast.kernels.tfidf import tfidf_topk
 from recsys_fast.models import ItemKNNModel, MostPopular
 from recsys_fast.quality import metrics, splits
+from recsys_fast.quality.report import with_ci
 
 MODELS = ("switching-hybrid", "mixed-hybrid", "cf-alone", "item-knn", "content-alone",
           "most-popular")
@@ -201,16 +202,9 @@ def rank_all(train: scipy.sparse.csr_matrix, content: scipy.sparse.csr_matrix,
 def score(rankings: dict[str, np.ndarray], relevant: list[np.ndarray], n_items: int,
           n: int = TOP_N) -> list[dict]:
     """precision/recall/nDCG@n with bootstrap intervals and coverage, one dict per model."""
-    rows = []
-    for model, items in rankings.items():
-        per = metrics.topn_per_user(items, relevant, n, n_items)
-        row = {"model": model}
-        for m in metrics.MEAN_METRICS:
-            row[m] = float(per[m].mean())
-            row[f"{m}_ci"] = list(metrics.bootstrap_interval(per[m], seed=SEED))
-        row.update(coverage=per["coverage"], users=int(per["ndcg"].size), hits=per["hits"])
-        rows.append(row)
-    return rows
+    return [{"model": model,
+             **metrics.topn_metrics_with_ci(items, relevant, n, n_items, seed=SEED)}
+            for model, items in rankings.items()]
 
 
 def _relevant(enc: splits.Encoded, keep_item) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -225,7 +219,8 @@ def _relevant(enc: splits.Encoded, keep_item) -> tuple[np.ndarray, list[np.ndarr
 def _run_split(train_frame, test_frame, items, tags, keep_item, n, log) -> dict:
     enc = splits.encode(train_frame, test_frame)
     R = enc.train.astype(np.float64)
-    text = content_text(items, usable_tags(tags, test_frame))
+    tags = usable_tags(tags, test_frame)
+    text = content_text(items, tags)
     content = content_similarity(text, enc.item_ids)
     users, relevant = _relevant(enc, keep_item(R))
     if users.size == 0:
@@ -240,7 +235,7 @@ def _run_split(train_frame, test_frame, items, tags, keep_item, n, log) -> dict:
         "users_without_relevant": int(test_frame["user_id"].nunique() - users.size),
         "content_nnz": int(content.nnz),
         "items_with_content_neighbours": int((np.diff(content.indptr) > 0).sum()),
-        "tags_used": 0 if tags is None else int(len(usable_tags(tags, test_frame))),
+        "tags_used": 0 if tags is None else len(tags),
         "hybrid_lists": sources,
     }
     return {"facts": facts, "rows": score(rankings, relevant, R.shape[1], n)}
@@ -288,7 +283,6 @@ def markdown_table(result: dict) -> str:
     head = f"| model | recall@{TOP_N} | nDCG@{TOP_N} | precision@{TOP_N} | users |"
     lines = [head, "|---|---|---|---|---|"]
     for r in result["rows"]:
-        cells = [f"{r[m]:.4f} [{r[m + '_ci'][0]:.4f}, {r[m + '_ci'][1]:.4f}]"
-                 for m in ("recall", "ndcg", "precision")]
+        cells = [with_ci(r, m) for m in ("recall", "ndcg", "precision")]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['users']} |")
     return "\n".join(lines)

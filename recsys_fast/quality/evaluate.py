@@ -188,12 +188,8 @@ def eval_topn(model: Model, enc: splits.Encoded, n: int = TOP_N) -> dict:
             relevant[u].append(i)
     # an item unknown in train is still relevant: a miss that no model can avoid
     lists = [relevant[int(u)] or [-2] for u in users]
-    per = metrics.topn_per_user(top.items, lists, n, enc.train.shape[1])
-    m = {name: float(per[name].mean()) for name in metrics.MEAN_METRICS}
-    for name in metrics.MEAN_METRICS:
-        m[f"{name}_ci"] = list(metrics.bootstrap_interval(per[name], seed=SEED))
-    m.update(coverage=per["coverage"], users=int(per["ndcg"].size), hits=per["hits"],
-             test_users_unknown=int((enc.test_users < 0).sum()),
+    m = metrics.topn_metrics_with_ci(top.items, lists, n, enc.train.shape[1], seed=SEED)
+    m.update(test_users_unknown=int((enc.test_users < 0).sum()),
              test_items_unknown=int(((enc.test_users >= 0) & (enc.test_items < 0)).sum()),
              fit_s=t1 - t0, recommend_s=t2 - t1)
     return m

@@ -89,7 +89,21 @@ def topn_metrics(recommended, relevant: Sequence, k: int, n_items: int) -> dict:
     dict with ``precision``, ``recall``, ``ndcg``, ``coverage``, ``users`` (evaluated) and
     ``hits`` (relevant items found, all users).
     """
+    return _summary(topn_per_user(recommended, relevant, k, n_items))
+
+
+def topn_metrics_with_ci(recommended, relevant: Sequence, k: int, n_items: int, *,
+                         seed: int = 0) -> dict:
+    """:func:`topn_metrics` plus ``<metric>_ci``: the 95 % :func:`bootstrap_interval` of
+    each mean over users (seeded)."""
     per = topn_per_user(recommended, relevant, k, n_items)
+    out = _summary(per)
+    for m in MEAN_METRICS:
+        out[f"{m}_ci"] = list(bootstrap_interval(per[m], seed=seed))
+    return out
+
+
+def _summary(per: dict) -> dict:
     users = per["ndcg"].size
     out = {m: float(per[m].mean()) if users else float("nan") for m in MEAN_METRICS}
     out.update(coverage=per["coverage"], users=users, hits=per["hits"])

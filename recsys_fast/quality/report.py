@@ -81,7 +81,9 @@ def _rating_only(row: dict) -> bool:
     return row["status"] == "skipped" and row.get("reason", "").startswith(RATING_ONLY)
 
 
-def _with_ci(row: dict, name: str) -> str:
+def with_ci(row: dict, name: str) -> str:
+    """``value [lo, hi]`` of a row's metric, four decimals (the value alone without an
+    interval)."""
     ci = row.get(f"{name}_ci")
     if not ci:
         return _f(row[name], 4)
@@ -126,8 +128,8 @@ def _topn_section(rows: dict, d: str, split: str) -> list[str]:
             out.append(f"| {m} | {r['status']} | | | | |")
             continue
         name = f"{m} ({_tuned_text(r['tuned'])})" if r.get("tuned") else m
-        out.append(f"| {name} | {_with_ci(r, 'precision')} | {_with_ci(r, 'recall')} | "
-                   f"{_with_ci(r, 'ndcg')} | {_f(r['coverage'])} | "
+        out.append(f"| {name} | {with_ci(r, 'precision')} | {with_ci(r, 'recall')} | "
+                   f"{with_ci(r, 'ndcg')} | {_f(r['coverage'])} | "
                    f"{r['fit_s'] + r['recommend_s']:.1f} |")
     return out
 
@@ -242,6 +244,6 @@ def summary_cells(out: Path):
         if row is None or row["status"] != "ok":
             return ""
         name = "nDCG@10" if metric == "ndcg" else "RMSE"
-        return f"{name} {_with_ci(row, metric)} ({model}, {dataset} {split})"
+        return f"{name} {with_ci(row, metric)} ({model}, {dataset} {split})"
 
     return cell

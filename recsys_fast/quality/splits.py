@@ -73,16 +73,22 @@ def random_split(ratings: pd.DataFrame, test_fraction: float = 0.2,
     return train, test
 
 
+def _by_time(ratings: pd.DataFrame, tie: np.ndarray) -> pd.DataFrame:
+    """``ratings`` ordered by user, then timestamp, equal timestamps by ``tie`` (a seeded
+    permutation of the rows): the tie rule of the per-user splits."""
+    ordered = ratings.assign(_tie=tie).sort_values(["user_id", "timestamp", "_tie"],
+                                                   kind="stable")
+    return ordered.drop(columns="_tie")
+
+
 def leave_last_out(ratings: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each user's latest rating (equal timestamps: the seeded shuffle's last) as test; users
     with one rating keep it in train."""
     _check_frame(ratings, "ratings")
-    shuffled = ratings.assign(_tie=np.random.default_rng(seed).permutation(len(ratings)))
-    ordered = shuffled.sort_values(["user_id", "timestamp", "_tie"], kind="stable")
+    ordered = _by_time(ratings, np.random.default_rng(seed).permutation(len(ratings)))
     last = ~ordered["user_id"].duplicated(keep="last")
     counts = ordered.groupby("user_id")["user_id"].transform("size")
     is_test = last & (counts >= 2)
-    ordered = ordered.drop(columns="_tie")
     return (ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True))
 
 
@@ -121,11 +127,9 @@ def cold_user_split(ratings: pd.DataFrame, keep: int, test_fraction: float = 0.2
     rng = np.random.default_rng(seed)
     n_cold = max(1, int(round(test_fraction * eligible.size)))
     cold = eligible[rng.permutation(eligible.size)[:n_cold]]
-    shuffled = ratings.assign(_tie=rng.permutation(len(ratings)))
-    ordered = shuffled.sort_values(["user_id", "timestamp", "_tie"], kind="stable")
+    ordered = _by_time(ratings, rng.permutation(len(ratings)))
     rank = ordered.groupby("user_id").cumcount().to_numpy()
     is_test = ordered["user_id"].isin(cold).to_numpy() & (rank >= keep)
-    ordered = ordered.drop(columns="_tie")
     return (ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True))
 
 
