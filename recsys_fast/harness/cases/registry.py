@@ -41,6 +41,7 @@ CASE_MODULES = (
     "recsys_fast.harness.cases.impls_predict",
     "recsys_fast.harness.cases.impls_similarity",
     "recsys_fast.harness.cases.impls_content",
+    "recsys_fast.harness.cases.impls_hybrid",
     "recsys_fast.harness.cases.impls_dnn",
     "recsys_fast.harness.cases.impls_dask",
 )
