@@ -190,6 +190,12 @@ def test_reference_is_computed_when_naive_was_not_run():
     assert res.verdict == "equal"
 
 
+def test_no_naive_reference_where_the_naive_case_is_not_defined():
+    ctx = CaseContext(default_registry())
+    assert "10m" not in default_registry().get("switching_hybrid_recommend", "naive", "cpu").scales
+    assert ctx.naive_reference("switching_hybrid_recommend", "10m") is None
+
+
 def test_errors_and_broken_imports_are_errors_not_skips(no_gpu):
     """A broken import inside recsys_fast is an error (it used to read as "skipped"); only an
     optional package declared in ``requires`` that is not installed is a skip."""

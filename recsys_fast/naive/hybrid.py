@@ -50,6 +50,8 @@ class Inputs:
     ratings: Any
     neighbours: Any  # items x items, row i: item i's CF neighbours j with weight W_ij
     content: Any  # items x items content similarity, or None
+    abs_neighbours: Any
+    abs_content: Any
     item_mean: np.ndarray
     user_mean: np.ndarray
     item_counts: np.ndarray
@@ -67,7 +69,8 @@ def prepare(ratings: Any, neighbours: Any, content: Any = None,
     with np.errstate(invalid="ignore", divide="ignore"):
         item_avg = np.asarray(R.sum(axis=0)).ravel() / item_counts
         user_avg = np.asarray(R.sum(axis=1)).ravel() / user_counts
-    return Inputs(R, neighbours, content,
+    return Inputs(R, neighbours, content, abs(neighbours),
+                  None if content is None else abs(content),
                   np.where(item_counts > 0, item_avg, mean),
                   np.where(user_counts > 0, user_avg, mean),
                   item_counts, user_counts, popularity(item_counts, item_avg, quantile))
@@ -81,7 +84,7 @@ def _cf_row(inp: Inputs, row: np.ndarray) -> np.ndarray:
     rated = row != 0
     centred = np.where(rated, row - inp.item_mean, 0.0)
     num = inp.neighbours @ centred
-    den = abs(inp.neighbours) @ rated.astype(float)
+    den = inp.abs_neighbours @ rated.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, inp.item_mean + num / den, inp.item_mean)
 
@@ -91,7 +94,7 @@ def _content_row(inp: Inputs, row: np.ndarray, u: int) -> tuple[np.ndarray, np.n
         return np.zeros(row.size), np.zeros(row.size)
     rated = row != 0
     centred = np.where(rated, row - inp.user_mean[u], 0.0)
-    return inp.content @ centred, abs(inp.content) @ rated.astype(float)
+    return inp.content @ centred, inp.abs_content @ rated.astype(float)
 
 
 def _best(candidates: list[tuple[float, int, int]], n: int) -> list[tuple[float, int, int]]:

@@ -180,7 +180,8 @@ class CaseContext:
 
     def naive_reference(self, kernel: str, scale: str) -> Any | None:
         """The naive result for ``kernel`` at ``scale``: kept from the naive case if it ran, else
-        computed now (not timed) when its memory estimate fits the budget; ``None`` otherwise."""
+        computed now (not timed) when the naive case is defined at that scale and its memory
+        estimate fits the budget; ``None`` otherwise."""
         key = (kernel, scale)
         if key in self._refs:
             return self._refs[key]
@@ -190,7 +191,7 @@ class CaseContext:
             case = self.registry.get(kernel, "naive", "cpu")
         except SelectionError:
             return None
-        if case.memory_estimate(self.spec(scale)) > self.budget():
+        if scale not in case.scales or case.memory_estimate(self.spec(scale)) > self.budget():
             return None
         self._refs[key] = case.run(case.setup(self, scale))
         return self._refs[key]
