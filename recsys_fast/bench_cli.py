@@ -121,7 +121,8 @@ def add_bench_commands(subparsers) -> None:
         "gate", help="did HEAD make a kernel slower than BASE? interleaved, with intervals",
         description="Time the selected cases on two revisions interleaved (base, head, head, "
         "base...) in one run and fail (exit 1) when a case is significantly slower by more "
-        "than --threshold. See bench/README.md, '3. pytest-benchmark'.")
+        "than --threshold; --metric instructions counts each call's CPU instructions under "
+        "valgrind instead (deterministic). See bench/README.md, 'Maintainer's workflow'.")
     g.add_argument("--base", default="main", help="base revision (default main)")
     g.add_argument("--head", default="HEAD",
                    help="revision to judge (default HEAD; '.' = the working tree as it is)")
@@ -132,8 +133,13 @@ def add_bench_commands(subparsers) -> None:
     g.add_argument("--scale", default="100k", help="one scale (default 100k)")
     g.add_argument("--budget", type=_positive_float, default=600.0, metavar="SECONDS",
                    help="time for all rounds (default 600)")
-    g.add_argument("--threshold", type=_positive_float, default=0.15,
-                   help="slowdown that fails the gate when significant (default 0.15 = 15%%)")
+    g.add_argument("--metric", choices=("time", "instructions"), default="time",
+                   help="time: wall time, interleaved rounds with intervals; instructions: "
+                   "CPU instructions of each timed call under valgrind's callgrind, "
+                   "deterministic (falls back to time where valgrind is missing)")
+    g.add_argument("--threshold", type=_positive_float, default=None,
+                   help="slowdown that fails the gate (default 0.15 = 15%% of time when "
+                   "significant; 0.02 = 2%% more instructions with --metric instructions)")
     g.add_argument("--min-rounds", type=_positive_int, default=6)
     g.add_argument("--max-rounds", type=_positive_int, default=60)
     g.add_argument("--cache", default=None, help="where revisions are checked out "
@@ -220,13 +226,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if not keys:
         raise ValueError("no case matches that selection")
     repo = Path(gate._git(Path(args.repo), "rev-parse", "--show-toplevel"))
+    metric, threshold, note = gate.choose_metric(args.metric, args.threshold)
+    if note:
+        print(note, file=sys.stderr, flush=True)
     with gate.terminate_as_interrupt():  # SIGTERM cleans up (workers, temp folder) as Ctrl-C
         outcomes = gate.run_gate(repo, args.base, args.head, keys, scales[0], budget=args.budget,
-                                 threshold=args.threshold, min_rounds=args.min_rounds,
-                                 max_rounds=args.max_rounds,
+                                 threshold=threshold, min_rounds=args.min_rounds,
+                                 max_rounds=args.max_rounds, metric=metric,
                                  cache=Path(args.cache) if args.cache else gate.DEFAULT_CACHE,
                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
-    print(gate.format_gate(outcomes, args.base, args.head, args.threshold))
+    print(gate.format_gate(outcomes, args.base, args.head, threshold, metric))
     return 1 if gate.gate_failed(outcomes) else 0
 
 

@@ -18,6 +18,12 @@ for "head is not slower". **slower** when the interval lies above 1 and the rati
 budget runs out. Throughput metrics are derived from these times, so the gate has one
 direction: lower time is better.
 
+``metric="instructions"`` (:mod:`.instructions`) counts instructions instead: each worker runs
+under valgrind's callgrind, counting only each timed call, which is deterministic; after a native
+warm-up run per revision (numba's cache, the cost-model calibration), each case gets two counted
+calls per side (ABBA) and :func:`decide_counts` compares head/base against the threshold
+(default 2 %).
+
 The gate fails (exit 1) on a *slower* case, on a *broken* case (either revision raised setting it
 up or in its first call, or head lacks a case base runs), and when no case could be compared at
 all: what it cannot judge does not pass. A case neither side can run here (an optional package
@@ -42,8 +48,14 @@ import numpy as np
 
 from recsys_fast.errors import RecsysFastError
 from recsys_fast.harness import stats
+from recsys_fast.harness.gate import instructions
 
 DEFAULT_CACHE = Path.home() / ".cache" / "recsys-fast" / "gate"
+DEFAULT_THRESHOLD = {"time": 0.15, "instructions": 0.02}
+COUNTED_CALLS = 2
+"""Counted calls per side and case with ``metric="instructions"``."""
+SPREAD_NOTE = 0.001
+"""Counts of one side that differ by more than this between calls are noted."""
 
 
 class GateError(RecsysFastError):
@@ -79,6 +91,39 @@ def decide(base: list[float], head: list[float], threshold: float = 0.15,
     else:
         verdict = "undecided"
     return Decision(verdict, ratio, lo, hi, p, n)
+
+
+def decide_counts(base: list[int], head: list[int], threshold: float = 0.02) -> Decision:
+    """The verdict on instruction counts: ``ratio`` = median(head) / median(base); **slower**
+    above ``1 + threshold``, **faster** below ``1 / (1 + threshold)``, else **same**. ``lo``
+    and ``hi`` are the extreme ratios of single calls; there is no p-value (nan)."""
+    n = min(len(base), len(head))
+    if n == 0:
+        raise ValueError("no counted calls")
+    b, h = base[:n], head[:n]
+    ratio = float(np.median(h)) / float(np.median(b))
+    if ratio > 1 + threshold:
+        verdict = "slower"
+    elif ratio < 1 / (1 + threshold):
+        verdict = "faster"
+    else:
+        verdict = "same"
+    return Decision(verdict, ratio, min(h) / max(b), max(h) / min(b), math.nan, n)
+
+
+def choose_metric(metric: str, threshold: float | None) -> tuple[str, float, str | None]:
+    """``(metric, threshold, note)``: ``instructions`` falls back to ``time`` where valgrind,
+    its headers or a C compiler are missing (``note`` says why); a threshold left out (None)
+    takes the metric's default (:data:`DEFAULT_THRESHOLD`)."""
+    if metric not in DEFAULT_THRESHOLD:
+        raise ValueError(f"unknown gate metric {metric!r}: choose one of "
+                         f"{', '.join(DEFAULT_THRESHOLD)}")
+    note = None
+    if metric == "instructions":
+        why = instructions.unavailable()
+        if why:
+            metric, note = "time", f"{why}; falling back to --metric time"
+    return metric, DEFAULT_THRESHOLD[metric] if threshold is None else threshold, note
 
 
 @contextlib.contextmanager
@@ -152,10 +197,13 @@ def check_same_dependencies(base: Revision, head: Revision) -> None:
 class ServeWorker:
     """One revision's worker for one group (see :mod:`gate_serve`)."""
 
-    def __init__(self, rev: Revision, script: Path, keys: list[str], scale: str, log: Path):
-        env = dict(os.environ, PYTHONPATH=str(rev.path), TF_CPP_MIN_LOG_LEVEL="2")
+    def __init__(self, rev: Revision, script: Path, keys: list[str], scale: str, log: Path,
+                 *, prefix: list[str] | None = None, env: dict[str, str] | None = None):
+        """``prefix``: a command the worker runs under (valgrind); ``env``: added variables."""
+        env = dict(os.environ, PYTHONPATH=str(rev.path), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
         self._log = open(log, "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen([sys.executable, str(script), json.dumps(keys), scale],
+        cmd = [*(prefix or []), sys.executable, str(script), json.dumps(keys), scale]
+        self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, env=env, text=True, bufsize=1,
                                      start_new_session=True)
@@ -170,7 +218,8 @@ class ServeWorker:
             raise GateError(f"{rev.name}: worker ended before it was ready (log: {log})")
         self.ready: dict = json.loads(line)["ready"]
 
-    def round(self, key: str) -> float:
+    def round(self, key: str) -> dict:
+        """One timed call: the worker's reply (``t``, and ``instructions`` when counting)."""
         self.proc.stdin.write(json.dumps({"round": key}) + "\n")
         line = self.proc.stdout.readline()
         if not line:
@@ -178,7 +227,15 @@ class ServeWorker:
         reply = json.loads(line)
         if "error" in reply:
             raise GateError(f"{key}: {reply['error']}")
-        return float(reply["t"])
+        return reply
+
+    def count(self, key: str) -> int:
+        """One counted call's instructions (the worker runs under valgrind with the shim)."""
+        n = self.round(key).get("instructions")
+        if n is None:
+            raise GateError(f"{key}: the worker returned no instruction count (is it running "
+                            "under valgrind with the callgrind shim?)")
+        return int(n)
 
     def close(self) -> None:
         try:
@@ -197,6 +254,8 @@ class CaseOutcome:
     scale: str
     base_s: list[float] = field(default_factory=list)
     head_s: list[float] = field(default_factory=list)
+    base_ir: list[int] = field(default_factory=list)  # instructions per counted call
+    head_ir: list[int] = field(default_factory=list)
     decision: Decision | None = None
     note: str = ""
     broken: bool = False  # a revision failed the case, or head lost it (see the docstring)
@@ -205,8 +264,14 @@ class CaseOutcome:
 def run_gate(repo: Path, base_rev: str, head_rev: str, keys_by_kernel: dict[str, list[str]],
              scale: str, *, budget: float = 600.0, threshold: float = 0.15,
              min_rounds: int = 6, max_rounds: int = 60, cache: Path = DEFAULT_CACHE,
-             progress=print) -> list[CaseOutcome]:
-    """Time every case of the selection on both revisions, interleaved; see module docstring."""
+             metric: str = "time", progress=print) -> list[CaseOutcome]:
+    """Time (or count the instructions of) every case of the selection on both revisions,
+    interleaved; see the module docstring. ``budget`` and the rounds apply to ``time``."""
+    if metric not in DEFAULT_THRESHOLD:
+        raise ValueError(f"unknown gate metric {metric!r}")
+    counting = metric == "instructions"
+    if counting and (why := instructions.unavailable()):
+        raise GateError(why)
     base = prepare_revision(repo, base_rev, cache)
     head = prepare_revision(repo, head_rev, cache)
     check_same_dependencies(base, head)
@@ -215,26 +280,54 @@ def run_gate(repo: Path, base_rev: str, head_rev: str, keys_by_kernel: dict[str,
     with tempfile.TemporaryDirectory(prefix="recsys-gate-") as tmp:
         script = Path(tmp) / "gate_serve.py"
         shutil.copy(Path(__file__).with_name("serve.py"), script)
+        count_env = _counting_env(Path(tmp)) if counting else {}
         groups = list(keys_by_kernel.items())
         for n, (kernel, keys) in enumerate(groups):
             share = (deadline - time.monotonic()) / (len(groups) - n)
             group_deadline = time.monotonic() + max(share, 0.0)
-            progress(f"gate: {kernel} @ {scale}: setting up {base.name} and {head.name}")
+            if counting:
+                progress(f"gate: {kernel} @ {scale}: warming {base.name} and {head.name} "
+                         "natively (numba cache, calibration)")
+                for i, r in enumerate((base, head)):
+                    ServeWorker(r, script, keys, scale, Path(tmp) / f"{kernel}-warm-{i}.log",
+                                env=instructions.worker_env()).close()
+            progress(f"gate: {kernel} @ {scale}: setting up {base.name} and {head.name}"
+                     + (" under valgrind" if counting else ""))
             workers = []
             try:
                 for i, r in enumerate((base, head)):  # one by one: each started is closed
-                    workers.append(ServeWorker(r, script, keys, scale,
-                                               Path(tmp) / f"{kernel}-{i}.log"))
-                outcomes += _time_group(workers, keys, scale, group_deadline, threshold,
-                                        min_rounds, max_rounds)
+                    log = Path(tmp) / f"{kernel}-{i}.log"
+                    if counting:
+                        workers.append(ServeWorker(
+                            r, script, keys, scale, log, env=count_env,
+                            prefix=instructions.valgrind_command(Path(tmp) / "callgrind")))
+                    else:
+                        workers.append(ServeWorker(r, script, keys, scale, log))
+                if counting:
+                    outcomes += _count_group(workers, keys, scale, threshold)
+                else:
+                    outcomes += _time_group(workers, keys, scale, group_deadline, threshold,
+                                            min_rounds, max_rounds)
             finally:
                 for w in workers:
                     w.close()
     return outcomes
 
 
-def _time_group(workers, keys, scale, deadline, threshold, min_rounds, max_rounds):
-    wb, wh = workers
+def _counting_env(tmp: Path) -> dict[str, str]:
+    """The counting workers' variables; builds the shim and copies its module beside the
+    worker script (see :mod:`.serve`)."""
+    shutil.copy(Path(__file__).with_name("instructions.py"), tmp / "gate_instructions.py")
+    try:
+        shim = instructions.build_shim(tmp)
+    except RuntimeError as exc:
+        raise GateError(str(exc)) from None
+    return {**instructions.worker_env(), instructions.SHIM_ENV: str(shim),
+            instructions.OUT_ENV: str(tmp / "callgrind")}
+
+
+def _ready_cases(workers, keys, scale) -> tuple[list[CaseOutcome], list[CaseOutcome]]:
+    """All outcomes of a group, and those both revisions set up (the rest judged unready)."""
     out, live = [], []
     for key in keys:
         o = CaseOutcome(key, scale)
@@ -245,13 +338,34 @@ def _time_group(workers, keys, scale, deadline, threshold, min_rounds, max_round
         else:
             o.broken, o.note = judge_unready(*status)
         out.append(o)
+    return out, live
+
+
+def _count_group(workers, keys, scale, threshold):
+    wb, wh = workers
+    out, live = _ready_cases(workers, keys, scale)
+    for o in live:
+        for r in range(COUNTED_CALLS):
+            for w in ((wb, wh) if r % 2 == 0 else (wh, wb)):  # ABBA
+                (o.base_ir if w is wb else o.head_ir).append(w.count(o.key))
+        o.decision = decide_counts(o.base_ir, o.head_ir, threshold)
+        spread = [f"{side} {max(c) / min(c) - 1:.2%}" for side, c in
+                  (("base", o.base_ir), ("head", o.head_ir)) if max(c) > min(c) * (1 + SPREAD_NOTE)]
+        if spread:
+            o.note = "counts differ between calls: " + ", ".join(spread)
+    return out
+
+
+def _time_group(workers, keys, scale, deadline, threshold, min_rounds, max_rounds):
+    wb, wh = workers
+    out, live = _ready_cases(workers, keys, scale)
     r = 0
     while live and r < max_rounds:
         if r >= min_rounds and time.monotonic() > deadline:
             break
         for o in list(live):
             first, second = (wb, wh) if r % 4 in (0, 3) else (wh, wb)  # ABBA
-            t1, t2 = first.round(o.key), second.round(o.key)
+            t1, t2 = first.round(o.key)["t"], second.round(o.key)["t"]
             o.base_s.append(t1 if first is wb else t2)
             o.head_s.append(t2 if first is wb else t1)
             if r + 1 >= min_rounds:
@@ -321,7 +435,10 @@ def gate_failed(outcomes: list[CaseOutcome]) -> bool:
             or any(o.decision.verdict == "slower" for o in judged))
 
 
-def format_gate(outcomes: list[CaseOutcome], base: str, head: str, threshold: float) -> str:
+def format_gate(outcomes: list[CaseOutcome], base: str, head: str, threshold: float,
+                metric: str = "time") -> str:
+    if metric == "instructions":
+        return format_counts(outcomes, base, head, threshold)
     lines = [f"gate: head {head} vs base {base}, threshold {threshold:.0%}, 95 % paired "
              "bootstrap intervals of head/base (> 1: head slower)",
              f"{'case':42s} {'scale':5s} {'rounds':>6s} {'head/base':>9s} {'95 % CI':>17s} "
@@ -336,11 +453,36 @@ def format_gate(outcomes: list[CaseOutcome], base: str, head: str, threshold: fl
                      f"[{d.lo:7.3f}, {d.hi:7.3f}] {d.p_not_slower:13.3f}  {d.verdict.upper()}"
                      + (f" ({o.note})" if o.note else ""))
     slower = [o for o in outcomes if o.decision and o.decision.verdict == "slower"]
-    broken = [o for o in outcomes if o.broken]
     lines.append(f"{len(slower)} case(s) significantly slower by more than {threshold:.0%}"
                  if slower else "no case significantly slower")
+    return "\n".join(lines + _failure_lines(outcomes))
+
+
+def format_counts(outcomes: list[CaseOutcome], base: str, head: str, threshold: float) -> str:
+    """The table of ``metric="instructions"``: median instructions per call on each side."""
+    lines = [f"gate: head {head} vs base {base}, instructions per timed call (callgrind, "
+             f"{COUNTED_CALLS} calls each side), threshold {threshold:.1%} (> 1: head does more)",
+             f"{'case':42s} {'scale':5s} {'base instr':>15s} {'head instr':>15s} "
+             f"{'head/base':>9s}  verdict"]
+    for o in outcomes:
+        d = o.decision
+        if d is None:
+            lines.append(f"{o.key:42s} {o.scale:5s} {'-':>15s} {'-':>15s} {'-':>9s}  {o.note}")
+            continue
+        b, h = np.median(o.base_ir), np.median(o.head_ir)
+        lines.append(f"{o.key:42s} {o.scale:5s} {b:15,.0f} {h:15,.0f} {d.ratio:9.4f}  "
+                     f"{d.verdict.upper()}" + (f" ({o.note})" if o.note else ""))
+    slower = [o for o in outcomes if o.decision and o.decision.verdict == "slower"]
+    lines.append(f"{len(slower)} case(s) do more than {threshold:.1%} more instructions"
+                 if slower else f"no case does more than {threshold:.1%} more instructions")
+    return "\n".join(lines + _failure_lines(outcomes))
+
+
+def _failure_lines(outcomes: list[CaseOutcome]) -> list[str]:
+    lines = []
+    broken = [o for o in outcomes if o.broken]
     if broken:
         lines.append(f"{len(broken)} case(s) broken: a revision cannot run them (gate fails)")
     if not any(o.decision for o in outcomes):
         lines.append("no case compared: nothing to judge (gate fails)")
-    return "\n".join(lines)
+    return lines

@@ -11,8 +11,14 @@ once (warm-up), then prints ``{"ready": {key: {"ok": true} | {"ok": false, "kind
 optional package the case requires is missing) or ``error`` (setup or the first call raised).
 Each ``{"round": key}`` line on stdin gets ``{"t": seconds}`` (or ``{"error": ...}``);
 ``{"quit": true}`` or end of input ends it. Library output goes to stderr.
+
+Instruction counts (``gate --metric instructions``): when ``RECSYS_FAST_GATE_SHIM`` names the
+built callgrind shim, the worker (run under valgrind by the gate) imports ``gate_instructions``,
+the gate's copy of :mod:`~recsys_fast.harness.gate.instructions` beside this script, and each
+reply also carries ``"instructions": N``, counted around the timed call only.
 """
 
+import gc
 import importlib.util
 import json
 import os
@@ -44,6 +50,13 @@ def main() -> int:
     except ImportError:  # a revision from before the harness was split by concern
         from recsys_fast.harness.context import CaseContext
         from recsys_fast.harness.registry import default_registry
+
+    counter = None
+    if os.environ.get("RECSYS_FAST_GATE_SHIM"):  # instructions.SHIM_ENV
+        from gate_instructions import Counter  # copied beside this script by the gate
+
+        counter = Counter(os.environ["RECSYS_FAST_GATE_SHIM"],
+                          os.environ["RECSYS_FAST_GATE_CALLGRIND_OUT"])  # instructions.OUT_ENV
 
     reg = default_registry()
     ctx = CaseContext(reg)
@@ -77,9 +90,17 @@ def main() -> int:
             break
         case, state = states[msg["round"]]
         try:
+            if counter is not None:
+                gc.collect()  # no collection of earlier garbage inside the count
             t0 = time.perf_counter()
+            if counter is not None:
+                counter.start()
             case.run(state)
+            if counter is not None:
+                counter.stop(msg["round"])
             reply = {"t": time.perf_counter() - t0}
+            if counter is not None:
+                reply["instructions"] = counter.total()
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             reply = {"error": f"{type(exc).__name__}: {exc}"[:300]}
