@@ -297,6 +297,18 @@ def test_runs_on_different_data_are_flagged_in_compare_and_report(results_file, 
     assert "**the runs read different data:**" in text
 
 
+def test_a_run_without_a_data_digest_is_not_flagged_as_different():
+    with_digest = {"data_sources": {"1m": "synthetic 1m, seed 0"},
+                   "data_provenance": {"1m": {"digest": "63c13a4f3b3a0bf3"}}}
+    without = {"data_sources": {"1m": "synthetic 1m (seed 0)"}}
+    text = report.data_by_scale([("R1", without), ("R2", with_digest)])["1m"]
+    assert "different data" not in text and "cannot be checked" in text
+    assert "R1: synthetic 1m (seed 0)" in text and "R2: synthetic 1m, seed 0" in text
+    other = {"data_sources": {"1m": "x"}, "data_provenance": {"1m": {"digest": "feed"}}}
+    text = report.data_by_scale([("R1", without), ("R2", with_digest), ("R3", other)])["1m"]
+    assert text.startswith("**the runs read different data:**")
+
+
 def test_report_adds_the_quality_tables_of_the_eval_files(results_file, tmp_path):
     """Quality (``recsys-fast eval``) files under a machine folder are shown beside the speed
     tables, and are never taken as a speed run."""

@@ -319,7 +319,8 @@ def data_by_scale(labelled: list[tuple[str, dict]], shown: set | None = None) ->
     when given: the runs whose rows the report shows there): one text when they agree, else
     each text with its runs and a warning (those rows were measured on different data). Runs
     agree by their data's digest (``data_provenance``: the same bytes or generator settings,
-    wherever the files were), or by the description where a file has no digest."""
+    wherever the files were), or by the description where no run has a digest; runs without
+    one beside a single digest are listed with a note, not flagged as different."""
     groups: dict[str, dict[str, tuple[str, list[str]]]] = {}
     for label, data in labelled:
         digests = {sc: (p or {}).get("digest")
@@ -330,11 +331,15 @@ def data_by_scale(labelled: list[tuple[str, dict]], shown: set | None = None) ->
                 groups.setdefault(sc, {}).setdefault(key, (text, []))[1].append(label)
     out = {}
     for sc, by_key in groups.items():
+        listed = "; ".join(f"{', '.join(labels)}: {text}" for text, labels in by_key.values())
+        digested = [k for k in by_key if not k.startswith("text:")]
         if len(by_key) == 1:
             out[sc] = next(iter(by_key.values()))[0]
+        elif len(digested) == 1:  # the others recorded no digest: not known to differ
+            out[sc] = (listed + " (the runs without a data digest, from before it was "
+                       "recorded, cannot be checked against it)")
         else:
-            out[sc] = ("**the runs read different data:** " + "; ".join(
-                f"{', '.join(labels)}: {text}" for text, labels in by_key.values()))
+            out[sc] = "**the runs read different data:** " + listed
     return out
 
 
