@@ -161,3 +161,10 @@ def test_instruction_gate_fails_on_more_work_and_passes_unchanged(clone, tmp_pat
     line = next(x for x in out.splitlines() if x.startswith("weighted_rating/optimised/cpu"))
     ratio = float(line.split()[4])
     assert "SAME" in line and abs(ratio - 1) <= 0.001, line
+
+
+def test_counting_workers_pin_the_sparse_top_k(monkeypatch):
+    monkeypatch.delenv("RECSYS_FAST_TOPK_AUTO", raising=False)
+    assert instructions.worker_env()["RECSYS_FAST_TOPK_AUTO"] == "sparse"
+    monkeypatch.setenv("RECSYS_FAST_TOPK_AUTO", "dense")
+    assert instructions.worker_env()["RECSYS_FAST_TOPK_AUTO"] == "dense"

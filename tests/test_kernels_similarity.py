@@ -412,6 +412,27 @@ def test_auto_takes_the_faster_strategy_by_its_rule(monkeypatch, per_block, want
         assert sizes == [4, 4]
 
 
+@pytest.mark.parametrize("pin", ["sparse", "dense"])
+def test_auto_pinned_by_the_environment_runs_no_trial(monkeypatch, pin):
+    """RECSYS_FAST_TOPK_AUTO pins auto's CPU choice: the pinned strategy runs without a trial
+    and gives that strategy's values; a bad value is an error naming the variable."""
+    from recsys_fast.kernels import _topk_auto
+
+    def no_trial(*args, **kwargs):
+        raise AssertionError("a pinned auto ran a trial")
+
+    _fixed_dense_model(monkeypatch, 1.0)
+    monkeypatch.setattr(_topk_auto, "run_or_yield", no_trial)
+    monkeypatch.setenv("RECSYS_FAST_TOPK_AUTO", pin)
+    X = random_matrix(8, 300, 120, 0.1, np.float32, ratings=True)
+    res = cosine_topk_result(X, 6, n_threads=2)
+    assert res.strategy == pin
+    assert (res.matrix != cosine_topk(X, 6, strategy=pin, n_threads=2)).nnz == 0
+    monkeypatch.setenv("RECSYS_FAST_TOPK_AUTO", "fastest")
+    with pytest.raises(ValueError, match="RECSYS_FAST_TOPK_AUTO='fastest'"):
+        cosine_topk(X, 5, n_threads=2)
+
+
 def test_auto_decides_once_per_input_structure(monkeypatch):
     """A later call on the same matrix takes the earlier choice without a trial (the same
     strategy, so the same values); another k or another matrix is decided afresh."""

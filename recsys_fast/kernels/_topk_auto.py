@@ -10,10 +10,16 @@ kept, when the rest extrapolated from the sample takes no longer than
 :data:`._topk_sparse.DENSE_MARGIN` (1.15) whole dense calls; else ``dense`` runs. GPU:
 ``dense`` while a dense copy of X fits in half the free device memory, else ``spmm`` with at
 most 4 features per row of X, else ``spgemm``.
+
+``RECSYS_FAST_TOPK_AUTO=sparse`` (or ``dense``) pins the CPU choice wherever ``dense`` is a
+candidate, without a trial: for reproducible runs, and where timing misleads (under valgrind,
+which runs code ~50x slower, the trial picks ``dense``; ``recsys-fast gate --metric
+instructions`` sets ``sparse``). Unset or ``trial``: the rule above.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -115,14 +121,35 @@ def auto_cpu(Xn, k: int, include_self: bool, n_threads: int, form: str = "auto")
     return used, out
 
 
+PIN_ENV = "RECSYS_FAST_TOPK_AUTO"
+PINS = ("sparse", "dense")
+
+
+def pinned() -> str | None:
+    """The CPU strategy :data:`PIN_ENV` pins (see the module docstring), or None.
+
+    Raises
+    ------
+    ValueError
+        The variable holds anything but ``sparse``, ``dense``, ``trial`` or nothing.
+    """
+    value = os.environ.get(PIN_ENV, "").strip().lower()
+    if value in ("", "trial"):
+        return None
+    if value not in PINS:
+        raise ValueError(f"{PIN_ENV}={value!r}: expected sparse, dense or trial (unset)")
+    return value
+
+
 def kept_choice(Xn, k: int, include_self: bool,
                 n_threads: int) -> tuple[tuple | None, str | None]:
     """``(key, strategy)``: the CPU strategy already settled for this input (``sparse`` when
-    dense is no candidate, key None), or ``(key, None)`` when a trial must decide."""
+    dense is no candidate, key None; the pinned one, :func:`pinned`), or ``(key, None)`` when a
+    trial must decide."""
     if not trial_pays(Xn, k, n_threads):
         return None, "sparse"
     key = structure_key(Xn, k, include_self, n_threads)
-    return key, DECIDED.get(key)
+    return key, pinned() or DECIDED.get(key)
 
 
 def remember(key: tuple, used: str) -> None:

@@ -41,15 +41,21 @@ WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "PYTHONHASHSEED": "0",  # the same dict and set orders in every worker
+    # cosine_topk's auto decides by a timed trial, which valgrind's slowdown sends to dense:
+    # pin the sparse kernel, auto's choice natively on rating data (unless the caller set one)
+    "RECSYS_FAST_TOPK_AUTO": "sparse",
 }
 
 
 def worker_env() -> dict[str, str]:
-    """:data:`WORKER_ENV`, plus ``OPENBLAS_CORETYPE=Haswell`` on a host with AVX2: OpenBLAS
+    """:data:`WORKER_ENV` (``RECSYS_FAST_TOPK_AUTO`` as the caller set it, if set), plus
+    ``OPENBLAS_CORETYPE=Haswell`` on a host with AVX2: OpenBLAS
     then runs the same kernels natively and under valgrind (whose virtual CPU it reads as
     Haswell), so the cached cost-model calibration of ``cosine_topk`` (keyed by BLAS
     architecture) measured natively is the one read under valgrind."""
     env = dict(WORKER_ENV)
+    if os.environ.get("RECSYS_FAST_TOPK_AUTO"):
+        env["RECSYS_FAST_TOPK_AUTO"] = os.environ["RECSYS_FAST_TOPK_AUTO"]
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
