@@ -30,6 +30,24 @@ def real_path(name: str) -> Path:
     return p
 
 
+def clone_with_slower_weighted_rating(tmp_path: Path, extra: str, message: str) -> Path:
+    """A clone of this repository with one extra commit that runs ``extra`` (a statement) at
+    the start of every ``weighted_rating_chart`` call: an injected regression for the gates."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True)
+    target = repo / "recsys_fast" / "kernels" / "popularity.py"
+    target.write_text(target.read_text() + (
+        "\n\n_fast_chart = weighted_rating_chart\n\n\n"
+        "def weighted_rating_chart(*args, **kwargs):  # an injected regression\n"
+        f"    {extra}\n"
+        "    return _fast_chart(*args, **kwargs)\n"))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "commit", "-qam", message], check=True)
+    return repo
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(42)

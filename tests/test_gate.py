@@ -56,16 +56,10 @@ def test_faster_and_undecided():
 def clone(tmp_path):
     """A clone of this repository with one extra commit that makes weighted_rating 20 ms
     slower per call."""
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True)
-    target = repo / "recsys_fast" / "kernels" / "popularity.py"
-    target.write_text(target.read_text() + (
-        "\n\n_fast_chart = weighted_rating_chart\n\n\n"
-        "def weighted_rating_chart(*args, **kwargs):  # an injected regression\n"
-        "    import time\n\n    time.sleep(0.02)\n    return _fast_chart(*args, **kwargs)\n"))
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "commit", "-qam", "slower weighted rating"], check=True)
-    return repo
+    from conftest import clone_with_slower_weighted_rating
+
+    return clone_with_slower_weighted_rating(tmp_path, "__import__('time').sleep(0.02)",
+                                             "slower weighted rating")
 
 
 @pytest.mark.slow

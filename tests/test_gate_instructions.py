@@ -135,17 +135,10 @@ def test_thresholds_default_by_metric():
 def clone(tmp_path):
     """A clone of this repository with one extra commit that adds a Python loop to every
     weighted_rating call."""
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True)
-    target = repo / "recsys_fast" / "kernels" / "popularity.py"
-    target.write_text(target.read_text() + (
-        "\n\n_fast_chart = weighted_rating_chart\n\n\n"
-        "def weighted_rating_chart(*args, **kwargs):  # an injected regression\n"
-        "    sum(i * i for i in range(200_000))\n"
-        "    return _fast_chart(*args, **kwargs)\n"))
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "commit", "-qam", "more work in weighted rating"], check=True)
-    return repo
+    from conftest import clone_with_slower_weighted_rating
+
+    return clone_with_slower_weighted_rating(tmp_path, "sum(i * i for i in range(200_000))",
+                                             "more work in weighted rating")
 
 
 @pytest.mark.slow
