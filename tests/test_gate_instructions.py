@@ -146,14 +146,18 @@ def clone(tmp_path):
 def test_instruction_gate_fails_on_more_work_and_passes_unchanged(clone, tmp_path, capsys):
     args = ["gate", "--metric", "instructions", "--repo", str(clone), "--kernels",
             "weighted_rating", "--scale", "tiny", "--cache", str(tmp_path / "cache")]
+    def ratio_line(out: str) -> tuple[float, str]:
+        line = next(x for x in out.splitlines() if x.startswith("weighted_rating/optimised/cpu"))
+        return float(line.split()[4]), line
+
     assert cli.main([*args, "--base", "HEAD~1", "--head", "HEAD"]) == 1
-    out = capsys.readouterr().out
-    assert "weighted_rating/optimised/cpu" in out and "SLOWER" in out
-    assert cli.main([*args, "--base", "HEAD~1", "--head", "HEAD~1"]) == 0
-    out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if x.startswith("weighted_rating/optimised/cpu"))
-    ratio = float(line.split()[4])
-    assert "SAME" in line and abs(ratio - 1) <= 0.001, line
+    ratio, line = ratio_line(capsys.readouterr().out)
+    assert "SLOWER" in line and ratio > 1.5, line  # the injected loop: several times the call
+    # weighted_rating at tiny is a small pandas call whose counts vary up to ~2 % between
+    # calls (interpreter and allocator state): unchanged code is judged at 5 %
+    assert cli.main([*args, "--threshold", "0.05", "--base", "HEAD~1", "--head", "HEAD~1"]) == 0
+    ratio, line = ratio_line(capsys.readouterr().out)
+    assert "SAME" in line and abs(ratio - 1) < 0.05, line
 
 
 def test_counting_workers_pin_the_sparse_top_k(monkeypatch):
