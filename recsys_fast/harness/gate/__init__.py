@@ -207,6 +207,13 @@ class ServeWorker:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, env=env, text=True, bufsize=1,
                                      start_new_session=True)
+        self._name, self._log_path = rev.name, log
+        self.ready: dict | None = None
+
+    def wait_ready(self) -> ServeWorker:
+        """Block until the worker has set up its cases; fills :attr:`ready` (once)."""
+        if self.ready is not None:
+            return self
         try:
             line = self.proc.stdout.readline()
         except BaseException:  # interrupted while it sets up: stop it, then go on unwinding
@@ -215,8 +222,10 @@ class ServeWorker:
             raise
         if not line:
             self.close()
-            raise GateError(f"{rev.name}: worker ended before it was ready (log: {log})")
-        self.ready: dict = json.loads(line)["ready"]
+            raise GateError(f"{self._name}: worker ended before it was ready "
+                            f"(log: {self._log_path})")
+        self.ready = json.loads(line)["ready"]
+        return self
 
     def round(self, key: str) -> dict:
         """One timed call: the worker's reply (``t``, and ``instructions`` when counting)."""
@@ -288,21 +297,23 @@ def run_gate(repo: Path, base_rev: str, head_rev: str, keys_by_kernel: dict[str,
             if counting:
                 progress(f"gate: {kernel} @ {scale}: warming {base.name} and {head.name} "
                          "natively (numba cache, calibration)")
-                for i, r in enumerate((base, head)):
+                for i, r in enumerate((base, head)):  # one by one: calibration runs quiet
                     ServeWorker(r, script, keys, scale, Path(tmp) / f"{kernel}-warm-{i}.log",
-                                env=instructions.worker_env()).close()
+                                env=instructions.worker_env()).wait_ready().close()
             progress(f"gate: {kernel} @ {scale}: setting up {base.name} and {head.name}"
-                     + (" under valgrind" if counting else ""))
+                     + (" under valgrind, side by side" if counting else ""))
             workers = []
             try:
-                for i, r in enumerate((base, head)):  # one by one: each started is closed
+                for i, r in enumerate((base, head)):
                     log = Path(tmp) / f"{kernel}-{i}.log"
-                    if counting:
+                    if counting:  # set up side by side: calibration ran natively above
                         workers.append(ServeWorker(
                             r, script, keys, scale, log, env=count_env,
                             prefix=instructions.valgrind_command(Path(tmp) / "callgrind")))
-                    else:
-                        workers.append(ServeWorker(r, script, keys, scale, log))
+                    else:  # one at a time: a set-up may time a calibration
+                        workers.append(ServeWorker(r, script, keys, scale, log).wait_ready())
+                for w in workers:
+                    w.wait_ready()
                 if counting:
                     outcomes += _count_group(workers, keys, scale, threshold)
                 else:
