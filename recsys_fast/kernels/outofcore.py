@@ -1,0 +1,361 @@
+"""Item-item cosine top-k of a ratings Parquet folder, out of core, on a dask cluster.
+
+:func:`cosine_topk_parquet` computes what ``cosine_topk(X, k)`` computes for the items x users
+matrix X of the folder's ratings, without ever holding X in one place. Three kinds of task:
+
+1. **stats**, one per Parquet file: the file's items, their rating counts, and its user range.
+   The client merges them (O(items)), checks that no two files share a user (a user split over
+   two files would lose the pairs between them), and numbers the items by falling popularity.
+2. **prepare**, one per file: the file's user x item CSR (popularity numbering, columns ascending,
+   a repeated (user, item) keeps its last rating, as ``build_user_item_csr``), written as three
+   ``.npy`` files to a scratch folder; returns each item's sum of squares and its triangle work.
+3. **block**, one per item block ``[b0, b1)``: a dense float64 accumulator of
+   ``(b1 - b0) x (n_items - b0)`` entries; the task loads each prepared file in turn, divides its
+   ratings by the item norms and adds every user's pair products ``v_ui v_uj`` for i in the
+   block and j >= b0 (:func:`._ooc_numba.accumulate_block`). Each pair of items is thus
+   accumulated in the block of its more popular item only. The task returns its rows' top-k
+   (over columns ``>= b0``) and, for every later item j, the k best items of the block in column
+   j: the candidates of row j that lie left of j's own block. The client merges them into each
+   row's top k: exact, as every neighbour of a row is either in its own block's row or in an
+   earlier block's column.
+
+Memory: a block task holds its accumulator (at most ``block_bytes``, by default 40 % of the
+smallest worker memory limit) and one prepared file; a prepare task one Parquet file. The client
+holds O(items x k) numbers. Nothing grows with the number of ratings except the scratch folder
+(12 bytes per rating, removed at the end) and the count of tasks.
+
+On a cluster of several machines the Parquet folder and the scratch folder must be shared
+storage that every worker reads and writes by the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys_fast.dask_backend import dask_client, require_dask, total_threads, worker_memory
+from recsys_fast.errors import MemoryBudgetError, RecsysFastError
+
+COLUMNS = ("user_id", "item_id", "rating")
+BLOCK_SHARE = 0.4  # of the smallest worker memory limit, for one block's accumulator
+BLOCKS_PER_THREAD = 3  # blocks differ in cost: a few per worker thread balance the load
+ACC_BYTES = 8  # float64 accumulation
+
+
+@dataclass
+class OutOfCoreResult:
+    """``matrix``: CSR (n_items, n_items), row i the k most similar items of item ``item_ids[i]``
+    (similarity > 0, columns ascending), as ``cosine_topk``; ``item_ids``: sorted item ids;
+    ``stats``: what the call read and did (files, ratings, users, blocks, tasks, bytes read,
+    pair multiply-adds, seconds per phase)."""
+
+    matrix: Any
+    item_ids: np.ndarray
+    stats: dict = field(default_factory=dict)
+
+
+def parquet_files(path: Any) -> list[str]:
+    """The folder's ``*.parquet`` files, sorted (a single file is its own list)."""
+    p = Path(path)
+    if p.is_file():
+        return [str(p)]
+    if not p.is_dir():
+        raise FileNotFoundError(f"no Parquet file or folder at {p}")
+    files = sorted(str(f) for f in p.glob("*.parquet"))
+    if not files:
+        raise RecsysFastError(f"{p} holds no .parquet files")
+    return files
+
+
+def read_ratings(file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``user_id, item_id, rating`` of one Parquet file as numpy arrays, and the bytes read;
+    a clear error for a missing column, a null, or a rating that is not finite."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(file, columns=list(COLUMNS))
+    except (KeyError, ValueError) as exc:
+        have = pq.read_schema(file).names
+        missing = [c for c in COLUMNS if c not in have]
+        if missing:
+            raise RecsysFastError(f"{file}: missing column(s) {', '.join(missing)} (has "
+                                  f"{', '.join(have)})") from None
+        raise RecsysFastError(f"{file}: cannot read {', '.join(COLUMNS)}: {exc}") from None
+    for name in COLUMNS:
+        if table.column(name).null_count:
+            raise RecsysFastError(f"{file}: column {name} has "
+                                  f"{table.column(name).null_count} null value(s)")
+    users = table.column("user_id").to_numpy()
+    items = table.column("item_id").to_numpy()
+    ratings = table.column("rating").to_numpy().astype(np.float32, copy=False)
+    if users.dtype.kind not in "iu" or items.dtype.kind not in "iu":
+        raise RecsysFastError(f"{file}: user_id and item_id must be integers, got "
+                              f"{users.dtype} and {items.dtype}")
+    if ratings.size and not np.isfinite(ratings).all():
+        at = int(np.flatnonzero(~np.isfinite(ratings))[0])
+        raise RecsysFastError(f"{file}: rating in row {at} is {ratings[at]}, not finite")
+    return users, items, ratings, int(table.nbytes)
+
+
+def _user_rows(users: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each rating's local user row (users numbered in order of first id) and the count."""
+    if users.size == 0:
+        return np.zeros(0, np.int64), 0
+    if bool((users[1:] >= users[:-1]).all()):  # sorted by user, as the writer stores them
+        starts = np.empty(users.size, bool)
+        starts[0] = True
+        np.not_equal(users[1:], users[:-1], out=starts[1:])
+        rows = np.cumsum(starts) - 1
+        return rows, int(rows[-1]) + 1
+    uniq, rows = np.unique(users, return_inverse=True)
+    return rows, uniq.size
+
+
+# -- tasks ------------------------------------------------------------------------------------
+def stats_task(file: str) -> dict:
+    users, items, _, nbytes = read_ratings(file)
+    ids, counts = np.unique(items, return_counts=True)
+    _, n_users = _user_rows(users)
+    return {"file": file, "items": ids, "counts": counts, "n_ratings": int(users.size),
+            "user_min": int(users.min()) if users.size else 0,
+            "user_max": int(users.max()) if users.size else -1,
+            "n_users": n_users, "bytes": nbytes, "disk_bytes": os.path.getsize(file)}
+
+
+def prepare_task(file: str, lookup_ids: np.ndarray, lookup_pos: np.ndarray, n_items: int,
+                 out: str) -> dict:
+    """Write the file's CSR (popularity numbering) to ``out``.{indptr,indices,data}.npy."""
+    from recsys_fast.kernels.interactions import build_user_item_csr
+
+    users, items, ratings, nbytes = read_ratings(file)
+    rows, n_users = _user_rows(users)
+    at = np.searchsorted(lookup_ids, items)
+    cols = lookup_pos[np.minimum(at, lookup_ids.size - 1)]
+    R = build_user_item_csr(rows, cols, ratings, shape=(n_users, n_items), dtype=np.float32)
+    R.sort_indices()
+    sq = np.bincount(R.indices, weights=np.square(R.data, dtype=np.float64), minlength=n_items)
+    # triangle work of each item: the user's items at or after it in popularity order
+    deg = np.diff(R.indptr)
+    after = np.repeat(R.indptr[1:], deg) - np.arange(R.nnz)
+    work = np.bincount(R.indices, weights=after, minlength=n_items)
+    np.save(out + ".indptr.npy", R.indptr.astype(np.int64))
+    np.save(out + ".indices.npy", R.indices.astype(np.int32))
+    np.save(out + ".data.npy", R.data.astype(np.float32))
+    return {"sq": sq, "work": work, "nnz": int(R.nnz), "bytes": nbytes}
+
+
+def block_task(prepared: list[str], b0: int, b1: int, inv_norm: np.ndarray, k: int,
+               include_self: bool) -> dict:
+    """One item block's accumulator over every prepared file, reduced to triplets."""
+    from recsys_fast.kernels import _ooc_numba as nb
+
+    n_items = inv_norm.size
+    t0 = time.perf_counter()
+    acc = np.zeros((b1 - b0, n_items - b0), np.float64)
+    madds, nbytes = 0, 0
+    for out in prepared:
+        indptr = np.load(out + ".indptr.npy")
+        indices = np.load(out + ".indices.npy")
+        data = np.load(out + ".data.npy")
+        nbytes += indptr.nbytes + indices.nbytes + data.nbytes
+        vals = (data * inv_norm[indices]).astype(np.float32)
+        madds += int(nb.accumulate_block(indptr, indices, vals, b0, b1, acc))
+        del indptr, indices, data, vals
+    t_acc = time.perf_counter() - t0
+    if not include_self:
+        np.fill_diagonal(acc[:, : b1 - b0], 0.0)
+    n_rows = b1 - b0
+    cap = n_rows * min(k, acc.shape[1]) + (n_items - b1) * min(k, n_rows)
+    r, c, v = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.float64)
+    w = nb.topk_rows(acc, k, b0, r, c, v)
+    w += nb.topk_columns(acc, n_rows, k, b0, r[w:], c[w:], v[w:])
+    return {"rows": r[:w].copy(), "cols": c[:w].copy(), "vals": v[:w].copy(), "madds": madds,
+            "bytes": nbytes, "acc_bytes": int(acc.nbytes), "b0": b0, "b1": b1,
+            "accumulate_s": t_acc, "seconds": time.perf_counter() - t0}
+
+
+# -- plan -------------------------------------------------------------------------------------
+def plan_blocks(work: np.ndarray, budget: int, n_blocks: int) -> list[tuple[int, int]]:
+    """Consecutive item blocks of about equal ``work``, each accumulator within ``budget``
+    bytes (rows x (n - b0) x 8); MemoryBudgetError if one item's row does not fit."""
+    n = work.size
+    if n == 0:
+        return []
+    if n * ACC_BYTES > budget:
+        raise MemoryBudgetError(f"one accumulator row of {n:,} items (the block budget: "
+                                "block_bytes, or 40 % of the smallest worker memory limit)",
+                                n * ACC_BYTES, budget)
+    target = max(float(work.sum()) / max(n_blocks, 1), 1.0)
+    blocks, b0, acc = [], 0, 0.0
+    for i in range(n):
+        rows_fit = (i + 1 - b0) * (n - b0) * ACC_BYTES <= budget
+        if i > b0 and (not rows_fit or acc + work[i] > target * 1.0001):
+            blocks.append((b0, i))
+            b0, acc = i, 0.0
+        acc += float(work[i])
+    blocks.append((b0, n))
+    return blocks
+
+
+def cosine_topk_parquet(path: Any, k: int, *, include_self: bool = False, client: Any = None,
+                        block_bytes: int | None = None, n_blocks: int | None = None,
+                        scratch: Any = None, progress=None) -> OutOfCoreResult:
+    """Item-item cosine top-k of the ratings in a Parquet folder, out of core (see the module
+    docstring for the tasks and their memory).
+
+    Parameters
+    ----------
+    path : folder of ``*.parquet`` files (or one file) with ``user_id``, ``item_id`` (integers)
+        and ``rating`` columns; no user may appear in two files.
+    k : neighbours per item, ``1 <= k <= n_items - 1`` (``n_items`` with ``include_self``).
+    include_self : whether an item may be its own neighbour.
+    client : a ``distributed.Client``; default as every dask-backend call
+        (:func:`recsys_fast.dask_backend.dask_client`).
+    block_bytes : bytes of one block's accumulator; default 40 % of the smallest worker
+        memory limit.
+    n_blocks : blocks to aim for (more where memory requires); default 3 per worker thread.
+    scratch : folder for the prepared files (default: a new folder under the data cache,
+        removed at the end); every worker must reach it by this path.
+    progress : callable taking one line of text, or None.
+
+    Raises
+    ------
+    RecsysFastError
+        A file lacks a column, holds a null or a non-finite rating, or two files share users.
+    MemoryBudgetError
+        One accumulator row (n_items x 8 bytes) exceeds ``block_bytes``.
+    ValueError
+        ``k`` out of range.
+    """
+    require_dask()
+    from recsys_fast.data.parquet import check_complete
+    from recsys_fast.kernels import _ooc_numba as nb
+
+    say = progress or (lambda line: None)
+    if Path(path).is_dir():
+        check_complete(path)
+    files = parquet_files(path)
+    times: dict[str, float] = {}
+    with dask_client(client) as c, _scratch_folder(scratch) as tmp:
+        t0 = time.perf_counter()
+        stats = c.gather([c.submit(stats_task, f, pure=False) for f in files])
+        times["stats_s"] = time.perf_counter() - t0
+        ids, perm, counts = _number_items(stats)
+        n = ids.size
+        _check_users(stats)
+        hi = n if include_self else n - 1
+        if not 1 <= k <= max(hi, 0):
+            raise ValueError(f"k must be in [1, {hi}] for {n} items, got {k}")
+        say(f"out-of-core cosine_topk: {len(files)} files, {sum(s['n_ratings'] for s in stats):,}"
+            f" ratings, {n:,} items ({times['stats_s']:.1f} s to read the ids)")
+        t0 = time.perf_counter()
+        pos = np.empty(n, np.int64)
+        pos[perm] = np.arange(n)  # sorted-id index -> popularity number
+        ids_f, pos_f = c.scatter([ids, pos], broadcast=True, hash=False)
+        outs = [str(Path(tmp) / f"part-{i:05d}") for i in range(len(files))]
+        prep = c.gather([c.submit(prepare_task, f, ids_f, pos_f, n, o, pure=False)
+                         for f, o in zip(files, outs, strict=True)])
+        times["prepare_s"] = time.perf_counter() - t0
+        sq = np.sum([p["sq"] for p in prep], axis=0)
+        work = np.sum([p["work"] for p in prep], axis=0)
+        norm = np.sqrt(sq)
+        inv = np.zeros(n, np.float64)
+        np.divide(1.0, norm, out=inv, where=norm > 0)
+        budget = int(block_bytes or BLOCK_SHARE * worker_memory(c))
+        want = n_blocks or BLOCKS_PER_THREAD * total_threads(c)
+        blocks = plan_blocks(work, budget, want)
+        say(f"out-of-core cosine_topk: prepared in {times['prepare_s']:.1f} s; {len(blocks)} "
+            f"item blocks, accumulators up to {_largest(blocks, n) / 2**30:.2f} GiB")
+        t0 = time.perf_counter()
+        inv_f = c.scatter(inv, broadcast=True, hash=False)
+        futures = [c.submit(block_task, outs, b0, b1, inv_f, k, include_self, pure=False)
+                   for b0, b1 in blocks]
+        parts = []
+        distributed = require_dask()
+        for done, part in distributed.as_completed(futures, loop=c.loop, with_results=True):
+            parts.append(part)
+            say(f"out-of-core cosine_topk: block {len(parts)}/{len(blocks)} done "
+                f"(items {part['b0']:,}-{part['b1']:,}, {part['seconds']:.1f} s)")
+            done.release()
+        times["blocks_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows = perm[np.concatenate([p["rows"] for p in parts])]
+    cols = perm[np.concatenate([p["cols"] for p in parts])]
+    vals = np.concatenate([p["vals"] for p in parts])
+    indptr, out_cols, out_vals = nb.merge_candidates(rows, cols, vals, n, k)
+    import scipy.sparse
+
+    index_dtype = np.int32 if n < 2**31 else np.int64
+    matrix = scipy.sparse.csr_matrix(
+        (out_vals.astype(np.float32), out_cols.astype(index_dtype), indptr.astype(index_dtype)),
+        shape=(n, n))
+    matrix.has_sorted_indices = True
+    times["merge_s"] = time.perf_counter() - t0
+    stats_out = {
+        "files": len(files), "ratings": int(sum(p["nnz"] for p in prep)),
+        "users": int(sum(s["n_users"] for s in stats)), "items": int(n),
+        "blocks": [list(b) for b in blocks], "tasks": 2 * len(files) + len(blocks),
+        "parquet_bytes_on_disk": int(sum(s["disk_bytes"] for s in stats)),
+        "parquet_passes": 2,
+        "bytes_decoded_parquet": int(sum(s["bytes"] for s in stats) + sum(p["bytes"] for p in prep)),
+        "bytes_read_prepared": int(sum(p["bytes"] for p in parts)),
+        "pair_madds": int(sum(p["madds"] for p in parts)),
+        "largest_accumulator_bytes": int(max((p["acc_bytes"] for p in parts), default=0)),
+        "block_budget_bytes": budget, "item_counts_top": int(counts.max()) if n else 0,
+        **{k_: round(v, 3) for k_, v in times.items()},
+    }
+    return OutOfCoreResult(matrix, ids, stats_out)
+
+
+def _largest(blocks, n: int) -> int:
+    return max(((b1 - b0) * (n - b0) * ACC_BYTES for b0, b1 in blocks), default=0)
+
+
+def _number_items(stats: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted item ids, the sorted-id indices in popularity order (most rated first, ties by
+    id), and each sorted id's rating count."""
+    if not stats:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    all_ids = np.concatenate([s["items"] for s in stats])
+    all_counts = np.concatenate([s["counts"] for s in stats])
+    ids, inv = np.unique(all_ids, return_inverse=True)
+    counts = np.bincount(inv, weights=all_counts, minlength=ids.size).astype(np.int64)
+    perm = np.lexsort((np.arange(ids.size), -counts))
+    return ids, perm, counts
+
+
+def _check_users(stats: list[dict]) -> None:
+    """RecsysFastError naming two files whose user ranges overlap."""
+    spans = sorted((s["user_min"], s["user_max"], s["file"]) for s in stats if s["n_users"])
+    for (_, hi_a, fa), (lo_b, _, fb) in zip(spans, spans[1:], strict=False):
+        if lo_b <= hi_a:
+            raise RecsysFastError(
+                f"{Path(fa).name} and {Path(fb).name} hold overlapping user ranges; the "
+                "out-of-core top-k needs every user's ratings in one file (write the folder "
+                "partitioned by user, as `recsys-fast data synth --format parquet` does)")
+
+
+@contextlib.contextmanager
+def _scratch_folder(scratch: Any):
+    if scratch is not None:
+        folder = Path(scratch) / f"ooc-{uuid.uuid4().hex[:12]}"
+    else:
+        from recsys_fast.data.download import cache_dir
+
+        base = cache_dir() / "ooc-scratch"
+        base.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="ooc-", dir=base))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield str(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
