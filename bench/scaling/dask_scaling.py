@@ -254,7 +254,93 @@ def _parquet_run(scale: str, workers: int, k: int) -> dict:
             "strategy": res.strategy, "tasks": list(res.tasks), "workers": workers,
             "worker_memory_limit": limits, "worker_peak_rss_bytes": sorted(peaks.values()),
             "client_peak_rss_bytes": _peak_rss(), "verdict": verdict.text,
-            "checked_against": verdict.against}
+            "checked_against": verdict.against, "_X": X, "_matrix": out}
+
+
+def _outofcore_run(scale: str, workers: list[int], k: int, in_memory: bool) -> dict:
+    """``cosine_topk_parquet`` on a fresh LocalCluster of each worker count (one call each,
+    fewest workers first), 300 sampled rows checked against exact float64 computed out of
+    core; with ``in_memory`` also the in-memory dask path and this process's kernel (1 and 2
+    threads) on the same ratings, their results compared with the out-of-core one."""
+    from distributed import Client, LocalCluster
+
+    from recsys_fast.harness.cases.checks import compare_topk, sample_rows
+    from recsys_fast.harness.cases.impls_dask import parquet_folder
+    from recsys_fast.harness.cases.impls_similarity import TOPK_TOL
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.kernels import warmup
+    from recsys_fast.kernels.outofcore import cosine_rows_parquet, cosine_topk_parquet
+    from recsys_fast.memory import available_bytes
+
+    warmup()
+    t0 = time.perf_counter()
+    folder = parquet_folder(CaseContext(), scale)
+    out: dict = {"scale": scale, "k": k, "folder_ready_s": time.perf_counter() - t0,
+                 "folder": folder.name, "runs": []}
+    result = None
+    for w in workers:
+        with LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
+                          memory_limit=available_bytes() // w,
+                          dashboard_address=":0") as cluster, \
+                Client(cluster, set_as_default=False) as client:
+            client.run(warmup)
+            t0 = time.perf_counter()
+            res = cosine_topk_parquet(folder, k, client=client, progress=print)
+            seconds = time.perf_counter() - t0
+            peaks = client.run(_peak_rss)
+            limits = [v["memory_limit"] for v in client.scheduler_info()["workers"].values()]
+            run = {"workers": w, "seconds": seconds, "stats": res.stats,
+                   "ns_per_pair_madd": seconds * 1e9 / res.stats["pair_madds"],
+                   "worker_memory_limit": limits,
+                   "worker_peak_rss_bytes": sorted(peaks.values()),
+                   "client_peak_rss_bytes": _peak_rss()}
+            print(f"{w} worker(s): {seconds:.1f} s, {res.stats['pair_madds']:.3g} pair "
+                  f"multiply-adds, worker peaks {[round(b / 2**30, 2) for b in run['worker_peak_rss_bytes']]} GiB",
+                  flush=True)
+            if w == workers[-1]:
+                rows = sample_rows(res.matrix.shape[0], 300)
+                t0 = time.perf_counter()
+                exact = cosine_rows_parquet(folder, rows, client=client)
+                verdict = compare_topk(res.matrix, exact, rows, k, include_self=False,
+                                       tol=TOPK_TOL, against=f"{len(rows)} sampled rows vs "
+                                       "exact float64 (out of core)")
+                out.update(verdict=verdict.text, checked_against=verdict.against,
+                           check_s=time.perf_counter() - t0)
+                print(f"check: {verdict.text} ({verdict.against})", flush=True)
+                result = res
+            out["runs"].append(run)
+    if in_memory:
+        out["in_memory"] = _in_memory_beside(scale, workers[-1], k, result, exact, rows)
+    out["client_peak_rss_bytes"] = _peak_rss()
+    return out
+
+
+def _in_memory_beside(scale: str, workers: int, k: int, ooc, exact, rows) -> dict:
+    """The in-memory dask path (``--parquet``'s run) and this process's kernel on the same
+    ratings; each result checked against the same exact rows and compared with ``ooc``."""
+    import numpy as np
+
+    from recsys_fast.harness.cases.checks import compare_topk
+    from recsys_fast.harness.cases.impls_similarity import TOPK_TOL
+    from recsys_fast.kernels import cosine_topk_result
+
+    mem = _parquet_run(scale, workers, k)
+    X = mem.pop("_X")
+    out = {"dask_in_memory": {key: v for key, v in mem.items() if key != "_matrix"}}
+    got = mem.pop("_matrix", None)
+    for threads in (1, 2):
+        t0 = time.perf_counter()
+        res = cosine_topk_result(X, k, n_threads=threads, strategy="sparse")
+        out[f"in_process_{threads}_threads_s"] = time.perf_counter() - t0
+        got = res.matrix
+    same_counts = bool(np.array_equal(np.diff(got.indptr), np.diff(ooc.matrix.indptr)))
+    gap = float(np.max(np.abs(np.sort(got.data.astype(np.float64))
+                              - np.sort(ooc.matrix.data.astype(np.float64))))) \
+        if same_counts else None
+    v = compare_topk(got, exact, rows, k, include_self=False, tol=TOPK_TOL, against="exact")
+    out.update(in_process_verdict=v.text, same_row_counts_as_out_of_core=same_counts,
+               largest_sorted_value_gap_vs_out_of_core=gap)
+    return out
 
 
 def main() -> None:
@@ -266,6 +352,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--parquet", default=None, metavar="SCALE",
                    help="one out-of-core run from the Parquet folder of SCALE (e.g. 100m)")
+    p.add_argument("--outofcore", default=None, metavar="SCALE",
+                   help="cosine_topk_parquet on SCALE's Parquet folder, one LocalCluster per "
+                        "--workers count (e.g. 100m, 1b)")
+    p.add_argument("--in-memory", action="store_true",
+                   help="with --outofcore: also the in-memory dask path and the in-process "
+                        "kernel on the same ratings (up to 100m)")
     p.add_argument("-k", type=int, default=K)
     p.add_argument("--strategy", default="auto",
                    choices=("auto", "sparse", "dense", "spmm", "spgemm"),
@@ -274,13 +366,17 @@ def main() -> None:
     p.add_argument("--out", help="output file (default results/<machine_id>/studies/...)")
     a = p.parse_args()
     workers = sorted({int(w) for w in a.workers.split(",")})
-    if a.parquet is None and workers[0] != 1:
+    if a.parquet is None and a.outofcore is None and workers[0] != 1:
         p.error("--workers must include 1 (the efficiencies are relative to it)")
     env = environment(gemm_n=None)
     load_before = os.getloadavg()
     started = dt.datetime.now(dt.timezone.utc)
-    if a.parquet:
+    if a.outofcore:
+        res = {"study": "dask_outofcore",
+               **_outofcore_run(a.outofcore, workers, a.k, a.in_memory)}
+    elif a.parquet:
         res = {"study": "dask_parquet", **_parquet_run(a.parquet, workers[-1], a.k)}
+        res.pop("_X"), res.pop("_matrix")
     else:
         res = {"study": "dask_scaling", "scale": a.scale, "k": a.k, "rounds": a.rounds,
                **_study(a.scale, workers, a.rounds, a.k, a.strategy)}
@@ -294,7 +390,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=str))
     print(f"wrote {out}")
-    if not a.parquet:
+    if not (a.parquet or a.outofcore):
         from plot import plot_scaling
 
         print(f"wrote {plot_scaling(out)}")

@@ -5,29 +5,55 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from recsys_fast.kernels._topk_numba import _heap_push
+
 
 @njit(cache=True, nogil=True)
-def accumulate_block(indptr, indices, vals, b0, b1, acc):
+def accumulate_block(indptr, indices, vals, inv_norm, b0, b1, acc):
     """Add one partition's pair products to the block accumulator; return the multiply-adds.
 
     ``indptr, indices, vals``: a user x item CSR of the partition, columns ascending in each
-    row, values already divided by their item's norm. ``acc[i - b0, j - b0]`` gains
-    ``v_ui * v_uj`` for every user u, item i in ``[b0, b1)`` and item j >= ``b0`` the user
-    rated: the block's rows, over the columns from the block's first item on."""
+    row, raw ratings (any numeric dtype: the caller stores them compactly). ``acc[i - b0,
+    j - b0]`` gains ``r_ui inv_norm[i] r_uj`` for every user u, item i in ``[b0, b1)`` and item
+    j >= ``b0`` the user rated: the block's rows, over the columns from the block's first item
+    on. The caller multiplies column j by ``inv_norm[j]`` once at the end.
+
+    Row by row (Gustavson): the block's entries are first gathered by item, then each item's
+    row of ``acc`` takes the rows of its users in turn, so one accumulator row is written at
+    a time (it stays in cache) and the user rows are read in sequence."""
     n_users = indptr.size - 1
-    madds = 0
+    nb = b1 - b0
+    lo = np.empty(n_users, np.int64)  # each user's first entry with column >= b0
+    counts = np.zeros(nb + 1, np.int64)
     for u in range(n_users):
         s, e = indptr[u], indptr[u + 1]
-        lo = s + np.searchsorted(indices[s:e], b0)
-        mid = s + np.searchsorted(indices[s:e], b1)
-        if mid == lo:
-            continue
-        for p in range(lo, mid):
-            row = acc[indices[p] - b0]
-            vi = np.float64(vals[p])
-            for q in range(lo, e):
-                row[indices[q] - b0] += vi * np.float64(vals[q])
-        madds += (mid - lo) * (e - lo)
+        p = s + np.searchsorted(indices[s:e], b0)
+        lo[u] = p
+        while p < e and indices[p] < b1:
+            counts[np.int64(indices[p]) - b0 + 1] += 1
+            p += 1
+    start = np.cumsum(counts)
+    fill = start[:-1].copy()
+    by_item_user = np.empty(start[-1], np.int64)
+    by_item_val = np.empty(start[-1], np.float64)
+    for u in range(n_users):
+        p, e = lo[u], indptr[u + 1]
+        while p < e and indices[p] < b1:
+            c = np.int64(indices[p]) - b0
+            by_item_user[fill[c]] = u
+            by_item_val[fill[c]] = np.float64(vals[p]) * inv_norm[indices[p]]
+            fill[c] += 1
+            p += 1
+    madds = 0
+    for c in range(nb):
+        row = acc[c]
+        for t in range(start[c], start[c + 1]):
+            u = by_item_user[t]
+            vi = by_item_val[t]
+            e = indptr[u + 1]
+            for q in range(lo[u], e):
+                row[np.int64(indices[q]) - b0] += vi * np.float64(vals[q])
+            madds += e - lo[u]
     return madds
 
 
@@ -54,22 +80,26 @@ def topk_rows(acc, k, first, out_rows, out_cols, out_vals):
 def topk_columns(acc, c0, k, first, out_rows, out_cols, out_vals):
     """For each column c >= ``c0`` of ``acc``, its k largest positive entries, as candidates
     of row ``first + c`` (the column's item) with column ``first + r``; returns how many were
-    written. The accumulator holds each pair once, in the block of its smaller item, so these
-    are the block's candidates for the rows of later blocks."""
+    written. The accumulator holds each pair once, in the block of its more popular item, so
+    these are the block's candidates for the rows of later blocks. Rows are read in order,
+    each column keeping a min-heap of k (:func:`._topk_numba._heap_push`)."""
     n_rows, width = acc.shape
+    n_cols = width - c0
+    hv = np.empty(n_cols * k, np.float64)
+    hi = np.empty(n_cols * k, np.int64)
+    hn = np.zeros(n_cols, np.int64)
+    for r in range(n_rows):
+        row = acc[r]
+        for c in range(n_cols):
+            v = row[c0 + c]
+            if v > 0.0:
+                hn[c] = _heap_push(hv, hi, c * k, hn[c], k, v, r)
     n = 0
-    col = np.empty(n_rows, np.float64)
-    for c in range(c0, width):
-        for r in range(n_rows):
-            col[r] = acc[r, c]
-        pos = np.flatnonzero(col > 0.0)
-        if pos.size > k:
-            order = np.argsort(-col[pos], kind="mergesort")[:k]
-            pos = pos[order]
-        for r in pos:
-            out_rows[n] = first + c
-            out_cols[n] = first + r
-            out_vals[n] = col[r]
+    for c in range(n_cols):
+        for e in range(hn[c]):
+            out_rows[n] = first + c0 + c
+            out_cols[n] = first + hi[c * k + e]
+            out_vals[n] = hv[c * k + e]
             n += 1
     return n
 

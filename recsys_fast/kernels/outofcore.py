@@ -19,10 +19,19 @@ matrix X of the folder's ratings, without ever holding X in one place. Three kin
    row's top k: exact, as every neighbour of a row is either in its own block's row or in an
    earlier block's column.
 
-Memory: a block task holds its accumulator (at most ``block_bytes``, by default 40 % of the
-smallest worker memory limit) and one prepared file; a prepare task one Parquet file. The client
-holds O(items x k) numbers. Nothing grows with the number of ratings except the scratch folder
-(12 bytes per rating, removed at the end) and the count of tasks.
+Block tasks hold the prepared files of a group (up to :data:`GROUP_SHARE` of the worker memory
+limit; several files at once, so each accumulator row is visited once per group, not once per
+file) and run the rows one at a time (Gustavson): item i's accumulator row takes the rows of
+its users in turn, so one row is written at a time. The prepared files are compact
+(:func:`compact`: columns as uint16 up to 65,536 items, half-star ratings as uint8), and the
+accumulator takes raw ratings: the row's norm is applied as the row is gathered, each
+column's once at the end.
+
+Memory: a block task holds its accumulator (at most ``block_bytes``, by default
+:data:`BLOCK_SHARE` of the smallest worker memory limit) and one group of prepared files; a
+prepare task one Parquet file. The client holds O(items x k) numbers per block. Nothing grows
+with the number of ratings except the scratch folder (3 to 8 bytes per rating, removed at the
+end), the number of file groups and the count of tasks.
 
 On a cluster of several machines the Parquet folder and the scratch folder must be shared
 storage that every worker reads and writes by the same path.
@@ -46,7 +55,8 @@ from recsys_fast.dask_backend import dask_client, require_dask, total_threads, w
 from recsys_fast.errors import MemoryBudgetError, RecsysFastError
 
 COLUMNS = ("user_id", "item_id", "rating")
-BLOCK_SHARE = 0.4  # of the smallest worker memory limit, for one block's accumulator
+BLOCK_SHARE = 0.35  # of the smallest worker memory limit, for one block's accumulator
+GROUP_SHARE = 0.2  # of it, for the prepared files a block task holds at once
 BLOCKS_PER_THREAD = 3  # blocks differ in cost: a few per worker thread balance the load
 ACC_BYTES = 8  # float64 accumulation
 
@@ -121,14 +131,47 @@ def _user_rows(users: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 # -- tasks ------------------------------------------------------------------------------------
+def _dense_ids(ids: np.ndarray) -> bool:
+    """Whether ids are non-negative and small enough to index a table (bincount, lookup)."""
+    return ids.size > 0 and int(ids.min()) >= 0 and int(ids.max()) < 4 * ids.size + (1 << 22)
+
+
 def stats_task(file: str) -> dict:
     users, items, _, nbytes = read_ratings(file)
-    ids, counts = np.unique(items, return_counts=True)
+    if _dense_ids(items):  # a count per id value: no sort
+        counts = np.bincount(items)
+        ids = np.flatnonzero(counts)
+        counts = counts[ids]
+    else:
+        ids, counts = np.unique(items, return_counts=True)
     _, n_users = _user_rows(users)
     return {"file": file, "items": ids, "counts": counts, "n_ratings": int(users.size),
             "user_min": int(users.min()) if users.size else 0,
             "user_max": int(users.max()) if users.size else -1,
             "n_users": n_users, "bytes": nbytes, "disk_bytes": os.path.getsize(file)}
+
+
+def _item_columns(items: np.ndarray, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Each rating's column: ``pos`` of its item's place in the sorted ``ids`` (every item
+    is among them), by a lookup table where the ids are small, else by binary search."""
+    if ids.size and int(ids[0]) >= 0 and int(ids[-1]) < 4 * ids.size + (1 << 22):
+        table = np.zeros(int(ids[-1]) + 1, np.int64)
+        table[ids] = pos
+        return table[items]
+    return pos[np.searchsorted(ids, items)]
+
+
+def compact(indices: np.ndarray, data: np.ndarray, n_items: int):
+    """The block tasks read each rating once per block and group: the smallest exact form.
+    Columns as uint16 when there are at most 65,536 items; ratings as uint8 twice their value
+    when every rating is a half-integer in [0, 127.5] (the caller then scales by 0.5), else
+    float32."""
+    idx = indices.astype(np.uint16 if n_items <= 1 << 16 else np.int32)
+    twice = data.astype(np.float64) * 2.0
+    if data.size == 0 or (twice.min() >= 0 and twice.max() <= 255
+                          and bool((twice == np.round(twice)).all())):
+        return idx, twice.astype(np.uint8)
+    return idx, data.astype(np.float32)
 
 
 def prepare_task(file: str, lookup_ids: np.ndarray, lookup_pos: np.ndarray, n_items: int,
@@ -138,8 +181,7 @@ def prepare_task(file: str, lookup_ids: np.ndarray, lookup_pos: np.ndarray, n_it
 
     users, items, ratings, nbytes = read_ratings(file)
     rows, n_users = _user_rows(users)
-    at = np.searchsorted(lookup_ids, items)
-    cols = lookup_pos[np.minimum(at, lookup_ids.size - 1)]
+    cols = _item_columns(items, lookup_ids, lookup_pos)
     R = build_user_item_csr(rows, cols, ratings, shape=(n_users, n_items), dtype=np.float32)
     R.sort_indices()
     sq = np.bincount(R.indices, weights=np.square(R.data, dtype=np.float64), minlength=n_items)
@@ -147,29 +189,70 @@ def prepare_task(file: str, lookup_ids: np.ndarray, lookup_pos: np.ndarray, n_it
     deg = np.diff(R.indptr)
     after = np.repeat(R.indptr[1:], deg) - np.arange(R.nnz)
     work = np.bincount(R.indices, weights=after, minlength=n_items)
+    indices, data = compact(R.indices, R.data, n_items)
     np.save(out + ".indptr.npy", R.indptr.astype(np.int64))
-    np.save(out + ".indices.npy", R.indices.astype(np.int32))
-    np.save(out + ".data.npy", R.data.astype(np.float32))
-    return {"sq": sq, "work": work, "nnz": int(R.nnz), "bytes": nbytes}
+    np.save(out + ".indices.npy", indices)
+    np.save(out + ".data.npy", data)
+    return {"sq": sq, "work": work, "nnz": int(R.nnz), "bytes": nbytes,
+            "prepared_bytes": int(indices.nbytes + data.nbytes + (n_users + 1) * 8),
+            "gram_pair_madds": float(deg.astype(np.float64) @ deg)}
 
 
-def block_task(prepared: list[str], b0: int, b1: int, inv_norm: np.ndarray, k: int,
-               include_self: bool) -> dict:
-    """One item block's accumulator over every prepared file, reduced to triplets."""
+def _load_group(prepared: list[str]):
+    """The prepared files stacked into one CSR (rows: their users in turn), the factor its
+    values carry (0.5: uint8 twice the rating, see :func:`compact`; else 1) and the bytes
+    read. Files stored in different forms are joined as float32 ratings."""
+    ptrs, idx, vals, nbytes = [np.zeros(1, np.int64)], [], [], 0
+    offset = 0
+    for out in prepared:
+        indptr = np.load(out + ".indptr.npy")
+        indices = np.load(out + ".indices.npy")
+        data = np.load(out + ".data.npy")
+        nbytes += indptr.nbytes + indices.nbytes + data.nbytes
+        ptrs.append(indptr[1:] + offset)
+        offset += int(indptr[-1])
+        idx.append(indices)
+        vals.append(data)
+    scale = {0.5 if v.dtype == np.uint8 else 1.0 for v in vals}
+    if len(scale) > 1:
+        vals = [v.astype(np.float32) * np.float32(0.5 if v.dtype == np.uint8 else 1.0)
+                for v in vals]
+        scale = {1.0}
+    return (np.concatenate(ptrs), np.concatenate(idx), np.concatenate(vals), scale.pop(),
+            nbytes)
+
+
+def file_groups(sizes: list[int], group_bytes: int) -> list[list[int]]:
+    """Consecutive files whose prepared bytes stay within ``group_bytes`` (one file at least)."""
+    groups, cur, total = [], [], 0
+    for i, b in enumerate(sizes):
+        if cur and total + b > group_bytes:
+            groups.append(cur)
+            cur, total = [], 0
+        cur.append(i)
+        total += b
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def block_task(prepared: list[str], groups: list[list[int]], b0: int, b1: int,
+               inv_norm: np.ndarray, k: int, include_self: bool) -> dict:
+    """One item block's accumulator over every prepared file, a group of files at a time
+    (each accumulator row is then visited once per group), reduced to triplets."""
     from recsys_fast.kernels import _ooc_numba as nb
 
     n_items = inv_norm.size
     t0 = time.perf_counter()
     acc = np.zeros((b1 - b0, n_items - b0), np.float64)
     madds, nbytes = 0, 0
-    for out in prepared:
-        indptr = np.load(out + ".indptr.npy")
-        indices = np.load(out + ".indices.npy")
-        data = np.load(out + ".data.npy")
-        nbytes += indptr.nbytes + indices.nbytes + data.nbytes
-        vals = (data * inv_norm[indices]).astype(np.float32)
-        madds += int(nb.accumulate_block(indptr, indices, vals, b0, b1, acc))
-        del indptr, indices, data, vals
+    for g in groups:
+        indptr, indices, vals, scale, read = _load_group([prepared[i] for i in g])
+        nbytes += read
+        madds += int(nb.accumulate_block(indptr, indices, vals, inv_norm * scale**2, b0, b1,
+                                         acc))
+        del indptr, indices, vals
+    acc *= inv_norm[b0:]  # each column's norm, divided out once
     t_acc = time.perf_counter() - t0
     if not include_self:
         np.fill_diagonal(acc[:, : b1 - b0], 0.0)
@@ -183,6 +266,42 @@ def block_task(prepared: list[str], b0: int, b1: int, inv_norm: np.ndarray, k: i
             "accumulate_s": t_acc, "seconds": time.perf_counter() - t0}
 
 
+def exact_rows_task(file: str, item_ids: np.ndarray, rows: np.ndarray) -> dict:
+    """One file's share of the exact float64 dot products of items ``rows`` (sorted-id
+    indices) with every item, and of every item's sum of squares (scipy products)."""
+    from recsys_fast.kernels.interactions import build_user_item_csr
+
+    users, items, ratings, _ = read_ratings(file)
+    urows, n_users = _user_rows(users)
+    R = build_user_item_csr(urows, np.searchsorted(item_ids, items), ratings,
+                            shape=(n_users, item_ids.size), dtype=np.float64)
+    sq = np.asarray(R.multiply(R).sum(axis=0)).ravel()
+    return {"dot": (R[:, rows].T @ R).toarray(), "sq": sq}
+
+
+def cosine_rows_parquet(path: Any, rows: Any, *, client: Any = None) -> np.ndarray:
+    """Exact float64 cosine similarities of the items at sorted-id indices ``rows`` with every
+    item of the Parquet folder, ``(len(rows), n_items)``, out of core (one task per file, each
+    returning ``len(rows) x n_items`` numbers, summed here as they arrive): the reference the
+    out-of-core top-k is checked against."""
+    distributed = require_dask()
+    files = parquet_files(path)
+    rows = np.asarray(rows, dtype=np.int64)
+    with dask_client(client) as c:
+        stats = c.gather([c.submit(stats_task, f, pure=False) for f in files])
+        ids, _, _ = _number_items(stats)
+        ids_f = c.scatter(ids, broadcast=True, hash=False)
+        futures = [c.submit(exact_rows_task, f, ids_f, rows, pure=False) for f in files]
+        dot, sq = np.zeros((rows.size, ids.size)), np.zeros(ids.size)
+        for done, part in distributed.as_completed(futures, loop=c.loop, with_results=True):
+            dot += part["dot"]
+            sq += part["sq"]
+            done.release()
+    norm = np.sqrt(sq)
+    inv = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
+    return dot * inv[rows][:, None] * inv[None, :]
+
+
 # -- plan -------------------------------------------------------------------------------------
 def plan_blocks(work: np.ndarray, budget: int, n_blocks: int) -> list[tuple[int, int]]:
     """Consecutive item blocks of about equal ``work``, each accumulator within ``budget``
@@ -192,8 +311,8 @@ def plan_blocks(work: np.ndarray, budget: int, n_blocks: int) -> list[tuple[int,
         return []
     if n * ACC_BYTES > budget:
         raise MemoryBudgetError(f"one accumulator row of {n:,} items (the block budget: "
-                                "block_bytes, or 40 % of the smallest worker memory limit)",
-                                n * ACC_BYTES, budget)
+                                f"block_bytes, or {BLOCK_SHARE:.0%} of the smallest worker "
+                                "memory limit)", n * ACC_BYTES, budget)
     target = max(float(work.sum()) / max(n_blocks, 1), 1.0)
     blocks, b0, acc = [], 0, 0.0
     for i in range(n):
@@ -204,6 +323,61 @@ def plan_blocks(work: np.ndarray, budget: int, n_blocks: int) -> list[tuple[int,
         acc += float(work[i])
     blocks.append((b0, n))
     return blocks
+
+
+class DaskRunner:
+    """Runs the tasks on a dask client: each list of calls submitted at once, results in
+    order; shared inputs scattered to every worker once."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def share(self, value: Any) -> Any:
+        return self.client.scatter(value, broadcast=True, hash=False)
+
+    def map(self, fn, calls: list[tuple], on_result=None) -> list:
+        distributed = require_dask()
+        futures = [self.client.submit(fn, *args, pure=False) for args in calls]
+        if on_result is None:
+            return self.client.gather(futures)
+        at = {f.key: i for i, f in enumerate(futures)}
+        out: list = [None] * len(futures)
+        for done, result in distributed.as_completed(futures, loop=self.client.loop,
+                                                     with_results=True):
+            out[at[done.key]] = result
+            on_result(result)
+            done.release()
+        return out
+
+    def memory(self) -> int:
+        return worker_memory(self.client)
+
+    def threads(self) -> int:
+        return total_threads(self.client)
+
+
+class InlineRunner:
+    """Runs the same tasks one after another in this process (no dask): the memory budget is
+    this machine's available memory."""
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def map(self, fn, calls: list[tuple], on_result=None) -> list:
+        out = []
+        for args in calls:
+            out.append(fn(*args))
+            if on_result is not None:
+                on_result(out[-1])
+        return out
+
+    def memory(self) -> int:
+        from recsys_fast.memory import available_bytes
+
+        return available_bytes()
+
+    def threads(self) -> int:
+        return 1
 
 
 def cosine_topk_parquet(path: Any, k: int, *, include_self: bool = False, client: Any = None,
@@ -219,16 +393,20 @@ def cosine_topk_parquet(path: Any, k: int, *, include_self: bool = False, client
     k : neighbours per item, ``1 <= k <= n_items - 1`` (``n_items`` with ``include_self``).
     include_self : whether an item may be its own neighbour.
     client : a ``distributed.Client``; default as every dask-backend call
-        (:func:`recsys_fast.dask_backend.dask_client`).
-    block_bytes : bytes of one block's accumulator; default 40 % of the smallest worker
-        memory limit.
-    n_blocks : blocks to aim for (more where memory requires); default 3 per worker thread.
+        (:func:`recsys_fast.dask_backend.dask_client`); ``"inline"`` runs the same tasks one
+        after another in this process, without dask.
+    block_bytes : bytes of one block's accumulator; default :data:`BLOCK_SHARE` of the
+        smallest worker memory limit.
+    n_blocks : blocks to aim for (more where memory requires); default
+        :data:`BLOCKS_PER_THREAD` per worker thread.
     scratch : folder for the prepared files (default: a new folder under the data cache,
         removed at the end); every worker must reach it by this path.
     progress : callable taking one line of text, or None.
 
     Raises
     ------
+    BackendUnavailableError
+        dask is not installed (and ``client`` is not ``"inline"``).
     RecsysFastError
         A file lacks a column, holds a null or a non-finite rating, or two files share users.
     MemoryBudgetError
@@ -236,18 +414,28 @@ def cosine_topk_parquet(path: Any, k: int, *, include_self: bool = False, client
     ValueError
         ``k`` out of range.
     """
-    require_dask()
     from recsys_fast.data.parquet import check_complete
-    from recsys_fast.kernels import _ooc_numba as nb
 
-    say = progress or (lambda line: None)
     if Path(path).is_dir():
         check_complete(path)
     files = parquet_files(path)
+    args = (files, k, include_self, block_bytes, n_blocks, scratch, progress)
+    if isinstance(client, str) and client == "inline":
+        return _compute(InlineRunner(), *args)
+    require_dask()
+    with dask_client(client) as c:
+        return _compute(DaskRunner(c), *args)
+
+
+def _compute(run, files, k, include_self, block_bytes, n_blocks, scratch,
+             progress) -> OutOfCoreResult:
+    from recsys_fast.kernels import _ooc_numba as nb
+
+    say = progress or (lambda line: None)
     times: dict[str, float] = {}
-    with dask_client(client) as c, _scratch_folder(scratch) as tmp:
+    with _scratch_folder(scratch) as tmp:
         t0 = time.perf_counter()
-        stats = c.gather([c.submit(stats_task, f, pure=False) for f in files])
+        stats = run.map(stats_task, [(f,) for f in files])
         times["stats_s"] = time.perf_counter() - t0
         ids, perm, counts = _number_items(stats)
         n = ids.size
@@ -260,32 +448,34 @@ def cosine_topk_parquet(path: Any, k: int, *, include_self: bool = False, client
         t0 = time.perf_counter()
         pos = np.empty(n, np.int64)
         pos[perm] = np.arange(n)  # sorted-id index -> popularity number
-        ids_f, pos_f = c.scatter([ids, pos], broadcast=True, hash=False)
+        ids_f, pos_f = run.share(ids), run.share(pos)
         outs = [str(Path(tmp) / f"part-{i:05d}") for i in range(len(files))]
-        prep = c.gather([c.submit(prepare_task, f, ids_f, pos_f, n, o, pure=False)
-                         for f, o in zip(files, outs, strict=True)])
+        prep = run.map(prepare_task, [(f, ids_f, pos_f, n, o)
+                                      for f, o in zip(files, outs, strict=True)])
         times["prepare_s"] = time.perf_counter() - t0
         sq = np.sum([p["sq"] for p in prep], axis=0)
         work = np.sum([p["work"] for p in prep], axis=0)
         norm = np.sqrt(sq)
         inv = np.zeros(n, np.float64)
         np.divide(1.0, norm, out=inv, where=norm > 0)
-        budget = int(block_bytes or BLOCK_SHARE * worker_memory(c))
-        want = n_blocks or BLOCKS_PER_THREAD * total_threads(c)
-        blocks = plan_blocks(work, budget, want)
+        mem = run.memory()
+        budget = int(block_bytes or BLOCK_SHARE * mem)
+        groups = file_groups([p["prepared_bytes"] for p in prep], int(GROUP_SHARE * mem))
+        blocks = plan_blocks(work, budget, n_blocks or BLOCKS_PER_THREAD * run.threads())
         say(f"out-of-core cosine_topk: prepared in {times['prepare_s']:.1f} s; {len(blocks)} "
-            f"item blocks, accumulators up to {_largest(blocks, n) / 2**30:.2f} GiB")
+            f"item blocks, accumulators up to {_largest(blocks, n) / 2**30:.2f} GiB, "
+            f"{len(groups)} file group(s)")
         t0 = time.perf_counter()
-        inv_f = c.scatter(inv, broadcast=True, hash=False)
-        futures = [c.submit(block_task, outs, b0, b1, inv_f, k, include_self, pure=False)
-                   for b0, b1 in blocks]
-        parts = []
-        distributed = require_dask()
-        for done, part in distributed.as_completed(futures, loop=c.loop, with_results=True):
-            parts.append(part)
-            say(f"out-of-core cosine_topk: block {len(parts)}/{len(blocks)} done "
-                f"(items {part['b0']:,}-{part['b1']:,}, {part['seconds']:.1f} s)")
-            done.release()
+        inv_f = run.share(inv)
+        done = []
+
+        def report(part: dict) -> None:
+            done.append(part)
+            say(f"out-of-core cosine_topk: block {len(done)}/{len(blocks)} done (items "
+                f"{part['b0']:,}-{part['b1']:,}, {part['seconds']:.1f} s)")
+
+        parts = run.map(block_task, [(outs, groups, b0, b1, inv_f, k, include_self)
+                                     for b0, b1 in blocks], on_result=report)
         times["blocks_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     rows = perm[np.concatenate([p["rows"] for p in parts])]
@@ -304,11 +494,13 @@ def cosine_topk_parquet(path: Any, k: int, *, include_self: bool = False, client
         "files": len(files), "ratings": int(sum(p["nnz"] for p in prep)),
         "users": int(sum(s["n_users"] for s in stats)), "items": int(n),
         "blocks": [list(b) for b in blocks], "tasks": 2 * len(files) + len(blocks),
+        "file_groups": len(groups),
         "parquet_bytes_on_disk": int(sum(s["disk_bytes"] for s in stats)),
         "parquet_passes": 2,
         "bytes_decoded_parquet": int(sum(s["bytes"] for s in stats) + sum(p["bytes"] for p in prep)),
         "bytes_read_prepared": int(sum(p["bytes"] for p in parts)),
         "pair_madds": int(sum(p["madds"] for p in parts)),
+        "gram_pair_madds": float(sum(p["gram_pair_madds"] for p in prep)),
         "largest_accumulator_bytes": int(max((p["acc_bytes"] for p in parts), default=0)),
         "block_budget_bytes": budget, "item_counts_top": int(counts.max()) if n else 0,
         **{k_: round(v, 3) for k_, v in times.items()},

@@ -3,10 +3,12 @@
 ``cosine_topk/optimised/dask``: ``cosine_topk(X, 50, backend="dask")`` on the same items x users
 matrix as the in-process ``cosine_topk/optimised/cpu`` case (same group, so dask vs CPU is a
 same-run ratio), checked as that family checks (sampled rows vs exact float64, tie-aware). At
-the out-of-core scales ``100m`` and ``1b`` the ratings are read from a Parquet folder
+the out-of-core scales ``100m`` and ``1b`` the ratings stay in a Parquet folder
 (``recsys_fast.data.parquet``, written to ``$RECSYS_FAST_DATA/synthetic-parquet/`` on first use)
-and the CSR is built by partition on the cluster
-(:func:`~recsys_fast.kernels.distributed.user_item_csr_from_parquet`, in setup).
+and the timed call is :func:`~recsys_fast.kernels.outofcore.cosine_topk_parquet` on it: X is
+never built; 300 sampled rows are checked against exact float64 similarities computed out of
+core (:func:`~recsys_fast.kernels.outofcore.cosine_rows_parquet`), and ``extra`` records the
+call's files, blocks, tasks, bytes and pair multiply-adds (``out_of_core``).
 
 ``cf_fixed_recommend/optimised/dask``: the ``cf_fixed_recommend`` case (``FixedCF("item", 50)``,
 top-10 for up to 2,000 users) with ``backend="dask"``: the fit's neighbour search and the timed
@@ -33,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -141,8 +142,8 @@ def parquet_folder(ctx, scale: str):
 @dataclass
 class DaskTopKState(impls_similarity.TopKState):
     cluster: Any = None
-    csr_from_parquet_s: float | None = None
-    last_result: Any = None  # the latest call's TopKResult: its tasks and transport
+    last_result: Any = None  # the latest call's TopKResult (OutOfCoreResult out of core)
+    folder: Any = None  # out-of-core scales: the Parquet folder; X is never built
 
 
 class DaskTopKImpl(DaskAdapter):
@@ -152,48 +153,63 @@ class DaskTopKImpl(DaskAdapter):
     description = impls_similarity.TopKImpl.description
     flops_dtype = "float32"
     as_reference_form = impls_similarity.TopKImpl.as_reference_form
-    check = impls_similarity.TopKImpl.check
-    flops = impls_similarity.TopKImpl.flops
-    bytes = impls_similarity.TopKImpl.bytes
 
     def setup(self, ctx, scale: str) -> DaskTopKState:
         def build(cluster: Cluster) -> DaskTopKState:
-            t_csr = None
-            if scale in OUT_OF_CORE_SCALES:
-                from recsys_fast.kernels.distributed import user_item_csr_from_parquet
-
+            if scale in OUT_OF_CORE_SCALES:  # out of core: the workers read the folder
                 folder = parquet_folder(ctx, scale)
-                t0 = time.perf_counter()
-                R, _, _ = user_item_csr_from_parquet(folder, dtype=np.float32,
-                                                     client=cluster.client)
-                t_csr = time.perf_counter() - t0
-                X = R.T.tocsr()
-                del R
                 ctx.data_sources[scale] = (f"synthetic {scale} Parquet folder {folder.name} "
                                            "(recsys_fast.data.parquet, stream mode)")
-            else:
-                X = casedata.item_user_csr(ctx, scale, np.float32)
+                return DaskTopKState(ctx, scale, None, k=K, threads=casedata.threads(),
+                                     cluster=cluster, folder=folder)
+            X = casedata.item_user_csr(ctx, scale, np.float32)
             return DaskTopKState(ctx, scale, X, k=min(K, X.shape[0] - 1),
-                                 threads=casedata.threads(), input=X, cluster=cluster,
-                                 csr_from_parquet_s=t_csr)
+                                 threads=casedata.threads(), input=X, cluster=cluster)
 
         return _with_cluster(build)
+
+    def check(self, ctx, st: DaskTopKState, result):
+        if st.folder is None:
+            return impls_similarity.TopKImpl.check(self, ctx, st, result)
+        from recsys_fast.harness.cases.checks import compare_topk, sample_rows
+        from recsys_fast.kernels.outofcore import cosine_rows_parquet
+
+        rows = sample_rows(result.shape[0], impls_similarity.N_SAMPLE_TOPK)
+        exact = cosine_rows_parquet(st.folder, rows, client=st.cluster.client)
+        return compare_topk(result, exact, rows, st.k, include_self=False,
+                            tol=impls_similarity.TOPK_TOL,
+                            against=f"{len(rows)} sampled rows vs exact float64 (out of core)")
+
+    def flops(self, st: DaskTopKState) -> float:
+        if st.folder is None:
+            return impls_similarity.TopKImpl.flops(self, st)
+        return 2.0 * st.last_result.stats["gram_pair_madds"]  # as gram_flops counts
+
+    def bytes(self, st: DaskTopKState) -> float:
+        if st.folder is None:
+            return impls_similarity.TopKImpl.bytes(self, st)
+        s = st.last_result.stats  # Parquet read twice, the prepared files once per block
+        return float(s["parquet_bytes_on_disk"] * s["parquet_passes"]
+                     + s["bytes_read_prepared"])
 
     def extra(self, st: DaskTopKState, result) -> dict:
         out = impls_similarity.TopKImpl.extra(self, st, result)
         last = st.last_result
+        if st.folder is not None:
+            out["out_of_core"] = dict(last.stats) if last is not None else {}
+            return {**out, **st.cluster.extra()}
         if last is not None and last.tasks:
             out["dask_tasks"] = list(last.tasks)
         if last is not None and last.timing:
             out["dask_transport"] = last.timing["transport"]
-        if st.csr_from_parquet_s is not None:
-            out["csr_from_parquet_s"] = st.csr_from_parquet_s
         return {**out, **st.cluster.extra()}
 
     def memory_estimate(self, spec, n_workers: int | None = None) -> int:
-        """Bytes on this machine: X, its normalised copy and the output here, plus, for a
-        LocalCluster, each worker's scattered copy with its relabelled CSR and CSC; at the
-        out-of-core scales the Parquet-built user x item CSR and its transpose too.
+        """Bytes on this machine. In memory: X, its normalised copy and the output here, plus,
+        for a LocalCluster, each worker's scattered copy with its relabelled CSR and CSC. Out of
+        core (``100m``, ``1b``): the candidates and the exact rows of the check here, plus, for
+        a LocalCluster, each worker's block accumulators (:data:`outofcore.BLOCK_SHARE` of
+        the memory the workers share) and one Parquet part with its prepared CSR.
         ``n_workers``: local worker processes (default one per core; none when
         ``$RECSYS_FAST_DASK_SCHEDULER`` names a cluster elsewhere)."""
         import os
@@ -202,10 +218,20 @@ class DaskTopKImpl(DaskAdapter):
 
         if n_workers is None:
             n_workers = 0 if os.environ.get(SCHEDULER_ENV, "").strip() else casedata.threads()
+        if spec.name in OUT_OF_CORE_SCALES:
+            from recsys_fast.data.parquet import DEFAULT_PARTITION_USERS
+            from recsys_fast.kernels import outofcore
+            from recsys_fast.memory import available_bytes
+
+            per_part = spec.n_ratings * min(1.0, DEFAULT_PARTITION_USERS / spec.n_users)
+            blocks = outofcore.BLOCKS_PER_THREAD * max(n_workers, 1)
+            here = (spec.n_items * K * 24 * (blocks + 1)
+                    + 2 * impls_similarity.N_SAMPLE_TOPK * spec.n_items * 8 + (64 << 20))
+            workers = (outofcore.BLOCK_SHARE * available_bytes() + n_workers * 48 * per_part
+                       if n_workers else 0)
+            return int(here + workers)
         csr = spec.n_ratings * (F32 + 4)
         here = 2 * csr + spec.n_items * (K + 1) * 12 + (64 << 20)
-        if spec.name in OUT_OF_CORE_SCALES:
-            here += 2 * csr
         return int(here + n_workers * 3 * csr)
 
 
@@ -215,6 +241,11 @@ class OptimisedDaskTopK(DaskTopKImpl):
     note = "cosine_topk(backend='dask'): row blocks as tasks on a dask cluster"
 
     def run(self, st: DaskTopKState):
+        if st.folder is not None:
+            from recsys_fast.kernels.outofcore import cosine_topk_parquet
+
+            st.last_result = cosine_topk_parquet(st.folder, st.k, client=st.cluster.client)
+            return st.last_result.matrix
         from recsys_fast.kernels import cosine_topk_result
 
         with st.cluster.client.as_current():  # backend="dask" finds the case's client
