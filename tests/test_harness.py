@@ -778,3 +778,22 @@ def test_resume_refuses_data_whose_digest_changed(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ran scale tiny on other data than it would read now" in err
     assert "params.popularity_exponent: 0.123 -> " in err and j.path.exists()
+
+
+def test_out_of_core_scales_time_one_checked_call():
+    """At 100m and 1b a call takes minutes: the checked first call is the one timed round."""
+    from recsys_fast.harness.cases.registry import ALL_SCALES, Case, Registry, Verdict
+    from recsys_fast.harness.run.context import CaseContext
+    from recsys_fast.harness.run.runner import run_case
+
+    calls = []
+    case = Case("toy", "optimised", "cpu", lambda ctx, scale: {"n": 3},
+                lambda st: calls.append(1) or 7, check=lambda ctx, st, r: Verdict("equal", "x"),
+                scales=ALL_SCALES)
+    res = run_case(case, "100m", CaseContext(Registry()))
+    assert res.status == "ok" and res.verdict == "equal"
+    assert len(calls) == 1 and res.rounds == 1 and len(res.times_s) == 1
+    assert "one call" in res.extra["rounds_note"] and res.peak_rss_bytes
+    calls.clear()
+    res = run_case(case, "tiny", CaseContext(Registry()))
+    assert res.rounds >= 2 and len(calls) == res.rounds + 2  # checked + warm-up + rounds

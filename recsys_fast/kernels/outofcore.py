@@ -502,6 +502,8 @@ def _compute(run, files, k, include_self, block_bytes, n_blocks, scratch,
         "pair_madds": int(sum(p["madds"] for p in parts)),
         "gram_pair_madds": float(sum(p["gram_pair_madds"] for p in prep)),
         "largest_accumulator_bytes": int(max((p["acc_bytes"] for p in parts), default=0)),
+        "block_tasks": [{key: p[key] for key in ("b0", "b1", "madds", "acc_bytes",
+                                                  "accumulate_s", "seconds")} for p in parts],
         "block_budget_bytes": budget, "item_counts_top": int(counts.max()) if n else 0,
         **{k_: round(v, 3) for k_, v in times.items()},
     }

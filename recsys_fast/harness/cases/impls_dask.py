@@ -218,7 +218,7 @@ class DaskTopKImpl(DaskAdapter):
 
         if n_workers is None:
             n_workers = 0 if os.environ.get(SCHEDULER_ENV, "").strip() else casedata.threads()
-        if spec.name in OUT_OF_CORE_SCALES:
+        if spec.name.removeprefix("synthetic-") in OUT_OF_CORE_SCALES:
             from recsys_fast.data.parquet import DEFAULT_PARTITION_USERS
             from recsys_fast.kernels import outofcore
             from recsys_fast.memory import available_bytes
