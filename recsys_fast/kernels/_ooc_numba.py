@@ -60,18 +60,22 @@ def accumulate_block(indptr, indices, vals, inv_norm, b0, b1, acc):
 @njit(cache=True, nogil=True)
 def topk_rows(acc, k, first, out_rows, out_cols, out_vals):
     """Each row's k largest positive entries of ``acc`` (row r is item ``first + r``; column c
-    is item ``first + c``) as triplets; returns how many were written."""
+    is item ``first + c``) as triplets; returns how many were written. One min-heap of k per
+    row (:func:`._topk_numba._heap_push`): a value at or below its root costs one compare."""
+    hv = np.empty(k, np.float64)
+    hi = np.empty(k, np.int64)
     n = 0
     for r in range(acc.shape[0]):
         row = acc[r]
-        pos = np.flatnonzero(row > 0.0)
-        if pos.size > k:
-            order = np.argsort(-row[pos], kind="mergesort")[:k]
-            pos = pos[order]
-        for c in pos:
+        size = 0
+        for c in range(row.size):
+            v = row[c]
+            if v > 0.0 and (size < k or v >= hv[0]):
+                size = _heap_push(hv, hi, 0, size, k, v, c)
+        for e in range(size):
             out_rows[n] = first + r
-            out_cols[n] = first + c
-            out_vals[n] = row[c]
+            out_cols[n] = first + hi[e]
+            out_vals[n] = hv[e]
             n += 1
     return n
 
@@ -82,18 +86,22 @@ def topk_columns(acc, c0, k, first, out_rows, out_cols, out_vals):
     of row ``first + c`` (the column's item) with column ``first + r``; returns how many were
     written. The accumulator holds each pair once, in the block of its more popular item, so
     these are the block's candidates for the rows of later blocks. Rows are read in order,
-    each column keeping a min-heap of k (:func:`._topk_numba._heap_push`)."""
+    each column keeping a min-heap of k (:func:`._topk_numba._heap_push`) and its root in a
+    contiguous array, so a value that does not enter costs one compare."""
     n_rows, width = acc.shape
     n_cols = width - c0
     hv = np.empty(n_cols * k, np.float64)
     hi = np.empty(n_cols * k, np.int64)
     hn = np.zeros(n_cols, np.int64)
+    root = np.zeros(n_cols, np.float64)  # admission threshold: 0 until the heap is full
     for r in range(n_rows):
         row = acc[r]
         for c in range(n_cols):
             v = row[c0 + c]
-            if v > 0.0:
+            if v > root[c]:  # a tie with a full heap's root loses: rows come in order
                 hn[c] = _heap_push(hv, hi, c * k, hn[c], k, v, r)
+                if hn[c] == k:
+                    root[c] = hv[c * k]
     n = 0
     for c in range(n_cols):
         for e in range(hn[c]):
