@@ -47,7 +47,7 @@ def _positive_float(text: str) -> float:
 
 def add_bench_commands(subparsers) -> None:
     """Add ``bench`` and ``report`` to an argparse sub-parsers object."""
-    from recsys_fast.harness.cases.registry import BACKENDS, SCALES
+    from recsys_fast.harness.cases.registry import BACKENDS, OUT_OF_CORE_SCALES, SCALES
 
     b = subparsers.add_parser(
         "bench", help="time naive vs optimised kernels and peers; write results JSON",
@@ -56,7 +56,8 @@ def add_bench_commands(subparsers) -> None:
         "$RECSYS_FAST_SHARED/ml-100k exists, else synthetic), all implementations, "
         "backends that are usable here.")
     b.add_argument("--scale", default="100k", type=_csv,
-                   help=f"comma list of scales ({', '.join(SCALES)}); default 100k")
+                   help=f"comma list of scales ({', '.join(SCALES)}; out of core, dask "
+                        f"only: {', '.join(OUT_OF_CORE_SCALES)}); default 100k")
     b.add_argument("--kernels", type=_csv, default=None,
                    help="comma list of kernels (default all; --list shows them)")
     b.add_argument("--impl", type=_csv, default=None,
