@@ -136,19 +136,57 @@ def _dense_ids(ids: np.ndarray) -> bool:
     return ids.size > 0 and int(ids.min()) >= 0 and int(ids.max()) < 4 * ids.size + (1 << 22)
 
 
+def _user_span(file: str) -> tuple[int, int] | None:
+    """The file's smallest and largest ``user_id`` from its row-group statistics, or None
+    where a row group has none."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(file).metadata
+    col = meta.schema.names.index("user_id") if "user_id" in meta.schema.names else None
+    if col is None:
+        return None
+    lo, hi = [], []
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(col).statistics
+        if st is None or not st.has_min_max:
+            return None
+        lo.append(int(st.min))
+        hi.append(int(st.max))
+    return (min(lo), max(hi)) if lo else (0, -1)
+
+
 def stats_task(file: str) -> dict:
-    users, items, _, nbytes = read_ratings(file)
+    """The file's items and their rating counts, and its user range; reads ``item_id`` only
+    where the file's statistics give the user range (the other columns are checked when the
+    file is prepared)."""
+    import pyarrow.parquet as pq
+
+    span = _user_span(file)
+    if span is None:
+        users, items, _, nbytes = read_ratings(file)
+        span = (int(users.min()), int(users.max())) if users.size else (0, -1)
+    else:
+        try:
+            col = pq.read_table(file, columns=["item_id"]).column("item_id")
+        except (KeyError, ValueError):
+            read_ratings(file)  # names what is missing
+            raise
+        if col.null_count:
+            raise RecsysFastError(f"{file}: column item_id has {col.null_count} null value(s)")
+        items = col.to_numpy()
+        if items.dtype.kind not in "iu":
+            raise RecsysFastError(f"{file}: user_id and item_id must be integers, got item_id "
+                                  f"{items.dtype}")
+        nbytes = int(items.nbytes)
     if _dense_ids(items):  # a count per id value: no sort
         counts = np.bincount(items)
         ids = np.flatnonzero(counts)
         counts = counts[ids]
     else:
         ids, counts = np.unique(items, return_counts=True)
-    _, n_users = _user_rows(users)
-    return {"file": file, "items": ids, "counts": counts, "n_ratings": int(users.size),
-            "user_min": int(users.min()) if users.size else 0,
-            "user_max": int(users.max()) if users.size else -1,
-            "n_users": n_users, "bytes": nbytes, "disk_bytes": os.path.getsize(file)}
+    return {"file": file, "items": ids, "counts": counts, "n_ratings": int(items.size),
+            "user_min": span[0], "user_max": span[1], "bytes": nbytes,
+            "disk_bytes": os.path.getsize(file)}
 
 
 def _item_columns(items: np.ndarray, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -193,7 +231,7 @@ def prepare_task(file: str, lookup_ids: np.ndarray, lookup_pos: np.ndarray, n_it
     np.save(out + ".indptr.npy", R.indptr.astype(np.int64))
     np.save(out + ".indices.npy", indices)
     np.save(out + ".data.npy", data)
-    return {"sq": sq, "work": work, "nnz": int(R.nnz), "bytes": nbytes,
+    return {"sq": sq, "work": work, "nnz": int(R.nnz), "bytes": nbytes, "n_users": n_users,
             "prepared_bytes": int(indices.nbytes + data.nbytes + (n_users + 1) * 8),
             "gram_pair_madds": float(deg.astype(np.float64) @ deg)}
 
@@ -492,7 +530,7 @@ def _compute(run, files, k, include_self, block_bytes, n_blocks, scratch,
     times["merge_s"] = time.perf_counter() - t0
     stats_out = {
         "files": len(files), "ratings": int(sum(p["nnz"] for p in prep)),
-        "users": int(sum(s["n_users"] for s in stats)), "items": int(n),
+        "users": int(sum(p["n_users"] for p in prep)), "items": int(n),
         "blocks": [list(b) for b in blocks], "tasks": 2 * len(files) + len(blocks),
         "file_groups": len(groups),
         "parquet_bytes_on_disk": int(sum(s["disk_bytes"] for s in stats)),
@@ -529,7 +567,7 @@ def _number_items(stats: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def _check_users(stats: list[dict]) -> None:
     """RecsysFastError naming two files whose user ranges overlap."""
-    spans = sorted((s["user_min"], s["user_max"], s["file"]) for s in stats if s["n_users"])
+    spans = sorted((s["user_min"], s["user_max"], s["file"]) for s in stats if s["n_ratings"])
     for (_, hi_a, fa), (lo_b, _, fb) in zip(spans, spans[1:], strict=False):
         if lo_b <= hi_a:
             raise RecsysFastError(
