@@ -213,3 +213,21 @@ def test_bad_k_and_missing_folder(runner, tmp_path):
         cosine_topk_parquet(tmp_path / "k", n, client=runner, scratch=tmp_path)
     with pytest.raises(FileNotFoundError):
         cosine_topk_parquet(tmp_path / "nothing", 2, client=runner)
+
+
+def test_stats_read_the_user_range_with_or_without_file_statistics(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsys_fast.kernels.outofcore import stats_task
+
+    frame = random_ratings(9, 30, 20, 300, False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for stats in (True, False):
+        path = tmp_path / f"s{stats}.parquet"
+        pq.write_table(table, path, write_statistics=stats, row_group_size=50)
+        got = stats_task(str(path))
+        assert (got["user_min"], got["user_max"]) == (frame.user_id.min(), frame.user_id.max())
+        ids, counts = np.unique(frame.item_id, return_counts=True)
+        np.testing.assert_array_equal(got["items"], ids)
+        np.testing.assert_array_equal(got["counts"], counts)
