@@ -34,22 +34,23 @@ def accumulate_block(indptr, indices, vals, inv_norm, b0, b1, acc):
             p += 1
     start = np.cumsum(counts)
     fill = start[:-1].copy()
-    by_item_user = np.empty(start[-1], np.int64)
-    by_item_val = np.empty(start[-1], np.float64)
+    by_item_user = np.empty(start[-1], np.int32)  # users of one file group: < 2**31
+    by_item_val = np.empty(start[-1], vals.dtype)  # as stored: 1 byte for half stars
     for u in range(n_users):
         p, e = lo[u], indptr[u + 1]
         while p < e and indices[p] < b1:
             c = np.int64(indices[p]) - b0
             by_item_user[fill[c]] = u
-            by_item_val[fill[c]] = np.float64(vals[p]) * inv_norm[indices[p]]
+            by_item_val[fill[c]] = vals[p]
             fill[c] += 1
             p += 1
     madds = 0
     for c in range(nb):
         row = acc[c]
+        inv_c = inv_norm[b0 + c]
         for t in range(start[c], start[c + 1]):
             u = by_item_user[t]
-            vi = by_item_val[t]
+            vi = np.float64(by_item_val[t]) * inv_c
             e = indptr[u + 1]
             for q in range(lo[u], e):
                 row[np.int64(indices[q]) - b0] += vi * np.float64(vals[q])

@@ -239,25 +239,33 @@ def prepare_task(file: str, lookup_ids: np.ndarray, lookup_pos: np.ndarray, n_it
 def _load_group(prepared: list[str]):
     """The prepared files stacked into one CSR (rows: their users in turn), the factor its
     values carry (0.5: uint8 twice the rating, see :func:`compact`; else 1) and the bytes
-    read. Files stored in different forms are joined as float32 ratings."""
-    ptrs, idx, vals, nbytes = [np.zeros(1, np.int64)], [], [], 0
-    offset = 0
-    for out in prepared:
-        indptr = np.load(out + ".indptr.npy")
-        indices = np.load(out + ".indices.npy")
-        data = np.load(out + ".data.npy")
-        nbytes += indptr.nbytes + indices.nbytes + data.nbytes
-        ptrs.append(indptr[1:] + offset)
-        offset += int(indptr[-1])
-        idx.append(indices)
-        vals.append(data)
-    scale = {0.5 if v.dtype == np.uint8 else 1.0 for v in vals}
-    if len(scale) > 1:
-        vals = [v.astype(np.float32) * np.float32(0.5 if v.dtype == np.uint8 else 1.0)
-                for v in vals]
-        scale = {1.0}
-    return (np.concatenate(ptrs), np.concatenate(idx), np.concatenate(vals), scale.pop(),
-            nbytes)
+    read. Each file is copied into arrays allocated once for the group (no second copy while
+    joining); files stored in different forms are joined as float32 ratings."""
+    maps = [[np.load(out + ext, mmap_mode="r") for ext in (".indptr.npy", ".indices.npy",
+                                                          ".data.npy")] for out in prepared]
+    kinds = {m[2].dtype for m in maps}
+    mixed = len(kinds) > 1
+    n_users = sum(m[0].size - 1 for m in maps)
+    nnz = sum(m[1].size for m in maps)
+    indptr = np.empty(n_users + 1, np.int64)
+    indices = np.empty(nnz, maps[0][1].dtype if maps else np.int32)
+    data = np.empty(nnz, np.float32 if mixed else (maps[0][2].dtype if maps else np.float32))
+    indptr[0] = 0
+    r = e = 0
+    nbytes = 0
+    for ptr, idx, val in maps:
+        nu, ne = ptr.size - 1, idx.size
+        indptr[r + 1:r + nu + 1] = ptr[1:] + e
+        indices[e:e + ne] = idx
+        if mixed:
+            data[e:e + ne] = val * np.float32(0.5 if val.dtype == np.uint8 else 1.0)
+        else:
+            data[e:e + ne] = val
+        nbytes += ptr.nbytes + idx.nbytes + val.nbytes
+        r, e = r + nu, e + ne
+    del maps
+    scale = 0.5 if (not mixed and data.dtype == np.uint8) else 1.0
+    return indptr, indices, data, scale, nbytes
 
 
 def file_groups(sizes: list[int], group_bytes: int) -> list[list[int]]:
@@ -286,6 +294,8 @@ def block_task(prepared: list[str], groups: list[list[int]], b0: int, b1: int,
     madds, nbytes = 0, 0
     for g in groups:
         indptr, indices, vals, scale, read = _load_group([prepared[i] for i in g])
+        if indptr.size > 2**31:  # the kernel numbers a group's users in int32
+            raise RecsysFastError(f"a file group holds {indptr.size - 1:,} users, over 2**31")
         nbytes += read
         madds += int(nb.accumulate_block(indptr, indices, vals, inv_norm * scale**2, b0, b1,
                                          acc))
