@@ -351,7 +351,8 @@ def main() -> None:
     p.add_argument("--workers", default="1,2")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--parquet", default=None, metavar="SCALE",
-                   help="one out-of-core run from the Parquet folder of SCALE (e.g. 100m)")
+                   help="the in-memory dask path once, its CSR built from the Parquet "
+                        "folder of SCALE (e.g. 100m)")
     p.add_argument("--outofcore", default=None, metavar="SCALE",
                    help="cosine_topk_parquet on SCALE's Parquet folder, one LocalCluster per "
                         "--workers count (e.g. 100m, 1b)")
