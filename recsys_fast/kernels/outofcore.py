@@ -100,20 +100,28 @@ def read_ratings(file: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
             raise RecsysFastError(f"{file}: missing column(s) {', '.join(missing)} (has "
                                   f"{', '.join(have)})") from None
         raise RecsysFastError(f"{file}: cannot read {', '.join(COLUMNS)}: {exc}") from None
-    for name in COLUMNS:
-        if table.column(name).null_count:
-            raise RecsysFastError(f"{file}: column {name} has "
-                                  f"{table.column(name).null_count} null value(s)")
-    users = table.column("user_id").to_numpy()
-    items = table.column("item_id").to_numpy()
-    ratings = table.column("rating").to_numpy().astype(np.float32, copy=False)
-    if users.dtype.kind not in "iu" or items.dtype.kind not in "iu":
-        raise RecsysFastError(f"{file}: user_id and item_id must be integers, got "
-                              f"{users.dtype} and {items.dtype}")
+    users, items = _id_column(table, "user_id", file), _id_column(table, "item_id", file)
+    ratings = _column(table, "rating", file).astype(np.float32, copy=False)
     if ratings.size and not np.isfinite(ratings).all():
         at = int(np.flatnonzero(~np.isfinite(ratings))[0])
         raise RecsysFastError(f"{file}: rating in row {at} is {ratings[at]}, not finite")
     return users, items, ratings, int(table.nbytes)
+
+
+def _column(table, name: str, file: str) -> np.ndarray:
+    """One column as numpy; RecsysFastError naming the file when it holds nulls."""
+    col = table.column(name)
+    if col.null_count:
+        raise RecsysFastError(f"{file}: column {name} has {col.null_count} null value(s)")
+    return col.to_numpy()
+
+
+def _id_column(table, name: str, file: str) -> np.ndarray:
+    """An id column (:func:`_column`) that must hold integers."""
+    ids = _column(table, name, file)
+    if ids.dtype.kind not in "iu":
+        raise RecsysFastError(f"{file}: {name} must hold integers, got {ids.dtype}")
+    return ids
 
 
 def _user_rows(users: np.ndarray) -> tuple[np.ndarray, int]:
@@ -167,16 +175,11 @@ def stats_task(file: str) -> dict:
         span = (int(users.min()), int(users.max())) if users.size else (0, -1)
     else:
         try:
-            col = pq.read_table(file, columns=["item_id"]).column("item_id")
+            table = pq.read_table(file, columns=["item_id"])
         except (KeyError, ValueError):
             read_ratings(file)  # names what is missing
             raise
-        if col.null_count:
-            raise RecsysFastError(f"{file}: column item_id has {col.null_count} null value(s)")
-        items = col.to_numpy()
-        if items.dtype.kind not in "iu":
-            raise RecsysFastError(f"{file}: user_id and item_id must be integers, got item_id "
-                                  f"{items.dtype}")
+        items = _id_column(table, "item_id", file)
         nbytes = int(items.nbytes)
     if _dense_ids(items):  # a count per id value: no sort
         counts = np.bincount(items)
@@ -192,7 +195,7 @@ def stats_task(file: str) -> dict:
 def _item_columns(items: np.ndarray, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Each rating's column: ``pos`` of its item's place in the sorted ``ids`` (every item
     is among them), by a lookup table where the ids are small, else by binary search."""
-    if ids.size and int(ids[0]) >= 0 and int(ids[-1]) < 4 * ids.size + (1 << 22):
+    if _dense_ids(ids):
         table = np.zeros(int(ids[-1]) + 1, np.int64)
         table[ids] = pos
         return table[items]
@@ -470,8 +473,7 @@ def cosine_topk_parquet(path: Any, k: int, *, include_self: bool = False, client
     args = (files, k, include_self, block_bytes, n_blocks, scratch, progress)
     if isinstance(client, str) and client == "inline":
         return _compute(InlineRunner(), *args)
-    require_dask()
-    with dask_client(client) as c:
+    with dask_client(client) as c:  # BackendUnavailableError without dask
         return _compute(DaskRunner(c), *args)
 
 
