@@ -201,6 +201,12 @@ class _Prepared:
     times: list[float] = field(default_factory=list)
 
 
+def _record_memory(res: CaseResult, mem: MemoryProbe) -> None:
+    """The probed call's peak resident memory (and its rise) on the row."""
+    res.peak_rss_bytes, res.peak_rss_delta_bytes = mem.peak, mem.delta
+    res.extra["memory_method"] = mem.method
+
+
 def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: Notify,
              guard: _SigintGuard) -> _Prepared:
     """Skip / set up / check / probe + warm up one case; its ``res.status`` is final unless
@@ -228,8 +234,7 @@ def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: N
             t_first = time.perf_counter() - t0
         if once:
             prep.times.append(t_first)
-            res.peak_rss_bytes, res.peak_rss_delta_bytes = mem.peak, mem.delta
-            res.extra["memory_method"] = mem.method
+            _record_memory(res, mem)
             res.extra["rounds_note"] = ("out-of-core scale: one call, timed and checked (no "
                                         "warm-up, no repeats)")
         stage = "check"
@@ -253,8 +258,7 @@ def _prepare(case: Case, scale: str, ctx: CaseContext, s: RunSettings, notify: N
             if n == 0:
                 with MemoryProbe() as mem:
                     case.run(prep.state)
-                res.peak_rss_bytes, res.peak_rss_delta_bytes = mem.peak, mem.delta
-                res.extra["memory_method"] = mem.method
+                _record_memory(res, mem)
             else:
                 case.run(prep.state)
         return prep
